@@ -1,0 +1,154 @@
+"""BERT as in d2l: ``BERTEncoder``, ``MaskLM``, ``NextSentencePred`` and ``BERTModel``.
+
+Constructors, call signatures, return values and parameter names are d2l 1.0.3's, so a
+d2l checkpoint loads with ``load_parameters`` and the numbers agree. Beyond d2l, keyword
+options give real BERT's choices: GELU, a LayerNorm (and dropout) on the embeddings, the
+LayerNorm epsilon, and an MLM decoder tied to the token embedding.
+"""
+from mxnet.gluon import nn
+
+from . import inputs
+from .attention import attention_lengths
+from .legacy import LegacyHybridBlock
+from .transformer import TransformerEncoderBlock, activate, check_activation
+
+
+class BERTEncoder(LegacyHybridBlock):
+    """BERT encoder: token + segment + learned position embeddings, then Transformer blocks.
+
+    ``forward(tokens, segments, valid_lens)`` takes (batch, seq_len) ids and segment ids and
+    (batch,) valid lengths (or None), and returns (batch, seq_len, num_hiddens).
+    """
+
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                 max_len=1000, *, activation='relu', embedding_layer_norm=False,
+                 layer_norm_eps=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        check_activation(activation)
+        self.vocab_size, self.num_hiddens, self.max_len = vocab_size, num_hiddens, max_len
+        self.num_heads = num_heads
+        with self.name_scope():
+            self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
+            self.segment_embedding = nn.Embedding(2, num_hiddens)
+            if embedding_layer_norm:
+                self.embedding_ln = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens)
+                self.embedding_dropout = nn.Dropout(dropout)
+            else:
+                self.embedding_ln = None
+            self.blks = nn.HybridSequential()
+            for _ in range(num_blks):
+                self.blks.add(TransformerEncoderBlock(
+                    num_hiddens, ffn_num_hiddens, num_heads, dropout, True, activation,
+                    layer_norm_eps))
+            # In BERT, positional embeddings are learnable; one row per position up to max_len
+            self.pos_embedding = self.params.get('pos_embedding',
+                                                 shape=(1, max_len, num_hiddens))
+
+    def _check_inputs(self, tokens, segments, valid_lens=None):
+        inputs.check_tokens_and_segments(tokens, segments, self.vocab_size, self.max_len)
+        inputs.check_valid_lens(valid_lens, *tokens.shape)
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pos_embedding=None):
+        # Work sequence-first (seq_len, batch, hidden), the layout of the fused attention:
+        # transposing the integer inputs is cheaper than transposing activations.
+        tokens_t, segments_t = F.transpose(tokens), F.transpose(segments)
+        X = self.token_embedding(tokens_t) + self.segment_embedding(segments_t)
+        positions = F.take(F.reshape(pos_embedding, shape=(-3, 0)),
+                           F.contrib.arange_like(tokens_t, axis=0))
+        X = F.broadcast_add(X, F.expand_dims(positions, axis=1))
+        if self.embedding_ln is not None:
+            X = self.embedding_dropout(self.embedding_ln(X))
+        if valid_lens is None:
+            for blk in self.blks:
+                X = blk(X)
+        else:
+            lengths = attention_lengths(F, valid_lens, tokens_t, self.num_heads)
+            for blk in self.blks:
+                X = blk(X, lengths)
+        return F.transpose(X, axes=(1, 0, 2))
+
+
+class MaskLM(LegacyHybridBlock):
+    """The masked language model head: an MLP over the encodings at ``pred_positions``.
+
+    ``forward(X, pred_positions)``: X (batch, seq_len, num_hiddens), pred_positions
+    (batch, num_preds) -> logits (batch, num_preds, vocab_size).
+    """
+
+    def __init__(self, vocab_size, num_hiddens, *, activation='relu', layer_norm_eps=1e-5,
+                 num_inputs=0, **kwargs):
+        super().__init__(**kwargs)
+        check_activation(activation)
+        self.activation, self.num_hiddens = activation, num_hiddens
+        with self.name_scope():
+            self.mlp = nn.HybridSequential()
+            self.mlp.add(nn.Dense(num_hiddens, flatten=False, in_units=num_inputs),
+                         nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens),
+                         nn.Dense(vocab_size, flatten=False, in_units=num_hiddens))
+
+    def _check_inputs(self, X, pred_positions):
+        if X.ndim != 3:
+            raise ValueError(f'X must have shape (batch_size, seq_len, num_hiddens), '
+                             f'got {X.shape}')
+        inputs.check_pred_positions(pred_positions, X.shape[0], X.shape[1])
+
+    def hybrid_forward(self, F, X, pred_positions):
+        # Row b of the batch pairs with each of its positions: indices (2, batch, num_preds)
+        batch_idx = F.broadcast_like(
+            F.reshape(F.contrib.arange_like(pred_positions, axis=0), shape=(-1, 1)),
+            pred_positions)
+        indices = F.stack(F.cast(batch_idx, 'int32'), F.cast(pred_positions, 'int32'))
+        masked_X = F.gather_nd(X, indices)
+        dense, layer_norm, decoder = self.mlp[0], self.mlp[1], self.mlp[2]
+        return decoder(layer_norm(activate(F, dense(masked_X), self.activation)))
+
+
+class NextSentencePred(LegacyHybridBlock):
+    """The next sentence prediction head: a 2-way dense layer on the ``<cls>`` features."""
+
+    def __init__(self, num_inputs=0, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.output = nn.Dense(2, in_units=num_inputs)
+
+    def hybrid_forward(self, F, X):
+        return self.output(X)
+
+
+class BERTModel(LegacyHybridBlock):
+    """The BERT model: encoder, MLM head and NSP head over a tanh ``hidden`` layer.
+
+    ``forward(tokens, segments, valid_lens=None, pred_positions=None)`` returns
+    ``(encoded_X, mlm_Y_hat, nsp_Y_hat)``; ``mlm_Y_hat`` is None without ``pred_positions``.
+    ``tie_mlm_decoder=True`` shares the MLM output weight with the token embedding (HF BERT).
+    """
+
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                 max_len=1000, *, activation='relu', embedding_layer_norm=False,
+                 layer_norm_eps=1e-5, tie_mlm_decoder=False, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.encoder = BERTEncoder(
+                vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                max_len, activation=activation, embedding_layer_norm=embedding_layer_norm,
+                layer_norm_eps=layer_norm_eps)
+            self.hidden = nn.Dense(num_hiddens, activation='tanh', in_units=num_hiddens)
+            self.mlm = MaskLM(vocab_size, num_hiddens, activation=activation,
+                              layer_norm_eps=layer_norm_eps, num_inputs=num_hiddens)
+            self.nsp = NextSentencePred(num_inputs=num_hiddens)
+        if tie_mlm_decoder:
+            self.mlm.mlp[2].weight = self.encoder.token_embedding.weight
+
+    def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None):
+        self.encoder._check_inputs(tokens, segments, valid_lens)
+        if pred_positions is not None:
+            inputs.check_pred_positions(pred_positions, *tokens.shape)
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None):
+        encoded_X = self.encoder(tokens, segments, valid_lens)
+        mlm_Y_hat = None if pred_positions is None else self.mlm(encoded_X, pred_positions)
+        # The hidden layer of the MLP classifier for next sentence prediction.
+        # 0 is the index of the '<cls>' token
+        cls = F.reshape(F.slice_axis(encoded_X, axis=1, begin=0, end=1), shape=(0, -1))
+        nsp_Y_hat = self.nsp(self.hidden(cls))
+        return encoded_X, mlm_Y_hat, nsp_Y_hat

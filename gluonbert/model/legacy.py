@@ -1,0 +1,89 @@
+"""Run Gluon blocks on MXNet's legacy operators, whatever the caller's ``npx`` mode.
+
+d2l readers call ``npx.set_np()``; ONNX export (mx2onnx in MXNet 1.9.1) only converts legacy
+operators such as ``FullyConnected`` and ``LayerNorm``. So every gluonbert block computes with
+legacy operators, and the outermost call converts ``mx.np`` inputs to legacy arrays and the
+outputs back. Conversions share memory and autograd history; they copy nothing.
+"""
+import contextlib
+import contextvars
+
+import mxnet as mx
+from mxnet.gluon import HybridBlock
+from mxnet.util import is_np_array, is_np_shape, np_array, np_shape
+
+_inside_block = contextvars.ContextVar('gluonbert_inside_block', default=False)
+
+
+def _map(fn, value):
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map(fn, v) for v in value)
+    return None if value is None else fn(value)
+
+
+def _to_legacy(x):
+    return x.as_nd_ndarray() if isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol)) else x
+
+
+def _to_np(x):
+    return x.as_np_ndarray()
+
+
+@contextlib.contextmanager
+def _legacy_parameter_views(block):
+    """Let the block's parameters hand out legacy views of their ``mx.np`` arrays.
+
+    Parameters initialized under ``npx.set_np()`` hold ``mx.np`` arrays, which legacy operators
+    refuse. The views share memory and autograd marks, so gradients still reach the parameters.
+    """
+    swapped = []
+    for param in block.collect_params().values():
+        arrays = param._data
+        if arrays and isinstance(arrays[0], mx.np.ndarray):
+            param._data = [a.as_nd_ndarray() for a in arrays]
+            swapped.append((param, arrays))
+    try:
+        yield
+    finally:
+        for param, arrays in swapped:
+            param._data = arrays
+
+
+class LegacyHybridBlock(HybridBlock):
+    """A HybridBlock whose ``hybrid_forward`` may use legacy operators in any npx mode.
+
+    The outermost call also validates its inputs (``_check_inputs``), once, before any work:
+    blocks called from inside another gluonbert block trust their caller.
+    """
+
+    def _check_inputs(self, *args):
+        """Raise ValueError for inputs the block cannot handle; NDArray inputs only."""
+
+    def forward(self, x, *args):
+        if _inside_block.get():
+            return super().forward(x, *args)
+        if isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
+                                            and isinstance(x[0], mx.nd.NDArray)):
+            self._check_inputs(x, *args)
+        np_mode = is_np_array() or is_np_shape()
+        token = _inside_block.set(True)
+        try:
+            with np_array(False), np_shape(False), _legacy_parameter_views(self):
+                out = super().forward(*_map(_to_legacy, (x,) + args))
+        finally:
+            _inside_block.reset(token)
+        return _map(_to_np, out) if np_mode and is_np_array() else out
+
+    def load_parameters(self, filename, ctx=None, **kwargs):
+        """Load a Gluon parameter file, whichever npx mode it was saved in.
+
+        d2l saves under ``npx.set_np()``, and MXNet refuses to load such a file without NumPy
+        shape semantics; we switch them on for the load instead of failing.
+        """
+        try:
+            super().load_parameters(filename, ctx=ctx, **kwargs)
+        except mx.base.MXNetError as error:
+            if 'np shape semantics' not in str(error) or is_np_shape():
+                raise
+            with np_shape(True):
+                super().load_parameters(filename, ctx=ctx, **kwargs)

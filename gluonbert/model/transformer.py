@@ -1,0 +1,69 @@
+"""The Transformer encoder block of d2l (post-LayerNorm), in the sequence-first layout."""
+from mxnet.gluon import nn
+
+from .attention import MultiHeadAttention
+from .legacy import LegacyHybridBlock
+
+ACTIVATIONS = ('relu', 'gelu')
+
+
+def activate(F, X, activation):
+    """ReLU (d2l) or the exact, erf-based GELU (BERT)."""
+    if activation == 'relu':
+        return F.relu(X)
+    return F.LeakyReLU(X, act_type='gelu')
+
+
+def check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f'activation={activation!r} is not supported; expected one of '
+                         f'{ACTIVATIONS}')
+
+
+class PositionWiseFFN(LegacyHybridBlock):
+    """Two dense layers applied at every position, as d2l's (``dense1``, ``dense2``)."""
+
+    def __init__(self, ffn_num_hiddens, ffn_num_outputs, activation='relu', **kwargs):
+        super().__init__(**kwargs)
+        check_activation(activation)
+        self.activation = activation
+        with self.name_scope():
+            self.dense1 = nn.Dense(ffn_num_hiddens, flatten=False, in_units=ffn_num_outputs)
+            self.dense2 = nn.Dense(ffn_num_outputs, flatten=False, in_units=ffn_num_hiddens)
+
+    def hybrid_forward(self, F, X):
+        return self.dense2(activate(F, self.dense1(X), self.activation))
+
+
+class AddNorm(LegacyHybridBlock):
+    """Residual connection followed by layer normalization: ``ln(dropout(Y) + X)``."""
+
+    def __init__(self, dropout, num_hiddens=0, layer_norm_eps=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.dropout = nn.Dropout(dropout)
+            self.ln = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens)
+
+    def hybrid_forward(self, F, X, Y):
+        return self.ln(self.dropout(Y) + X)
+
+
+class TransformerEncoderBlock(LegacyHybridBlock):
+    """d2l's encoder block: attention, add & norm, feed-forward, add & norm.
+
+    Input and output have shape (seq_len, batch, num_hiddens); ``lengths`` comes from
+    ``attention.attention_lengths``.
+    """
+
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=False,
+                 activation='relu', layer_norm_eps=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout, use_bias)
+            self.addnorm1 = AddNorm(dropout, num_hiddens, layer_norm_eps)
+            self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens, activation)
+            self.addnorm2 = AddNorm(dropout, num_hiddens, layer_norm_eps)
+
+    def hybrid_forward(self, F, X, lengths=None):
+        Y = self.addnorm1(X, self.attention(X, lengths))
+        return self.addnorm2(Y, self.ffn(Y))

@@ -5,6 +5,8 @@ d2l checkpoint loads with ``load_parameters`` and the numbers agree. Beyond d2l,
 options give real BERT's choices: GELU, a LayerNorm (and dropout) on the embeddings, the
 LayerNorm epsilon, and an MLM decoder tied to the token embedding.
 """
+import warnings
+
 from mxnet.gluon import nn
 
 from . import inputs
@@ -72,11 +74,12 @@ class MaskLM(LegacyHybridBlock):
     """The masked language model head: an MLP over the encodings at ``pred_positions``.
 
     ``forward(X, pred_positions)``: X (batch, seq_len, num_hiddens), pred_positions
-    (batch, num_preds) -> logits (batch, num_preds, vocab_size).
+    (batch, num_preds) -> logits (batch, num_preds, vocab_size). With ``tied_embedding`` (an
+    ``nn.Embedding``), the output layer shares its weight, as in HF BERT.
     """
 
     def __init__(self, vocab_size, num_hiddens, *, activation='relu', layer_norm_eps=1e-5,
-                 num_inputs=0, **kwargs):
+                 num_inputs=0, tied_embedding=None, **kwargs):
         super().__init__(**kwargs)
         check_activation(activation)
         self.activation, self.num_hiddens = activation, num_hiddens
@@ -84,7 +87,11 @@ class MaskLM(LegacyHybridBlock):
             self.mlp = nn.HybridSequential()
             self.mlp.add(nn.Dense(num_hiddens, flatten=False, in_units=num_inputs),
                          nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens),
-                         nn.Dense(vocab_size, flatten=False, in_units=num_hiddens))
+                         # A tied decoder takes its (vocab_size, num_hiddens) weight from the
+                         # embedding's parameters, which hold it under the same name
+                         nn.Dense(vocab_size, flatten=False, in_units=num_hiddens,
+                                  params=None if tied_embedding is None
+                                  else tied_embedding.params))
 
     def _check_inputs(self, X, pred_positions):
         if X.ndim != 3:
@@ -127,6 +134,11 @@ class BERTModel(LegacyHybridBlock):
                  max_len=1000, *, activation='relu', embedding_layer_norm=False,
                  layer_norm_eps=1e-5, tie_mlm_decoder=False, **kwargs):
         super().__init__(**kwargs)
+        self.config = dict(vocab_size=vocab_size, num_hiddens=num_hiddens,
+                           ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads,
+                           num_blks=num_blks, dropout=dropout, max_len=max_len,
+                           activation=activation, embedding_layer_norm=embedding_layer_norm,
+                           layer_norm_eps=layer_norm_eps, tie_mlm_decoder=tie_mlm_decoder)
         with self.name_scope():
             self.encoder = BERTEncoder(
                 vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
@@ -134,21 +146,36 @@ class BERTModel(LegacyHybridBlock):
                 layer_norm_eps=layer_norm_eps)
             self.hidden = nn.Dense(num_hiddens, activation='tanh', in_units=num_hiddens)
             self.mlm = MaskLM(vocab_size, num_hiddens, activation=activation,
-                              layer_norm_eps=layer_norm_eps, num_inputs=num_hiddens)
+                              layer_norm_eps=layer_norm_eps, num_inputs=num_hiddens,
+                              tied_embedding=self.encoder.token_embedding
+                              if tie_mlm_decoder else None)
             self.nsp = NextSentencePred(num_inputs=num_hiddens)
-        if tie_mlm_decoder:
-            self.mlm.mlp[2].weight = self.encoder.token_embedding.weight
 
     def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None):
         self.encoder._check_inputs(tokens, segments, valid_lens)
         if pred_positions is not None:
             inputs.check_pred_positions(pred_positions, *tokens.shape)
 
+    def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+        # A cached graph serves one call structure; rebuild it when the structure changes
+        structure = (valid_lens is None, pred_positions is None)
+        if self._active and structure != getattr(self, '_structure', structure):
+            self._clear_cached_op()
+        self._structure = structure
+        if pred_positions is not None:
+            return super().forward(tokens, segments, valid_lens, pred_positions)
+        # A static graph cannot output None: run without the MLM head and add it here
+        with warnings.catch_warnings():  # the MLM head's parameters are unused, as intended
+            warnings.filterwarnings('ignore', 'Parameter .* is not used by any computation')
+            encoded_X, nsp_Y_hat = super().forward(tokens, segments, valid_lens)
+        return encoded_X, None, nsp_Y_hat
+
     def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None):
         encoded_X = self.encoder(tokens, segments, valid_lens)
-        mlm_Y_hat = None if pred_positions is None else self.mlm(encoded_X, pred_positions)
         # The hidden layer of the MLP classifier for next sentence prediction.
         # 0 is the index of the '<cls>' token
         cls = F.reshape(F.slice_axis(encoded_X, axis=1, begin=0, end=1), shape=(0, -1))
         nsp_Y_hat = self.nsp(self.hidden(cls))
-        return encoded_X, mlm_Y_hat, nsp_Y_hat
+        if pred_positions is None:
+            return encoded_X, nsp_Y_hat
+        return encoded_X, self.mlm(encoded_X, pred_positions), nsp_Y_hat

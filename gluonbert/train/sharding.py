@@ -1,0 +1,40 @@
+"""Split a batch across devices by sample, with balanced shard sizes.
+
+``gluon.utils.split_and_load(..., even_split=False)`` gives splits like [3, 3, 3, 10] and
+fails with "Too many slices" on a batch smaller than the device count; here sizes differ by
+at most one sample.
+"""
+import mxnet as mx
+
+
+def shard_sizes(batch_size, num_devices):
+    """Balanced shard sizes, e.g. (10, 4) -> [3, 3, 2, 2]."""
+    if num_devices < 1:
+        raise ValueError('devices is empty; expected at least one context')
+    if batch_size < num_devices:
+        raise ValueError(f'a batch of {batch_size} samples cannot be split across '
+                         f'{num_devices} devices; expected at least one sample per device')
+    base, extra = divmod(batch_size, num_devices)
+    return [base + (i < extra) for i in range(num_devices)]
+
+
+def shard_batch(batch, devices):
+    """Split every array of ``batch`` along axis 0 and copy shard i to ``devices[i]``.
+
+    Returns one tuple of arrays per device, in the order of ``batch``.
+    """
+    batch_size = batch[0].shape[0]
+    for i, array in enumerate(batch):
+        if array.shape[0] != batch_size:
+            raise ValueError(f'batch item {i} has {array.shape[0]} samples, item 0 has '
+                             f'{batch_size}; expected the same batch size for every item')
+    shards, begin = [], 0
+    for size, device in zip(shard_sizes(batch_size, len(devices)), devices):
+        end = begin + size
+        shards.append(tuple(_as_array(a)[begin:end].as_in_context(device) for a in batch))
+        begin = end
+    return shards
+
+
+def _as_array(array):
+    return array if isinstance(array, mx.nd.NDArray) else mx.nd.array(array)

@@ -1,0 +1,6 @@
+"""``python -m gluonbert``: see ``gluonbert.cli``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Pretrained-model folders in the layout of d2l's ``bert.small``: ``vocab.json`` and
+``pretrained.params``, plus our ``config.json`` with the architecture.
+
+The chapter's ``load_pretrained_model`` reads the first two; the config lets a folder be
+loaded without repeating the hyperparameters. Files are written atomically (temporary file,
+fsync, rename), so an interrupted save never leaves a half-written checkpoint.
+"""
+import json
+import os
+import tempfile
+
+from ..data.vocab import Vocab
+from ..model import BERTModel
+
+VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
+
+
+def _atomic_write(path, write):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_json(path, value):
+    def write(tmp):
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(value, f, indent=1 if isinstance(value, dict) else None)
+    _atomic_write(path, write)
+
+
+def save_pretrained(net, vocab, folder, config=None):
+    """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    if config is not None:
+        _write_json(os.path.join(folder, CONFIG_FILE), config)
+    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
+    _atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
+
+
+def _read_vocab(folder):
+    path = os.path.join(folder, VOCAB_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path} not found: a pretrained folder holds {VOCAB_FILE} and '
+                                f'{PARAMS_FILE}')
+    return Vocab.from_json(path)
+
+
+def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=None,
+                          num_heads=None, num_blks=None, dropout=None, max_len=None,
+                          devices=None):
+    """Load ``(bert, vocab)`` from a pretrained folder, as the d2l NLI chapter does.
+
+    ``pretrained_model`` is the folder. Hyperparameters left as None come from its
+    ``config.json``; given ones override it (e.g. ``dropout``).
+    """
+    folder = pretrained_model
+    params = os.path.join(folder, PARAMS_FILE)
+    if not os.path.isfile(params):
+        raise FileNotFoundError(f'{params} not found: {folder!r} is not a pretrained folder '
+                                f'(expected {VOCAB_FILE} and {PARAMS_FILE})')
+    vocab = _read_vocab(folder)
+    config_path = os.path.join(folder, CONFIG_FILE)
+    config = {}
+    if os.path.isfile(config_path):
+        with open(config_path, encoding='utf-8') as f:
+            config = json.load(f)
+    given = dict(num_hiddens=num_hiddens, ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads,
+                 num_blks=num_blks, dropout=dropout, max_len=max_len)
+    config.update({k: v for k, v in given.items() if v is not None})
+    missing = [k for k in given if k not in config]
+    if missing:
+        raise ValueError(f'{folder!r} has no {CONFIG_FILE}; pass {", ".join(missing)}')
+    config.pop('vocab_size', None)
+    bert = BERTModel(len(vocab), **config)
+    bert.load_parameters(params, ctx=devices)
+    return bert, vocab

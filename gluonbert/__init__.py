@@ -1,5 +1,8 @@
 """gluonbert: BERT in MXNet Gluon, mirroring d2l's blocks, hybridizable and fast."""
 from . import runtime  # first: thread settings must precede ``import mxnet``
+from .data import Vocab, get_tokens_and_segments, load_data_wiki
 from .model import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
+from .train.checkpoint import load_pretrained_model, save_pretrained
+from .train.pretrain import train_bert
 
 __version__ = '0.1.0'

@@ -1,0 +1,1 @@
+"""Training: BERT pretraining (``train_bert``), device sharding and pretrained folders."""

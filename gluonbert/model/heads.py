@@ -141,7 +141,9 @@ class BERTForQuestionAnswering(_Head):
             valid = F.broadcast_lesser(F.reshape(positions, shape=(1, -1)),
                                        F.reshape(valid_lens, shape=(-1, 1)))
             logits = F.broadcast_add(logits, F.expand_dims((valid - 1) * 1e4, axis=0))
-        return logits[0], logits[1]
+        # split, not logits[0]: indexing a Symbol picks an output, so it fails hybridized
+        start, end = F.split(logits, num_outputs=2, axis=0, squeeze_axis=True)
+        return start, end
 
     def loss(self, outputs, labels):
         """Mean of the start and end cross-entropies per example."""

@@ -66,7 +66,7 @@ def locate_wikitext2(data_dir=None, *, download=True, verify=True, fallback=None
         return str(_checked_folder(Path(data_dir), 'data_dir'))
     folder, looked = _search()
     if folder is None:
-        folder, outcome = _download() if _download_enabled(download) else (
+        folder, outcome = _download() if download_enabled(download) else (
             None, 'download disabled (download=False or GLUONBERT_NO_DOWNLOAD=1)')
         looked.append(outcome)
     if folder is not None:
@@ -93,6 +93,20 @@ def _checked_folder(folder, source):
     return folder
 
 
+def candidate_folders(name, d2l_name=None):
+    """Where data set ``name`` may be, in resolution order after an explicit folder and
+    ``$GLUONBERT_DATA``: ``{folder: source}`` for ``../shared/data/<name>`` beside the
+    repository and the working directory, then d2l's cache ``../data/<d2l_name>``."""
+    cwd = Path.cwd()
+    places = {}
+    for source, folder in (('shared data beside the repository', _REPO_ROOT),
+                           ('shared data beside the working directory', cwd)):
+        places.setdefault((folder / '..' / 'shared' / 'data' / name).resolve(), source)
+    if d2l_name is not None:
+        places.setdefault((cwd / '..' / 'data' / d2l_name).resolve(), "d2l's download cache")
+    return places
+
+
 def _search():
     """The first local folder (or None) and the list of places looked."""
     env = os.environ.get('GLUONBERT_DATA')
@@ -101,12 +115,7 @@ def _search():
         if (nested / TRAIN_FILE).is_file():
             return nested, []
         return _checked_folder(Path(env), f'$GLUONBERT_DATA={env}'), []
-    cwd = Path.cwd()
-    places = {}
-    for source, folder in (('shared data beside the repository', _REPO_ROOT),
-                           ('shared data beside the working directory', cwd)):
-        places.setdefault((folder / '..' / 'shared' / 'data' / 'wikitext-2').resolve(), source)
-    places.setdefault((cwd / '..' / 'data' / 'wikitext-2').resolve(), "d2l's download cache")
+    places = candidate_folders('wikitext-2', 'wikitext-2')
     for folder, source in places.items():
         if folder.is_dir():
             return _checked_folder(folder, source), []
@@ -114,7 +123,8 @@ def _search():
                                                for folder, source in places.items()]
 
 
-def _download_enabled(download):
+def download_enabled(download):
+    """Whether d2l's download may run: ``download`` and not ``$GLUONBERT_NO_DOWNLOAD=1``."""
     return download and os.environ.get('GLUONBERT_NO_DOWNLOAD', '') in ('', '0')
 
 

@@ -2,8 +2,10 @@
 
     gluonbert main                 the README's main job, end to end on the embedded default
     gluonbert pretrain --help      pretrain a BERT on WikiText-2 (MLM + NSP)
+    gluonbert finetune --help      fine-tune a pretrained folder on SNLI or SICK
+    gluonbert evaluate --help      accuracy and confusion matrix of a fine-tuned folder
 
-User errors (bad options, missing data) print one line and exit with status 2.
+User errors (bad options, missing data or checkpoints) print one line and exit with status 2.
 """
 import argparse
 import os
@@ -13,35 +15,72 @@ from . import runtime
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 
+CHAPTER_PRETRAIN = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2,
+                        dropout=0.2, max_len=64, batch_size=512, steps=50,
+                        out='runs/pretrained')
+# The chapter's fine-tuning: lr 1e-4, 5 epochs, batch 512, max_len 128
+CHAPTER_FINETUNE = dict(lr=1e-4, epochs=5, batch_size=512, max_len=128, dropout=0.1,
+                        out='runs/finetuned')
+# The main job: the chapter's model on smaller batches, so that it finishes in minutes on 2 cores
+MAIN_PRETRAIN = dict(CHAPTER_PRETRAIN, batch_size=128, steps=200, out='runs/main/pretrained')
+MAIN_FINETUNE = dict(CHAPTER_FINETUNE, lr=1e-3, epochs=1, batch_size=64, max_len=64,
+                     out='runs/main/finetuned')
 
-def _add_pretrain_options(parser, defaults):
-    model = parser.add_argument_group('model (d2l BERTModel arguments)')
-    model.add_argument('--num-hiddens', type=int, default=defaults['num_hiddens'])
-    model.add_argument('--ffn-num-hiddens', type=int, default=defaults['ffn_num_hiddens'])
-    model.add_argument('--num-heads', type=int, default=defaults['num_heads'])
-    model.add_argument('--num-blks', type=int, default=defaults['num_blks'])
-    model.add_argument('--dropout', type=float, default=defaults['dropout'])
+
+def _common(parser, out):
+    parser.add_argument('--devices', default='cpu',
+                        help='cpu, gpu (all GPUs), or a list such as cpu:0,cpu:1 or gpu:0,gpu:1 '
+                        '(default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='fixes data order, masking and '
+                        'initialisation (default: %(default)s)')
+    parser.add_argument('--out', default=out, help='folder to write (default: %(default)s)')
+
+
+def _pretrain_options(parser, d):
+    model = parser.add_argument_group('model (the arguments of d2l\'s BERTModel)')
+    model.add_argument('--num-hiddens', type=int, default=d['num_hiddens'])
+    model.add_argument('--ffn-num-hiddens', type=int, default=d['ffn_num_hiddens'])
+    model.add_argument('--num-heads', type=int, default=d['num_heads'])
+    model.add_argument('--num-blks', type=int, default=d['num_blks'])
+    model.add_argument('--dropout', type=float, default=d['dropout'])
     model.add_argument('--activation', choices=['relu', 'gelu'], default='relu',
                        help='relu as d2l, gelu as BERT (default: %(default)s)')
     data = parser.add_argument_group('data')
     data.add_argument('--data-dir', help='folder holding wiki.train.tokens (default: '
-                      '$GLUONBERT_DATA, ../shared/data, ../data, then the embedded slice)')
-    data.add_argument('--max-len', type=int, default=defaults['max_len'])
-    data.add_argument('--batch-size', type=int, default=defaults['batch_size'])
-    data.add_argument('--masking', choices=['token', 'whole_word', 'span'], default='token')
-    data.add_argument('--seed', type=int, default=0, help='fixes data, masking and init')
+                      '$GLUONBERT_DATA, ../shared/data, d2l\'s ../data, then d2l\'s download)')
+    data.add_argument('--max-len', type=int, default=d['max_len'])
+    data.add_argument('--batch-size', type=int, default=d['batch_size'])
+    data.add_argument('--masking', choices=['token', 'whole_word', 'span'], default='token',
+                      help='MLM masking: d2l\'s per token, whole words, or spans')
     train = parser.add_argument_group('training')
-    train.add_argument('--steps', type=int, default=defaults['steps'])
+    train.add_argument('--steps', type=int, default=d['steps'])
     train.add_argument('--lr', type=float, default=0.01, help="Adam's learning rate, as d2l")
-    train.add_argument('--devices', default='cpu',
-                       help='cpu, gpu (all), or a list such as cpu:0,cpu:1 or gpu:0,gpu:1')
-    parser.add_argument('--out', default=defaults['out'], help='checkpoint folder to write')
+    _common(parser, d['out'])
 
 
-CHAPTER = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2, dropout=0.2,
-               max_len=64, batch_size=512, steps=50, out='runs/pretrained')
-# The main job: the chapter's model on smaller batches, so that it finishes in minutes on 2 cores
-MAIN = dict(CHAPTER, batch_size=128, steps=200, out='runs/main/pretrained')
+def _finetune_options(parser, d, pretrained_required=True):
+    parser.add_argument('--pretrained', required=pretrained_required,
+                        help='pretrained folder (vocab.json, pretrained.params, config.json)')
+    parser.add_argument('--task', choices=['snli', 'sick'], default='snli',
+                        help='snli: train on dev, test on test (the files here); sick: its '
+                        'TRAIN and TEST splits (default: %(default)s)')
+    parser.add_argument('--data-dir', help='folder of the task\'s files (default: resolved '
+                        'as for WikiText-2)')
+    parser.add_argument('--max-len', type=int, default=d['max_len'])
+    parser.add_argument('--batch-size', type=int, default=d['batch_size'])
+    parser.add_argument('--epochs', type=int, default=d['epochs'])
+    parser.add_argument('--lr', type=float, default=d['lr'])
+    parser.add_argument('--dropout', type=float, default=d['dropout'])
+    parser.add_argument('--strategy', choices=['plain', 'rdrop', 'fgm'], default='plain',
+                        help='R-Drop or FGM embedding noise (default: %(default)s)')
+    parser.add_argument('--from-scratch', action='store_true',
+                        help='re-initialize the BERT randomly (to measure what pretraining '
+                        'brings)')
+    parser.add_argument('--train-limit', type=int, default=0, help='use the first N '
+                        'training pairs (0: all)')
+    parser.add_argument('--test-limit', type=int, default=0, help='use the first N test '
+                        'pairs (0: all)')
+    _common(parser, d['out'])
 
 
 def build_parser():
@@ -50,73 +89,67 @@ def build_parser():
         'mirroring the d2l chapters.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     main = commands.add_parser(
-        'main', help='the main job: pretrain a small BERT on WikiText-2 and save it',
-        description='Pretrain a small BERT on WikiText-2 (the full data when found, else '
-        'the real slice shipped with gluonbert), print the MLM/NSP losses and save the '
-        'checkpoint.')
-    _add_pretrain_options(main, MAIN)
+        'main', help='the main job: pretrain, then fine-tune on NLI',
+        description='Pretrain a small BERT on WikiText-2, then fine-tune it on SNLI. Uses the '
+        'full data when found (see README, Data), else the real slices shipped with gluonbert.')
+    _pretrain_options(main, MAIN_PRETRAIN)
+    main.add_argument('--finetune-epochs', type=int, default=MAIN_FINETUNE['epochs'])
+    main.add_argument('--finetune-limit', type=int, default=0,
+                      help='fine-tune on the first N pairs (0: all)')
     pretrain = commands.add_parser(
         'pretrain', help='pretrain BERT on WikiText-2 (MLM + NSP)',
         description="Pretrain BERT on WikiText-2 as d2l's chapter does; writes a d2l-style "
-        'folder (vocab.json, pretrained.params) plus config.json and a loss plot.')
-    _add_pretrain_options(pretrain, CHAPTER)
+        'folder (vocab.json, pretrained.params) plus config.json and a loss plot. Defaults '
+        'are the chapter\'s.')
+    _pretrain_options(pretrain, CHAPTER_PRETRAIN)
     pretrain.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded slice when WikiText-2 is not found')
+    finetune = commands.add_parser(
+        'finetune', help='fine-tune a pretrained BERT on SNLI or SICK',
+        description="Fine-tune as d2l's NLI chapter (BERTClassifier: <cls> features through "
+        "hidden into a 3-way output). Defaults are the chapter's.")
+    _finetune_options(finetune, CHAPTER_FINETUNE)
+    finetune.add_argument('--fallback', choices=['embedded'],
+                          help='use the embedded SNLI slice when SNLI is not found')
+    evaluate = commands.add_parser(
+        'evaluate', help='test accuracy and confusion matrix of a fine-tuned folder',
+        description='Evaluate a folder written by `gluonbert finetune` on a task\'s test split.')
+    evaluate.add_argument('--model', required=True, help='fine-tuned folder')
+    evaluate.add_argument('--task', choices=['snli', 'sick'], default='snli')
+    evaluate.add_argument('--data-dir')
+    evaluate.add_argument('--batch-size', type=int, default=256)
+    evaluate.add_argument('--test-limit', type=int, default=0)
+    evaluate.add_argument('--devices', default='cpu')
     return parser
 
 
-def pretrain(args, fallback=None):
-    """Pretrain as ``args`` say; returns the result dict of ``train_bert``."""
-    import random
-
-    import mxnet as mx
-    from mxnet import gluon, init
-
-    from .data import load_data_wiki
-    from .devices import parse_devices
-    from .model import BERTModel
-    from .progress import LossPlot, progress_bar
-    from .train.checkpoint import save_pretrained
-    from .train.pretrain import train_bert
-
-    devices = parse_devices(args.devices)
-    random.seed(args.seed)
-    mx.random.seed(args.seed)
-    train_iter, vocab = load_data_wiki(args.batch_size, args.max_len, args.data_dir,
-                                       seed=args.seed, masking=args.masking, fallback=fallback)
-    print(f'data: {len(train_iter.dataset)} sentence pairs, vocabulary of {len(vocab)}')
-    net = BERTModel(len(vocab), args.num_hiddens, args.ffn_num_hiddens, args.num_heads,
-                    args.num_blks, args.dropout, max_len=args.max_len,
-                    activation=args.activation)
-    net.initialize(init.Xavier(), ctx=devices)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': args.lr})
-    plot = LossPlot(('mlm', 'nsp'))
-    with progress_bar(args.steps, 'pretrain') as bar:
-        def on_step(step, mlm, nsp):
-            plot.add(step, mlm, nsp)
-            bar.update(1)
-            bar.set_postfix(mlm=f'{mlm:.3f}', nsp=f'{nsp:.3f}')
-        result = train_bert(train_iter, net, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
-                            args.steps, trainer=trainer, on_step=on_step, quiet=True)
-    save_pretrained(net, vocab, args.out, config=net.config)
-    plot.save(os.path.join(args.out, 'loss.png'), 'step')
-    print(f'MLM loss {result["mlm_loss"]:.3f}, NSP loss {result["nsp_loss"]:.3f} (mean over '
-          f'{args.steps} steps); last tenth of the steps: MLM {result["final_mlm_loss"]:.3f}, '
-          f'NSP {result["final_nsp_loss"]:.3f}')
-    print(f'{result["pairs_per_sec"]:.1f} sentence pairs/sec on {devices}')
-    print(f'saved {args.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
-    return result
+def run_main(opts):
+    """The README's main job: pretrain, then fine-tune the result on NLI."""
+    from . import jobs
+    print('== stage 1/2: pretrain a small BERT on WikiText-2')
+    jobs.pretrain(opts, fallback='embedded')
+    print('== stage 2/2: fine-tune it on SNLI (the d2l NLI chapter)')
+    finetune_opts = argparse.Namespace(**dict(
+        MAIN_FINETUNE, pretrained=opts.out, task='snli', data_dir=None, strategy='plain',
+        from_scratch=False, train_limit=opts.finetune_limit, test_limit=0,
+        epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
+        out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
+    return jobs.finetune(finetune_opts, fallback='embedded')
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     print(runtime.describe())
     try:
+        from . import jobs
         if args.command == 'main':
-            print('== stage 1/1: pretrain a small BERT on WikiText-2')
-            pretrain(args, fallback='embedded')
+            run_main(args)
         elif args.command == 'pretrain':
-            pretrain(args, fallback=args.fallback)
+            jobs.pretrain(args, fallback=args.fallback)
+        elif args.command == 'finetune':
+            jobs.finetune(args, fallback=args.fallback)
+        elif args.command == 'evaluate':
+            jobs.evaluate(args)
     except USER_ERRORS as error:
         print(f'gluonbert {args.command}: error: {error}', file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ class BERTClassifier(LegacyHybridBlock):
 
     def __init__(self, bert, num_classes=3, **kwargs):
         super().__init__(**kwargs)
+        self.encoder_config = getattr(bert, 'config', None)  # to save and rebuild the model
         with self.name_scope():
             self.encoder = bert.encoder
             self.hidden = bert.hidden

@@ -53,6 +53,18 @@ def save_pretrained(net, vocab, folder, config=None):
     _atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
 
 
+def _load_parameters(net, params, vocab, devices):
+    """``net.load_parameters`` with a clear error when the vocab does not fit the embedding."""
+    try:
+        net.load_parameters(params, ctx=devices)
+    except AssertionError as error:
+        if 'token_embedding' in str(error):
+            raise ValueError(f'{params}: its token embedding does not match {VOCAB_FILE} '
+                             f'({len(vocab)} tokens) beside it; the vocab and the parameters '
+                             f'come from different models ({error})') from None
+        raise
+
+
 def _read_vocab(folder):
     path = os.path.join(folder, VOCAB_FILE)
     if not os.path.isfile(path):
@@ -88,5 +100,41 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
         raise ValueError(f'{folder!r} has no {CONFIG_FILE}; pass {", ".join(missing)}')
     config.pop('vocab_size', None)
     bert = BERTModel(len(vocab), **config)
-    bert.load_parameters(params, ctx=devices)
+    _load_parameters(bert, params, vocab, devices)
     return bert, vocab
+
+
+CLASSIFIER_FILE = 'classifier.params'
+
+
+def save_classifier(net, vocab, folder, labels, max_len):
+    """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
+    (the BERT architecture, label names, ``max_len``), all that inference needs."""
+    os.makedirs(folder, exist_ok=True)
+    bert_config = dict(net.encoder_config)
+    _write_json(os.path.join(folder, CONFIG_FILE),
+                dict(bert=bert_config, labels=list(labels), max_len=max_len))
+    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
+    _atomic_write(os.path.join(folder, CLASSIFIER_FILE), net.save_parameters)
+
+
+def load_classifier(folder, devices=None):
+    """``(net, vocab, config)`` of a folder written by ``save_classifier``."""
+    from ..model import BERTClassifier
+    params = os.path.join(folder, CLASSIFIER_FILE)
+    config_path = os.path.join(folder, CONFIG_FILE)
+    for path in (params, config_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{path} not found: {folder!r} is not a fine-tuned model '
+                                    f'folder (expected {CLASSIFIER_FILE}, {CONFIG_FILE}, '
+                                    f'{VOCAB_FILE})')
+    vocab = _read_vocab(folder)
+    with open(config_path, encoding='utf-8') as f:
+        config = json.load(f)
+    bert_config = dict(config['bert'])
+    if bert_config.pop('vocab_size') != len(vocab):
+        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
+                         f'built for vocab_size={config["bert"]["vocab_size"]}')
+    net = BERTClassifier(BERTModel(len(vocab), **bert_config), num_classes=len(config['labels']))
+    _load_parameters(net, params, vocab, devices)
+    return net, vocab, config

@@ -1,5 +1,6 @@
 """WikiText-2 pretraining examples and batches: the same as d2l 1.0.3's for the same seed
 (d2l's own functions run here), fast numpy arrays, the on-disk cache, and clear errors."""
+import gc
 import logging
 import random
 from pathlib import Path
@@ -286,3 +287,11 @@ def test_unknown_masking_strategy_is_rejected(small_corpus):
 def test_seed_not_a_non_negative_integer_is_rejected(small_corpus, seed):
     with pytest.raises(ValueError, match=f'seed must be None or an integer >= 0, got {seed!r}'):
         load_data_wiki(8, 32, small_corpus, seed=seed)
+
+
+def test_a_build_leaves_the_cycle_collector_enabled_even_when_it_fails(small_corpus):
+    data.WikiTextDataset(read_wiki(small_corpus), 32)
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match='none of the 1 pairs'):
+        data.WikiTextDataset([['a b c d', 'e f g h']], 8)
+    assert gc.isenabled()

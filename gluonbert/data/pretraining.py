@@ -4,6 +4,8 @@ The examples are d2l's (same vocabulary, 50% NSP, 15% MLM with 80/10/10, the sam
 stream), built as seven numpy arrays instead of one MXNet array per row, which is where d2l
 spends most of its ~50 s on wiki.train.tokens. A seeded build is cached on disk.
 """
+import contextlib
+import gc
 import itertools
 import numbers
 import random
@@ -80,6 +82,10 @@ class WikiTextDataset(gluon.data.Dataset):
     def __init__(self, paragraphs, max_len, *, rng=random, masking='token'):
         check_max_len(max_len)
         check_masking(masking)
+        with _cycle_collector_paused():
+            self._build(paragraphs, max_len, rng, masking)
+
+    def _build(self, paragraphs, max_len, rng, masking):
         # Input `paragraphs[i]` is a list of sentence strings representing a paragraph; while
         # output `paragraphs[i]` is a list of sentences representing a paragraph, where each
         # sentence is a list of tokens (d2l.tokenize(paragraph, token='word'))
@@ -100,7 +106,9 @@ class WikiTextDataset(gluon.data.Dataset):
                              f'max_len={max_len} tokens; expected a larger max_len')
         # Get data for the masked language model task
         masker = MLMMasker(vocab, masking, rng)
-        examples = [masker(vocab.to_indices(tokens).tolist()) + (segments, is_next)
+        # vocab[tokens] without the per-token call of d2l's Vocab.__getitem__
+        lookup, unk = vocab.token_to_idx.get, itertools.repeat(vocab.unk)
+        examples = [masker(list(map(lookup, tokens, unk))) + (segments, is_next)
                     for tokens, segments, is_next in examples]
         self._set(pad_bert_inputs(examples, max_len, vocab), vocab)
 
@@ -130,6 +138,19 @@ class WikiTextDataset(gluon.data.Dataset):
 
 
 _WikiTextDataset = WikiTextDataset  # d2l's name
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused():
+    """The build allocates millions of small acyclic lists; Python's cycle collector would
+    walk them again and again (a third of the build time) and find nothing to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking='token', fallback=None,

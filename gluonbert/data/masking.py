@@ -76,8 +76,12 @@ class MLMMasker:
         self._mask_id = vocab['<mask>']
         self._pool = range(len(vocab))  # rng.choice(pool) draws as d2l's choice(idx_to_token)
         # 1 for the IDs that may be predicted: all but '<cls>' and '<sep>'
-        self._predictable = bytes(token not in ('<cls>', '<sep>') for token in vocab.idx_to_token)
-        self._continues_word = [token.startswith('##') for token in vocab.idx_to_token]
+        self._predictable = bytearray(b'\x01') * len(vocab)
+        for token in ('<cls>', '<sep>'):
+            if token in vocab.token_to_idx:
+                self._predictable[vocab.token_to_idx[token]] = 0
+        if masking != 'token':
+            self._continues_word = [token.startswith('##') for token in vocab.idx_to_token]
 
     def __call__(self, token_ids):
         """Return ``(mlm_input_ids, pred_positions, mlm_label_ids)`` for one example."""

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import itertools
 import numbers
+import os
 import random
 
 import numpy as np
@@ -170,7 +171,7 @@ def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking='token', fal
         return WikiTextDataset(read_wiki(data_dir), max_len, masking=masking)
     stem = None
     if use_cache:
-        stem = cache.entry_stem(file_sha1(f'{data_dir}/{TRAIN_FILE}'), max_len, seed, masking)
+        stem = cache.entry_stem(file_sha1(os.path.join(data_dir, TRAIN_FILE)), max_len, seed, masking)
         cached = cache.load(stem, max_len)
         if cached is not None:
             return WikiTextDataset.from_arrays(*cached)

@@ -5,11 +5,16 @@
     gluonbert finetune --help      fine-tune a pretrained folder on SNLI or SICK
     gluonbert evaluate --help      accuracy and confusion matrix of a fine-tuned folder
 
-User errors (bad options, missing data or checkpoints) print one line and exit with status 2.
+Every subcommand takes ``--config FILE`` (JSON or TOML: option names with underscores, as
+written by ``--save-config FILE``), whose values become the defaults that command-line
+options override. User errors (bad options or config files, missing data or checkpoints)
+print one line and exit with status 2.
 """
 import argparse
+import json
 import os
 import sys
+import tomllib
 
 from . import runtime
 
@@ -25,6 +30,13 @@ CHAPTER_FINETUNE = dict(lr=1e-4, epochs=5, batch_size=512, max_len=128, dropout=
 MAIN_PRETRAIN = dict(CHAPTER_PRETRAIN, batch_size=128, steps=200, out='runs/main/pretrained')
 MAIN_FINETUNE = dict(CHAPTER_FINETUNE, lr=1e-3, epochs=1, batch_size=64, max_len=64,
                      out='runs/main/finetuned')
+
+
+def _config_options(parser):
+    parser.add_argument('--config', metavar='FILE',
+                        help='read options from a JSON or TOML file (command-line options win)')
+    parser.add_argument('--save-config', metavar='FILE',
+                        help='write the effective options to FILE (JSON) to re-run them later')
 
 
 def _common(parser, out):
@@ -120,7 +132,61 @@ def build_parser():
     evaluate.add_argument('--batch-size', type=int, default=256)
     evaluate.add_argument('--test-limit', type=int, default=0)
     evaluate.add_argument('--devices', default='cpu')
+    for sub in commands.choices.values():
+        _config_options(sub)
+    parser.subcommands = commands.choices
     return parser
+
+
+_NOT_CONFIG = ('command', 'config', 'save_config')
+
+
+def read_config(path, subparser):
+    """Option values from a JSON or TOML file, checked against ``subparser``'s options."""
+    try:
+        with open(path, 'rb') as f:
+            values = tomllib.load(f) if path.endswith('.toml') else json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'config file {path} not found') from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f'config file {path} is not valid JSON/TOML: {error}') from None
+    if not isinstance(values, dict):
+        raise ValueError(f'config file {path} must hold a table of option names and values')
+    actions = {a.dest: a for a in subparser._actions if a.dest not in _NOT_CONFIG + ('help',)}
+    for key, value in values.items():
+        action = actions.get(key)
+        if action is None:
+            raise ValueError(f'config file {path}: unknown option {key!r}; expected one of '
+                             f'{", ".join(sorted(actions))}')
+        if value is None and action.default is None:  # an unset option, as --save-config writes
+            continue
+        expected = bool if isinstance(action, argparse._StoreTrueAction) else \
+            (action.type or str)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected '
+                             f'{expected.__name__}')
+        if action.choices and value not in action.choices:
+            raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected one '
+                             f'of {list(action.choices)}')
+        values[key] = value
+    return values
+
+
+def parse_args(argv=None):
+    """Parse ``argv``, with a ``--config`` file's values as defaults; save ``--save-config``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        subparser = parser.subcommands[args.command]
+        subparser.set_defaults(**read_config(args.config, subparser))
+        args = parser.parse_args(argv)
+    if args.save_config:
+        with open(args.save_config, 'w', encoding='utf-8') as f:
+            json.dump({k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}, f,
+                      indent=1)
+    return args
 
 
 def run_main(opts):
@@ -138,7 +204,11 @@ def run_main(opts):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except USER_ERRORS as error:
+        print(f'gluonbert: error: {error}', file=sys.stderr)
+        return 2
     print(runtime.describe())
     try:
         from . import jobs

@@ -20,3 +20,18 @@ def np_mode():
     npx.set_np()
     yield
     npx.reset_np()
+
+
+@pytest.fixture
+def small_data_env(tmp_path):
+    """Environment for subprocesses: ``$GLUONBERT_DATA`` holds only the slices shipped with
+    gluonbert (WikiText-2 and SNLI), so runs are quick and never read the full data sets."""
+    from gluonbert.data import embedded_slice_dir
+    from gluonbert.data.nli import embedded_snli_dir
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'wikitext-2').symlink_to(embedded_slice_dir())
+    (data / 'snli-1.0-devtest').symlink_to(embedded_snli_dir())
+    env = dict(os.environ, GLUONBERT_DATA=str(data), GLUONBERT_NO_DOWNLOAD='1',
+               GLUONBERT_CACHE=str(tmp_path / 'cache'))
+    return env

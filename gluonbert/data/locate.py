@@ -12,12 +12,14 @@ from pathlib import Path
 
 TRAIN_FILE = 'wiki.train.tokens'
 
-# sha1 of each official file. The train file has two known-good forms: the canonical one (as in
-# GluonNLP's and MXNet's WikiText2) and the rebuild in this project's shared data, which holds
-# the same lines with the articles in another order (see its README.txt).
+# sha1 of each official file. The train file has three known-good forms: the canonical one (as
+# in GluonNLP's and MXNet's WikiText2), the rebuild in this project's shared data, which holds
+# the same lines with the articles in another order (see its README.txt), and the slice shipped
+# with gluonbert (so that $GLUONBERT_DATA may point at it).
 KNOWN_SHA1 = {
     'wiki.train.tokens': ('863f29c46ef9d167fff4940ec821195882fe29d1',
-                          'ddc62251223002638e180ea946fbe909bb7f477a'),
+                          'ddc62251223002638e180ea946fbe909bb7f477a',
+                          '0f3159bce9bac79f314a406b99dc01b6669aaadd'),
     'wiki.valid.tokens': ('0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422',),
     'wiki.test.tokens': ('c7b8ce0aa086fb34dab808c5c49224211eb2b172',),
 }

@@ -1,0 +1,82 @@
+"""The command line, run as a user would: in subprocesses."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ('main', 'pretrain', 'finetune', 'evaluate')
+
+
+def gluonbert(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, '-m', 'gluonbert', *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize('command', COMMANDS)
+def test_every_subcommand_has_help_with_its_options(command):
+    result = gluonbert(command, '--help')
+    assert result.returncode == 0
+    for option in ('--config', '--save-config', '--devices'):
+        assert option in result.stdout
+
+
+def test_unknown_subcommand_and_option_exit_with_status_2_and_no_traceback():
+    for args in (('frobnicate',), ('pretrain', '--no-such-option')):
+        result = gluonbert(*args)
+        assert result.returncode == 2 and 'Traceback' not in result.stderr
+        assert 'error:' in result.stderr
+
+
+def test_config_file_with_unknown_key_or_wrong_type_is_a_user_error(tmp_path):
+    for name, text, message in (('a.json', '{"stepz": 3}', "unknown option 'stepz'"),
+                                ('b.toml', 'steps = "three"', "option 'steps' is 'three'; "
+                                                              'expected int')):
+        path = tmp_path / name
+        path.write_text(text)
+        result = gluonbert('pretrain', '--config', str(path))
+        assert result.returncode == 2 and message in result.stderr
+        assert 'Traceback' not in result.stderr
+
+
+def test_missing_checkpoint_is_a_short_error():
+    result = gluonbert('evaluate', '--model', '/no/such/folder')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gluonbert evaluate: error: /no/such/folder/classifier.params not found: '/no/such/"
+        "folder' is not a fine-tuned model folder (expected classifier.params, config.json, "
+        "vocab.json)"]
+
+
+def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_env):
+    out = tmp_path / 'run' / 'pretrained'
+    saved = tmp_path / 'main.json'
+    result = gluonbert('main', '--steps', '8', '--batch-size', '16', '--num-hiddens', '32',
+                       '--ffn-num-hiddens', '64', '--finetune-limit', '200', '--out', str(out),
+                       '--save-config', str(saved), env=small_data_env)
+    assert result.returncode == 0, result.stderr
+    assert '== stage 1/2' in result.stdout and '== stage 2/2' in result.stdout
+    assert 'sentence pairs/sec' in result.stdout and 'test acc' in result.stdout
+    assert 'true \\ predicted' in result.stdout
+    for name in ('pretrained/pretrained.params', 'pretrained/loss.png',
+                 'finetuned/classifier.params', 'finetuned/curves.png'):
+        assert (tmp_path / 'run' / name).is_file(), name
+    assert json.loads(saved.read_text())['steps'] == 8
+    evaluated = gluonbert('evaluate', '--model', str(tmp_path / 'run' / 'finetuned'),
+                          '--test-limit', '100', env=small_data_env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert 'test accuracy' in evaluated.stdout and 'on 100 snli pairs' in evaluated.stdout
+
+
+def test_a_saved_config_file_reruns_the_same_options(tmp_path, small_data_env):
+    saved = tmp_path / 'pretrain.json'
+    first = gluonbert('pretrain', '--steps', '2', '--batch-size', '8', '--num-hiddens', '16',
+                      '--ffn-num-hiddens', '32', '--out', str(tmp_path / 'p'),
+                      '--save-config', str(saved), env=small_data_env)
+    assert first.returncode == 0, first.stderr
+    again = gluonbert('pretrain', '--config', str(saved), env=small_data_env)
+    assert again.returncode == 0, again.stderr
+    assert '(mean over 2 steps)' in again.stdout
+    losses = [next(line for line in run.stdout.splitlines() if line.startswith('MLM loss'))
+              for run in (first, again)]
+    assert losses[0] == losses[1]  # same options and seed: the same run

@@ -137,9 +137,10 @@ class BERTForQuestionAnswering(_Head):
         # (batch, seq_len, 2) -> (2, batch, seq_len); mask padding with a large negative logit
         logits = F.transpose(logits, axes=(2, 0, 1))
         if valid_lens is not None:
-            positions = F.contrib.arange_like(tokens, axis=1)
+            # float32 both sides: d2l's tokens are int32, its valid_lens float32
+            positions = F.cast(F.contrib.arange_like(tokens, axis=1), 'float32')
             valid = F.broadcast_lesser(F.reshape(positions, shape=(1, -1)),
-                                       F.reshape(valid_lens, shape=(-1, 1)))
+                                       F.reshape(F.cast(valid_lens, 'float32'), shape=(-1, 1)))
             logits = F.broadcast_add(logits, F.expand_dims((valid - 1) * 1e4, axis=0))
         # split, not logits[0]: indexing a Symbol picks an output, so it fails hybridized
         start, end = F.split(logits, num_outputs=2, axis=0, squeeze_axis=True)

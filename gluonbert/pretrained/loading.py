@@ -39,6 +39,17 @@ class LoadReport:
         return '; '.join(lines)
 
 
+class _FromArray(init.Initializer):
+    """Initialize a parameter with a given array: no random fill first, no copy after."""
+
+    def __init__(self, array):
+        super().__init__()
+        self._array = array
+
+    def _init_weight(self, _, arr):
+        arr[:] = self._array
+
+
 def _tied_groups(net):
     """The parameters of ``net`` as ``(parameter, [gluonbert names])``: a tied parameter
     (the MLM decoder sharing the token embedding) has several names."""
@@ -73,21 +84,20 @@ def load_tensors(net, tensors, source_name_of, *, may_miss, ctx=None, ignored=()
     Returns a ``LoadReport`` and warns when anything is missing or unexpected.
     """
     ctx = ctx or cpu()
-    net.initialize(HEAD_INIT, ctx=ctx)
     loaded, missing, used = [], [], set(ignored)
     for param, names in _tied_groups(net):
         found = [(name, source_name_of(name)) for name in names]
         found = [(name, source) for name, source in found if source in tensors]
         if not found:
             missing.extend(names)
+            param.initialize(default_init=HEAD_INIT, ctx=ctx)
             continue
         arrays = [_checked(name, param.shape, source, tensors[source]) for name, source in found]
         for (_, source), array in zip(found[1:], arrays[1:]):
             if not np.array_equal(array, arrays[0]):
                 raise ValueError(f'tensors {found[0][1]!r} and {source!r} are tied in gluonbert '
                                  f'(one parameter) but differ in the checkpoint')
-        for data in param.list_data():
-            data[:] = arrays[0]
+        param.initialize(init=_FromArray(arrays[0]), ctx=ctx)
         loaded.extend(names)
         used.update(source for _, source in found)
     required = [name for name in missing if not may_miss(name)]

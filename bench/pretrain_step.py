@@ -1,24 +1,30 @@
 """Pretraining step time: d2l's ``BERTModel`` + chapter loop vs gluonbert's ``train_bert``.
 
 The chapter's configuration (vocab 20,256, 128 hidden, 256 FFN, 2 heads, 2 blocks, batch 512,
-max_len 64, 10 MLM positions per sample) on synthetic batches, each side in fresh processes
-(thread settings are fixed at MXNet's import). Prints a table and writes JSON.
+max_len 64, 10 MLM positions per sample) on synthetic batches, each side in fresh processes,
+d2l as users run it (defaults) and with ``OMP_NUM_THREADS`` set to the core count. Each step
+is timed to its end (update included). Prints a table and writes JSON.
 
-    python bench/pretrain_step.py [--repeats 3] [--steps 6] [--batch-size 512]
+    python bench/pretrain_step.py [--repeats 3] [--steps 8] [--batch-size 512]
 """
 import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
+import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from harness import fresh_runs, peak_rss_mib, print_table, summary, write_json
+
+# Steps left out of the median: graph construction, allocation and oneDNN's kernel
+# generation make the first steps several times slower on both sides
+WARMUP = 2
+
 CONFIG = dict(vocab_size=20256, num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2,
               dropout=0.2, max_len=64, num_preds=10)
 
 
-def _batches(np, batch_size, steps, seed=0):
+def batches(np, batch_size, steps, seed=0):
     rng = np.random.RandomState(seed)
     c = CONFIG
     for _ in range(steps):
@@ -33,7 +39,6 @@ def _batches(np, batch_size, steps, seed=0):
 
 def run_d2l(batch_size, steps):
     """The chapter's code: d2l.BERTModel, split_and_load, _get_batch_loss_bert, Adam."""
-    import time
     import numpy as onp
     from mxnet import autograd, gluon, init, np, npx
     import d2l.mxnet as d2l
@@ -46,7 +51,7 @@ def run_d2l(batch_size, steps):
     loss = gluon.loss.SoftmaxCELoss()
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})
     times = []
-    for batch in _batches(onp, batch_size, steps):
+    for batch in batches(onp, batch_size, steps):
         batch = [np.array(b) for b in batch]
         start = time.perf_counter()
         shards = [gluon.utils.split_and_load(b, devices, even_split=False) for b in batch]
@@ -62,7 +67,6 @@ def run_d2l(batch_size, steps):
 
 
 def run_gluonbert(batch_size, steps):
-    import time
     import numpy as onp
     import gluonbert  # noqa: F401  (thread settings before mxnet)
     import mxnet as mx
@@ -75,7 +79,7 @@ def run_gluonbert(batch_size, steps):
     net.initialize(init.Xavier())
     stamps = []
     data = [[mx.nd.array(b, dtype=b.dtype) for b in batch]
-            for batch in _batches(onp, batch_size, steps)]
+            for batch in batches(onp, batch_size, steps)]
 
     def on_step(*_):
         # Losses are read back one step late: after this wait, step i + 1 has finished
@@ -87,39 +91,35 @@ def run_gluonbert(batch_size, steps):
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
+WORKERS = {'d2l': run_d2l, 'gluonbert': run_gluonbert}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--steps', type=int, default=6)
+    parser.add_argument('--steps', type=int, default=8)
     parser.add_argument('--batch-size', type=int, default=512)
-    parser.add_argument('--worker', choices=['d2l', 'gluonbert'])
-    parser.add_argument('--out', default=os.path.join(HERE, 'results', 'pretrain_step.json'))
+    parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker:
-        run = run_d2l if args.worker == 'd2l' else run_gluonbert
-        times = run(args.batch_size, args.steps)
-        print(json.dumps(statistics.median(times[1:])))  # skip warm-up (graph build, allocs)
+        times = WORKERS[args.worker](args.batch_size, args.steps)
+        print(json.dumps(dict(step=statistics.median(times[WARMUP:]), rss=peak_rss_mib())))
         return
+    cores = str(len(os.sched_getaffinity(0)))
+    runs = {'d2l (defaults)': ('d2l', None), f'd2l (OMP_NUM_THREADS={cores})':
+            ('d2l', {'OMP_NUM_THREADS': cores}), 'gluonbert (defaults)': ('gluonbert', None)}
     rows = {}
-    for name in ('d2l', 'gluonbert'):
-        meds = []
-        for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, __file__, '--worker', name, '--steps',
-                                  str(args.steps), '--batch-size', str(args.batch_size)],
-                                 check=True, capture_output=True, text=True).stdout
-            meds.append(json.loads(out.strip().splitlines()[-1]))
-        rows[name] = dict(min=min(meds), median=statistics.median(meds), max=max(meds),
-                          samples_per_sec=args.batch_size / statistics.median(meds))
-    base = rows['d2l']['median']
-    print(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
-          f'{args.repeats} fresh processes each (seconds per step)')
-    print(f'{"run":<12}{"min":>8}{"median":>8}{"max":>8}{"pairs/s":>10}{"speed-up":>10}')
-    for name, r in rows.items():
-        print(f'{name:<12}{r["min"]:>8.3f}{r["median"]:>8.3f}{r["max"]:>8.3f}'
-              f'{r["samples_per_sec"]:>10.1f}{base / r["median"]:>9.2f}x')
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(dict(config=CONFIG, batch_size=args.batch_size, results=rows), f, indent=1)
+    for name, (worker, env) in runs.items():
+        results = fresh_runs(__file__, worker, ['--steps', args.steps, '--batch-size',
+                                                args.batch_size], args.repeats, env)
+        steps = [r['step'] for r in results]
+        rows[name] = dict(summary(steps), pairs_per_sec=args.batch_size / statistics.median(steps),
+                          peak_rss_mib=max(r['rss'] for r in results))
+    print_table(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
+                f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
+                extra=('pairs_per_sec', 'peak_rss_mib'))
+    write_json('pretrain_step.json', dict(config=CONFIG, batch_size=args.batch_size,
+                                          python=sys.version.split()[0], results=rows))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,139 @@
+"""Fine-tuning step time: d2l's NLI-chapter classifier vs gluonbert's, batch 32 x 128.
+
+d2l's ``BERTModel`` (the chapter's ``bert.small`` size: 256 hidden, 512 FFN, 4 heads, 2 blocks,
+vocab 20,256) under the chapter's ``BERTClassifier`` and ``train_ch13``-style step, against
+gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridized), each in fresh
+processes, synthetic batches, each step timed to its end. Prints a table and writes JSON.
+
+    python bench/finetune_step.py [--repeats 3] [--steps 10]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from harness import fresh_runs, peak_rss_mib, print_table, summary, write_json
+
+# Steps left out of the median: graph construction, allocation and oneDNN's kernel
+# generation make the first steps several times slower on both sides
+WARMUP = 2
+
+CONFIG = dict(vocab_size=20256, num_hiddens=256, ffn_num_hiddens=512, num_heads=4, num_blks=2,
+              dropout=0.1, max_len=512)
+BATCH, SEQ_LEN = 32, 128
+
+
+def batches(np, steps):
+    rng = np.random.RandomState(0)
+    for _ in range(steps):
+        yield ((rng.randint(5, CONFIG['vocab_size'], (BATCH, SEQ_LEN)).astype('int32'),
+                (np.arange(SEQ_LEN)[None] >= 64).repeat(BATCH, 0).astype('int32'),
+                rng.randint(64, SEQ_LEN + 1, (BATCH,)).astype('float32')),
+               rng.randint(0, 3, (BATCH,)).astype('float32'))
+
+
+def run_d2l(steps):
+    import numpy as onp
+    from mxnet import autograd, gluon, init, np, npx
+    from mxnet.gluon import nn
+    import d2l.mxnet as d2l
+    npx.set_np()
+
+    class BERTClassifier(nn.Block):  # the d2l chapter's
+        def __init__(self, bert):
+            super().__init__()
+            self.encoder, self.hidden = bert.encoder, bert.hidden
+            self.output = nn.Dense(3)
+
+        def forward(self, inputs):
+            tokens_X, segments_X, valid_lens_x = inputs
+            encoded_X = self.encoder(tokens_X, segments_X, valid_lens_x)
+            return self.output(self.hidden(encoded_X[:, 0, :]))
+
+    c = CONFIG
+    bert = d2l.BERTModel(c['vocab_size'], c['num_hiddens'], c['ffn_num_hiddens'],
+                         c['num_heads'], c['num_blks'], c['dropout'], c['max_len'])
+    bert.initialize(init.Xavier())
+    net = BERTClassifier(bert)
+    net.output.initialize()
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    devices = [npx.cpu()]
+    times = []
+    for X, y in batches(onp, steps):
+        X, y = [np.array(x) for x in X], np.array(y)
+        start = time.perf_counter()
+        Xs, ys = d2l.split_batch_multi_inputs(X, y, devices)
+        with autograd.record():
+            pred = [net(X_) for X_ in Xs]
+            ls = [loss(p, y_) for p, y_ in zip(pred, ys)]
+        for l in ls:
+            l.backward()
+        trainer.step(BATCH, ignore_stale_grad=True)
+        sum(float(l.sum()) for l in ls)
+        npx.waitall()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_gluonbert(steps):
+    import numpy as onp
+    import gluonbert
+    import mxnet as mx
+    from mxnet import gluon, init
+    from gluonbert.train.sharding import shard_batch
+    from gluonbert.train.strategies import Plain
+    c = CONFIG
+    bert = gluonbert.BERTModel(c['vocab_size'], c['num_hiddens'], c['ffn_num_hiddens'],
+                               c['num_heads'], c['num_blks'], c['dropout'], c['max_len'])
+    bert.initialize(init.Xavier())
+    net = gluonbert.BERTClassifier(bert)
+    net.output.initialize()
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    times = []
+    for X, y in batches(onp, steps):
+        batch = [mx.nd.array(x, dtype=x.dtype) for x in (*X, y)]
+        start = time.perf_counter()
+        losses, _ = Plain().backward(net, shard_batch(batch, [mx.cpu()]), loss)
+        trainer.step(BATCH)
+        sum(float(l.sum().asnumpy()) for l in losses)
+        mx.nd.waitall()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+WORKERS = {'d2l': run_d2l, 'gluonbert': run_gluonbert}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--worker', choices=sorted(WORKERS))
+    args = parser.parse_args()
+    if args.worker:
+        times = WORKERS[args.worker](args.steps)
+        print(json.dumps(dict(step=statistics.median(times[WARMUP:]), rss=peak_rss_mib())))
+        return
+    cores = str(len(os.sched_getaffinity(0)))
+    runs = {'d2l (defaults)': ('d2l', None), f'd2l (OMP_NUM_THREADS={cores})':
+            ('d2l', {'OMP_NUM_THREADS': cores}), 'gluonbert (defaults)': ('gluonbert', None)}
+    rows = {}
+    for name, (worker, env) in runs.items():
+        results = fresh_runs(__file__, worker, ['--steps', args.steps], args.repeats, env)
+        steps = [r['step'] for r in results]
+        rows[name] = dict(summary(steps), examples_per_sec=BATCH / statistics.median(steps),
+                          peak_rss_mib=max(r['rss'] for r in results))
+    print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
+                f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
+                extra=('examples_per_sec', 'peak_rss_mib'))
+    write_json('finetune_step.json', dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN,
+                                          python=sys.version.split()[0], results=rows))
+
+
+if __name__ == '__main__':
+    main()

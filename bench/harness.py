@@ -1,0 +1,56 @@
+"""What every benchmark shares: runs in fresh processes, min/median/max, a table, JSON.
+
+A benchmark script calls ``fresh_runs`` to run one of its own workers (``--worker NAME``) in
+new Python processes, since MXNet fixes its thread settings at import; each worker prints one
+JSON object as its last line.
+"""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+
+
+def fresh_runs(script, worker, args=(), repeats=3, env=None):
+    """The JSON results of ``repeats`` fresh runs of ``script --worker worker *args``."""
+    results = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, script, '--worker', worker, *map(str, args)],
+                             check=True, capture_output=True, text=True,
+                             env=None if env is None else dict(os.environ, **env)).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def summary(values):
+    return dict(min=min(values), median=statistics.median(values), max=max(values))
+
+
+def peak_rss_mib():
+    """This process's peak resident memory in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(title, rows, baseline, unit='s', extra=()):
+    """``rows``: {name: summary dict (+ extra keys)}; ratios are baseline median / median."""
+    print(title)
+    header = f'{"run":<26}{"min":>9}{"median":>9}{"max":>9}{"speed-up":>10}'
+    header += ''.join(f'{name:>14}' for name in extra)
+    print(header + f'   ({unit})')
+    base = rows[baseline]['median']
+    for name, row in rows.items():
+        line = (f'{name:<26}{row["min"]:>9.4f}{row["median"]:>9.4f}{row["max"]:>9.4f}'
+                f'{base / row["median"]:>9.2f}x')
+        line += ''.join(f'{row[key]:>14.1f}' for key in extra)
+        print(line)
+
+
+def write_json(name, payload):
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    with open(path, 'w') as f:
+        json.dump(payload, f, indent=1)
+    print(f'wrote {path}')

@@ -178,6 +178,11 @@ def test_dropout_argument_overrides_the_config(tmp_path):
     assert bert.config['dropout'] == 0.3
 
 
+def test_parameters_go_to_every_given_device(tmp_path):
+    bert, _ = from_pretrained(write_folder(tmp_path), devices=[mx.cpu(0), mx.cpu(1)])
+    assert bert.encoder.pos_embedding.list_ctx() == [mx.cpu(0), mx.cpu(1)]
+
+
 def test_the_decoder_weight_is_the_token_embedding(tmp_path):
     bert, _ = from_pretrained(write_folder(tmp_path))
     params = bert._collect_params_with_prefix()

@@ -121,9 +121,8 @@ class WordPieceTokenizer:
     ``max_input_chars_per_word`` characters becomes ``<unk>`` (BERT's and HF's 100; GluonNLP
     uses 200).
 
-    >>> tokenizer = WordPieceTokenizer(vocab)
-    >>> tokenizer('Unaffable, isn't it?')
-    ['un', '##aff', '##able', ',', 'isn', "'", 't', 'it', '?']
+    With ``un``, ``##aff``, ``##able`` and ``!`` in ``vocab``, ``tokenizer('Unaffable!')`` is
+    ``['un', '##aff', '##able', '!']``.
     """
 
     def __init__(self, vocab, *, lower=True, strip_accents=None, tokenize_chinese_chars=True,

@@ -74,14 +74,14 @@ def _read_vocab(vocab):
 
 
 def load_gluonnlp_params(params_file, vocab, *, num_heads, dropout=0.1, activation='gelu',
-                         layer_norm_eps=1e-12, ctx=None, return_report=False):
+                         layer_norm_eps=1e-12, devices=None, return_report=False):
     """Load ``(bert, vocab)`` from a GluonNLP 0.10 BERT ``.params`` file.
 
     ``vocab``: a ``Vocab``, or the path of GluonNLP's vocab JSON (``BERTVocab.to_json``) or
     of a ``vocab.txt``. The defaults of ``activation`` and ``layer_norm_eps`` are GluonNLP's
     BERT's (its ERNIE uses ``'relu'`` and ``1e-5``). A file without pooler, MLM decoder or
     NSP classifier (``use_pooler=False``, ...) loads with those initialized afresh, reported
-    as in ``from_pretrained``.
+    as in ``from_pretrained``; ``devices`` is as there.
     """
     tensors = read_params(params_file)
     vocab = _read_vocab(vocab)
@@ -103,7 +103,7 @@ def load_gluonnlp_params(params_file, vocab, *, num_heads, dropout=0.1, activati
         raise ValueError(f'num_heads={num_heads} does not divide the {options["num_hiddens"]} '
                          f'hidden units of {params_file}')
     bert = BERTModel(**options)
-    report = load_tensors(bert, tensors, gluonnlp_name, may_miss=is_optional, ctx=ctx)
+    report = load_tensors(bert, tensors, gluonnlp_name, may_miss=is_optional, devices=devices)
     return (bert, vocab, report) if return_report else (bert, vocab)
 
 

@@ -121,13 +121,14 @@ def _check_folder(folder):
                                     f'{VOCAB_FILE}')
 
 
-def from_pretrained(folder, *, dropout=None, ctx=None, return_report=False):
+def from_pretrained(folder, *, dropout=None, devices=None, return_report=False):
     """Load ``(bert, vocab)`` from an HF BERT folder (``config.json``, ``model.safetensors``,
     ``vocab.txt``), as ``load_pretrained_model`` does for d2l's folders.
 
     ``bert`` is a gluonbert ``BERTModel`` with the config's architecture, every tensor mapped
     by name with its shape checked; ``vocab`` is ``vocab.txt`` with d2l's special token names
-    (``[CLS]`` -> ``<cls>``, ...). ``dropout`` overrides the config's. Heads the checkpoint
+    (``[CLS]`` -> ``<cls>``, ...). ``dropout`` overrides the config's; ``devices`` (a
+    context or a list, default CPU) is where the parameters go, as d2l's. Heads the checkpoint
     lacks (pooler, MLM, NSP: e.g. a ``BertModel`` save) are initialized afresh, and a warning
     lists them and any unused tensors; ``return_report=True`` also returns the ``LoadReport``.
     """
@@ -142,7 +143,7 @@ def from_pretrained(folder, *, dropout=None, ctx=None, return_report=False):
     tensors, file_names, skipped = _hf_tensors(folder)
     bert = BERTModel(**options)
     report = load_tensors(bert, tensors, lambda name: file_names.get(hf_name(name)),
-                          may_miss=is_optional, ctx=ctx, ignored=skipped)
+                          may_miss=is_optional, devices=devices, ignored=skipped)
     return (bert, vocab, report) if return_report else (bert, vocab)
 
 

@@ -75,7 +75,7 @@ def _checked(name, param_shape, source_name, array):
     return _as_float32(source_name, array).reshape(param_shape)
 
 
-def load_tensors(net, tensors, source_name_of, *, may_miss, ctx=None, ignored=()):
+def load_tensors(net, tensors, source_name_of, *, may_miss, devices=None, ignored=()):
     """Initialize ``net`` with ``tensors`` (checkpoint name -> numpy array).
 
     ``source_name_of(name)`` gives the checkpoint name of gluonbert parameter ``name`` (None
@@ -83,21 +83,21 @@ def load_tensors(net, tensors, source_name_of, *, may_miss, ctx=None, ignored=()
     from ``HEAD_INIT``); tensors named in ``ignored`` are used by nothing and not reported.
     Returns a ``LoadReport`` and warns when anything is missing or unexpected.
     """
-    ctx = ctx or cpu()
+    devices = devices or cpu()
     loaded, missing, used = [], [], set(ignored)
     for param, names in _tied_groups(net):
         found = [(name, source_name_of(name)) for name in names]
         found = [(name, source) for name, source in found if source in tensors]
         if not found:
             missing.extend(names)
-            param.initialize(default_init=HEAD_INIT, ctx=ctx)
+            param.initialize(default_init=HEAD_INIT, ctx=devices)
             continue
         arrays = [_checked(name, param.shape, source, tensors[source]) for name, source in found]
         for (_, source), array in zip(found[1:], arrays[1:]):
             if not np.array_equal(array, arrays[0]):
                 raise ValueError(f'tensors {found[0][1]!r} and {source!r} are tied in gluonbert '
                                  f'(one parameter) but differ in the checkpoint')
-        param.initialize(init=_FromArray(arrays[0]), ctx=ctx)
+        param.initialize(init=_FromArray(arrays[0]), ctx=devices)
         loaded.extend(names)
         used.update(source for _, source in found)
     required = [name for name in missing if not may_miss(name)]

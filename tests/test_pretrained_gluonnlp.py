@@ -7,6 +7,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluonbert.data.wordpiece import vocab_from_bert_tokens
 from gluonbert.pretrained import load_gluonnlp_params, save_gluonnlp_params
 
 WORDS = [f'w{i}' for i in range(35)]
@@ -112,7 +113,6 @@ def test_file_without_pooler_and_heads_loads_them_afresh(tmp_path):
 
 
 def vocab_of(gluonnlp_vocab):
-    from gluonbert.data.wordpiece import vocab_from_bert_tokens
     return vocab_from_bert_tokens(gluonnlp_vocab.idx_to_token)
 
 

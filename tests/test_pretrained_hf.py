@@ -12,6 +12,7 @@ from mxnet import autograd, gluon
 from safetensors.numpy import load_file, save_file
 
 import gluonbert
+from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
 from gluonbert.pretrained import from_pretrained, load_tokenizer, save_hf_pretrained
 
 SIZES = dict(vocab_size=40, hidden_size=16, intermediate_size=32, num_attention_heads=4,
@@ -242,8 +243,8 @@ def test_fine_tuned_classifier_saves_and_reloads_its_encoder(tmp_path):
     save_hf_pretrained(bert, vocab, str(tmp_path / 'tuned'))
     reloaded, _ = from_pretrained(str(tmp_path / 'tuned'))
     tuned = bert.encoder.blks[0].attention.W_q.weight.data().asnumpy()
-    assert not np.array_equal(tuned, load_file(os.path.join(
-        tmp_path, 'source', 'model.safetensors'))['bert.encoder.layer.0.attention.self.query.weight'])
+    source = load_file(os.path.join(tmp_path, 'source', 'model.safetensors'))
+    assert not np.array_equal(tuned, source['bert.encoder.layer.0.attention.self.query.weight'])
     assert np.array_equal(reloaded.encoder.blks[0].attention.W_q.weight.data().asnumpy(), tuned)
 
 
@@ -397,7 +398,7 @@ def test_folder_without_weights_says_what_it_expected(tmp_path):
 def test_saving_a_model_without_embedding_layer_norm_is_refused(tmp_path):
     bert = gluonbert.BERTModel(40, 16, 32, 4, 1, 0.1, 24)  # d2l's architecture
     bert.initialize()
-    vocab = gluonbert.data.wordpiece.vocab_from_bert_tokens(vocab_lines(40))
+    vocab = vocab_from_bert_tokens(vocab_lines(40))
     with pytest.raises(ValueError, match='embedding_layer_norm=False has no HF BERT'):
         save_hf_pretrained(bert, vocab, str(tmp_path))
 
@@ -425,6 +426,6 @@ def test_load_tokenizer_without_config_lower_cases_an_uncased_vocab(tmp_path):
 
 def test_saved_tokenizer_config_restores_the_tokenizer(tmp_path):
     bert, vocab = from_pretrained(write_folder(tmp_path / 'source'))
-    tokenizer = gluonbert.data.wordpiece.WordPieceTokenizer(vocab, lower=False)
+    tokenizer = WordPieceTokenizer(vocab, lower=False)
     save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'), tokenizer=tokenizer)
     assert load_tokenizer(str(tmp_path / 'copy')).lower is False

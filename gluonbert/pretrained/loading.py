@@ -79,8 +79,9 @@ def load_tensors(net, tensors, source_name_of, *, may_miss, devices=None, ignore
     """Initialize ``net`` with ``tensors`` (checkpoint name -> numpy array).
 
     ``source_name_of(name)`` gives the checkpoint name of gluonbert parameter ``name`` (None
-    if the checkpoint has none); ``may_miss(name)`` says whether the checkpoint may lack it (it is then initialized
-    from ``HEAD_INIT``); tensors named in ``ignored`` are used by nothing and not reported.
+    if the checkpoint has none); ``may_miss(name)`` says whether the checkpoint may lack it
+    (it is then initialized from ``HEAD_INIT``); tensors named in ``ignored`` are used by
+    nothing and not reported; ``devices`` get the parameters (default CPU).
     Returns a ``LoadReport`` and warns when anything is missing or unexpected.
     """
     devices = devices or cpu()

@@ -1,0 +1,119 @@
+"""BERT-base-sized inference in MXNet: gluonbert vs GluonNLP 0.10 (both hybridized) vs d2l.
+
+12 layers, 768 hidden, 12 heads, 3072 FFN, vocab 30,522, batch 8 x 128, random weights; each
+model computes the sequence encoding, the pooled ``<cls>`` features and the 2-way NSP output
+(GluonNLP: ``use_pooler``, ``use_classifier``). Fresh processes, forward passes timed to
+their end. Prints a table and writes JSON.
+
+    python bench/inference.py [--repeats 3] [--batches 12]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from harness import fresh_runs, peak_rss_mib, print_table, summary, write_json
+
+BASE = dict(vocab_size=30522, num_hiddens=768, ffn_num_hiddens=3072, num_heads=12, num_blks=12,
+            dropout=0.1, max_len=512)
+BATCH, SEQ_LEN, WARMUP = 8, 128, 2
+
+
+def inputs(np):
+    rng = np.random.RandomState(0)
+    return (rng.randint(5, BASE['vocab_size'], (BATCH, SEQ_LEN)).astype('float32'),
+            (np.arange(SEQ_LEN)[None] >= 64).repeat(BATCH, 0).astype('float32'),
+            rng.randint(64, SEQ_LEN + 1, (BATCH,)).astype('float32'))
+
+
+def timed(forward, batches):
+    times = []
+    for _ in range(batches):
+        start = time.perf_counter()
+        forward()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_gluonbert(batches):
+    import numpy as onp
+    import gluonbert
+    import mxnet as mx
+    net = gluonbert.BERTModel(**BASE, activation='gelu', embedding_layer_norm=True,
+                              layer_norm_eps=1e-12)
+    net.initialize(mx.init.Normal(0.02))
+    net.hybridize(static_alloc=True, static_shape=True)
+    tokens, segments, valid_lens = (mx.nd.array(x) for x in inputs(onp))
+
+    def forward():
+        encoded, _, nsp = net(tokens, segments, valid_lens)
+        mx.nd.waitall()
+    return timed(forward, batches)
+
+
+def run_gluonnlp(batches):
+    import numpy as onp
+    import mxnet as mx
+    import gluonnlp
+    vocab = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(
+        [str(i) for i in range(BASE['vocab_size'] - 5)]))
+    net, _ = gluonnlp.model.get_model('bert_12_768_12', dataset_name=None, vocab=vocab,
+                                      pretrained=False, use_pooler=True, use_decoder=False,
+                                      use_classifier=True)
+    net.initialize(mx.init.Normal(0.02))
+    net.hybridize(static_alloc=True, static_shape=True)
+    tokens, segments, valid_lens = (mx.nd.array(x) for x in inputs(onp))
+
+    def forward():
+        net(tokens, segments, valid_lens)
+        mx.nd.waitall()
+    return timed(forward, batches)
+
+
+def run_d2l(batches):
+    import numpy as onp
+    from mxnet import init, np, npx
+    import d2l.mxnet as d2l
+    npx.set_np()
+    net = d2l.BERTModel(*[BASE[k] for k in ('vocab_size', 'num_hiddens', 'ffn_num_hiddens',
+                                            'num_heads', 'num_blks', 'dropout', 'max_len')])
+    net.initialize(init.Normal(0.02))
+    tokens, segments, valid_lens = (np.array(x) for x in inputs(onp))
+
+    def forward():
+        net(tokens, segments, valid_lens)
+        npx.waitall()
+    return timed(forward, batches)
+
+
+WORKERS = {'gluonbert': run_gluonbert, 'gluonnlp': run_gluonnlp, 'd2l': run_d2l}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--batches', type=int, default=12)
+    parser.add_argument('--worker', choices=sorted(WORKERS))
+    args = parser.parse_args()
+    if args.worker:
+        import gluonbert  # noqa: F401  (the same thread settings for every side)
+        times = WORKERS[args.worker](args.batches)
+        print(json.dumps(dict(batch=statistics.median(times[WARMUP:]), rss=peak_rss_mib())))
+        return
+    rows = {}
+    for name in ('gluonnlp', 'gluonbert', 'd2l'):
+        results = fresh_runs(__file__, name, ['--batches', args.batches], args.repeats)
+        latencies = [r['batch'] for r in results]
+        rows[name] = dict(summary(latencies),
+                          sequences_per_sec=BATCH / statistics.median(latencies),
+                          peak_rss_mib=max(r['rss'] for r in results))
+    print_table(f'BERT-base inference, batch {BATCH} x {SEQ_LEN}, hybridized where possible, '
+                f'{args.repeats} fresh processes each (seconds per batch)', rows, 'gluonnlp',
+                extra=('sequences_per_sec', 'peak_rss_mib'))
+    write_json('inference.json', dict(config=BASE, batch=BATCH, seq_len=SEQ_LEN,
+                                      python=sys.version.split()[0], results=rows))
+
+
+if __name__ == '__main__':
+    main()

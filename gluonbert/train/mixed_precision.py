@@ -1,0 +1,116 @@
+"""Mixed precision with MXNet AMP: float16 on GPU, bfloat16 on CPU, and the loss scale.
+
+``mxnet.contrib.amp.init`` rewrites MXNet's operators for the whole process, so it must run
+before the model is built and cannot be undone: call ``enable(dtype)`` first thing. What
+MXNet 1.9.1 supports (checked on this version):
+
+- ``bfloat16`` on CPU: oneDNN runs ``FullyConnected`` in bfloat16 and keeps embeddings,
+  softmax and LayerNorm in float32; parameters stay float32. It needs MXNet built with oneDNN
+  and a CPU with AVX-512 (oneDNN's bfloat16 kernels).
+- ``float16`` on GPU only: on CPU MXNet fails with "float16 fully connected layer is
+  currently only supported by CuDNN version".
+
+The loss scale: float16 overflows above 65504, so the loss is multiplied by a scale before
+``backward`` and the gradient divided by it; the scale halves at each non-finite step and
+doubles after ``growth_interval`` finite ones (MXNet's ``LossScaler`` policy). bfloat16 has
+float32's range and needs no scaling: its scale stays 1.
+"""
+import os
+
+import mxnet as mx
+
+DTYPES = ('float16', 'bfloat16')
+
+
+def cpu_bfloat16_support():
+    """``(True, '')`` when AMP can run in bfloat16 on this CPU, else ``(False, reason)``."""
+    if not mx.runtime.Features().is_enabled('MKLDNN'):
+        return False, 'this MXNet build has no oneDNN (MKLDNN)'
+    if os.path.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            if 'avx512bw' not in f.read():
+                return False, 'this CPU lacks AVX-512, which oneDNN bfloat16 kernels need'
+    return True, ''
+
+
+def check_supported(dtype, contexts):
+    """Raise ValueError when AMP in ``dtype`` cannot run on ``contexts``."""
+    if dtype not in DTYPES:
+        raise ValueError(f'amp={dtype!r}; expected None or one of {DTYPES}')
+    kinds = {ctx.device_type for ctx in contexts}
+    if dtype == 'float16' and kinds != {'gpu'}:
+        raise ValueError(f'amp="float16" needs GPU contexts, got {list(contexts)}: MXNet 1.9.1 '
+                         f'has no float16 FullyConnected on CPU; use amp="bfloat16" on CPU')
+    if dtype == 'bfloat16':
+        if kinds != {'cpu'}:
+            raise ValueError(f'amp="bfloat16" runs on CPU contexts, got {list(contexts)}; '
+                             f'use amp="float16" on GPU')
+        supported, why = cpu_bfloat16_support()
+        if not supported:
+            raise ValueError(f'amp="bfloat16" is not available: {why}')
+
+
+_enabled = []
+
+
+def enable(dtype):
+    """Switch MXNet AMP on for ``dtype``, before the model is built (once per process)."""
+    from mxnet.contrib import amp
+    if dtype not in DTYPES:
+        raise ValueError(f'dtype={dtype!r}; expected one of {DTYPES}')
+    if _enabled and _enabled[0] != dtype:
+        raise ValueError(f'AMP is already enabled for {_enabled[0]} in this process; '
+                         f'cannot switch to {dtype}')
+    if not _enabled:
+        if dtype == 'bfloat16':
+            supported, why = cpu_bfloat16_support()
+            if not supported:
+                raise ValueError(f'bfloat16 AMP is not available: {why}')
+        amp.init(target_dtype=dtype)
+        _enabled.append(dtype)
+
+
+def enabled_dtype():
+    """The dtype AMP was enabled for in this process by ``enable``, or None."""
+    return _enabled[0] if _enabled else None
+
+
+class LossScaler:
+    """A dynamic loss scale (``dynamic=True``) or a fixed one.
+
+    ``scale`` multiplies the loss before backward; ``update(finite)`` is called once per
+    update with whether its gradient was finite.
+    """
+
+    def __init__(self, scale=2.0 ** 16, *, dynamic=True, growth_interval=2000,
+                 max_scale=2.0 ** 24, min_scale=1.0):
+        if not scale > 0:
+            raise ValueError(f'loss scale={scale}; expected a positive number')
+        self.scale, self.dynamic = float(scale), dynamic
+        self.growth_interval, self.max_scale, self.min_scale = growth_interval, max_scale, min_scale
+        self.finite_in_a_row = 0
+
+    @classmethod
+    def for_dtype(cls, dtype):
+        """float16: dynamic, from 2**16; bfloat16 or None: fixed at 1."""
+        if dtype == 'float16':
+            return cls()
+        return cls(1.0, dynamic=False)
+
+    def update(self, finite):
+        if not self.dynamic:
+            return
+        if not finite:
+            self.scale = max(self.min_scale, self.scale / 2)
+            self.finite_in_a_row = 0
+            return
+        self.finite_in_a_row += 1
+        if self.finite_in_a_row == self.growth_interval:
+            self.scale = min(self.max_scale, self.scale * 2)
+            self.finite_in_a_row = 0
+
+    def state_dict(self):
+        return {'scale': self.scale, 'finite_in_a_row': self.finite_in_a_row}
+
+    def load_state_dict(self, state):
+        self.scale, self.finite_in_a_row = state['scale'], state['finite_in_a_row']

@@ -1,0 +1,322 @@
+"""Training checkpoints that lose nothing, and that a crash cannot half-write.
+
+A checkpoint is a folder ``step-00000042/`` holding
+
+- ``params.nd``: every parameter by structural name (first device's copy), MXNet's array
+  format, so it does not depend on the number or kind of devices;
+- ``optimizer.nd``: every optimizer state array (Adam's mean and variance, a float32 master
+  copy...) by parameter name;
+- ``state.json``: the optimizer's per-parameter update counts (Adam's bias correction reads
+  them), the number of updates (the schedule's position), the loss scale, the guard's counts,
+  the Python and NumPy random states, the seed of MXNet's generator, and the caller's data
+  position;
+- ``MANIFEST.json``: the size and SHA-256 of each file, written last.
+
+Nothing is unpickled on load (MXNet's ``Trainer.load_states`` unpickles a file, which runs
+whatever code it holds): arrays are read with ``mx.nd.load``, the rest is JSON. MXNet 1.9.1
+cannot read its generator's state; the trainer reseeds it from ``(seed, updates)`` after
+every update, so two integers restore it.
+
+Writes are atomic: the files go to a temporary folder, each is fsynced, the manifest is
+written, and the folder is renamed into place (then its parent fsynced); a process killed
+at any instant leaves either the previous checkpoints or the new one, never a half one. On
+load every file is checked against the manifest; ``CheckpointManager.load_latest`` falls back
+to the newest good checkpoint and says which one it skipped and why.
+"""
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+FORMAT = 1
+MANIFEST, STATE, PARAMS, OPTIMIZER = 'MANIFEST.json', 'state.json', 'params.nd', 'optimizer.nd'
+_STEP_DIR = re.compile(r'^step-(\d{8})$')
+_TMP_DIR = re.compile(r'^\.(tmp|old)-step-\d{8}-(\d+)$')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated, corrupt, or does not fit the model."""
+
+
+def _legacy(array):
+    return array.as_nd_ndarray() if isinstance(array, mx.np.ndarray) else array
+
+
+# ---- what a training state holds ---------------------------------------------------------
+
+def capture_rng():
+    """Python's and NumPy's global random states, as JSON values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {'python': [version, list(internal), gauss_next],
+            'numpy': [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def restore_rng(state):
+    """Set Python's and NumPy's global random states from ``capture_rng``'s value."""
+    version, internal, gauss_next = state['python']
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _flatten(state, key, arrays):
+    """Store the NDArrays of an optimizer state tree in ``arrays``; return its JSON structure."""
+    if state is None:
+        return None
+    if isinstance(state, mx.nd.NDArray):
+        arrays[key] = _legacy(state)
+        return key
+    if isinstance(state, (tuple, list)):
+        return [_flatten(child, f'{key}/{i}', arrays) for i, child in enumerate(state)]
+    raise CheckpointError(f'optimizer state {key!r} is a {type(state).__name__}; only arrays, '
+                          f'None and tuples of them can be saved')
+
+
+def _unflatten(structure, arrays, context):
+    if structure is None:
+        return None
+    if isinstance(structure, str):
+        if structure not in arrays:
+            raise CheckpointError(f'optimizer state array {structure!r} is missing')
+        return arrays[structure].copyto(context)
+    return tuple(_unflatten(child, arrays, context) for child in structure)
+
+
+def capture_optimizer(trainer, named):
+    """The arrays and the JSON description of ``trainer``'s optimizer state.
+
+    ``trainer`` is a ``gluon.Trainer`` updating on the workers (``update_on_kvstore=False``);
+    every device holds the same state, so the first device's is saved.
+    """
+    updater, optimizer = trainer._updaters[0], trainer.optimizer
+    index_of = trainer._param2idx
+    arrays, structures, counts = {}, {}, {}
+    all_counts = optimizer._all_index_update_counts
+    for name, param in named.items():
+        index = index_of.get(param.name)
+        if index is None:
+            continue
+        if index in updater.states:
+            structures[name] = _flatten(updater.states[index], name, arrays)
+        count = max((c.get(index, 0) for c in all_counts.values()), default=0)
+        if count:
+            counts[name] = count
+    return arrays, {'class': type(optimizer).__name__, 'num_update': optimizer.num_update,
+                    'update_counts': counts, 'states': structures}
+
+
+def restore_optimizer(trainer, named, arrays, meta):
+    """Put the optimizer state of ``capture_optimizer`` into ``trainer``, on every device."""
+    optimizer = trainer.optimizer
+    if meta['class'] != type(optimizer).__name__:
+        raise CheckpointError(f'the checkpoint holds {meta["class"]} state; this trainer uses '
+                              f'{type(optimizer).__name__}')
+    index_of = {name: trainer._param2idx[param.name] for name, param in named.items()
+                if param.name in trainer._param2idx}
+    unknown = (set(meta['states']) | set(meta['update_counts'])) - set(index_of)
+    if unknown:
+        raise CheckpointError(f'the checkpoint has optimizer state for {sorted(unknown)[:5]}, '
+                              f'which this trainer does not train')
+    for updater, context in zip(trainer._updaters, trainer._contexts):
+        updater.states.clear()
+        updater.states_synced.clear()
+        for name, structure in meta['states'].items():
+            index = index_of[name]
+            updater.states[index] = _unflatten(structure, arrays, context)
+            updater.states_synced[index] = True
+    counts = {index_of[name]: count for name, count in meta['update_counts'].items()}
+    device_ids = {context.device_id for context in trainer._contexts} | set(
+        optimizer._all_index_update_counts)
+    for device_id in device_ids:
+        optimizer._all_index_update_counts.setdefault(device_id, {})
+        optimizer._all_index_update_counts[device_id].clear()
+        optimizer._all_index_update_counts[device_id].update(counts)
+    optimizer.num_update = meta['num_update']
+
+
+def capture_params(named):
+    """Every parameter's value on its first device, by structural name."""
+    return {name: _legacy(param.list_data()[0]) for name, param in named.items()}
+
+
+def restore_params(named, arrays):
+    """Set every parameter of ``named`` (on all its devices) from ``arrays``."""
+    missing = [name for name in named if name not in arrays]
+    extra = [name for name in arrays if name not in named]
+    if missing or extra:
+        raise CheckpointError(f'the checkpoint does not fit the model: missing {missing[:5]}, '
+                              f'unexpected {extra[:5]}')
+    for name, param in named.items():
+        value = arrays[name]
+        if tuple(value.shape) != tuple(param.shape):
+            raise CheckpointError(f'parameter {name!r} has shape {param.shape}; the checkpoint '
+                                  f'holds {value.shape}')
+        current = param.list_data()[0]
+        param.set_data(value.as_np_ndarray() if isinstance(current, mx.np.ndarray) else value)
+
+
+# ---- files: atomic write, manifest, verified read ----------------------------------------
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(root, step, arrays_by_file, meta):
+    """Write ``{file: {key: NDArray}}`` and the JSON ``meta`` as ``root/step-<step>``, atomically.
+
+    Returns the checkpoint's path. An existing checkpoint of the same step is replaced.
+    """
+    os.makedirs(root, exist_ok=True)
+    name = f'step-{step:08d}'
+    tmp = os.path.join(root, f'.tmp-{name}-{os.getpid()}')
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    os.makedirs(tmp)
+    try:
+        for filename, arrays in arrays_by_file.items():
+            mx.nd.save(os.path.join(tmp, filename), arrays)
+        with open(os.path.join(tmp, STATE), 'w', encoding='utf-8') as f:
+            json.dump(dict(meta, format=FORMAT), f)
+        files = {}
+        for filename in sorted(os.listdir(tmp)):
+            path = os.path.join(tmp, filename)
+            _fsync(path)
+            files[filename] = {'bytes': os.path.getsize(path), 'sha256': _sha256(path)}
+        with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
+            json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync(tmp)
+        final = os.path.join(root, name)
+        if os.path.exists(final):  # the same step again, e.g. after a rollback
+            old = os.path.join(root, f'.old-{name}-{os.getpid()}')
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, final)
+        _fsync(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_checkpoint(path):
+    """``(arrays_by_file, meta)`` of the checkpoint at ``path``, verified against its manifest.
+
+    Raises ``CheckpointError`` saying what is wrong: no manifest (an interrupted write), a
+    missing file, a file of the wrong size (truncated) or with the wrong checksum (corrupt).
+    """
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, encoding='utf-8') as f:
+            manifest = json.load(f)
+        files = manifest['files']
+    except FileNotFoundError:
+        raise CheckpointError(f'{path}: no {MANIFEST} (not a checkpoint, or its write was '
+                              f'interrupted)') from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f'{manifest_path} is unreadable: {error}') from None
+    if manifest.get('format') != FORMAT:
+        raise CheckpointError(f'{path}: format {manifest.get("format")!r}; this gluonbert '
+                              f'reads format {FORMAT}')
+    for filename, expected in files.items():
+        file_path = os.path.join(path, filename)
+        if not os.path.isfile(file_path):
+            raise CheckpointError(f'{file_path} is missing')
+        size = os.path.getsize(file_path)
+        if size != expected['bytes']:
+            raise CheckpointError(f'{file_path} has {size} bytes, the manifest says '
+                                  f'{expected["bytes"]} (truncated?)')
+        if _sha256(file_path) != expected['sha256']:
+            raise CheckpointError(f'{file_path} does not match its SHA-256 checksum (corrupt)')
+    with open(os.path.join(path, STATE), encoding='utf-8') as f:
+        meta = json.load(f)
+    arrays = {filename: mx.nd.load(os.path.join(path, filename))
+              for filename in files if filename.endswith('.nd')}
+    return arrays, meta
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class CheckpointManager:
+    """The checkpoints of one run in ``root``: save, keep the last ``keep_last``, load the
+    newest good one."""
+
+    def __init__(self, root, keep_last=3):
+        if not (isinstance(keep_last, int) and keep_last >= 1):
+            raise ValueError(f'keep_last={keep_last!r}; expected an integer >= 1')
+        self.root, self.keep_last = root, keep_last
+
+    def checkpoints(self):
+        """Paths of the complete-looking checkpoints, oldest first."""
+        if not os.path.isdir(self.root):
+            return []
+        steps = sorted(int(m.group(1)) for name in os.listdir(self.root)
+                       if (m := _STEP_DIR.match(name)))
+        return [os.path.join(self.root, f'step-{step:08d}') for step in steps]
+
+    def save(self, step, arrays_by_file, meta):
+        """Write the checkpoint of ``step``, then delete all but the newest ``keep_last``."""
+        self._remove_leftovers()
+        path = write_checkpoint(self.root, step, arrays_by_file, meta)
+        for old in self.checkpoints()[:-self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def _remove_leftovers(self):
+        """Temporary folders of writers that died mid-save."""
+        if not os.path.isdir(self.root):
+            return
+        for name in os.listdir(self.root):
+            match = _TMP_DIR.match(name)
+            if match and not _pid_alive(int(match.group(2))):
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    def load_latest(self):
+        """``(path, arrays_by_file, meta)`` of the newest good checkpoint, or None if there is
+        none. A bad newer one is skipped with a warning naming it and the reason; if every
+        checkpoint is bad, ``CheckpointError`` lists them all."""
+        problems = []
+        for path in reversed(self.checkpoints()):
+            try:
+                arrays, meta = read_checkpoint(path)
+            except CheckpointError as error:
+                problems.append(str(error))
+                continue
+            if problems:
+                warnings.warn(f'skipped {len(problems)} unusable checkpoint(s) ('
+                              + '; '.join(problems) + f'); resuming from {path}', stacklevel=3)
+            return path, arrays, meta
+        if problems:
+            raise CheckpointError('no usable checkpoint in ' + self.root + ': ' +
+                                  '; '.join(problems))
+        return None

@@ -1,0 +1,301 @@
+"""``BERTTrainer``: the fine-tuning knobs d2l hides, composed over ``gluon.Trainer``.
+
+Parameter groups and layer-wise decay (``param_groups``, ``layerwise``), BERT's Adam
+variants (``gluonbert.optimizer``), one schedule owner (``schedules``), stale-gradient
+reports (``stale``), global-norm clipping (``clipping``), gradient accumulation
+(``accumulation``), mixed precision (``mixed_precision``), the non-finite guard (``guard``)
+and exact checkpoints (``state``). Underneath is a ``gluon.Trainer`` with the KVStore of
+your choice (``device``, ``local``, ``dist_sync``...), updating on the workers so that the
+reduced gradient can be checked and clipped before the update.
+
+The loop::
+
+    trainer = BERTTrainer(net, 'adamw', lr=2e-5, schedule='linear', warmup_steps=10,
+                          num_training_steps=100, groups={'^output\\.': {'lr_mult': 10}})
+    for X, y in batches:
+        with autograd.record():
+            loss = loss_fn(net(X), y).sum()   # a sum: the trainer divides by the samples
+        trainer.backward(loss)                # applies the loss scale under AMP
+        trainer.step(len(y), loss=loss)       # one update every `accumulate` calls
+"""
+import re
+from dataclasses import dataclass
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..optimizer import OPTIMIZERS  # importing it registers the gb_* optimizers
+from . import mixed_precision, state
+from .clipping import clip_factor, global_norm
+from .guard import APPLY, ROLLBACK, NonFiniteGuard
+from .named_params import named_parameters
+from .param_groups import NO_DECAY, apply, format_table, resolve
+from .schedules import Schedule
+from .stale import UNUSED, StalePolicy, mark_all_stale
+
+
+class NonFiniteError(RuntimeError):
+    """Too many non-finite steps in a row, and no checkpoint to roll back to."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a ``step`` call did: ``applied``, ``accumulating`` (waiting for more
+    micro-batches), ``skipped`` (non-finite) or ``rolled back`` (to ``checkpoint``).
+    ``lr`` is the learning rate of the update, ``grad_norm`` the true global gradient norm
+    before clipping (None while accumulating), ``stale`` the names skipped as stale."""
+    action: str
+    lr: float = None
+    grad_norm: float = None
+    stale: tuple = ()
+    checkpoint: str = None
+    data_position: dict = None
+
+
+def _seed_for(seed, updates):
+    """MXNet's seed after ``updates`` updates: a function of two integers only."""
+    return int(np.random.SeedSequence([seed, updates]).generate_state(1)[0] % (2 ** 31))
+
+
+def _is_finite(loss):
+    arrays = loss if isinstance(loss, (list, tuple)) else [loss]
+    total = 0.0
+    for array in arrays:
+        total += float(array.asnumpy().sum()) if hasattr(array, 'asnumpy') else float(array)
+    return bool(np.isfinite(total))
+
+
+class BERTTrainer:
+    """Updates the parameters of ``params`` (a Block, a list of Blocks, or name -> Parameter).
+
+    optimizer: ``'adamw'`` (default: fine-tuning is more stable with bias correction),
+        ``'bertadam'``, ``'adam'`` (see ``gluonbert.optimizer``), or another registered MXNet
+        optimizer name; ``optimizer_params`` go to its constructor (``beta1``, ``epsilon``...).
+    lr, wd: the peak learning rate and the weight decay (decoupled for adamw/bertadam).
+    schedule, warmup_steps, num_training_steps: a ``schedules.SCHEDULES`` name, or a
+        ``Schedule``; ``num_training_steps`` counts updates, not micro-batches.
+    groups, no_decay, layerwise_decay, num_layers, freeze: see ``param_groups.resolve``.
+    clip: the maximum global gradient norm (None: no clipping).
+    accumulate: micro-batches per update (``step`` is called after each).
+    stale: ``'error'``, ``'warn'`` or ``'skip'``; ``expect_stale``: a pattern of names that
+        may be stale silently (e.g. ``'^(mlm|nsp)\\.'``).
+    amp: None, ``'bfloat16'`` (CPU) or ``'float16'`` (GPU); call
+        ``mixed_precision.enable(amp)`` before building the model. ``loss_scale``: None
+        (dynamic for float16, 1 for bfloat16), ``'dynamic'``, or a fixed number.
+    guard_patience: non-finite steps in a row before rolling back to the last checkpoint.
+    checkpoint_dir, keep_last: where ``save`` writes, and how many checkpoints stay.
+    seed: MXNet's generator is reseeded from ``(seed, updates)`` after each update, which
+        makes resumes exact (None: leave MXNet's generator alone).
+    kvstore: passed to ``gluon.Trainer``; ``dist_async`` is refused (it updates on the
+        servers, before the gradient can be checked).
+    quiet: do not print the table of every parameter's lr and wd.
+    """
+
+    def __init__(self, params, optimizer='adamw', *, lr, wd=0.01, schedule='constant',
+                 warmup_steps=0, num_training_steps=None, groups=None, no_decay=NO_DECAY,
+                 layerwise_decay=None, num_layers=None, freeze=None, clip=None, accumulate=1,
+                 stale='error', expect_stale=None, amp=None, loss_scale=None, guard_patience=5,
+                 checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
+                 optimizer_params=None, quiet=False):
+        if not lr > 0:
+            raise ValueError(f'lr={lr}; expected a positive learning rate')
+        if not wd >= 0:
+            raise ValueError(f'wd={wd}; expected a weight decay >= 0')
+        if clip is not None and not clip > 0:
+            raise ValueError(f'clip={clip}; expected a positive maximum norm or None')
+        if not (isinstance(accumulate, int) and accumulate >= 1):
+            raise ValueError(f'accumulate={accumulate!r}; expected an integer >= 1')
+        if isinstance(kvstore, str) and 'async' in kvstore:
+            raise ValueError(f'kvstore={kvstore!r} updates on the servers, where the gradient '
+                             f'cannot be checked or clipped; use dist_sync or device')
+        self.named = named_parameters(params)
+        self.settings = resolve(self.named, groups, no_decay=no_decay,
+                                layerwise_decay=layerwise_decay, num_layers=num_layers,
+                                freeze=freeze)
+        apply(self.named, self.settings)
+        self.trainable = {s.name: self.named[s.name] for s in self.settings if not s.frozen}
+        if not self.trainable:
+            raise ValueError('every parameter is frozen; nothing to train')
+        if accumulate > 1:
+            for param in self.trainable.values():
+                param.grad_req = 'add'
+        self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(
+            schedule, lr, warmup_steps, num_training_steps)
+        self.lr, self.wd, self.clip, self.accumulate = lr, wd, clip, accumulate
+        registered = OPTIMIZERS.get(optimizer, optimizer)
+        if registered.lower() not in mx.optimizer.Optimizer.opt_registry:
+            raise ValueError(f'optimizer={optimizer!r} is not known; expected one of '
+                             f'{sorted(OPTIMIZERS)} or a registered MXNet optimizer')
+        self.trainer = gluon.Trainer(
+            list(self.trainable.values()), registered,
+            dict(optimizer_params or {}, learning_rate=lr, wd=wd), kvstore=kvstore,
+            update_on_kvstore=False)
+        contexts = next(iter(self.trainable.values())).list_ctx()
+        self.amp = amp
+        if amp is not None:
+            mixed_precision.check_supported(amp, contexts)
+            if mixed_precision.enabled_dtype() != amp:
+                raise ValueError(f'amp={amp!r}, but AMP was not enabled for it: call '
+                                 f'gluonbert.train.mixed_precision.enable({amp!r}) before '
+                                 f'building the model')
+        if loss_scale is None:
+            self.loss_scaler = mixed_precision.LossScaler.for_dtype(amp)
+        elif loss_scale == 'dynamic':
+            self.loss_scaler = mixed_precision.LossScaler()
+        else:
+            self.loss_scaler = mixed_precision.LossScaler(loss_scale, dynamic=False)
+        expected = None
+        if expect_stale is not None:
+            expected = re.compile(expect_stale)
+            if not any(expected.search(name) for name in self.trainable):
+                raise ValueError(f'expect_stale={expect_stale!r} matches no trainable parameter')
+        self.stale_policy = StalePolicy(stale, expected)
+        self.guard = NonFiniteGuard(guard_patience)
+        self.checkpoints = (state.CheckpointManager(checkpoint_dir, keep_last)
+                            if checkpoint_dir is not None else None)
+        self.seed = seed
+        self.num_updates = 0
+        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
+        if seed is not None:
+            mx.random.seed(_seed_for(seed, 0))
+        if not quiet:
+            print(self.describe())
+
+    def describe(self):
+        """The table of every parameter's group, depth, lr and wd."""
+        return format_table(self.settings, self.lr, self.wd)
+
+    @property
+    def loss_scale(self):
+        return self.loss_scaler.scale
+
+    def backward(self, loss):
+        """``autograd.backward`` of ``loss`` (an array or a list, one per device) times the
+        loss scale; call it where you would call ``loss.backward()``."""
+        losses = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+        scale = self.loss_scaler.scale
+        if scale != 1:
+            with autograd.record():
+                losses = [l * scale for l in losses]
+        autograd.backward(losses)
+
+    def step(self, batch_size, loss=None):
+        """Count a micro-batch of ``batch_size`` samples; every ``accumulate`` calls, update.
+
+        The gradient is divided by the samples of all accumulated micro-batches (and by the
+        loss scale): compute losses as sums over samples. Pass ``loss`` to have a non-finite
+        loss skip the update too. Returns a ``StepOutcome``.
+        """
+        if not batch_size > 0:
+            raise ValueError(f'batch_size={batch_size}; expected a positive number of samples')
+        self._pending_micro += 1
+        self._pending_samples += batch_size
+        if loss is not None and not _is_finite(loss):
+            self._pending_finite = False
+        if self._pending_micro < self.accumulate:
+            return StepOutcome('accumulating')
+        samples, loss_finite = self._pending_samples, self._pending_finite
+        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
+        return self._update(samples, loss_finite)
+
+    def _update(self, samples, loss_finite):
+        stale = self.stale_policy.check(self.trainable)
+        unused = {entry.name for entry in stale if entry.reason == UNUSED}
+        self.trainer.allreduce_grads()
+        updating = [p for name, p in self.trainable.items() if name not in unused]
+        scale = self.loss_scaler.scale
+        norm = global_norm(updating, 1.0 / (samples * scale))
+        decision = self.guard.observe(norm, 0.0 if loss_finite else float('nan'))
+        if decision != APPLY:
+            self.loss_scaler.update(False)
+            self._discard_gradients()
+            if decision == ROLLBACK:
+                return self._roll_back(norm)
+            return StepOutcome('skipped', grad_norm=norm, stale=tuple(sorted(unused)))
+        lr = self.schedule(self.num_updates + 1)
+        self.trainer.set_learning_rate(lr)
+        # The optimizer multiplies the gradient by 1 / (samples * scale / factor)
+        self.trainer.update(samples * scale / clip_factor(norm, self.clip),
+                            ignore_stale_grad=True)
+        if self.accumulate > 1:
+            for param in self.trainable.values():
+                param.zero_grad()
+        self.loss_scaler.update(True)
+        self.num_updates += 1
+        if self.seed is not None:
+            mx.random.seed(_seed_for(self.seed, self.num_updates))
+        return StepOutcome('applied', lr=lr, grad_norm=norm, stale=tuple(sorted(unused)))
+
+    def _discard_gradients(self):
+        mark_all_stale(self.trainable)
+        if self.accumulate > 1:
+            for param in self.trainable.values():
+                param.zero_grad()
+
+    def _roll_back(self, norm):
+        latest = self.checkpoints.load_latest() if self.checkpoints is not None else None
+        if latest is None:
+            raise NonFiniteError(f'{self.guard.patience} non-finite steps in a row (last '
+                                 f'gradient norm {norm}) and no checkpoint to roll back to; '
+                                 f'pass checkpoint_dir= and call save()')
+        path, arrays, meta = latest
+        guard = self.guard.state_dict()
+        scale = self.loss_scaler.state_dict()
+        position = self._restore(arrays, meta)
+        # Keep counting across the rollback, and keep the lowered loss scale
+        self.guard.load_state_dict(guard)
+        self.loss_scaler.load_state_dict(scale)
+        return StepOutcome('rolled back', grad_norm=norm, checkpoint=path,
+                           data_position=position)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def save(self, data_position=None):
+        """Write a checkpoint of everything needed to resume exactly; returns its path.
+
+        ``data_position``: JSON values locating the data loader (e.g. ``{'epoch': 2,
+        'batch': 17}``), handed back by ``load``.
+        """
+        if self.checkpoints is None:
+            raise ValueError('save() needs checkpoint_dir= when the trainer is created')
+        if self._pending_micro:
+            raise ValueError(f'save() in the middle of an accumulation ({self._pending_micro} '
+                             f'of {self.accumulate} micro-batches); save after an update')
+        optimizer_arrays, optimizer_meta = state.capture_optimizer(self.trainer, self.trainable)
+        meta = {'num_updates': self.num_updates, 'optimizer': optimizer_meta,
+                'loss_scale': self.loss_scaler.state_dict(), 'guard': self.guard.state_dict(),
+                'seed': self.seed, 'rng': state.capture_rng(),
+                'data_position': {} if data_position is None else data_position}
+        return self.checkpoints.save(
+            self.num_updates, {state.PARAMS: state.capture_params(self.named),
+                               state.OPTIMIZER: optimizer_arrays}, meta)
+
+    def load(self, path=None):
+        """Restore the checkpoint at ``path`` (default: the newest good one in
+        ``checkpoint_dir``); returns its data position, or None when there is no checkpoint
+        yet (a fresh start)."""
+        if path is not None:
+            arrays, meta = state.read_checkpoint(path)
+        else:
+            if self.checkpoints is None:
+                raise ValueError('load() without a path needs checkpoint_dir=')
+            latest = self.checkpoints.load_latest()
+            if latest is None:
+                return None
+            _, arrays, meta = latest
+        return self._restore(arrays, meta)
+
+    def _restore(self, arrays, meta):
+        state.restore_params(self.named, arrays[state.PARAMS])
+        state.restore_optimizer(self.trainer, self.trainable, arrays.get(state.OPTIMIZER, {}),
+                                meta['optimizer'])
+        self.num_updates = meta['num_updates']
+        self.loss_scaler.load_state_dict(meta['loss_scale'])
+        self.guard.load_state_dict(meta['guard'])
+        state.restore_rng(meta['rng'])
+        if self.seed is not None:
+            mx.random.seed(_seed_for(self.seed, self.num_updates))
+        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
+        mark_all_stale(self.trainable)
+        return meta['data_position']

@@ -1,0 +1,51 @@
+"""Gradient accumulation: N micro-batches make the update of the batch they came from."""
+import numpy as np
+import pytest
+
+from gluonbert.train.accumulation import split_micro_batches
+from gluonbert.train.trainer import BERTTrainer
+from tiny_bert import random_batch, summed_loss, tiny_classifier, values
+
+
+def train(accumulate, batches):
+    net, _ = tiny_classifier()
+    trainer = BERTTrainer(net, 'adamw', lr=1e-2, accumulate=accumulate, quiet=True)
+    actions = []
+    for batch in batches:
+        for micro in split_micro_batches(batch, accumulate):
+            trainer.backward(summed_loss(net, micro))
+            actions.append(trainer.step(micro[0].shape[0]).action)
+    return values(trainer.named), actions
+
+
+def test_four_micro_batches_update_as_one_batch_of_four_times_the_size():
+    rng = np.random.RandomState(0)
+    batches = [random_batch(rng, 8) for _ in range(3)]
+    whole, _ = train(1, batches)
+    accumulated, actions = train(4, batches)
+    assert actions == (['accumulating'] * 3 + ['applied']) * 3
+    # Adam moves every weight by about lr = 1e-2 per update; sums in another order differ
+    # by float32 rounding (W_k's bias has a zero gradient up to rounding: softmax ignores it)
+    for name in whole:
+        np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_micro_batches_are_equal_slices_of_the_batch():
+    batch = random_batch(np.random.RandomState(0), 6)
+    micro = split_micro_batches(batch, 3)
+    assert [m[0].shape[0] for m in micro] == [2, 2, 2]
+    np.testing.assert_array_equal(micro[2][3].asnumpy(), batch[3].asnumpy()[4:6])
+
+
+def test_accumulation_that_does_not_divide_the_batch_is_an_error():
+    batch = random_batch(np.random.RandomState(0), 10)
+    with pytest.raises(ValueError, match='accumulate=4 does not divide the batch of 10'):
+        split_micro_batches(batch, 4)
+
+
+@pytest.mark.parametrize('accumulate', [0, 2.5])
+def test_accumulate_must_be_a_positive_integer(accumulate):
+    net, _ = tiny_classifier(hybridize=False)
+    with pytest.raises(ValueError, match=f'accumulate={accumulate}'):
+        BERTTrainer(net, lr=1e-3, accumulate=accumulate, quiet=True)

@@ -1,0 +1,90 @@
+"""Mixed precision: bfloat16 AMP trains on CPU; float16 needs a GPU; the loss scale policy.
+
+AMP rewrites MXNet's operators for the whole process, so the training test runs in a
+subprocess of its own.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import pytest
+
+from gluonbert.train.mixed_precision import LossScaler, check_supported, cpu_bfloat16_support
+from gluonbert.train.trainer import BERTTrainer
+from tiny_bert import tiny_classifier
+
+TRAIN_IN_BFLOAT16 = """
+import json, numpy as np
+from gluonbert.train import mixed_precision
+mixed_precision.enable('bfloat16')
+from gluonbert.train.trainer import BERTTrainer
+from tiny_bert import random_batch, summed_loss, tiny_classifier
+net, _ = tiny_classifier()
+trainer = BERTTrainer(net, 'adamw', lr=3e-3, amp='bfloat16', clip=1.0, quiet=True)
+batch = random_batch(np.random.RandomState(0), 16)
+losses = []
+for _ in range(25):
+    loss = summed_loss(net, batch)
+    trainer.backward(loss)
+    trainer.step(16, loss=loss)
+    losses.append(float(loss.asnumpy()) / 16)
+logits = net(batch[:3])
+print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype),
+                  'weight_dtype': str(net.output.weight.data().dtype),
+                  'loss_scale': trainer.loss_scale, 'skipped': trainer.guard.skipped}))
+"""
+
+
+def test_bfloat16_amp_trains_on_cpu():
+    supported, why = cpu_bfloat16_support()
+    if not supported:
+        pytest.skip(why)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.environ.get('PYTHONPATH', '')]))
+    run = subprocess.run([sys.executable, '-c', TRAIN_IN_BFLOAT16], capture_output=True,
+                         text=True, env=env, timeout=300, check=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result['logits_dtype'] == "[('bfloat16', '<u2')]"   # FullyConnected ran in bf16
+    assert result['weight_dtype'] == "<class 'numpy.float32'>"  # master weights stay float32
+    assert (result['loss_scale'], result['skipped']) == (1.0, 0)
+    assert result['losses'][-1] < 0.5 * result['losses'][0]
+
+
+def test_amp_that_was_not_enabled_before_building_the_model_is_an_error():
+    supported, why = cpu_bfloat16_support()
+    if not supported:
+        pytest.skip(why)
+    net, _ = tiny_classifier(hybridize=False)
+    with pytest.raises(ValueError, match=r"mixed_precision.enable\('bfloat16'\) before "
+                                         r"building the model"):
+        BERTTrainer(net, lr=1e-3, amp='bfloat16', quiet=True)
+
+
+def test_float16_needs_gpu_contexts():
+    with pytest.raises(ValueError, match='amp="float16" needs GPU contexts.*use '
+                                         'amp="bfloat16" on CPU'):
+        check_supported('float16', [mx.cpu()])
+
+
+def test_unknown_amp_dtypes_are_errors():
+    with pytest.raises(ValueError, match="amp='int8'"):
+        check_supported('int8', [mx.cpu()])
+
+
+def test_a_dynamic_loss_scale_halves_on_overflow_and_doubles_after_a_clean_run():
+    scaler = LossScaler(1024.0, growth_interval=3)
+    scaler.update(False)
+    assert scaler.scale == 512.0
+    for _ in range(3):
+        scaler.update(True)
+    assert scaler.scale == 1024.0
+
+
+def test_bfloat16_and_no_amp_use_a_fixed_scale_of_one():
+    for dtype in ('bfloat16', None):
+        scaler = LossScaler.for_dtype(dtype)
+        scaler.update(False)
+        assert scaler.scale == 1.0
+    assert LossScaler.for_dtype('float16').scale == 2.0 ** 16

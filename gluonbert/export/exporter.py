@@ -1,0 +1,139 @@
+"""``export_onnx``: a fine-tuned gluonbert head to a verified, self-describing ONNX folder.
+
+The folder holds ``model.onnx`` (and ``model.int8.onnx`` if asked), ``vocab.json`` (d2l's
+``idx_to_token`` list), ``labels.json`` (label names in label-id order) and ``export.json``
+(inputs, outputs, max_len, tokenization, verification). The vocabulary, label names, max_len
+and tokenization are also in the ONNX model's ``metadata_props``, so the model file alone is
+enough to serve it.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+from .convert import to_onnx
+from .folder import staged_folder, write_bytes, write_json
+from .opset import OPSET
+from .operators import check_operators
+from .quantize import quantize_int8
+from .signature import INPUT_DTYPE, check_label_names, find_encoder, signature_of
+from .trace import trace
+from .verify import verify
+
+MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
+VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
+D2L_TOKENIZATION = ("d2l-nli: lowercase, split on whitespace, '<unk>' for unknown tokens, the "
+                    "pair truncated from its longer side to max_len - 3 tokens, then '<cls>' "
+                    "premise '<sep>' hypothesis '<sep>', segments 0 then 1, padded with '<pad>'")
+_D2L_SPECIALS = ('<unk>', '<pad>', '<cls>', '<sep>')
+
+
+@dataclass
+class ExportReport:
+    """What ``export_onnx`` wrote and how closely onnxruntime matched MXNet."""
+    folder: str
+    files: list
+    head: str
+    inputs: dict
+    outputs: dict
+    max_abs_diff: float
+    verification: object            # VerificationReport of model.onnx
+    int8_max_abs_diff: float = None  # of model.int8.onnx, when written (not bounded)
+    metadata: dict = field(default_factory=dict, repr=False)
+
+    def __str__(self):
+        lines = [f'{self.head} exported to {self.folder}: {", ".join(self.files)}',
+                 f'max |onnxruntime - mxnet| = {self.max_abs_diff:.2e} '
+                 f'(tolerance {self.verification.tolerance:g})']
+        if self.int8_max_abs_diff is not None:
+            lines.append(f'int8 model: max |onnxruntime - mxnet| = {self.int8_max_abs_diff:.2e}')
+        return '\n'.join(lines + [self.verification.table()])
+
+
+def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, tolerance=1e-4,
+                quantize=False, output_names=None, overwrite=False):
+    """Export the fine-tuned head ``model`` to ONNX in ``folder`` and verify it.
+
+    ``model``: a gluonbert head (``BERTClassifier``, ``gluonbert.model.heads.BERTFor...``) or
+    any HybridBlock over a ``BERTEncoder`` called with ``(tokens, segments, valid_lens)``.
+    ``vocab``: its vocabulary (a ``Vocab`` or the ``idx_to_token`` list); ``label_names``:
+    the class names in label-id order (None for heads without a label set); ``max_len``: the
+    longest sequence to serve, at most the encoder's ``max_len``. ``examples``: real inputs
+    ``(tokens, segments, valid_lens)`` (e.g. a dataset's arrays) verified besides random ones.
+    The export is refused, and nothing written, when onnxruntime differs from MXNet by more
+    than ``tolerance``. ``quantize=True`` also writes a dynamic-int8 ``model.int8.onnx``.
+    Works in either ``npx`` mode; returns an ``ExportReport``.
+    """
+    signature = signature_of(model, output_names)
+    label_names = check_label_names(signature, label_names)
+    encoder = find_encoder(model)
+    tokens = _vocab_tokens(vocab, encoder.vocab_size)
+    _check_max_len(max_len, encoder.max_len)
+    metadata = _metadata(signature, tokens, label_names, max_len)
+    with staged_folder(folder, overwrite) as staging:
+        symbol, params = trace(model, signature)
+        check_operators(symbol, model)
+        proto = to_onnx(symbol, params, signature, metadata,
+                        doc_string=f'gluonbert {signature.head}; see metadata_props')
+        report = verify(proto, model, signature, encoder.vocab_size, max_len, examples,
+                        tolerance)
+        write_bytes(os.path.join(staging, MODEL_FILE), proto.SerializeToString())
+        write_json(os.path.join(staging, VOCAB_FILE), tokens)
+        files = [MODEL_FILE, VOCAB_FILE]
+        if label_names is not None:
+            write_json(os.path.join(staging, LABELS_FILE), list(label_names))
+            files.append(LABELS_FILE)
+        int8_diff = None
+        if quantize:
+            int8 = quantize_int8(proto)
+            int8_diff = verify(int8, model, signature, encoder.vocab_size, max_len, examples,
+                               tolerance=float('inf')).max_abs_diff
+            write_bytes(os.path.join(staging, INT8_FILE), int8.SerializeToString())
+            files.append(INT8_FILE)
+        files.append(EXPORT_FILE)
+        description = {key: json.loads(value) for key, value in metadata.items()
+                       if key not in ('vocab', 'label_names')}
+        description.update(files=files, opset=OPSET, verification={
+            'tolerance': tolerance, 'max_abs_diff': report.max_abs_diff,
+            'batches': report.batches, 'int8_max_abs_diff': int8_diff})
+        write_json(os.path.join(staging, EXPORT_FILE), description)
+    return ExportReport(os.path.abspath(folder), files, signature.head,
+                        dict(signature.inputs), dict(signature.outputs), report.max_abs_diff,
+                        report, int8_diff, metadata)
+
+
+def _vocab_tokens(vocab, vocab_size):
+    tokens = getattr(vocab, 'idx_to_token', vocab)
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f'vocab must be a Vocab or its idx_to_token list of strings, got '
+                        f'{type(vocab).__name__}')
+    if len(tokens) != vocab_size:
+        raise ValueError(f'vocab has {len(tokens)} tokens, but the model\'s token embedding '
+                         f'has {vocab_size} rows; export with the vocabulary the model was '
+                         f'trained with')
+    if len(set(tokens)) != len(tokens):
+        raise ValueError('vocab holds duplicate tokens; expected each token once')
+    return list(tokens)
+
+
+def _check_max_len(max_len, encoder_max_len):
+    if not isinstance(max_len, int) or not 1 <= max_len <= encoder_max_len:
+        raise ValueError(f'max_len={max_len!r}; expected an int in [1, {encoder_max_len}] '
+                         f'(the encoder\'s position embedding has {encoder_max_len} rows)')
+
+
+def _metadata(signature, tokens, label_names, max_len):
+    """``metadata_props`` of the model: every value a JSON string."""
+    d2l_vocab = all(special in tokens for special in _D2L_SPECIALS)
+    values = {
+        'head': signature.head,
+        'task': signature.task,
+        'max_len': max_len,
+        'inputs': {name: {'dtype': INPUT_DTYPE.__name__, 'axes': list(axes)}
+                   for name, axes in signature.inputs.items()},
+        'outputs': {name: None if axes is None else list(axes)
+                    for name, axes in signature.outputs.items()},
+        'tokenization': D2L_TOKENIZATION if d2l_vocab else None,
+        'vocab': tokens,
+        'label_names': None if label_names is None else list(label_names),
+    }
+    return {key: json.dumps(value, ensure_ascii=False) for key, value in values.items()}

@@ -1,0 +1,134 @@
+"""Verification of an export: the ONNX checker, then onnxruntime against MXNet on random and
+real batches of several batch sizes and lengths, from length 1 to ``max_len``.
+
+An element passes when ``|onnx - mxnet| <= tolerance + 4 * eps32 * |mxnet|``: the absolute
+tolerance, widened by float32's own resolution at large magnitudes (question answering adds
+-1e4 to padded positions, where one float32 step is 1e-3).
+"""
+from dataclasses import dataclass, field
+
+import mxnet as mx
+import numpy as np
+import onnx
+from mxnet import autograd
+from mxnet.util import np_array, np_shape
+
+from .session import inference_session
+from .signature import INPUT_DTYPE, MODEL_DTYPES
+
+EPS32 = float(np.finfo(np.float32).eps)
+REAL_BATCH_SIZES = (1, 4, 16)
+
+
+class VerificationError(RuntimeError):
+    """onnxruntime's outputs differ from MXNet's by more than the tolerance."""
+
+
+@dataclass
+class VerificationReport:
+    """Max abs difference of onnxruntime against MXNet, overall and per batch."""
+    tolerance: float
+    max_abs_diff: float = 0.0
+    batches: list = field(default_factory=list)  # dicts: source, shape, max_abs_diff
+
+    def add(self, source, shape, diff):
+        self.batches.append({'source': source, 'shape': list(shape), 'max_abs_diff': diff})
+        self.max_abs_diff = max(self.max_abs_diff, diff)
+
+    def table(self):
+        rows = [f"{b['source']:<7} {'x'.join(map(str, b['shape'])):<12} {b['max_abs_diff']:.2e}"
+                for b in self.batches]
+        return '\n'.join(['source  shape        max |onnx - mxnet|'] + rows)
+
+
+def verify(model_proto, model, signature, vocab_size, max_len, examples=None,
+           tolerance=1e-4, seed=0):
+    """Check ``model_proto`` with onnx.checker, then compare onnxruntime with ``model``;
+    raise VerificationError when an output differs beyond ``tolerance``."""
+    onnx.checker.check_model(model_proto, full_check=True)  # against the model's own opset
+    session = inference_session(model_proto.SerializeToString())
+    report = VerificationReport(tolerance)
+    batches = [('random', b) for b in random_batches(signature, vocab_size, max_len, seed)]
+    if examples is not None:
+        batches += [('real', b) for b in real_batches(signature, examples, max_len)]
+    failures = []
+    for source, batch in batches:
+        expected = mxnet_outputs(model, signature, batch)
+        got = session.run(list(signature.outputs), {k: v.astype(INPUT_DTYPE)
+                                                     for k, v in batch.items()})
+        diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+        report.add(source, batch['tokens'].shape, diff)
+        if not all(np.allclose(g, e, rtol=4 * EPS32, atol=tolerance)
+                   for g, e in zip(got, expected)):
+            failures.append(f"{source} batch {batch['tokens'].shape}: {diff:.2e}")
+    if failures:
+        raise VerificationError(f'onnxruntime differs from MXNet beyond tolerance={tolerance} '
+                                f'on {len(failures)} of {len(batches)} batches ('
+                                + '; '.join(failures) + f'); nothing was written.\n'
+                                + report.table())
+    return report
+
+
+def mxnet_outputs(model, signature, batch):
+    """The model's outputs on ``batch`` (numpy arrays by input name), in inference mode, with
+    the dtypes of d2l's data pipeline."""
+    with np_array(False), np_shape(False), autograd.predict_mode():
+        inputs = [mx.nd.array(batch[name], dtype=MODEL_DTYPES[name]) for name in signature.inputs]
+        outputs = model(tuple(inputs)) if signature.takes_tuple else model(*inputs)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [out.asnumpy() for out in outputs]
+
+
+def random_batches(signature, vocab_size, max_len, seed=0):
+    """Batches of random ids: lengths 1, max_len and two in between, batch sizes 1 to 5; each
+    batch holds one full-length sequence, the others random valid lengths."""
+    rng = np.random.RandomState(seed)
+    shapes = [(1, 1), (3, max_len), (2, max(1, max_len // 2)), (5, max(1, min(7, max_len - 1)))]
+    choices = 2 if 'choices' in signature.inputs['tokens'] else None
+    batches = []
+    for batch_size, seq_len in shapes:
+        lead = (batch_size,) if choices is None else (batch_size, choices)
+        valid_lens = rng.randint(1, seq_len + 1, lead)
+        valid_lens.flat[0] = seq_len
+        positions = np.arange(seq_len)
+        split = rng.randint(0, valid_lens + 1)[..., None]  # where the second segment starts
+        segments = (positions >= split) & (positions < valid_lens[..., None])
+        batches.append({'tokens': rng.randint(0, vocab_size, lead + (seq_len,)),
+                        'segments': segments.astype(np.int64), 'valid_lens': valid_lens})
+    return batches
+
+
+def real_batches(signature, examples, max_len):
+    """Batches of ``REAL_BATCH_SIZES`` consecutive examples, each cut to its longest valid
+    length, and the first four at their full padded length."""
+    arrays = _as_numpy_examples(signature, examples, max_len)
+    count = len(arrays['tokens'])
+    batches, start = [], 0
+    for size in REAL_BATCH_SIZES:
+        rows = np.arange(start, start + size) % count
+        start += size
+        batch = {name: array[rows] for name, array in arrays.items()}
+        longest = int(batch['valid_lens'].max())
+        batches.append({name: array if name == 'valid_lens' else array[..., :longest]
+                        for name, array in batch.items()})
+    batches.append({name: array[np.arange(4) % count] for name, array in arrays.items()})
+    return batches
+
+
+def _as_numpy_examples(signature, examples, max_len):
+    if not isinstance(examples, (list, tuple)) or len(examples) != 3:
+        raise ValueError('examples must be the tuple (tokens, segments, valid_lens) of real '
+                         "inputs, e.g. the arrays of d2l's SNLIBERTDataset")
+    arrays = {}
+    for name, array in zip(signature.inputs, examples):
+        array = array.asnumpy() if hasattr(array, 'asnumpy') else np.asarray(array)
+        if array.ndim != len(signature.inputs[name]):
+            raise ValueError(f'examples: {name} has shape {array.shape}; expected axes '
+                             f'{signature.inputs[name]}')
+        if name != 'valid_lens' and array.shape[-1] > max_len:
+            raise ValueError(f'examples: {name} has sequence length {array.shape[-1]}, longer '
+                             f'than max_len={max_len}')
+        arrays[name] = np.rint(array).astype(np.int64)
+    if not len(arrays['tokens']):
+        raise ValueError('examples holds no example')
+    return arrays

@@ -1,0 +1,153 @@
+"""export/predict.py serves an export with numpy and onnxruntime only, and predicts what MXNet does."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as onp
+import pytest
+import mxnet as mx
+from mxnet import init
+
+import gluonbert
+from gluonbert.data.nli import SNLIBERTDataset, embedded_snli_dir, read_snli_infersent
+from gluonbert.export import export_onnx
+from gluonbert.model.heads import BERTForQuestionAnswering
+
+PREDICT = Path(__file__).resolve().parents[1] / 'export' / 'predict.py'
+MAX_LEN = 24
+LABELS = ('entailment', 'contradiction', 'neutral')
+CRAFTED = [  # casing, runs of spaces, unknown words, and pairs longer than MAX_LEN
+    ('A MAN Plays a   GUITAR on STAGE .', 'Someone makes music .'),
+    (' '.join(['a dog runs through the tall grass'] * 5), 'An animal is outside .'),
+    ('Two kids .', ' '.join(['the children are playing zyxxy qwertz'] * 4)),
+    ('zyxxy', 'qwertz'),
+]
+
+
+@pytest.fixture(scope='module')
+def snli_export(tmp_path_factory):
+    """A small classifier over a vocabulary of real SNLI, exported; and the pairs to predict."""
+    dev = read_snli_infersent(embedded_snli_dir(), 'dev')
+    vocab = SNLIBERTDataset(dev, MAX_LEN).vocab  # d2l: min_freq 5, reserved tokens
+    mx.random.seed(0)
+    bert = gluonbert.BERTModel(len(vocab), 32, 48, 2, 2, 0.1, max_len=MAX_LEN)
+    bert.initialize(init.Xavier())
+    net = gluonbert.BERTClassifier(bert, 3)
+    net.output.initialize(init.Normal(1.0))
+    premises, hypotheses, _ = read_snli_infersent(embedded_snli_dir(), 'test')
+    pairs = list(zip(premises[:40], hypotheses[:40])) + CRAFTED
+    data = SNLIBERTDataset(([p for p, _ in pairs], [h for _, h in pairs], [0] * len(pairs)),
+                           MAX_LEN, vocab)
+    examples = (data.all_token_ids, data.all_segments, data.valid_lens)
+    # Centre the logits over these pairs, so that random weights predict all three labels
+    logits = net(tuple(mx.nd.array(a, dtype=a.dtype) for a in examples))
+    net.output.bias.set_data(net.output.bias.data() - logits.mean(axis=0))
+    folder = tmp_path_factory.mktemp('deploy') / 'snli'
+    export_onnx(net, folder, vocab, LABELS, MAX_LEN, examples=examples, quantize=True)
+    logits = net(tuple(mx.nd.array(a, dtype=a.dtype) for a in examples)).asnumpy()
+    return folder, pairs, logits
+
+
+@pytest.fixture(scope='module')
+def without_mxnet(tmp_path_factory):
+    """An environment whose Python cannot import mxnet: a stub package shadows it."""
+    stub = tmp_path_factory.mktemp('no-mxnet') / 'mxnet'
+    stub.mkdir()
+    (stub / '__init__.py').write_text("raise ImportError('mxnet is not available here')\n")
+    env = dict(os.environ, PYTHONPATH=str(stub.parent))
+    check = subprocess.run([sys.executable, '-c', 'import mxnet'], env=env,
+                           capture_output=True, text=True)
+    assert check.returncode != 0 and 'mxnet is not available here' in check.stderr
+    return env
+
+
+def predict(env, *args, stdin=None):
+    return subprocess.run([sys.executable, str(PREDICT), *map(str, args)], env=env,
+                          input=stdin, capture_output=True, text=True)
+
+
+def write_pairs(path, pairs):
+    path.write_text(''.join(f'{p}\t{h}\n' for p, h in pairs), encoding='utf-8')
+    return path
+
+
+def parse(stdout):
+    header, *rows = stdout.strip().split('\n')
+    cells = [row.split('\t') for row in rows]
+    return header.split('\t'), [c[0] for c in cells], onp.array([c[1:] for c in cells], float)
+
+
+def softmax(logits):
+    e = onp.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_predictions_without_mxnet_equal_mxnet_on_real_snli_pairs(snli_export, without_mxnet,
+                                                                  tmp_path):
+    folder, pairs, logits = snli_export
+    result = predict(without_mxnet, folder, write_pairs(tmp_path / 'pairs.tsv', pairs))
+    assert result.returncode == 0, result.stderr
+    header, labels, probs = parse(result.stdout)
+    assert header == ['label', 'p_entailment', 'p_contradiction', 'p_neutral']
+    assert labels == [LABELS[i] for i in logits.argmax(axis=1)]
+    assert len(set(labels)) == 3
+    onp.testing.assert_allclose(probs, softmax(logits), atol=2e-6)
+
+
+def test_pairs_are_read_from_stdin_and_blank_lines_skipped(snli_export, without_mxnet):
+    folder, pairs, logits = snli_export
+    stdin = '\n'.join(f'{p}\t{h}' for p, h in pairs[:3]) + '\n\n'
+    result = predict(without_mxnet, folder, '-', stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert parse(result.stdout)[1] == [LABELS[i] for i in logits[:3].argmax(axis=1)]
+
+
+def test_int8_model_serves_the_same_pairs(snli_export, without_mxnet, tmp_path):
+    folder, pairs, _ = snli_export
+    result = predict(without_mxnet, folder, write_pairs(tmp_path / 'p.tsv', pairs), '--int8')
+    assert result.returncode == 0, result.stderr
+    _, labels, probs = parse(result.stdout)
+    assert len(labels) == len(pairs) and onp.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_max_len_beyond_the_exported_one_is_refused(snli_export, without_mxnet, tmp_path):
+    folder, pairs, _ = snli_export
+    result = predict(without_mxnet, folder, write_pairs(tmp_path / 'p.tsv', pairs[:1]),
+                     '--max-len', MAX_LEN + 1)
+    assert result.returncode == 2
+    assert f'max_len={MAX_LEN + 1}: expected 5 to {MAX_LEN}, the max_len the model was ' \
+           f'exported and verified for' in result.stderr
+
+
+def test_line_without_a_tab_is_refused_with_its_number(snli_export, without_mxnet):
+    folder, _, _ = snli_export
+    result = predict(without_mxnet, folder, stdin='a dog\ta cat\nno tab here\n')
+    assert result.returncode == 2
+    assert "stdin, line 2: expected premise<TAB>hypothesis (one tab), found 0 tabs" \
+        in result.stderr
+
+
+def test_vocab_file_of_another_export_is_detected(snli_export, without_mxnet, tmp_path):
+    folder, _, _ = snli_export
+    mixed = shutil.copytree(folder, tmp_path / 'mixed')
+    vocab = json.loads((mixed / 'vocab.json').read_text(encoding='utf-8'))
+    (mixed / 'vocab.json').write_text(json.dumps(vocab[::-1]), encoding='utf-8')
+    result = predict(without_mxnet, mixed, stdin='a\tb\n')
+    assert result.returncode == 2
+    assert 'vocab.json differs from the vocab embedded in the model' in result.stderr
+
+
+def test_heads_other_than_pair_classification_are_refused(without_mxnet, tmp_path):
+    vocab = ['<unk>', '<pad>', '<cls>', '<sep>', 'a', 'b']
+    bert = gluonbert.BERTModel(len(vocab), 16, 24, 2, 1, 0.0, max_len=8)
+    bert.initialize(init.Xavier())
+    head = BERTForQuestionAnswering(bert)
+    head.output.initialize(init.Xavier())
+    export_onnx(head, tmp_path / 'qa', vocab, None, 8)
+    result = predict(without_mxnet, tmp_path / 'qa', stdin='a\tb\n')
+    assert result.returncode == 2
+    assert 'holds a BERTForQuestionAnswering (task \'question_answering\'); predict.py ' \
+           'serves sentence-pair classification and regression heads' in result.stderr

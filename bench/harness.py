@@ -25,6 +25,34 @@ def fresh_runs(script, worker, args=(), repeats=3, env=None):
     return results
 
 
+def worker_result(times, warmup):
+    """The last line a worker prints: the median of ``times`` after ``warmup`` and peak RSS."""
+    if len(times) <= warmup:
+        raise SystemExit(f'{len(times)} timed steps, {warmup} of them warm-up: run more steps')
+    print(json.dumps(dict(seconds=statistics.median(times[warmup:]), rss=peak_rss_mib())))
+
+
+def d2l_and_gluonbert():
+    """The usual comparison: d2l as users run it, d2l with OMP_NUM_THREADS set to the core
+    count, and gluonbert with its defaults. ``{name: (worker, extra environment)}``."""
+    cores = str(len(os.sched_getaffinity(0)))
+    return {'d2l (defaults)': ('d2l', None),
+            f'd2l (OMP_NUM_THREADS={cores})': ('d2l', {'OMP_NUM_THREADS': cores}),
+            'gluonbert (defaults)': ('gluonbert', None)}
+
+
+def compare(script, runs, args, repeats, items, rate_name):
+    """Run each of ``runs`` (``{name: (worker, env)}``) ``repeats`` times in fresh processes;
+    rows of time summaries, ``rate_name`` (``items`` per median time) and peak RSS."""
+    rows = {}
+    for name, (worker, env) in runs.items():
+        results = fresh_runs(script, worker, args, repeats, env)
+        times = [r['seconds'] for r in results]
+        rows[name] = dict(summary(times), **{rate_name: items / statistics.median(times)},
+                          peak_rss_mib=max(r['rss'] for r in results))
+    return rows
+
+
 def summary(values):
     return dict(min=min(values), median=statistics.median(values), max=max(values))
 

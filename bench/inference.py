@@ -8,12 +8,10 @@ their end. Prints a table and writes JSON.
     python bench/inference.py [--repeats 3] [--batches 12]
 """
 import argparse
-import json
-import statistics
 import sys
 import time
 
-from harness import fresh_runs, peak_rss_mib, print_table, summary, write_json
+from harness import compare, print_table, worker_result, write_json
 
 BASE = dict(vocab_size=30522, num_hiddens=768, ffn_num_hiddens=3072, num_heads=12, num_blks=12,
             dropout=0.1, max_len=512)
@@ -99,15 +97,11 @@ def main():
     if args.worker:
         import gluonbert  # noqa: F401  (the same thread settings for every side)
         times = WORKERS[args.worker](args.batches)
-        print(json.dumps(dict(batch=statistics.median(times[WARMUP:]), rss=peak_rss_mib())))
+        worker_result(times, WARMUP)
         return
-    rows = {}
-    for name in ('gluonnlp', 'gluonbert', 'd2l'):
-        results = fresh_runs(__file__, name, ['--batches', args.batches], args.repeats)
-        latencies = [r['batch'] for r in results]
-        rows[name] = dict(summary(latencies),
-                          sequences_per_sec=BATCH / statistics.median(latencies),
-                          peak_rss_mib=max(r['rss'] for r in results))
+    runs = {name: (name, None) for name in ('gluonnlp', 'gluonbert', 'd2l')}
+    rows = compare(__file__, runs, ['--batches', args.batches], args.repeats, BATCH,
+                   'sequences_per_sec')
     print_table(f'BERT-base inference, batch {BATCH} x {SEQ_LEN}, hybridized where possible, '
                 f'{args.repeats} fresh processes each (seconds per batch)', rows, 'gluonnlp',
                 extra=('sequences_per_sec', 'peak_rss_mib'))

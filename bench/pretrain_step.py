@@ -8,13 +8,10 @@ is timed to its end (update included). Prints a table and writes JSON.
     python bench/pretrain_step.py [--repeats 3] [--steps 8] [--batch-size 512]
 """
 import argparse
-import json
-import os
-import statistics
 import sys
 import time
 
-from harness import fresh_runs, peak_rss_mib, print_table, summary, write_json
+from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -103,18 +100,10 @@ def main():
     args = parser.parse_args()
     if args.worker:
         times = WORKERS[args.worker](args.batch_size, args.steps)
-        print(json.dumps(dict(step=statistics.median(times[WARMUP:]), rss=peak_rss_mib())))
+        worker_result(times, WARMUP)
         return
-    cores = str(len(os.sched_getaffinity(0)))
-    runs = {'d2l (defaults)': ('d2l', None), f'd2l (OMP_NUM_THREADS={cores})':
-            ('d2l', {'OMP_NUM_THREADS': cores}), 'gluonbert (defaults)': ('gluonbert', None)}
-    rows = {}
-    for name, (worker, env) in runs.items():
-        results = fresh_runs(__file__, worker, ['--steps', args.steps, '--batch-size',
-                                                args.batch_size], args.repeats, env)
-        steps = [r['step'] for r in results]
-        rows[name] = dict(summary(steps), pairs_per_sec=args.batch_size / statistics.median(steps),
-                          peak_rss_mib=max(r['rss'] for r in results))
+    rows = compare(__file__, d2l_and_gluonbert(), ['--steps', args.steps, '--batch-size', args.batch_size], args.repeats,
+                   args.batch_size, 'pairs_per_sec')
     print_table(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('pairs_per_sec', 'peak_rss_mib'))

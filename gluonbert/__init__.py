@@ -1,7 +1,9 @@
 """gluonbert: BERT in MXNet Gluon, mirroring d2l's blocks, hybridizable and fast."""
 from . import runtime  # first: thread settings must precede ``import mxnet``
 from .data import Vocab, get_tokens_and_segments, load_data_wiki
+from .data.wordpiece import WordPieceTokenizer
 from .model import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
+from .pretrained import from_pretrained, load_tokenizer, save_hf_pretrained
 from .train.checkpoint import load_pretrained_model, save_pretrained
 from .train.pretrain import train_bert
 

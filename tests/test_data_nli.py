@@ -91,3 +91,14 @@ def test_an_unknown_label_is_named_with_its_file_and_line(tmp_path):
 def test_a_folder_without_snli_files_is_refused(tmp_path):
     with pytest.raises(DataNotFoundError, match='holds neither s1.dev/s1.test'):
         locate_snli(str(tmp_path))
+
+
+def test_a_wordpiece_tokenizer_replaces_the_chapters_whitespace_split():
+    from gluonbert.data.wordpiece import WordPieceTokenizer
+    vocab = Vocab(['the', 'dog', '##s', 'run', '.'],
+                  reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>'])
+    dataset = SNLIBERTDataset((['The dogs run.'], ['Dogs'], [0]), 12, vocab,
+                              tokenizer=WordPieceTokenizer(vocab))
+    (tokens, _, valid_len), _ = dataset[0]
+    assert vocab.to_tokens(tokens.tolist())[:int(valid_len)] == [
+        '<cls>', 'the', 'dog', '##s', 'run', '.', '<sep>', 'dog', '##s', '<sep>']

@@ -4,15 +4,14 @@ An entry is ``<stem>.npz`` (the seven arrays and the token frequencies) beside
 ``<stem>.vocab.json`` (d2l's ``vocab.json`` layout). Both are written to a temporary file and
 renamed, so a reader never sees half an entry; an entry that cannot be read is rebuilt.
 """
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .vocab import Vocab
 
 # Bump when the arrays a given (corpus, max_len, seed, masking) produces change.
@@ -61,11 +60,13 @@ def save(stem, arrays, vocab):
     token_freqs = json.dumps(vocab.token_freqs, ensure_ascii=False).encode('utf-8')
     try:
         npz_path.parent.mkdir(parents=True, exist_ok=True)
-        with _replacing(vocab_path) as tmp:
-            vocab.save_json(tmp)
-        with _replacing(npz_path) as tmp, open(tmp, 'wb') as f:
-            np.savez(f, token_freqs_json=np.frombuffer(token_freqs, dtype=np.uint8),
-                     **dict(zip(ARRAY_NAMES, arrays)))
+        atomic_write(vocab_path, vocab.save_json)
+
+        def write_arrays(tmp):
+            with open(tmp, 'wb') as f:  # a file object: savez would add '.npz' to a path
+                np.savez(f, token_freqs_json=np.frombuffer(token_freqs, dtype=np.uint8),
+                         **dict(zip(ARRAY_NAMES, arrays)))
+        atomic_write(npz_path, write_arrays)
     except OSError as error:
         _logger.warning('could not write cache entry %s (%s)', npz_path, error)
 
@@ -81,16 +82,3 @@ def _check(arrays, max_len):
     if len({len(array) for array in arrays}) != 1 or widths != expected:
         raise ValueError(f'arrays of shapes {[a.shape for a in arrays]}, expected equal row '
                          f'counts and row shapes {expected}')
-
-
-@contextlib.contextmanager
-def _replacing(path):
-    """A temporary path beside ``path`` that replaces it once written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

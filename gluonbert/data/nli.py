@@ -202,13 +202,16 @@ class SNLIBERTDataset(gluon.data.Dataset):
 
     ``dataset`` is ``(premises, hypotheses, labels)``; ``vocab`` is the pretrained model's
     (without one, a vocabulary is built from the data: min_freq 5, BERT's reserved tokens).
+    Sentences are lower-cased and split on whitespace, as in the chapter, unless a
+    ``tokenizer`` (e.g. the ``WordPieceTokenizer`` of an imported checkpoint) is given.
     """
 
-    def __init__(self, dataset, max_len, vocab=None):
+    def __init__(self, dataset, max_len, vocab=None, tokenizer=None):
         if max_len < 5:
             raise ValueError(f"max_len={max_len}; expected >= 5 (room for '<cls>', two "
                              f"'<sep>' and a token of each sentence)")
-        premises, hypotheses = _tokenize(dataset[0]), _tokenize(dataset[1])
+        tokenize = _tokenize if tokenizer is None else (lambda ss: [tokenizer(s) for s in ss])
+        premises, hypotheses = tokenize(dataset[0]), tokenize(dataset[1])
         if not len(premises) == len(hypotheses) == len(dataset[2]):
             raise ValueError(f'dataset holds {len(premises)} premises, {len(hypotheses)} '
                              f'hypotheses and {len(dataset[2])} labels; expected equal counts')

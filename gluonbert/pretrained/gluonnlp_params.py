@@ -15,7 +15,7 @@ from mxnet.util import np_array, np_shape
 
 from ..data.wordpiece import read_wordpiece_vocab, vocab_from_bert_tokens
 from ..model import BERTModel
-from ..train.checkpoint import _atomic_write
+from ..atomic import atomic_write
 from .loading import load_tensors
 from .mapping import checkpoint_shape, gluonnlp_name, is_optional
 
@@ -121,4 +121,4 @@ def save_gluonnlp_params(bert, path):
         data = param.data().as_nd_ndarray()
         arrays[gluonnlp_name(name)] = data.reshape(checkpoint_shape(name, param.shape))
     with np_array(False), np_shape(False):
-        _atomic_write(path, lambda tmp: mx.nd.save(tmp, arrays))
+        atomic_write(path, lambda tmp: mx.nd.save(tmp, arrays))

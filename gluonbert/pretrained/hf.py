@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.wordpiece import WordPieceTokenizer, read_wordpiece_vocab, write_wordpiece_vocab
 from ..model import BERTModel
-from ..train.checkpoint import _atomic_write
+from ..atomic import atomic_write
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
@@ -173,7 +173,7 @@ def _write_json(path, value):
     def write(tmp):
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(value, f, indent=2)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def hf_tensors(bert, dtype='float32'):
@@ -210,7 +210,7 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     tensors = hf_tensors(bert, dtype)
     os.makedirs(folder, exist_ok=True)
     _write_json(os.path.join(folder, CONFIG_FILE), config)
-    _atomic_write(os.path.join(folder, VOCAB_FILE), lambda tmp: write_wordpiece_vocab(vocab, tmp))
+    atomic_write(os.path.join(folder, VOCAB_FILE), lambda tmp: write_wordpiece_vocab(vocab, tmp))
     if tokenizer is not None:
         _write_json(os.path.join(folder, TOKENIZER_CONFIG_FILE), {
             'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lower,
@@ -218,5 +218,5 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
             'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
             'model_max_length': bert.config['max_len']})
     # HF's loader wants the 'format' metadata; the other tools ignore it
-    _atomic_write(os.path.join(folder, WEIGHTS_FILE),
+    atomic_write(os.path.join(folder, WEIGHTS_FILE),
                   lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt'}))

@@ -7,41 +7,19 @@ fsync, rename), so an interrupted save never leaves a half-written checkpoint.
 """
 import json
 import os
-import tempfile
 
+from ..atomic import atomic_write
 from ..data.vocab import Vocab
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
 
 
-def _atomic_write(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_json(path, value):
     def write(tmp):
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(value, f, indent=1 if isinstance(value, dict) else None)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def save_pretrained(net, vocab, folder, config=None):
@@ -50,7 +28,7 @@ def save_pretrained(net, vocab, folder, config=None):
     if config is not None:
         _write_json(os.path.join(folder, CONFIG_FILE), config)
     _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    _atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
+    atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
 
 
 def _load_parameters(net, params, vocab, devices):
@@ -115,7 +93,7 @@ def save_classifier(net, vocab, folder, labels, max_len):
     _write_json(os.path.join(folder, CONFIG_FILE),
                 dict(bert=bert_config, labels=list(labels), max_len=max_len))
     _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    _atomic_write(os.path.join(folder, CLASSIFIER_FILE), net.save_parameters)
+    atomic_write(os.path.join(folder, CLASSIFIER_FILE), net.save_parameters)
 
 
 def load_classifier(folder, devices=None):

@@ -2,26 +2,30 @@
 
 ``gluon.utils.split_and_load(..., even_split=False)`` gives splits like [3, 3, 3, 10] and
 fails with "Too many slices" on a batch smaller than the device count; here sizes differ by
-at most one sample.
+at most one sample. A batch smaller than the device count is refused unless the caller
+accepts idle devices (``allow_idle=True``): then the last devices get no shard, and the
+caller must make their gradient count as zero (see ``gluonbert.distributed.parallel``).
 """
 import mxnet as mx
 
 
-def shard_sizes(batch_size, num_devices):
-    """Balanced shard sizes, e.g. (10, 4) -> [3, 3, 2, 2]."""
+def shard_sizes(batch_size, num_devices, *, allow_idle=False):
+    """Balanced shard sizes, e.g. (10, 4) -> [3, 3, 2, 2]; with ``allow_idle``,
+    (2, 3) -> [1, 1, 0]."""
     if num_devices < 1:
         raise ValueError('devices is empty; expected at least one context')
-    if batch_size < num_devices:
+    if batch_size < num_devices and not allow_idle:
         raise ValueError(f'a batch of {batch_size} samples cannot be split across '
                          f'{num_devices} devices; expected at least one sample per device')
     base, extra = divmod(batch_size, num_devices)
     return [base + (i < extra) for i in range(num_devices)]
 
 
-def shard_batch(batch, devices):
+def shard_batch(batch, devices, *, allow_idle=False):
     """Split every array of ``batch`` along axis 0 and copy shard i to ``devices[i]``.
 
-    Returns one tuple of arrays per device, in the order of ``batch``.
+    Returns one tuple of arrays per device, in the order of ``batch``; with ``allow_idle``,
+    only for the first ``min(batch size, len(devices))`` devices.
     """
     batch_size = batch[0].shape[0]
     for i, array in enumerate(batch):
@@ -29,7 +33,10 @@ def shard_batch(batch, devices):
             raise ValueError(f'batch item {i} has {array.shape[0]} samples, item 0 has '
                              f'{batch_size}; expected the same batch size for every item')
     shards, begin = [], 0
-    for size, device in zip(shard_sizes(batch_size, len(devices)), devices):
+    sizes = shard_sizes(batch_size, len(devices), allow_idle=allow_idle)
+    for size, device in zip(sizes, devices):
+        if size == 0:
+            break
         end = begin + size
         shards.append(tuple(_as_array(a)[begin:end].as_in_context(device) for a in batch))
         begin = end

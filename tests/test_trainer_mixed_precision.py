@@ -25,7 +25,7 @@ net, _ = tiny_classifier()
 trainer = BERTTrainer(net, 'adamw', lr=3e-3, amp='bfloat16', clip=1.0, quiet=True)
 batch = random_batch(np.random.RandomState(0), 16)
 losses = []
-for _ in range(25):
+for _ in range(20):
     loss = summed_loss(net, batch)
     trainer.backward(loss)
     trainer.step(16, loss=loss)

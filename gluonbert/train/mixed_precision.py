@@ -71,8 +71,12 @@ def enable(dtype):
 
 
 def enabled_dtype():
-    """The dtype AMP was enabled for in this process by ``enable``, or None."""
-    return _enabled[0] if _enabled else None
+    """The dtype AMP was enabled for by ``enable``; ``'unknown'`` when the caller ran
+    ``mxnet.contrib.amp.init`` directly; None when AMP is off in this process."""
+    if _enabled:
+        return _enabled[0]
+    from mxnet.contrib.amp import amp
+    return 'unknown' if amp._amp_initialized else None
 
 
 class LossScaler:

@@ -135,7 +135,7 @@ class BERTTrainer:
         self.amp = amp
         if amp is not None:
             mixed_precision.check_supported(amp, contexts)
-            if mixed_precision.enabled_dtype() != amp:
+            if mixed_precision.enabled_dtype() not in (amp, 'unknown'):
                 raise ValueError(f'amp={amp!r}, but AMP was not enabled for it: call '
                                  f'gluonbert.train.mixed_precision.enable({amp!r}) before '
                                  f'building the model')

@@ -159,3 +159,13 @@ def test_uninitialized_output_layer_is_named(bert, tmp_path):
                                          r'value .*initialize'):
         export_onnx(head, tmp_path / 'm', VOCAB, LABELS, 8)
     assert files_under(tmp_path) == []
+
+
+def test_a_block_that_cannot_be_hybridized_is_refused(bert, tmp_path):
+    class EagerHead(nn.Block):  # the d2l chapter's classifier is such a Block
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.output = bert.encoder, nn.Dense(3)
+
+    with pytest.raises(TypeError, match=r'model \(EagerHead\) is not a HybridBlock'):
+        export_onnx(EagerHead(), tmp_path / 'm', VOCAB, LABELS, 8)

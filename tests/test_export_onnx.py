@@ -21,6 +21,8 @@ from gluonbert.model.heads import (BERTForMultipleChoice, BERTForQuestionAnsweri
 MAX_LEN = 12
 VOCAB = ['<unk>', '<pad>', '<cls>', '<sep>', '<mask>'] + [f'word{i}' for i in range(35)]
 NLI_LABELS = ('entailment', 'contradiction', 'neutral')
+# Per block: fused Q/K/V, W_o, two FFN layers; then hidden and output
+DENSE_LAYERS = 2 * 4 + 2
 
 
 def tiny_bert(seed=0):
@@ -144,6 +146,14 @@ def test_weights_are_initializers_not_graph_inputs(classifier_export):
     assert all(t.name in read for t in model.graph.initializer)
 
 
+def test_attention_projects_q_k_v_in_one_product_and_the_model_is_left_as_it_was(
+        classifier_export):
+    net, folder, _ = classifier_export
+    model = onnx.load(str(folder / 'model.onnx'))
+    assert [node.op_type for node in model.graph.node].count('Gemm') == DENSE_LAYERS
+    assert all('hybrid_forward' not in blk.attention.__dict__ for blk in net.encoder.blks)
+
+
 def test_export_leaves_the_onnx_opset_and_checker_of_the_process_unchanged(tmp_path):
     opset, check_graph = onnx.defs.onnx_opset_version(), onnx.checker.check_graph
     default_opsets = dict(onnx.checker.DEFAULT_CONTEXT.opset_imports)
@@ -186,7 +196,7 @@ def test_int8_model_quantizes_every_dense_layer_and_stays_close(classifier_expor
     net, folder, report = classifier_export
     model = onnx.load(str(folder / 'model.int8.onnx'))
     ops = [node.op_type for node in model.graph.node]
-    assert 'Gemm' not in ops and ops.count('MatMulInteger') == 2 * 6 + 2  # 6 per block
+    assert 'Gemm' not in ops and ops.count('MatMulInteger') == DENSE_LAYERS
     assert {p.key for p in model.metadata_props} >= {'vocab', 'label_names', 'max_len'}
     batch = feeds(4, MAX_LEN)
     got = inference_session(str(folder / 'model.int8.onnx')).run(None, batch)[0]

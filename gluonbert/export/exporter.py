@@ -8,7 +8,7 @@ enough to serve it.
 """
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .convert import to_onnx
 from .folder import staged_folder, write_bytes, write_json
@@ -38,7 +38,6 @@ class ExportReport:
     max_abs_diff: float
     verification: object            # VerificationReport of model.onnx
     int8_max_abs_diff: float = None  # of model.int8.onnx, when written (not bounded)
-    metadata: dict = field(default_factory=dict, repr=False)
 
     def __str__(self):
         lines = [f'{self.head} exported to {self.folder}: {", ".join(self.files)}',
@@ -68,6 +67,8 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
     encoder = find_encoder(model)
     tokens = _vocab_tokens(vocab, encoder.vocab_size)
     _check_max_len(max_len, encoder.max_len)
+    if not tolerance > 0:
+        raise ValueError(f'tolerance={tolerance!r}; expected a positive max abs difference')
     metadata = _metadata(signature, tokens, label_names, max_len)
     with staged_folder(folder, overwrite) as staging:
         symbol, params = trace(model, signature)
@@ -76,29 +77,33 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
                         doc_string=f'gluonbert {signature.head}; see metadata_props')
         report = verify(proto, model, signature, encoder.vocab_size, max_len, examples,
                         tolerance)
-        write_bytes(os.path.join(staging, MODEL_FILE), proto.SerializeToString())
-        write_json(os.path.join(staging, VOCAB_FILE), tokens)
-        files = [MODEL_FILE, VOCAB_FILE]
-        if label_names is not None:
-            write_json(os.path.join(staging, LABELS_FILE), list(label_names))
-            files.append(LABELS_FILE)
+        models = {MODEL_FILE: proto}
         int8_diff = None
         if quantize:
-            int8 = quantize_int8(proto)
-            int8_diff = verify(int8, model, signature, encoder.vocab_size, max_len, examples,
-                               tolerance=float('inf')).max_abs_diff
-            write_bytes(os.path.join(staging, INT8_FILE), int8.SerializeToString())
-            files.append(INT8_FILE)
-        files.append(EXPORT_FILE)
+            models[INT8_FILE] = quantize_int8(proto)
+            int8_diff = verify(models[INT8_FILE], model, signature, encoder.vocab_size,
+                               max_len, examples, tolerance=float('inf')).max_abs_diff
         description = {key: json.loads(value) for key, value in metadata.items()
                        if key not in ('vocab', 'label_names')}
-        description.update(files=files, opset=OPSET, verification={
+        description.update(opset=OPSET, verification={
             'tolerance': tolerance, 'max_abs_diff': report.max_abs_diff,
             'batches': report.batches, 'int8_max_abs_diff': int8_diff})
-        write_json(os.path.join(staging, EXPORT_FILE), description)
+        files = _write_folder(staging, models, tokens, label_names, description)
     return ExportReport(os.path.abspath(folder), files, signature.head,
                         dict(signature.inputs), dict(signature.outputs), report.max_abs_diff,
-                        report, int8_diff, metadata)
+                        report, int8_diff)
+
+
+def _write_folder(staging, models, tokens, label_names, description):
+    """Write the models, vocab.json, labels.json and export.json; return the file names."""
+    files = list(models) + [VOCAB_FILE] + ([LABELS_FILE] if label_names else []) + [EXPORT_FILE]
+    for name, proto in models.items():
+        write_bytes(os.path.join(staging, name), proto.SerializeToString())
+    write_json(os.path.join(staging, VOCAB_FILE), tokens)
+    if label_names:
+        write_json(os.path.join(staging, LABELS_FILE), list(label_names))
+    write_json(os.path.join(staging, EXPORT_FILE), dict(description, files=files))
+    return files
 
 
 def _vocab_tokens(vocab, vocab_size):

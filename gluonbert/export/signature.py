@@ -18,7 +18,7 @@ from ..model.heads import (BERTForMultipleChoice, BERTForQuestionAnswering,
 
 INPUT_NAMES = ('tokens', 'segments', 'valid_lens')
 INPUT_DTYPE = np.int64
-# The dtypes of d2l's SNLIBERTDataset, which every head is trained and tested with
+# What the graph casts the inputs to: the dtypes of d2l's SNLIBERTDataset, as models are trained
 MODEL_DTYPES = {'tokens': 'int32', 'segments': 'int32', 'valid_lens': 'float32'}
 DYNAMIC_AXES = ('batch', 'choices', 'seq')
 
@@ -75,7 +75,7 @@ def signature_of(model, output_names=None):
         if isinstance(model, cls):
             raise ValueError(f'model is a {cls.__name__}: {what}; {_WHAT_TO_EXPORT}')
     if not isinstance(model, HybridBlock):
-        raise TypeError(f'model is a {type(model).__name__}, not a HybridBlock: ONNX export '
+        raise TypeError(f'model ({type(model).__name__}) is not a HybridBlock: ONNX export '
                         f'traces the model to a graph, which only HybridBlocks allow')
     if find_encoder(model) is None:
         raise ValueError(f'model {type(model).__name__} holds no gluonbert BERTEncoder; '

@@ -2,18 +2,21 @@
 
 Tracing runs with NumPy semantics off, whatever the caller's ``npx`` mode: mx2onnx converts
 legacy operators only, and gluonbert's blocks compute in legacy operators in both modes. The
-int64 inputs are cast inside the graph to the dtypes the model was trained with.
+int64 inputs are cast inside the graph to the dtypes the model was trained with, and attention
+is traced with fused Q/K/V projections (see ``fused_attention``).
 """
 import mxnet as mx
 from mxnet.util import np_array, np_shape
 
+from .fused_attention import fused_qkv_projections
 from .signature import INPUT_DTYPE, MODEL_DTYPES
 
 
 def trace(model, signature):
     """``(symbol, params)``: the graph of ``model`` (outputs renamed after the signature) and
     its parameters as legacy NDArrays keyed by symbol argument name."""
-    with np_array(False), np_shape(False):
+    _check_initialized(model)
+    with np_array(False), np_shape(False), fused_qkv_projections(model) as fused:
         inputs = [mx.sym.cast(mx.sym.var(name, dtype=INPUT_DTYPE), dtype=MODEL_DTYPES[name])
                   for name in signature.inputs]
         outputs = model(tuple(inputs)) if signature.takes_tuple else model(*inputs)
@@ -25,20 +28,29 @@ def trace(model, signature):
                              f'output_names with one name per output')
         symbol = mx.sym.Group([mx.sym.identity(out, name=name)
                                for out, name in zip(outputs, names)])
-    return symbol, _parameters(model, symbol)
+    params = _parameters(model, symbol)
+    params.update(fused)
+    return symbol, params
 
 
-def _parameters(model, symbol):
-    used = set(symbol.list_inputs())
-    params = {}
+def _check_initialized(model):
     for param in model.collect_params().values():
-        if param.name not in used:
-            continue
         try:
-            data = param.data(param.list_ctx()[0]).as_in_context(mx.cpu())
+            param.list_ctx()
+            param.data(param.list_ctx()[0])
         except RuntimeError as error:  # includes DeferredInitializationError
             raise ValueError(f'parameter {param.name!r} of the model has no value ({error}); '
                              f'initialize and fine-tune the head before exporting (d2l: '
                              f'net.output.initialize(ctx=devices))') from None
-        params[param.name] = data.as_nd_ndarray() if isinstance(data, mx.np.ndarray) else data
+
+
+def _parameters(model, symbol):
+    """The model's parameters that ``symbol`` reads, as legacy NDArrays on the CPU."""
+    used = set(symbol.list_inputs())
+    params = {}
+    for param in model.collect_params().values():
+        if param.name in used:
+            data = param.data(param.list_ctx()[0]).as_in_context(mx.cpu())
+            params[param.name] = data.as_nd_ndarray() if isinstance(data, mx.np.ndarray) \
+                else data
     return params

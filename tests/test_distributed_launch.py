@@ -1,0 +1,249 @@
+"""Real jobs on MXNet's parameter server, on 127.0.0.1: dist_sync equals one process on the
+union of the workers' batches, failures stop the job with the failed process named and its
+status, a SIGKILLed worker leaves nothing behind and the run resumes with another number of
+workers, and the printed multi-host plans carry every process's variables."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from gluonbert.distributed import PretrainingLoss, DataParallel, synthetic_pretraining_batch
+from gluonbert.distributed.launch import main as launch_main
+from gluonbert.train.pretrain import PretrainingObjective
+from test_parallel_step import MAX_LEN, SGD, VOCAB_SIZE, tiny_bert
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+LAUNCH = [sys.executable, '-m', 'gluonbert.distributed.launch']
+MARKER = 'GLUONBERT_TEST_JOB'
+TINY_JOB = ['--vocab-size', '60', '--num-hiddens', '16', '--ffn-num-hiddens', '32',
+            '--num-blks', '1', '--max-len', '12', '--batch-size', '7', '--dropout', '0',
+            '--optimizer', 'sgd', '--lr', '0.1', '--log-every', '1000']
+
+
+def processes_of(job_id):
+    """Live processes (not zombies) whose environment carries this test job's marker."""
+    needle = f'{MARKER}={job_id}'.encode()
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/environ', 'rb') as f:
+                if needle in f.read().split(b'\0'):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+class Jobs:
+    """Starts launchers and tasks marked with a fresh id; kills whatever is left at the end."""
+
+    def __init__(self):
+        self.job_id = uuid.uuid4().hex
+        self.env = dict(os.environ, **{MARKER: self.job_id}, PYTHONUNBUFFERED='1')
+        self.started = []
+
+    def start(self, args, **kwargs):
+        process = subprocess.Popen(args, env=self.env, cwd=TESTS, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                   **kwargs)
+        self.started.append(process)
+        return process
+
+    def run(self, args, timeout=120):
+        process = self.start(args)
+        out, err = process.communicate(timeout=timeout)
+        return process.returncode, out, err
+
+    def leftovers(self, wait=5.0):
+        """Marked processes still alive after up to ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while processes_of(self.job_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return processes_of(self.job_id)
+
+    def clean_up(self):
+        for process in self.started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in processes_of(self.job_id):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def jobs():
+    jobs = Jobs()
+    yield jobs
+    jobs.clean_up()
+
+
+def single_process_pretraining(batch_sizes):
+    """The tiny BERT trained by one process on one context, on the same global batches."""
+    net = tiny_bert([mx.cpu()])
+    objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
+    parallel = DataParallel(net, [mx.cpu()])
+    trainer = parallel.trainer(*SGD)
+    for step, size in enumerate(batch_sizes):
+        batch = synthetic_pretraining_batch(step, size, vocab_size=VOCAB_SIZE, max_len=MAX_LEN)
+        parallel.step(trainer, batch, PretrainingLoss(objective))
+    return {name: p.data().asnumpy() for name, p in net._collect_params_with_prefix().items()}
+
+
+def test_dist_sync_workers_equal_one_process_on_the_union_of_their_batches(jobs, tmp_path):
+    # 2 workers x 2 contexts; a batch of 1 leaves worker 1 idle and one context of worker 0
+    sizes = [7, 5, 1, 6]
+    code, out, err = jobs.run(LAUNCH + ['-n', '2', '-s', '2', '--timeout', '100', '--',
+                                        sys.executable, 'distributed_worker.py', str(tmp_path),
+                                        ','.join(map(str, sizes)), 'cpu:0,cpu:1'])
+    assert code == 0, err
+    assert sorted(re.findall(r'\[worker \d\] rank (\d) of 2 done', out)) == ['0', '1']
+    ranks = [mx.nd.load(str(tmp_path / f'rank-{r}.nd')) for r in (0, 1)]
+    expected = single_process_pretraining(sizes)
+    assert ranks[0].keys() == ranks[1].keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(ranks[1][name].asnumpy(), ranks[0][name].asnumpy(),
+                                      err_msg=f'{name} differs between the workers')
+        np.testing.assert_allclose(ranks[0][name].asnumpy(), value, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    assert jobs.leftovers() == []
+
+
+def test_the_first_failure_stops_the_job_with_its_status_and_prefixed_output(jobs):
+    failing = [sys.executable, '-c', "print('hello from a worker'); raise SystemExit(3)"]
+    code, out, err = jobs.run(LAUNCH + ['-n', '2', '-s', '1', '--'] + failing, timeout=60)
+    assert code == 3
+    assert '[worker 0] hello from a worker' in out and '[worker 1] hello from a worker' in out
+    assert re.search(r'job failed: worker \d exited with status 3', err), err
+    assert jobs.leftovers() == []
+
+
+def started_pids(process, count):
+    """``{label: pid}`` from the launcher's first ``count`` 'started' lines."""
+    pids = {}
+    while len(pids) < count:
+        line = process.stderr.readline()
+        assert line, 'the launcher ended before starting every process'
+        match = re.match(r'\[launch\] started (.+) \(pid (\d+)\)', line)
+        if match:
+            pids[match.group(1)] = int(match.group(2))
+    return pids
+
+
+def test_a_killed_server_stops_the_job_naming_it(jobs):
+    sleeping = [sys.executable, '-c', 'import time; time.sleep(120)']
+    launcher = jobs.start(LAUNCH + ['-n', '1', '-s', '2', '--'] + sleeping)
+    pids = started_pids(launcher, 4)
+    os.kill(pids['server 1'], signal.SIGKILL)
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGKILL
+    assert f'server 1 (pid {pids["server 1"]}) was killed by SIGKILL' in err
+    assert jobs.leftovers() == []
+
+
+def test_killing_the_launcher_takes_every_process_of_the_job_with_it(jobs):
+    sleeping = [sys.executable, '-c', 'import time; time.sleep(120)']
+    launcher = jobs.start(LAUNCH + ['-n', '2', '-s', '1', '--'] + sleeping)
+    started_pids(launcher, 4)
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait(timeout=10)
+    assert jobs.leftovers() == []
+
+
+def newest_checkpoint(folder):
+    steps = [name for name in os.listdir(folder) if name.startswith('step-')]
+    return os.path.join(folder, max(steps)) if steps else None
+
+
+def test_a_sigkilled_worker_stops_the_job_and_the_run_resumes_with_another_worker_count(
+        jobs, tmp_path):
+    checkpoints = tmp_path / 'checkpoints'
+    pretrain = [sys.executable, '-m', 'gluonbert.distributed.pretrain'] + TINY_JOB
+    launcher = jobs.start(LAUNCH + ['-n', '2', '-s', '1', '--'] + pretrain + [
+        '--steps', '100000', '--checkpoint-dir', str(checkpoints), '--checkpoint-every', '1'])
+    worker = started_pids(launcher, 4)['worker 1']
+    deadline = time.monotonic() + 60
+    while not (checkpoints.exists() and newest_checkpoint(checkpoints)):
+        assert time.monotonic() < deadline and launcher.poll() is None, 'no checkpoint'
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGKILL
+    assert time.monotonic() - killed_at < 30
+    assert 'job failed: worker 1 was killed by SIGKILL (exit status 137)' in err
+    assert jobs.leftovers() == []
+
+    start = int(os.path.basename(newest_checkpoint(checkpoints))[len('step-'):])
+    steps = ['--steps', str(start + 3)]
+    code, out, err = jobs.run(LAUNCH + ['-n', '1', '-s', '1', '--'] + pretrain + steps + [
+        '--checkpoint-dir', str(checkpoints), '--resume'])
+    assert code == 0, err
+    assert f'(resumed from step {start})' in out
+    code, _, err = jobs.run(pretrain + steps + ['--checkpoint-dir', str(tmp_path / 'straight')])
+    assert code == 0, err
+    resumed = mx.nd.load(os.path.join(newest_checkpoint(checkpoints), 'params.nd'))
+    straight = mx.nd.load(os.path.join(newest_checkpoint(tmp_path / 'straight'), 'params.nd'))
+    assert resumed.keys() == straight.keys()
+    for name, value in straight.items():
+        np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), rtol=1e-5,
+                                   atol=1e-6, err_msg=f'{name} (resumed at step {start})')
+
+
+def test_tasks_become_their_roles_as_under_slurm_or_kubernetes(jobs):
+    port = str(launch_free_port())
+    push = ('import mxnet as mx\n'
+            'kv = mx.kv.create("dist_sync")\n'
+            'kv.init(0, mx.nd.zeros(2))\n'
+            'kv.push(0, mx.nd.ones(2) * (kv.rank + 1))\n'
+            'out = mx.nd.zeros(2)\n'
+            'kv.pull(0, out=out)\n'
+            'print("pulled", out.asnumpy().tolist())\n')
+    tasks = [jobs.start(LAUNCH + ['--task', str(task), '--root-uri', '127.0.0.1', '--node-host',
+                                  '127.0.0.1', '--port', port, '-n', '2', '-s', '1', '--',
+                                  sys.executable, '-c', push])
+             for task in range(4)]
+    results = [task.communicate(timeout=60) for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0, 0, 0]
+    assert 'task 0 is the scheduler' in results[0][1] and 'task 3 is the worker 1' in \
+        results[3][1]
+    assert [out.strip() for out, _ in results[2:]] == ['pulled [3.0, 3.0]'] * 2
+
+
+def launch_free_port():
+    from gluonbert.distributed.launch import free_port
+    return free_port()
+
+
+def test_the_ssh_plan_gives_every_process_its_host_and_variables(capsys):
+    assert launch_main(['--launcher', 'ssh', '--hosts', 'node1,node2', '-n', '2', '-s', '1',
+                        '--port', '9000', '--', 'python', 'train.py']) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[0].startswith('# scheduler at node1:9000, 1 server(s), 2 worker(s)')
+    assert [line.rsplit('# ', 1)[1] for line in plan[1:]] == [
+        'scheduler', 'server 0', 'worker 0', 'worker 1']
+    worker_1 = plan[4]
+    assert worker_1.startswith('ssh node2 ')
+    for variable in ('DMLC_ROLE=worker', 'DMLC_PS_ROOT_URI=node1', 'DMLC_PS_ROOT_PORT=9000',
+                     'DMLC_NUM_SERVER=1', 'DMLC_NUM_WORKER=2', 'DMLC_NODE_HOST=node2'):
+        assert variable in worker_1
+    assert 'python train.py' in worker_1 and 'import mxnet' in plan[1]
+
+
+@pytest.mark.parametrize('launcher, task_variable', [('slurm', '$SLURM_PROCID'),
+                                                      ('k8s', '$JOB_COMPLETION_INDEX')])
+def test_the_slurm_and_k8s_plans_run_each_task_as_its_role(capsys, launcher, task_variable):
+    assert launch_main(['--launcher', launcher, '-n', '2', '-s', '2', '--', 'python',
+                        'train.py']) == 0
+    plan = capsys.readouterr().out
+    assert '--task' in plan and task_variable in plan and '-n 2 -s 2 -- python train.py' in plan
+    assert ('srun --ntasks=5 --kill-on-bad-exit=1' in plan) == (launcher == 'slurm')

@@ -4,6 +4,8 @@
     gluonbert pretrain --help      pretrain a BERT on WikiText-2 (MLM + NSP)
     gluonbert finetune --help      fine-tune a pretrained folder on SNLI or SICK
     gluonbert evaluate --help      accuracy and confusion matrix of a fine-tuned folder
+    gluonbert export --help        ONNX export of a fine-tuned folder, checked under onnxruntime
+    gluonbert predict --help       labels and probabilities of sentence pairs
 
 Every subcommand takes ``--config FILE`` (JSON or TOML: option names with underscores, as
 written by ``--save-config FILE``), whose values become the defaults that command-line
@@ -101,9 +103,10 @@ def build_parser():
         'mirroring the d2l chapters.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     main = commands.add_parser(
-        'main', help='the main job: pretrain, then fine-tune on NLI',
-        description='Pretrain a small BERT on WikiText-2, then fine-tune it on SNLI. Uses the '
-        'full data when found (see README, Data), else the real slices shipped with gluonbert.')
+        'main', help='the main job: pretrain, fine-tune on NLI, export to ONNX',
+        description='Pretrain a small BERT on WikiText-2, fine-tune it on SNLI, export the '
+        'classifier to ONNX and check it under onnxruntime. Uses the full data when found '
+        '(see README, Data), else the real slices shipped with gluonbert.')
     _pretrain_options(main, MAIN_PRETRAIN)
     main.add_argument('--finetune-epochs', type=int, default=MAIN_FINETUNE['epochs'])
     main.add_argument('--finetune-limit', type=int, default=0,
@@ -132,6 +135,27 @@ def build_parser():
     evaluate.add_argument('--batch-size', type=int, default=256)
     evaluate.add_argument('--test-limit', type=int, default=0)
     evaluate.add_argument('--devices', default='cpu')
+    export = commands.add_parser(
+        'export', help='export a fine-tuned folder to ONNX, verified under onnxruntime',
+        description='Export a folder written by `gluonbert finetune` to ONNX (dynamic batch '
+        'and length, vocab and labels beside it) and check onnxruntime against MXNet on random '
+        'and real pairs; refused when they differ by more than 1e-4. Serve the result without '
+        'MXNet with `python export/predict.py FOLDER pairs.tsv`.')
+    export.add_argument('--model', required=True, help='fine-tuned folder')
+    export.add_argument('--task', choices=['snli', 'sick'], default='snli',
+                        help='where the real pairs for the check come from')
+    export.add_argument('--data-dir')
+    export.add_argument('--int8', action='store_true',
+                        help='also write a dynamic-int8 quantized model.int8.onnx')
+    export.add_argument('--out', default='runs/onnx', help='folder to write (default: '
+                        '%(default)s)')
+    predict = commands.add_parser(
+        'predict', help='labels and probabilities of sentence pairs with a fine-tuned folder',
+        description='Read premise<TAB>hypothesis lines and print the predicted label and the '
+        'probability of each label, tokenized as in training.')
+    predict.add_argument('--model', required=True, help='fine-tuned folder')
+    predict.add_argument('pairs', nargs='?', default='-',
+                         help='TSV file of premise<TAB>hypothesis lines (default: stdin)')
     for sub in commands.choices.values():
         _config_options(sub)
     parser.subcommands = commands.choices
@@ -190,17 +214,22 @@ def parse_args(argv=None):
 
 
 def run_main(opts):
-    """The README's main job: pretrain, then fine-tune the result on NLI."""
+    """The README's main job: pretrain, fine-tune the result on NLI, export it to ONNX."""
     from . import jobs
-    print('== stage 1/2: pretrain a small BERT on WikiText-2')
+    print('== stage 1/3: pretrain a small BERT on WikiText-2')
     jobs.pretrain(opts, fallback='embedded')
-    print('== stage 2/2: fine-tune it on SNLI (the d2l NLI chapter)')
+    print('== stage 2/3: fine-tune it on SNLI (the d2l NLI chapter)')
     finetune_opts = argparse.Namespace(**dict(
         MAIN_FINETUNE, pretrained=opts.out, task='snli', data_dir=None, strategy='plain',
         from_scratch=False, train_limit=opts.finetune_limit, test_limit=0,
         epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
         out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
-    return jobs.finetune(finetune_opts, fallback='embedded')
+    jobs.finetune(finetune_opts, fallback='embedded')
+    print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
+    onnx_folder = os.path.join(os.path.dirname(opts.out.rstrip('/')), 'onnx')
+    jobs.export(argparse.Namespace(model=finetune_opts.out, task='snli', data_dir=None,
+                                   int8=False, out=onnx_folder), fallback='embedded')
+    print(f'serve it without MXNet: python export/predict.py {onnx_folder} pairs.tsv')
 
 
 def main(argv=None):
@@ -209,7 +238,7 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2
-    print(runtime.describe())
+    print(runtime.describe(), file=sys.stderr)  # stderr: stdout may be data (predict)
     try:
         from . import jobs
         if args.command == 'main':
@@ -220,6 +249,10 @@ def main(argv=None):
             jobs.finetune(args, fallback=args.fallback)
         elif args.command == 'evaluate':
             jobs.evaluate(args)
+        elif args.command == 'export':
+            jobs.export(args)
+        elif args.command == 'predict':
+            jobs.predict_pairs(args)
     except USER_ERRORS as error:
         print(f'gluonbert {args.command}: error: {error}', file=sys.stderr)
         return 2

@@ -1,10 +1,12 @@
-"""The jobs behind the command line: pretrain, fine-tune, evaluate, and the main job.
+"""The jobs behind the command line: pretrain, fine-tune, evaluate, export and predict.
 
 Each takes plain values (the parsed options), prints what it does, and returns its results,
 so that scripts and tests can run them without the CLI.
 """
+import contextlib
 import os
 import random
+import sys
 
 import mxnet as mx
 from mxnet import gluon, init
@@ -141,3 +143,41 @@ def evaluate(opts, fallback=None):
     print(f'test accuracy {accuracy:.3f} on {len(labels)} {opts.task} pairs')
     print(format_confusion_matrix(matrix, config['labels']))
     return dict(accuracy=accuracy, confusion_matrix=matrix.tolist())
+
+
+def export(opts, fallback=None):
+    """Export a fine-tuned folder to ONNX, verified under onnxruntime on random batches and on
+    real test pairs; prints and returns the ``ExportReport``."""
+    from .export import export_onnx
+    net, vocab, config = load_classifier(opts.model)
+    _, test = load_nli(opts.task, opts.data_dir, fallback)
+    test_set = SNLIBERTDataset(_limit(test, 64), config['max_len'], vocab)
+    examples = (test_set.all_token_ids, test_set.all_segments, test_set.valid_lens)
+    report = export_onnx(net, opts.out, vocab, config['labels'], config['max_len'],
+                         examples=examples, quantize=opts.int8, overwrite=True)
+    print(report)
+    return report
+
+
+def predict_pairs(opts):
+    """Labels and probabilities of sentence pairs (``premise<TAB>hypothesis`` lines) with a
+    fine-tuned folder, tokenized as in training; printed as TSV."""
+    net, vocab, config = load_classifier(opts.model)
+    stream = sys.stdin if opts.pairs == '-' else open(opts.pairs, encoding='utf-8')
+    with stream:
+        rows = [line.rstrip('\n').split('\t') for line in stream if line.strip()]
+    for number, row in enumerate(rows, 1):
+        if len(row) != 2:
+            raise ValueError(f'{opts.pairs}, pair {number}: expected premise<TAB>hypothesis, '
+                             f'got {len(row)} field(s)')
+    premises, hypotheses = zip(*rows) if rows else ((), ())
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the TSV; the dataset's count goes aside
+        dataset = SNLIBERTDataset((list(premises), list(hypotheses), [0] * len(rows)),
+                                  config['max_len'], vocab)
+    features = [mx.nd.array(a) for a in (dataset.all_token_ids, dataset.all_segments,
+                                         dataset.valid_lens)]
+    probabilities = mx.nd.softmax(net(tuple(features))).asnumpy() if rows else []
+    print('label\t' + '\t'.join(config['labels']))
+    for p in probabilities:
+        print(config['labels'][int(p.argmax())] + '\t' + '\t'.join(f'{v:.4f}' for v in p))
+    return probabilities

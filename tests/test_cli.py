@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-COMMANDS = ('main', 'pretrain', 'finetune', 'evaluate')
+# each subcommand and one option of its own
+COMMANDS = {'main': '--finetune-epochs', 'pretrain': '--masking', 'finetune': '--strategy',
+            'evaluate': '--model', 'export': '--int8', 'predict': '--model'}
 
 
 def gluonbert(*args, env=None, cwd=None):
@@ -13,11 +15,11 @@ def gluonbert(*args, env=None, cwd=None):
                           text=True, env=env, cwd=cwd, timeout=600)
 
 
-@pytest.mark.parametrize('command', COMMANDS)
-def test_every_subcommand_has_help_with_its_options(command):
+@pytest.mark.parametrize('command, own_option', COMMANDS.items())
+def test_every_subcommand_has_help_with_its_options(command, own_option):
     result = gluonbert(command, '--help')
     assert result.returncode == 0
-    for option in ('--config', '--save-config', '--devices'):
+    for option in ('--config', '--save-config', own_option):
         assert option in result.stdout
 
 
@@ -55,17 +57,27 @@ def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_e
                        '--ffn-num-hiddens', '64', '--finetune-limit', '200', '--out', str(out),
                        '--save-config', str(saved), env=small_data_env)
     assert result.returncode == 0, result.stderr
-    assert '== stage 1/2' in result.stdout and '== stage 2/2' in result.stdout
+    for stage in ('== stage 1/3', '== stage 2/3', '== stage 3/3'):
+        assert stage in result.stdout
+    assert 'max |onnxruntime - mxnet|' in result.stdout
     assert 'sentence pairs/sec' in result.stdout and 'test acc' in result.stdout
     assert 'true \\ predicted' in result.stdout
     for name in ('pretrained/pretrained.params', 'pretrained/loss.png',
-                 'finetuned/classifier.params', 'finetuned/curves.png'):
+                 'finetuned/classifier.params', 'finetuned/curves.png', 'onnx/model.onnx'):
         assert (tmp_path / 'run' / name).is_file(), name
     assert json.loads(saved.read_text())['steps'] == 8
     evaluated = gluonbert('evaluate', '--model', str(tmp_path / 'run' / 'finetuned'),
                           '--test-limit', '100', env=small_data_env)
     assert evaluated.returncode == 0, evaluated.stderr
     assert 'test accuracy' in evaluated.stdout and 'on 100 snli pairs' in evaluated.stdout
+    pairs = 'A man is sleeping .\tA person rests .\nTwo dogs run .\tNo animal moves .\n'
+    predicted = subprocess.run([sys.executable, '-m', 'gluonbert', 'predict', '--model',
+                                str(tmp_path / 'run' / 'finetuned')], input=pairs,
+                               capture_output=True, text=True, env=small_data_env)
+    lines = predicted.stdout.splitlines()
+    assert predicted.returncode == 0 and lines[0] == 'label\tentailment\tcontradiction\tneutral'
+    assert len(lines) == 3 and all(abs(sum(map(float, l.split('\t')[1:])) - 1) < 1e-3
+                                   for l in lines[1:])
 
 
 def test_a_saved_config_file_reruns_the_same_options(tmp_path, small_data_env):

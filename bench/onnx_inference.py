@@ -1,0 +1,224 @@
+"""Inference of one BERT-base-sized classifier: MXNet vs onnxruntime on two ONNX exports of it.
+
+12 layers, 768 hidden, 12 heads, 3072 FFN, vocab 30,522, GELU and embedding LayerNorm (so
+that GluonNLP 0.10's BERT has the same architecture), random weights, batch 8 x 128. Compared:
+gluonbert's ``BERTClassifier`` in MXNet, hybridized (static); onnxruntime on its
+``gluonbert.export.export_onnx`` export (float32, and dynamic int8); onnxruntime on the other
+route: GluonNLP 0.10's ``BERTClassifier`` holding the same weights, exported with
+``mxnet.onnx.export_model`` (opset held at 13, which mx2onnx needs). Every side runs in fresh
+processes, taken in turns so that load from other work falls on all of them; every
+onnxruntime session has all graph optimizations on. Prints a table, the max difference of each
+side's logits from MXNet's, and writes JSON.
+
+    python bench/onnx_inference.py [--repeats 3] [--batches 12]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+from harness import fresh_runs, print_table, summary, write_json
+
+BASE = dict(vocab_size=30522, num_hiddens=768, ffn_num_hiddens=3072, num_heads=12, num_blks=12,
+            dropout=0.1, max_len=512)
+OPTIONS = dict(activation='gelu', embedding_layer_norm=True, layer_norm_eps=1e-12)
+LABELS = ('entailment', 'contradiction', 'neutral')
+BATCH, SEQ_LEN, WARMUP = 8, 128, 2
+MXNET, OURS, OURS_INT8, GLUONNLP = ('MXNet hybridized', 'ORT gluonbert export',
+                                    'ORT gluonbert int8', 'ORT GluonNLP export')
+
+
+def inputs(np):
+    """One batch: random ids, second segment from position 64, lengths 64 to 128."""
+    rng = np.random.RandomState(0)
+    valid_lens = rng.randint(64, SEQ_LEN + 1, (BATCH,))
+    valid_lens[0] = SEQ_LEN
+    segments = (np.arange(SEQ_LEN)[None] >= 64) & (np.arange(SEQ_LEN)[None] < valid_lens[:, None])
+    return {'tokens': rng.randint(5, BASE['vocab_size'], (BATCH, SEQ_LEN)),
+            'segments': segments.astype('int64'), 'valid_lens': valid_lens}
+
+
+def classifier():
+    import mxnet as mx
+    import gluonbert
+    bert = gluonbert.BERTModel(**BASE, **OPTIONS)
+    net = gluonbert.BERTClassifier(bert, len(LABELS))
+    return net, mx
+
+
+def timed(forward, batches):
+    times = []
+    for _ in range(batches):
+        start = time.perf_counter()
+        out = forward()
+        times.append(time.perf_counter() - start)
+    return times, out
+
+
+def run_mxnet(batches, params):
+    import numpy as onp
+    net, mx = classifier()
+    net.load_parameters(params)
+    net.hybridize(static_alloc=True, static_shape=True)
+    batch = inputs(onp)
+    x = (mx.nd.array(batch['tokens'], dtype='int32'), mx.nd.array(batch['segments'], dtype='int32'),
+         mx.nd.array(batch['valid_lens'], dtype='float32'))
+    return timed(lambda: net(x).asnumpy(), batches)
+
+
+def run_onnxruntime(batches, model, dtype):
+    import numpy as onp
+    from gluonbert.export import inference_session
+    session = inference_session(model)
+    feeds = {name: value.astype(dtype) for name, value in inputs(onp).items()}
+    return timed(lambda: session.run(None, feeds)[0], batches)
+
+
+def export_models(folder):
+    """Save the weights, export them through gluonbert and through GluonNLP; return paths."""
+    import mxnet as mx
+    from gluonbert.export import export_onnx
+    net, _ = classifier()
+    mx.random.seed(0)
+    net.initialize(mx.init.Normal(0.02))
+    params = os.path.join(folder, 'classifier.params')
+    net.save_parameters(params)
+    vocab = ['<unk>', '<pad>', '<cls>', '<sep>', '<mask>'] + [
+        f'token{i}' for i in range(BASE['vocab_size'] - 5)]
+    start = time.perf_counter()
+    report = export_onnx(net, os.path.join(folder, 'gluonbert'), vocab, LABELS, SEQ_LEN,
+                         quantize=True)
+    print(f'gluonbert export with verification: {time.perf_counter() - start:.0f} s')
+    print(report)
+    gluonnlp_model = export_gluonnlp(net, os.path.join(folder, 'gluonnlp.onnx'))
+    return params, os.path.join(folder, 'gluonbert'), gluonnlp_model, report
+
+
+def export_gluonnlp(net, path):
+    """GluonNLP 0.10's BERTClassifier with ``net``'s weights, through ``mx.onnx.export_model``."""
+    import mxnet as mx
+    import gluonnlp
+    import numpy as onp
+    import onnx
+    from gluonbert.export.opset import OPSET, graph_checks_at
+    encoder = gluonnlp.model.BERTEncoder(
+        num_layers=BASE['num_blks'], units=BASE['num_hiddens'],
+        hidden_size=BASE['ffn_num_hiddens'], max_length=BASE['max_len'],
+        num_heads=BASE['num_heads'], dropout=BASE['dropout'], activation='gelu',
+        layer_norm_eps=OPTIONS['layer_norm_eps'])
+    bert = gluonnlp.model.BERTModel(encoder, BASE['vocab_size'], 2, units=BASE['num_hiddens'],
+                                    embed_size=BASE['num_hiddens'], use_decoder=False,
+                                    use_classifier=False, use_pooler=True)
+    theirs = gluonnlp.model.BERTClassifier(bert, num_classes=len(LABELS), dropout=0.1)
+    theirs.initialize()
+    batch = {k: mx.nd.array(v) for k, v in inputs(onp).items()}
+    theirs(batch['tokens'], batch['segments'], batch['valid_lens'])  # shapes the parameters
+    ours = net._collect_params_with_prefix()
+    for name, param in theirs._collect_params_with_prefix().items():
+        param.set_data(ours[gluonbert_name(name)].data().reshape(param.shape))
+    symbol = theirs(*[mx.sym.var(name) for name in ('tokens', 'segments', 'valid_lens')])
+    params = {p.name: p.data() for p in theirs.collect_params().values()}
+    opset_version = onnx.defs.onnx_opset_version
+    onnx.defs.onnx_opset_version = lambda: OPSET  # mx2onnx reads it; restored below
+    try:
+        with graph_checks_at(OPSET):
+            mx.onnx.export_model(symbol, params, [(BATCH, SEQ_LEN)] * 2 + [(BATCH,)],
+                                 onnx_file_path=path, dynamic=True,
+                                 dynamic_input_shapes=[('batch', 'seq')] * 2 + [('batch',)])
+    finally:
+        onnx.defs.onnx_opset_version = opset_version
+    return path
+
+
+def gluonbert_name(gluonnlp_name):
+    """The gluonbert parameter that a GluonNLP 0.10 BERTClassifier parameter corresponds to."""
+    fixed = {'bert.encoder.position_weight': 'encoder.pos_embedding',
+             'bert.encoder.layer_norm.': 'encoder.embedding_ln.',
+             'bert.word_embed.0.': 'encoder.token_embedding.',
+             'bert.token_type_embed.0.': 'encoder.segment_embedding.',
+             'bert.pooler.': 'hidden.', 'classifier.1.': 'output.'}
+    for theirs, ours in fixed.items():
+        if gluonnlp_name.startswith(theirs):
+            return ours + gluonnlp_name[len(theirs):]
+    layer, rest = re.match(r'bert\.encoder\.transformer_cells\.(\d+)\.(.*)', gluonnlp_name).groups()
+    per_layer = {'attention_cell.proj_query.': 'attention.W_q.',
+                 'attention_cell.proj_key.': 'attention.W_k.',
+                 'attention_cell.proj_value.': 'attention.W_v.', 'proj.': 'attention.W_o.',
+                 'layer_norm.': 'addnorm1.ln.', 'ffn.ffn_1.': 'ffn.dense1.',
+                 'ffn.ffn_2.': 'ffn.dense2.', 'ffn.layer_norm.': 'addnorm2.ln.'}
+    for theirs, ours in per_layer.items():
+        if rest.startswith(theirs):
+            return f'encoder.blks.{layer}.{ours}{rest[len(theirs):]}'
+    raise KeyError(gluonnlp_name)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--batches', type=int, default=12)
+    parser.add_argument('--worker', choices=('mxnet', 'onnxruntime'))
+    parser.add_argument('--model')
+    parser.add_argument('--dtype')
+    args = parser.parse_args()
+    if args.worker:
+        import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
+        if args.worker == 'mxnet':
+            times, logits = run_mxnet(args.batches, args.model)
+        else:
+            times, logits = run_onnxruntime(args.batches, args.model, args.dtype)
+        print(json.dumps(dict(times=times[WARMUP:], logits=logits.tolist())))
+        return
+    import gluonbert  # noqa: F401
+    folder = tempfile.mkdtemp(prefix='onnx-inference-')
+    try:
+        params, ours, gluonnlp_model, report = export_models(folder)
+        sides = {MXNET: ('mxnet', params, ''),
+                 OURS: ('onnxruntime', os.path.join(ours, 'model.onnx'), 'int64'),
+                 OURS_INT8: ('onnxruntime', os.path.join(ours, 'model.int8.onnx'), 'int64'),
+                 GLUONNLP: ('onnxruntime', gluonnlp_model, 'float32')}
+        results = {name: [] for name in sides}
+        for _ in range(args.repeats):  # in turns: each round runs every side once
+            for name, (worker, model, dtype) in sides.items():
+                results[name] += fresh_runs(__file__, worker, ['--batches', args.batches,
+                                                               '--model', model,
+                                                               '--dtype', dtype or 'none'], 1)
+    finally:
+        shutil.rmtree(folder)
+    report_and_save(results, report, args)
+
+
+def report_and_save(results, report, args):
+    import numpy as onp
+    reference = onp.array(results[MXNET][0]['logits'])
+    rows = {}
+    for name, runs in results.items():
+        times = [t for run in runs for t in run['times']]
+        rows[name] = dict(summary(times), sequences_per_sec=BATCH / statistics.median(times),
+                          max_abs_diff_vs_mxnet=float(max(
+                              onp.abs(onp.array(run['logits']) - reference).max()
+                              for run in runs)))
+    print_table(f'BERT-base classifier inference, batch {BATCH} x {SEQ_LEN}, {args.repeats} fresh '
+                f'processes x {args.batches - WARMUP} batches per side (seconds per batch)',
+                rows, MXNET, extra=('sequences_per_sec',))
+    best_other = min((MXNET, GLUONNLP), key=lambda name: rows[name]['median'])
+    ratio = rows[best_other]['median'] / rows[OURS]['median']
+    print(f'gluonbert export under onnxruntime vs the best other side ({best_other}): '
+          f'{ratio:.2f}x')
+    for name, row in rows.items():
+        print(f'max |logits - MXNet logits|  {name:<22} {row["max_abs_diff_vs_mxnet"]:.2e}')
+    write_json('onnx_inference.json', dict(
+        config=dict(BASE, **OPTIONS), batch=BATCH, seq_len=SEQ_LEN, repeats=args.repeats,
+        timed_batches_per_process=args.batches - WARMUP, python=sys.version.split()[0],
+        results=rows, ours_vs_best_other=dict(best_other=best_other, speedup=ratio),
+        export_verification=dict(max_abs_diff=report.max_abs_diff,
+                                 int8_max_abs_diff=report.int8_max_abs_diff,
+                                 batches=report.verification.batches)))
+
+
+if __name__ == '__main__':
+    main()

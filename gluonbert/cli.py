@@ -87,6 +87,31 @@ def _finetune_options(parser, d, pretrained_required=True):
     parser.add_argument('--dropout', type=float, default=d['dropout'])
     parser.add_argument('--strategy', choices=['plain', 'rdrop', 'fgm'], default='plain',
                         help='R-Drop or FGM embedding noise (default: %(default)s)')
+    knobs = parser.add_argument_group('trainer (gluonbert.train.trainer.BERTTrainer)')
+    knobs.add_argument('--optimizer', choices=['adamw', 'bertadam', 'adam'], default='adamw',
+                       help='adamw: decoupled weight decay, bias-corrected; bertadam: as BERT, '
+                       'no bias correction; adam: L2 through the gradient (default: '
+                       '%(default)s)')
+    knobs.add_argument('--weight-decay', type=float, default=0.01,
+                       help='off for biases and LayerNorm (default: %(default)s)')
+    knobs.add_argument('--schedule', default='linear', choices=['constant',
+                       'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts',
+                       'polynomial'], help='learning-rate schedule, HF names (default: '
+                       '%(default)s)')
+    knobs.add_argument('--warmup-steps', type=int, default=0)
+    knobs.add_argument('--groups', help='JSON of parameter groups by name pattern, e.g. '
+                       '\'{"encoder|hidden": {"lr_mult": 0.1}, "^output": {"lr_mult": 1}}\'')
+    knobs.add_argument('--layerwise-decay', type=float,
+                       help='lr x decay ** (num_layers + 2 - depth), embeddings at depth 0')
+    knobs.add_argument('--freeze', help='pattern of parameter names not to train')
+    knobs.add_argument('--clip', type=float, help='maximum global gradient norm')
+    knobs.add_argument('--accumulate', type=int, default=1,
+                       help='micro-batches per update (default: %(default)s)')
+    knobs.add_argument('--stale', choices=['error', 'warn', 'skip'], default='error',
+                       help='what a parameter without a fresh gradient does (default: '
+                       '%(default)s)')
+    knobs.add_argument('--show-groups', action='store_true',
+                       help="print every parameter's effective lr and wd")
     parser.add_argument('--from-scratch', action='store_true',
                         help='re-initialize the BERT randomly (to measure what pretraining '
                         'brings)')
@@ -213,17 +238,27 @@ def parse_args(argv=None):
     return args
 
 
+def finetune_options(pretrained, **overrides):
+    """The ``finetune`` subcommand's options for ``pretrained``, with ``overrides``: for
+    scripts that run ``jobs.finetune`` without a command line."""
+    opts = build_parser().subcommands['finetune'].parse_args(['--pretrained', pretrained])
+    for key, value in overrides.items():
+        if not hasattr(opts, key):
+            raise ValueError(f'finetune has no option {key!r}')
+        setattr(opts, key, value)
+    return opts
+
+
 def run_main(opts):
     """The README's main job: pretrain, fine-tune the result on NLI, export it to ONNX."""
     from . import jobs
     print('== stage 1/3: pretrain a small BERT on WikiText-2')
     jobs.pretrain(opts, fallback='embedded')
     print('== stage 2/3: fine-tune it on SNLI (the d2l NLI chapter)')
-    finetune_opts = argparse.Namespace(**dict(
-        MAIN_FINETUNE, pretrained=opts.out, task='snli', data_dir=None, strategy='plain',
-        from_scratch=False, train_limit=opts.finetune_limit, test_limit=0,
-        epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
-        out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
+    finetune_opts = finetune_options(
+        opts.out, **dict(MAIN_FINETUNE, train_limit=opts.finetune_limit,
+                         epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
+                         out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
     jobs.finetune(finetune_opts, fallback='embedded')
     print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
     onnx_folder = os.path.join(os.path.dirname(opts.out.rstrip('/')), 'onnx')

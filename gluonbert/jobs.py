@@ -82,6 +82,25 @@ def _strategy(name, net):
     return Plain()
 
 
+def _finetune_trainer(net, opts, steps_per_epoch):
+    """``BERTTrainer`` with the options' knobs: optimizer, schedule, parameter groups,
+    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy."""
+    import json
+    from .train.trainer import BERTTrainer
+    try:
+        groups = json.loads(opts.groups) if opts.groups else None
+    except json.JSONDecodeError as error:
+        raise ValueError(f'--groups {opts.groups!r} is not JSON ({error}); expected e.g. '
+                         '\'{"encoder|hidden": {"lr_mult": 0.1}}\'') from None
+    updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
+    return BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
+                       schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+                       num_training_steps=updates, groups=groups,
+                       layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
+                       clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
+                       seed=opts.seed, quiet=not opts.show_groups)
+
+
 def finetune(opts, fallback=None):
     """Fine-tune a pretrained folder on an NLI task as the d2l chapter does; save the
     classifier, a loss/accuracy plot and print a confusion matrix. Returns the metrics."""
@@ -105,7 +124,7 @@ def finetune(opts, fallback=None):
     test_iter = gluon.data.DataLoader(test_set, opts.batch_size)
     net = BERTClassifier(bert, num_classes=len(LABELS))
     net.output.initialize(init.Xavier(), ctx=devices)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': opts.lr})
+    trainer = _finetune_trainer(net, opts, steps_per_epoch=len(train_iter))
     plot = LossPlot(('train loss', 'train acc', 'test acc'))
     with progress_bar(opts.epochs, 'fine-tune (epochs)') as bar:
         def on_epoch(epoch, loss, train_acc, test_acc):

@@ -1,5 +1,5 @@
 """gluonbert: BERT in MXNet Gluon, mirroring d2l's blocks, hybridizable and fast."""
-from . import runtime  # first: thread settings must precede ``import mxnet``
+from . import runtime  # noqa: F401  (first: thread settings must precede ``import mxnet``)
 from .data import Vocab, get_tokens_and_segments, load_data_wiki
 from .data.wordpiece import WordPieceTokenizer
 from .model import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
@@ -8,3 +8,7 @@ from .train.checkpoint import load_pretrained_model, save_pretrained
 from .train.pretrain import train_bert
 
 __version__ = '0.1.0'
+__all__ = ['BERTClassifier', 'BERTEncoder', 'BERTModel', 'MaskLM', 'NextSentencePred', 'Vocab',
+           'WordPieceTokenizer', 'from_pretrained', 'get_tokens_and_segments', 'load_data_wiki',
+           'load_pretrained_model', 'load_tokenizer', 'save_hf_pretrained', 'save_pretrained',
+           'train_bert']

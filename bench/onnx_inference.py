@@ -7,10 +7,12 @@ gluonbert's ``BERTClassifier`` in MXNet, hybridized (static); onnxruntime on its
 route: GluonNLP 0.10's ``BERTClassifier`` holding the same weights, exported with
 ``mxnet.onnx.export_model`` (opset held at 13, which mx2onnx needs). Every side runs in fresh
 processes, taken in turns so that load from other work falls on all of them; every
-onnxruntime session has all graph optimizations on. Prints a table, the max difference of each
+onnxruntime session has all graph optimizations on. Each batch is timed by the wall clock and
+by the CPU seconds of the process: on a machine shared with other work, ``--threads 1`` gives
+CPU times that the others' load hardly changes. Prints tables, the max difference of each
 side's logits from MXNet's, and writes JSON.
 
-    python bench/onnx_inference.py [--repeats 3] [--batches 12]
+    python bench/onnx_inference.py [--repeats 3] [--batches 12] [--threads 1]
 """
 import argparse
 import json
@@ -52,12 +54,14 @@ def classifier():
 
 
 def timed(forward, batches):
-    times = []
+    """Wall-clock and CPU seconds (all threads of the process) of each call of ``forward``."""
+    wall, cpu = [], []
     for _ in range(batches):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = forward()
-        times.append(time.perf_counter() - start)
-    return times, out
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu, out
 
 
 def run_mxnet(batches, params):
@@ -71,10 +75,10 @@ def run_mxnet(batches, params):
     return timed(lambda: net(x).asnumpy(), batches)
 
 
-def run_onnxruntime(batches, model, dtype):
+def run_onnxruntime(batches, model, dtype, threads):
     import numpy as onp
     from gluonbert.export import inference_session
-    session = inference_session(model)
+    session = inference_session(model, threads=threads or None)
     feeds = {name: value.astype(dtype) for name, value in inputs(onp).items()}
     return timed(lambda: session.run(None, feeds)[0], batches)
 
@@ -161,6 +165,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--batches', type=int, default=12)
+    parser.add_argument('--threads', type=int, default=0,
+                        help='threads of every side (default: each library\'s own choice, one '
+                             'per core); with 1, CPU seconds are not inflated by other work '
+                             'on the machine')
     parser.add_argument('--worker', choices=('mxnet', 'onnxruntime'))
     parser.add_argument('--model')
     parser.add_argument('--dtype')
@@ -168,10 +176,11 @@ def main():
     if args.worker:
         import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
         if args.worker == 'mxnet':
-            times, logits = run_mxnet(args.batches, args.model)
+            wall, cpu, logits = run_mxnet(args.batches, args.model)
         else:
-            times, logits = run_onnxruntime(args.batches, args.model, args.dtype)
-        print(json.dumps(dict(times=times[WARMUP:], logits=logits.tolist())))
+            wall, cpu, logits = run_onnxruntime(args.batches, args.model, args.dtype,
+                                                args.threads)
+        print(json.dumps(dict(wall=wall[WARMUP:], cpu=cpu[WARMUP:], logits=logits.tolist())))
         return
     import gluonbert  # noqa: F401
     folder = tempfile.mkdtemp(prefix='onnx-inference-')
@@ -182,11 +191,13 @@ def main():
                  OURS_INT8: ('onnxruntime', os.path.join(ours, 'model.int8.onnx'), 'int64'),
                  GLUONNLP: ('onnxruntime', gluonnlp_model, 'float32')}
         results = {name: [] for name in sides}
+        env = {'OMP_NUM_THREADS': str(args.threads)} if args.threads else None  # for MXNet
         for _ in range(args.repeats):  # in turns: each round runs every side once
             for name, (worker, model, dtype) in sides.items():
-                results[name] += fresh_runs(__file__, worker, ['--batches', args.batches,
-                                                               '--model', model,
-                                                               '--dtype', dtype or 'none'], 1)
+                results[name] += fresh_runs(
+                    __file__, worker, ['--batches', args.batches, '--model', model,
+                                       '--dtype', dtype or 'none', '--threads', args.threads],
+                    1, env)
     finally:
         shutil.rmtree(folder)
     report_and_save(results, report, args)
@@ -195,29 +206,36 @@ def main():
 def report_and_save(results, report, args):
     import numpy as onp
     reference = onp.array(results[MXNET][0]['logits'])
-    rows = {}
-    for name, runs in results.items():
-        times = [t for run in runs for t in run['times']]
-        rows[name] = dict(summary(times), sequences_per_sec=BATCH / statistics.median(times),
-                          max_abs_diff_vs_mxnet=float(max(
-                              onp.abs(onp.array(run['logits']) - reference).max()
-                              for run in runs)))
-    print_table(f'BERT-base classifier inference, batch {BATCH} x {SEQ_LEN}, {args.repeats} fresh '
-                f'processes x {args.batches - WARMUP} batches per side (seconds per batch)',
-                rows, MXNET, extra=('sequences_per_sec',))
-    best_other = min((MXNET, GLUONNLP), key=lambda name: rows[name]['median'])
-    ratio = rows[best_other]['median'] / rows[OURS]['median']
-    print(f'gluonbert export under onnxruntime vs the best other side ({best_other}): '
-          f'{ratio:.2f}x')
-    for name, row in rows.items():
-        print(f'max |logits - MXNet logits|  {name:<22} {row["max_abs_diff_vs_mxnet"]:.2e}')
-    write_json('onnx_inference.json', dict(
-        config=dict(BASE, **OPTIONS), batch=BATCH, seq_len=SEQ_LEN, repeats=args.repeats,
-        timed_batches_per_process=args.batches - WARMUP, python=sys.version.split()[0],
-        results=rows, ours_vs_best_other=dict(best_other=best_other, speedup=ratio),
-        export_verification=dict(max_abs_diff=report.max_abs_diff,
-                                 int8_max_abs_diff=report.int8_max_abs_diff,
-                                 batches=report.verification.batches)))
+    threads = f'{args.threads} thread(s)' if args.threads else 'default threads'
+    tables = {}
+    for clock in ('wall', 'cpu'):
+        rows = {}
+        for name, runs in results.items():
+            times = [t for run in runs for t in run[clock]]
+            rows[name] = dict(summary(times),
+                              sequences_per_sec=BATCH / statistics.median(times))
+        print_table(f'BERT-base classifier inference, batch {BATCH} x {SEQ_LEN}, {threads}, '
+                    f'{args.repeats} fresh processes x {args.batches - WARMUP} batches per side '
+                    f'({clock} seconds per batch)', rows, MXNET, extra=('sequences_per_sec',))
+        best_other = min((MXNET, GLUONNLP), key=lambda name: rows[name]['median'])
+        ratio = rows[best_other]['median'] / rows[OURS]['median']
+        print(f'gluonbert export under onnxruntime vs the best other side ({best_other}), '
+              f'{clock} time: {ratio:.2f}x\n')
+        tables[clock] = dict(results=rows, ours_vs_best_other=dict(best_other=best_other,
+                                                                     speedup=ratio))
+    diffs = {name: float(max(onp.abs(onp.array(run['logits']) - reference).max()
+                             for run in runs)) for name, runs in results.items()}
+    for name, diff in diffs.items():
+        print(f'max |logits - MXNet logits|  {name:<22} {diff:.2e}')
+    write_json(f'onnx_inference{"_threads" + str(args.threads) if args.threads else ""}.json',
+               dict(config=dict(BASE, **OPTIONS), batch=BATCH, seq_len=SEQ_LEN,
+                    threads=args.threads or 'default', repeats=args.repeats,
+                    timed_batches_per_process=args.batches - WARMUP,
+                    python=sys.version.split()[0], load_average=os.getloadavg(),
+                    max_abs_diff_vs_mxnet=diffs, **tables,
+                    export_verification=dict(max_abs_diff=report.max_abs_diff,
+                                             int8_max_abs_diff=report.int8_max_abs_diff,
+                                             batches=report.verification.batches)))
 
 
 if __name__ == '__main__':

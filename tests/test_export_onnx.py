@@ -12,7 +12,7 @@ from mxnet.util import is_np_array
 import gluonbert
 from gluonbert.export import export_onnx, inference_session
 from gluonbert.export.opset import OPSET, graph_checks_at
-from gluonbert.export.verify import mxnet_outputs
+from gluonbert.export.verify import VerificationReport, mxnet_outputs
 from gluonbert.export.signature import signature_of
 from gluonbert.model.legacy import LegacyHybridBlock
 from gluonbert.model.heads import (BERTForMultipleChoice, BERTForQuestionAnswering,
@@ -83,6 +83,16 @@ def test_verification_covers_length_one_and_max_len_at_several_batch_sizes(class
     shapes = {tuple(batch['shape']) for batch in report.verification.batches}
     assert {shape[1] for shape in shapes} >= {1, MAX_LEN}
     assert len({shape[0] for shape in shapes}) >= 3
+
+
+def test_tolerance_is_absolute_but_not_finer_than_float32_at_the_value():
+    report = VerificationReport(tolerance=1e-4)
+    one_step_at_1e4 = onp.spacing(onp.float32(1e4))  # 1e-3: question answering's mask value
+    assert report.add('qa', (1, 2), [onp.float32([-1e4, 0.5]) - [one_step_at_1e4, 0]],
+                      [onp.float32([-1e4, 0.5])])
+    assert not report.add('logits', (1, 1), [onp.float32([0.5002])], [onp.float32([0.5])])
+    assert report.max_abs_diff == pytest.approx(one_step_at_1e4)
+    assert report.max_beyond_float32 == pytest.approx(2e-4, rel=1e-2)
 
 
 def test_real_examples_are_verified_at_their_own_lengths(tmp_path):

@@ -41,7 +41,8 @@ class ExportReport:
 
     def __str__(self):
         lines = [f'{self.head} exported to {self.folder}: {", ".join(self.files)}',
-                 f'max |onnxruntime - mxnet| = {self.max_abs_diff:.2e} '
+                 f'max |onnxruntime - mxnet| = {self.max_abs_diff:.2e}, beyond float32 '
+                 f'resolution {self.verification.max_beyond_float32:.2e} '
                  f'(tolerance {self.verification.tolerance:g})']
         if self.int8_max_abs_diff is not None:
             lines.append(f'int8 model: max |onnxruntime - mxnet| = {self.int8_max_abs_diff:.2e}')
@@ -87,7 +88,8 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
                        if key not in ('vocab', 'label_names')}
         description.update(opset=OPSET, verification={
             'tolerance': tolerance, 'max_abs_diff': report.max_abs_diff,
-            'batches': report.batches, 'int8_max_abs_diff': int8_diff})
+            'max_beyond_float32': report.max_beyond_float32, 'batches': report.batches,
+            'int8_max_abs_diff': int8_diff})
         files = _write_folder(staging, models, tokens, label_names, description)
     return ExportReport(os.path.abspath(folder), files, signature.head,
                         dict(signature.inputs), dict(signature.outputs), report.max_abs_diff,

@@ -1,10 +1,10 @@
 """How closely onnxruntime matches MXNet, per head type, through ``export_onnx``.
 
 Every head over one d2l-``bert.small``-sized BERT (2 blocks, 256 hidden, 4 heads, 512 FFN,
-the vocabulary of gluonbert's embedded SNLI slice, random weights), exported and verified by ``export_onnx`` on random batches
-(lengths 1 to max_len, batch sizes 1 to 5) and on real SNLI test pairs; prints the max abs
-difference of each head's outputs (also beyond float32 resolution, which the export's
-tolerance bounds) and of its dynamic-int8 model, and writes JSON.
+the vocabulary of gluonbert's embedded SNLI slice, random weights), exported and verified by
+``export_onnx`` on random batches (lengths 1 to max_len, batch sizes 1 to 5) and on real SNLI
+test pairs; prints the max abs difference of each head's outputs (also beyond float32
+resolution, which the export's tolerance bounds) and of its dynamic-int8 model; writes JSON.
 
     python bench/onnx_heads.py [--max-len 128]
 """

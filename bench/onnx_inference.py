@@ -173,8 +173,8 @@ def main():
     parser.add_argument('--model')
     parser.add_argument('--dtype')
     args = parser.parse_args()
+    import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
     if args.worker:
-        import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
         if args.worker == 'mxnet':
             wall, cpu, logits = run_mxnet(args.batches, args.model)
         else:
@@ -182,7 +182,6 @@ def main():
                                                 args.threads)
         print(json.dumps(dict(wall=wall[WARMUP:], cpu=cpu[WARMUP:], logits=logits.tolist())))
         return
-    import gluonbert  # noqa: F401
     folder = tempfile.mkdtemp(prefix='onnx-inference-')
     try:
         params, ours, gluonnlp_model, report = export_models(folder)

@@ -1,4 +1,4 @@
-"""export/predict.py serves an export with numpy and onnxruntime only, and predicts what MXNet does."""
+"""export/predict.py serves an export with numpy and onnxruntime alone, predicting as MXNet does."""
 import json
 import os
 import shutil

@@ -9,7 +9,6 @@ onnxruntime builds load the file.
 import warnings
 
 import numpy as np
-import onnx
 from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from onnx import TensorProto, helper
 

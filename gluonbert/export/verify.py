@@ -71,7 +71,7 @@ def verify(model_proto, model, signature, vocab_size, max_len, examples=None,
     if failures:
         raise VerificationError(f'onnxruntime differs from MXNet beyond tolerance={tolerance} '
                                 f'on {len(failures)} of {len(batches)} batches ('
-                                + '; '.join(failures) + f'); nothing was written.\n'
+                                + '; '.join(failures) + '); nothing was written.\n'
                                 + report.table())
     return report
 

@@ -77,10 +77,12 @@ def verify(model_proto, model, signature, vocab_size, max_len, examples=None,
 
 
 def mxnet_outputs(model, signature, batch):
-    """The model's outputs on ``batch`` (numpy arrays by input name), in inference mode, with
-    the dtypes of d2l's data pipeline."""
+    """The model's outputs on ``batch`` (numpy arrays by input name), in inference mode, on
+    the model's device, with the dtypes of d2l's data pipeline."""
+    device = next(iter(model.collect_params().values())).list_ctx()[0]
     with np_array(False), np_shape(False), autograd.predict_mode():
-        inputs = [mx.nd.array(batch[name], dtype=MODEL_DTYPES[name]) for name in signature.inputs]
+        inputs = [mx.nd.array(batch[name], ctx=device, dtype=MODEL_DTYPES[name])
+                  for name in signature.inputs]
         outputs = model(tuple(inputs)) if signature.takes_tuple else model(*inputs)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [out.asnumpy() for out in outputs]

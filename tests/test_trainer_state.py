@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluonbert.train.state import CheckpointError, CheckpointManager, read_checkpoint
+from gluonbert.train.state import CheckpointError, read_checkpoint
 from gluonbert.train.trainer import BERTTrainer
 from tiny_bert import MAX_LEN, VOCAB, random_batch, summed_loss, tiny_classifier, values
 

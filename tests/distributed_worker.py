@@ -2,8 +2,9 @@
 with ``DataParallel`` on ``dist_sync`` and writes its parameters, whatever its rank, so that
 the test can compare the workers with each other and with one process.
 
-``python distributed_worker.py OUT_DIR BATCH_SIZES CONTEXTS``: one step per global batch size
-(``7,5,1,6``), on this worker's contexts (``cpu:0,cpu:1``); writes ``OUT_DIR/rank-R.nd``.
+``python distributed_worker.py OUT_DIR BATCH_SIZES CONTEXTS KVSTORE``: one step per global
+batch size (``7,5,1,6``), on this worker's contexts (``cpu:0,cpu:1``), with a ``dist``
+KVStore; writes ``OUT_DIR/rank-R.nd``.
 """
 import os
 import sys
@@ -19,11 +20,11 @@ from gluonbert.train.pretrain import PretrainingObjective
 from test_parallel_step import MAX_LEN, SGD, VOCAB_SIZE, tiny_bert
 
 
-def main(out_dir, batch_sizes, contexts):
+def main(out_dir, batch_sizes, contexts, kvstore):
     net = tiny_bert(contexts)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
     objective.hybridize(static_alloc=True, static_shape=True)
-    parallel = DataParallel(net, contexts, 'dist_sync', connect_timeout=60)
+    parallel = DataParallel(net, contexts, kvstore, connect_timeout=60)
     trainer = parallel.trainer(*SGD)
     warnings.simplefilter('ignore', IdleDevicesWarning)
     for step, size in enumerate(batch_sizes):
@@ -37,4 +38,4 @@ def main(out_dir, batch_sizes, contexts):
 
 if __name__ == '__main__':
     main(sys.argv[1], [int(size) for size in sys.argv[2].split(',')],
-         parse_devices(sys.argv[3]))
+         parse_devices(sys.argv[3]), sys.argv[4])

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from gluonbert.distributed import PretrainingLoss, DataParallel, synthetic_pretraining_batch
-from gluonbert.distributed.launch import main as launch_main
+from gluonbert.distributed import DataParallel, PretrainingLoss, synthetic_pretraining_batch
+from gluonbert.distributed.launch import free_port, main as launch_main
+from gluonbert.distributed.watchdog import EXIT_NO_PROGRESS
 from gluonbert.train.pretrain import PretrainingObjective
 from test_parallel_step import MAX_LEN, SGD, VOCAB_SIZE, tiny_bert
 
@@ -52,10 +53,10 @@ class Jobs:
         self.env = dict(os.environ, **{MARKER: self.job_id}, PYTHONUNBUFFERED='1')
         self.started = []
 
-    def start(self, args, **kwargs):
-        process = subprocess.Popen(args, env=self.env, cwd=TESTS, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                   **kwargs)
+    def start(self, args, **output):
+        output = dict(dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE), **output)
+        process = subprocess.Popen(args, env=self.env, cwd=TESTS, text=True,
+                                   start_new_session=True, **output)
         self.started.append(process)
         return process
 
@@ -99,12 +100,18 @@ def single_process_pretraining(batch_sizes):
     return {name: p.data().asnumpy() for name, p in net._collect_params_with_prefix().items()}
 
 
-def test_dist_sync_workers_equal_one_process_on_the_union_of_their_batches(jobs, tmp_path):
+def run_workers(jobs, out_dir, num_workers, kvstore, sizes):
+    return jobs.run(LAUNCH + ['-n', str(num_workers), '-s', '2', '--timeout', '100', '--',
+                              sys.executable, 'distributed_worker.py', str(out_dir),
+                              ','.join(map(str, sizes)), 'cpu:0,cpu:1', kvstore])
+
+
+@pytest.mark.parametrize('kvstore', ['dist_sync', 'dist_device_sync'])
+def test_synchronous_workers_equal_one_process_on_the_union_of_their_batches(
+        jobs, tmp_path, kvstore):
     # 2 workers x 2 contexts; a batch of 1 leaves worker 1 idle and one context of worker 0
     sizes = [7, 5, 1, 6]
-    code, out, err = jobs.run(LAUNCH + ['-n', '2', '-s', '2', '--timeout', '100', '--',
-                                        sys.executable, 'distributed_worker.py', str(tmp_path),
-                                        ','.join(map(str, sizes)), 'cpu:0,cpu:1'])
+    code, out, err = run_workers(jobs, tmp_path, 2, kvstore, sizes)
     assert code == 0, err
     assert sorted(re.findall(r'\[worker \d\] rank (\d) of 2 done', out)) == ['0', '1']
     ranks = [mx.nd.load(str(tmp_path / f'rank-{r}.nd')) for r in (0, 1)]
@@ -114,6 +121,18 @@ def test_dist_sync_workers_equal_one_process_on_the_union_of_their_batches(jobs,
         np.testing.assert_array_equal(ranks[1][name].asnumpy(), ranks[0][name].asnumpy(),
                                       err_msg=f'{name} differs between the workers')
         np.testing.assert_allclose(ranks[0][name].asnumpy(), value, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    assert jobs.leftovers() == []
+
+
+def test_dist_async_updates_on_the_servers_as_one_process_would_with_one_worker(
+        jobs, tmp_path):
+    sizes = [7, 5, 1, 6]
+    code, _, err = run_workers(jobs, tmp_path, 1, 'dist_async', sizes)
+    assert code == 0, err
+    updated = mx.nd.load(str(tmp_path / 'rank-0.nd'))
+    for name, value in single_process_pretraining(sizes).items():
+        np.testing.assert_allclose(updated[name].asnumpy(), value, rtol=1e-5, atol=1e-6,
                                    err_msg=name)
     assert jobs.leftovers() == []
 
@@ -177,11 +196,13 @@ def test_a_sigkilled_worker_stops_the_job_and_the_run_resumes_with_another_worke
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     killed_at = time.monotonic()
-    _, err = launcher.communicate(timeout=60)
+    out, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signal.SIGKILL
     assert time.monotonic() - killed_at < 30
     assert 'job failed: worker 1 was killed by SIGKILL (exit status 137)' in err
     assert jobs.leftovers() == []
+    loggers = {line.split(']')[0] for line in out.splitlines() if line.startswith('[worker')}
+    assert len(loggers) == 1, out  # only rank 0 logs
 
     start = int(os.path.basename(newest_checkpoint(checkpoints))[len('step-'):])
     steps = ['--steps', str(start + 3)]
@@ -200,7 +221,7 @@ def test_a_sigkilled_worker_stops_the_job_and_the_run_resumes_with_another_worke
 
 
 def test_tasks_become_their_roles_as_under_slurm_or_kubernetes(jobs):
-    port = str(launch_free_port())
+    port = str(free_port())
     push = ('import mxnet as mx\n'
             'kv = mx.kv.create("dist_sync")\n'
             'kv.init(0, mx.nd.zeros(2))\n'
@@ -219,9 +240,27 @@ def test_tasks_become_their_roles_as_under_slurm_or_kubernetes(jobs):
     assert [out.strip() for out, _ in results[2:]] == ['pulled [3.0, 3.0]'] * 2
 
 
-def launch_free_port():
-    from gluonbert.distributed.launch import free_port
-    return free_port()
+def test_without_a_launcher_a_worker_whose_peer_died_exits_within_its_timeout(
+        jobs, tmp_path):
+    port = str(free_port())
+    pretrain = [sys.executable, '-m', 'gluonbert.distributed.pretrain'] + TINY_JOB + [
+        '--steps', '100000', '--log-every', '1', '--timeout', '5']
+    logs = [tmp_path / f'task-{task}.log' for task in range(4)]
+    tasks = []
+    for task, log in enumerate(logs):
+        with open(log, 'w') as f:
+            tasks.append(jobs.start(LAUNCH + ['--task', str(task), '--root-uri', '127.0.0.1',
+                                              '--node-host', '127.0.0.1', '--port', port,
+                                              '-n', '2', '-s', '1', '--'] + pretrain,
+                                    stdout=f, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    while not any('step 3/' in log.read_text() for log in logs[2:]):
+        assert time.monotonic() < deadline, 'training did not start'
+        time.sleep(0.1)
+    os.kill(tasks[3].pid, signal.SIGKILL)
+    assert tasks[2].wait(timeout=60) == EXIT_NO_PROGRESS
+    assert re.search(r'no progress for \d+ s \(timeout 5 s\) while waiting for step \d+ to '
+                     r'complete', logs[2].read_text())
 
 
 def test_the_ssh_plan_gives_every_process_its_host_and_variables(capsys):

@@ -129,3 +129,13 @@ def test_parameters_on_other_contexts_are_refused():
     with pytest.raises(ValueError, match=r"is on \[cpu\(0\)\], the contexts are "
                                          r"\[cpu\(0\), cpu\(1\)\]; .*reset_ctx"):
         DataParallel(net, contexts_of(2))
+
+
+def test_a_trainer_on_another_kvstore_is_refused():
+    net = tiny_bert(contexts_of(1))
+    parallel = DataParallel(net, contexts_of(1), 'local')
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})
+    objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
+    with pytest.raises(ValueError, match="the trainer sums gradients with kvstore='device', "
+                                         "not this DataParallel's 'local' store"):
+        parallel.step(trainer, pretraining_batches()[0], PretrainingLoss(objective))

@@ -102,17 +102,14 @@ def train(opts):
         print(f'{parallel.num_workers} worker(s) x {contexts}, kvstore {kvstore}, global '
               f'batch {opts.batch_size}, steps {start + 1}..{opts.steps}'
               + (f' (resumed from step {start})' if start else ''), flush=True)
-    samples, timed_from, step = 0, None, start
+    step_seconds, step = [], start
     with Watchdog(opts.timeout, f'step {start + 1} to complete') as watchdog:
         for step, batch in enumerate(global_batches(opts, start, vocab_size, train_iter),
                                      start + 1):
-            report = parallel.step(trainer, batch, loss)
+            began = time.perf_counter()
+            report = parallel.step(trainer, batch, loss)  # BERTTrainer waits for the update
+            step_seconds.append(time.perf_counter() - began)
             watchdog.beat(f'step {step + 1} to complete')
-            if timed_from is None:  # the first step builds the graphs: not timed
-                mx.nd.waitall()
-                timed_from = time.perf_counter()
-            else:
-                samples += report.batch_size
             if chief and (step % opts.log_every == 0 or step == opts.steps):
                 mlm, nsp = _rank0_slice_losses(report, batch, parallel.rank,
                                                parallel.num_workers)
@@ -124,7 +121,6 @@ def train(opts):
                     and step % opts.checkpoint_every == 0 and step < opts.steps:
                 trainer.save({'step': step})
         mx.nd.waitall()
-    elapsed = time.perf_counter() - timed_from if timed_from is not None else 0.0
     if not chief:
         return None
     if opts.checkpoint_dir and step > start:
@@ -132,16 +128,19 @@ def train(opts):
     if opts.out and vocab is not None:
         save_pretrained(net, vocab, opts.out, config=net.config)
         print(f'saved {opts.out}/', flush=True)
+    # The first step builds the graphs: left out of the throughput
+    timed = sorted(step_seconds[1:])
+    median = timed[len(timed) // 2] if timed else None
     summary = dict(num_workers=parallel.num_workers, contexts=[str(c) for c in contexts],
                    kvstore=kvstore, batch_size=opts.batch_size, start_step=start, steps=step,
-                   timed_samples=samples, seconds=elapsed,
-                   samples_per_sec=samples / elapsed if elapsed > 0 else None)
+                   step_seconds=step_seconds, median_step_seconds=median,
+                   samples_per_sec=opts.batch_size / median if median else None)
     if opts.summary:
         with open(opts.summary, 'w') as f:
             json.dump(summary, f, indent=1)
-    if summary['samples_per_sec'] is not None:
-        print(f'{summary["samples_per_sec"]:.1f} sentence pairs/sec (steps 2..{step})',
-              flush=True)
+    if median:
+        print(f'{summary["samples_per_sec"]:.1f} sentence pairs/sec (median step '
+              f'{median:.3f} s, first step left out)', flush=True)
     return summary
 
 

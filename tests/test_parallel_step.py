@@ -8,8 +8,9 @@ from mxnet import gluon, init
 
 from gluonbert import BERTModel
 from gluonbert.distributed import (ClassificationLoss, DataParallel, IdleDevicesWarning,
-                                   PretrainingLoss, synthetic_pretraining_batch)
+                                   PretrainingLoss, synthetic_pretraining_batch, worker_slice)
 from gluonbert.train.pretrain import PretrainingObjective, train_bert
+from gluonbert.train.sharding import shard_sizes
 from gluonbert.train.trainer import BERTTrainer
 from tiny_bert import random_batch, tiny_classifier, values
 
@@ -139,3 +140,22 @@ def test_a_trainer_on_another_kvstore_is_refused():
     with pytest.raises(ValueError, match="the trainer sums gradients with kvstore='device', "
                                          "not this DataParallel's 'local' store"):
         parallel.step(trainer, pretraining_batches()[0], PretrainingLoss(objective))
+
+
+def test_workers_get_balanced_slices_and_a_too_small_batch_leaves_the_last_idle():
+    batch = (np.arange(7), np.arange(7) * 10)
+    slices = [worker_slice(batch, rank, 3) for rank in range(3)]
+    assert [s[0].tolist() for s in slices] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert slices[1][1].tolist() == [30, 40]
+    assert worker_slice((np.arange(1),), 1, 2) is None
+    assert shard_sizes(2, 3, allow_idle=True) == [1, 1, 0]
+    with pytest.raises(ValueError, match='rank=2; expected an integer in 0..1'):
+        worker_slice(batch, 2, 2)
+
+
+def test_synthetic_batches_are_the_same_for_the_same_step_in_any_process():
+    first, again = (synthetic_pretraining_batch(3, 5, vocab_size=VOCAB_SIZE, max_len=MAX_LEN)
+                    for _ in range(2))
+    other = synthetic_pretraining_batch(4, 5, vocab_size=VOCAB_SIZE, max_len=MAX_LEN)
+    assert all((a == b).all() for a, b in zip(first, again))
+    assert not (first[0] == other[0]).all()

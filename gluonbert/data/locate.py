@@ -5,10 +5,11 @@ not a zip file"). Here a found copy is used first, its checksum is verified, and
 is found the error lists every place looked. The small slice shipped in the package is used
 only when the caller asks for it (``fallback='embedded'``).
 """
-import hashlib
 import logging
 import os
 from pathlib import Path
+
+from ..digest import file_digest
 
 TRAIN_FILE = 'wiki.train.tokens'
 
@@ -44,12 +45,8 @@ def embedded_slice_dir():
 
 
 def file_sha1(path):
-    """Hex sha1 of a file, read in 1 MiB blocks."""
-    sha1 = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            sha1.update(block)
-    return sha1.hexdigest()
+    """Hex sha1 of a file."""
+    return file_digest(path, 'sha1')
 
 
 def locate_wikitext2(data_dir=None, *, download=True, verify=True, fallback=None):

@@ -23,7 +23,6 @@ at any instant leaves either the previous checkpoints or the new one, never a ha
 load every file is checked against the manifest; ``CheckpointManager.load_latest`` falls back
 to the newest good checkpoint and says which one it skipped and why.
 """
-import hashlib
 import json
 import os
 import random
@@ -33,6 +32,8 @@ import warnings
 
 import mxnet as mx
 import numpy as np
+
+from ..digest import file_digest
 
 FORMAT = 1
 MANIFEST, STATE, PARAMS, OPTIMIZER = 'MANIFEST.json', 'state.json', 'params.nd', 'optimizer.nd'
@@ -164,14 +165,6 @@ def restore_params(named, arrays):
 
 # ---- files: atomic write, manifest, verified read ----------------------------------------
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -200,7 +193,7 @@ def write_checkpoint(root, step, arrays_by_file, meta):
         for filename in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, filename)
             _fsync(path)
-            files[filename] = {'bytes': os.path.getsize(path), 'sha256': _sha256(path)}
+            files[filename] = {'bytes': os.path.getsize(path), 'sha256': file_digest(path, 'sha256')}
         with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
             json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
             f.flush()
@@ -248,7 +241,7 @@ def read_checkpoint(path):
         if size != expected['bytes']:
             raise CheckpointError(f'{file_path} has {size} bytes, the manifest says '
                                   f'{expected["bytes"]} (truncated?)')
-        if _sha256(file_path) != expected['sha256']:
+        if file_digest(file_path, 'sha256') != expected['sha256']:
             raise CheckpointError(f'{file_path} does not match its SHA-256 checksum (corrupt)')
     with open(os.path.join(path, STATE), encoding='utf-8') as f:
         meta = json.load(f)

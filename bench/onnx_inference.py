@@ -212,10 +212,10 @@ def report_and_save(results, report, args):
         for name, runs in results.items():
             times = [t for run in runs for t in run[clock]]
             rows[name] = dict(summary(times),
-                              sequences_per_sec=BATCH / statistics.median(times))
+                              seqs_per_s=BATCH / statistics.median(times))
         print_table(f'BERT-base classifier inference, batch {BATCH} x {SEQ_LEN}, {threads}, '
                     f'{args.repeats} fresh processes x {args.batches - WARMUP} batches per side '
-                    f'({clock} seconds per batch)', rows, MXNET, extra=('sequences_per_sec',))
+                    f'({clock} seconds per batch)', rows, MXNET, extra=('seqs_per_s',))
         best_other = min((MXNET, GLUONNLP), key=lambda name: rows[name]['median'])
         ratio = rows[best_other]['median'] / rows[OURS]['median']
         print(f'gluonbert export under onnxruntime vs the best other side ({best_other}), '

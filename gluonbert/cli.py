@@ -276,7 +276,8 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2
-    print(runtime.describe(), file=sys.stderr)  # stderr: stdout may be data (predict)
+    if args.command in ('main', 'pretrain', 'finetune'):  # where threads matter; to stderr
+        print(runtime.describe(), file=sys.stderr)
     try:
         from . import jobs
         if args.command == 'main':

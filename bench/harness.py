@@ -66,13 +66,14 @@ def print_table(title, rows, baseline, unit='s', extra=()):
     """``rows``: {name: summary dict (+ extra keys)}; ratios are baseline median / median."""
     print(title)
     header = f'{"run":<26}{"min":>9}{"median":>9}{"max":>9}{"speed-up":>10}'
-    header += ''.join(f'{name:>14}' for name in extra)
+    widths = [max(14, len(name) + 2) for name in extra]
+    header += ''.join(f'{name:>{w}}' for name, w in zip(extra, widths))
     print(header + f'   ({unit})')
     base = rows[baseline]['median']
     for name, row in rows.items():
         line = (f'{name:<26}{row["min"]:>9.4f}{row["median"]:>9.4f}{row["max"]:>9.4f}'
                 f'{base / row["median"]:>9.2f}x')
-        line += ''.join(f'{row[key]:>14.1f}' for key in extra)
+        line += ''.join(f'{row[key]:>{w}.1f}' for key, w in zip(extra, widths))
         print(line)
 
 

@@ -115,3 +115,32 @@ def test_checkpoint_folder_loads_as_the_chapter_does(tmp_path, wiki):
 def test_loading_a_folder_without_parameters_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match='pretrained.params not found'):
         gluonbert.load_pretrained_model(str(tmp_path))
+
+
+def test_a_vocab_that_does_not_fit_the_parameters_is_named(tmp_path, wiki):
+    _, vocab = wiki
+    folder = str(tmp_path / 'bert.small')
+    gluonbert.save_pretrained(small_bert(len(vocab)), vocab, folder)
+    with open(os.path.join(folder, 'vocab.json'), 'w') as f:
+        json.dump(vocab.idx_to_token[:-3], f)
+    with pytest.raises(ValueError, match=r'its token embedding \(2871, 32\) does not match '
+                                         r'vocab.json \(2868 tokens\)'):
+        gluonbert.load_pretrained_model(folder, 32, 64, 2, 2, 0.1, 32)
+
+
+def test_a_head_with_another_number_of_labels_names_the_parameter(tmp_path, wiki):
+    from gluonbert.train.checkpoint import load_classifier, save_classifier
+    _, vocab = wiki
+    net = gluonbert.BERTClassifier(small_bert(len(vocab)), num_classes=3)
+    net.output.initialize()
+    folder = str(tmp_path / 'finetuned')
+    save_classifier(net, vocab, folder, ['a', 'b', 'c'], 32)
+    config_path = os.path.join(folder, 'config.json')
+    with open(config_path) as f:
+        config = json.load(f)
+    config['labels'] = ['a', 'b']
+    with open(config_path, 'w') as f:
+        json.dump(config, f)
+    with pytest.raises(ValueError, match=r'parameter output.weight has shape \(3, 32\) in the '
+                                         r'file, but the model .* expects \(2, 32\)'):
+        load_classifier(folder)

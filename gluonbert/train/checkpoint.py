@@ -7,6 +7,7 @@ fsync, rename), so an interrupted save never leaves a half-written checkpoint.
 """
 import json
 import os
+import re
 
 from ..atomic import atomic_write
 from ..data.vocab import Vocab
@@ -32,15 +33,24 @@ def save_pretrained(net, vocab, folder, config=None):
 
 
 def _load_parameters(net, params, vocab, devices):
-    """``net.load_parameters`` with a clear error when the vocab does not fit the embedding."""
+    """``net.load_parameters`` with errors in structural names (``output.weight``) and a clear
+    one when the vocab does not fit the token embedding."""
     try:
         net.load_parameters(params, ctx=devices)
     except AssertionError as error:
-        if 'token_embedding' in str(error):
-            raise ValueError(f'{params}: its token embedding does not match {VOCAB_FILE} '
-                             f'({len(vocab)} tokens) beside it; the vocab and the parameters '
-                             f'come from different models ({error})') from None
-        raise
+        match = re.search(r"Parameter '([^']+)' from saved params: shape incompatible "
+                          r"expected (\([^)]*\)) vs saved (\([^)]*\))", str(error))
+        if match is None:
+            raise
+        names = {p.name: name for name, p in net._collect_params_with_prefix().items()}
+        name = names.get(match.group(1), match.group(1))
+        if name == 'encoder.token_embedding.weight':
+            raise ValueError(f'{params}: its token embedding {match.group(3)} does not match '
+                             f'{VOCAB_FILE} ({len(vocab)} tokens) beside it; the vocab and '
+                             f'the parameters come from different models') from None
+        raise ValueError(f'{params}: parameter {name} has shape {match.group(3)} in the file, '
+                         f'but the model built from its config expects {match.group(2)} (for '
+                         f'output.weight: a head with another number of labels)') from None
 
 
 def _read_vocab(folder):

@@ -1,6 +1,7 @@
 """The d2l fine-tuning classifier: BERT's ``<cls>`` features through ``hidden`` into ``output``."""
 from mxnet.gluon import nn
 
+from .inputs import check_input_tuple
 from .legacy import LegacyHybridBlock
 
 
@@ -21,9 +22,7 @@ class BERTClassifier(LegacyHybridBlock):
             self.output = nn.Dense(num_classes, in_units=bert.encoder.num_hiddens)
 
     def _check_inputs(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
-            raise ValueError('BERTClassifier takes one argument, the tuple '
-                             '(tokens, segments, valid_lens)')
+        check_input_tuple(type(self).__name__, inputs)
         self.encoder._check_inputs(*inputs)
 
     def hybrid_forward(self, F, inputs):

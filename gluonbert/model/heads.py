@@ -71,9 +71,7 @@ class _Head(LegacyHybridBlock):
             self.dropout = nn.Dropout(dropout)
 
     def _check_inputs(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
-            raise ValueError(f'{type(self).__name__} takes one argument, the tuple '
-                             f'(tokens, segments, valid_lens)')
+        checks.check_input_tuple(type(self).__name__, inputs)
         self.encoder._check_inputs(*inputs)
 
     def _pooled(self, F, encoded):
@@ -162,9 +160,7 @@ class BERTForMultipleChoice(_Head):
             self.output = nn.Dense(1, in_units=bert.encoder.num_hiddens)
 
     def _check_inputs(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
-            raise ValueError('BERTForMultipleChoice takes one argument, the tuple '
-                             '(tokens, segments, valid_lens)')
+        checks.check_input_tuple(type(self).__name__, inputs)
         tokens, segments, valid_lens = inputs
         if tokens.ndim != 3:
             raise ValueError(f'tokens must have shape (batch_size, num_choices, seq_len), got '

@@ -20,6 +20,13 @@ def _check_range(name, values, low, high, expected):
         raise ValueError(f'{name} holds {bad!r}; expected {expected}')
 
 
+def check_input_tuple(block_name, inputs):
+    """Heads are called as d2l's ``BERTClassifier``: with one tuple of three arrays."""
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
+        raise ValueError(f'{block_name} takes one argument, the tuple '
+                         f'(tokens, segments, valid_lens)')
+
+
 def check_tokens_and_segments(tokens, segments, vocab_size, max_len):
     """Shapes (batch, seq_len) alike, ids in [0, vocab_size), segments 0/1, seq_len <= max_len."""
     if tokens.ndim != 2:

@@ -1,17 +1,32 @@
-"""Pretraining step time: d2l's ``BERTModel`` + chapter loop vs gluonbert's ``train_bert``.
+"""Pretraining step time: gluonbert's ``train_bert`` vs d2l, GluonNLP 0.10 and HF transformers.
 
-The chapter's configuration (vocab 20,256, 128 hidden, 256 FFN, 2 heads, 2 blocks, batch 512,
-max_len 64, 10 MLM positions per sample) on synthetic batches, each side in fresh processes,
-d2l as users run it (defaults) and with ``OMP_NUM_THREADS`` set to the core count. Each step
-is timed to its end (update included). Prints a table and writes JSON.
+The chapter's configuration (vocab 20,256, 128 hidden, 256 FFN, 2 heads, 2 blocks, dropout
+0.2, batch 512, max_len 64, 10 MLM positions per sample) on the same synthetic batches, each
+side in fresh processes, each step timed to its end (update included):
+- d2l's ``BERTModel`` and chapter loop, as users run it and with ``OMP_NUM_THREADS`` set to the
+  core count; the same two settings for GluonNLP's ``BERTModel`` (hybridized, MLM decoder at the
+  masked positions only, ReLU FFN as in d2l);
+- HF transformers' ``BertForPreTraining`` on torch (CPU, torch's default threads, train mode),
+  with the MLM head applied to the masked positions only, in ``bench/.venv-torch``, which the
+  first run creates (see ``torch_env.py``; ``--no-torch`` skips it);
+- gluonbert with its defaults.
+Same work everywhere, but not the same model in every detail: HF and GluonNLP tie the MLM
+decoder to the word embedding and add an embedding LayerNorm; GluonNLP's MLM head uses GELU;
+initialisations differ, and so do learning rates (d2l's 0.01 for d2l and gluonbert, 1e-3 for the
+others), which change no work.
+The ratios of gluonbert to every other row are printed, and its throughput in GFLOP/s
+against a float32 GEMM ceiling measured with numpy. Prints a table and writes JSON.
 
-    python bench/pretrain_step.py [--repeats 3] [--steps 8] [--batch-size 512]
+    python bench/pretrain_step.py [--repeats 3] [--steps 8] [--no-torch]
 """
 import argparse
+import os
 import sys
 import time
 
-from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
+import torch_env
+from harness import (compare, d2l_and_gluonbert, fresh_runs, print_table, worker_result,
+                     write_json)
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -78,17 +93,123 @@ def run_gluonbert(batch_size, steps):
     data = [[mx.nd.array(b, dtype=b.dtype) for b in batch]
             for batch in batches(onp, batch_size, steps)]
 
-    def on_step(*_):
-        # Losses are read back one step late: after this wait, step i + 1 has finished
+    def on_step(step, *_):
+        # Losses are read back one step late: after this wait, step i + 1 has finished. So
+        # the stamps end steps 2..steps (the last call follows no new step) and the times
+        # are those of steps 3..steps, of which the harness drops WARMUP more
         mx.nd.waitall()
-        stamps.append(time.perf_counter())
+        if step < steps:
+            stamps.append(time.perf_counter())
 
     train_bert(data, net, gluon.loss.SoftmaxCELoss(), c['vocab_size'], [mx.cpu()], steps,
                on_step=on_step, quiet=True)
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-WORKERS = {'d2l': run_d2l, 'gluonbert': run_gluonbert}
+def run_gluonnlp(batch_size, steps):
+    """GluonNLP 0.10's ``BERTModel`` and a step as its users write it (Adam, lr 1e-3)."""
+    import numpy as onp
+    import mxnet as mx
+    from mxnet import autograd, gluon, init
+    import gluonnlp
+    c = CONFIG
+    encoder = gluonnlp.model.BERTEncoder(
+        num_layers=c['num_blks'], units=c['num_hiddens'], hidden_size=c['ffn_num_hiddens'],
+        max_length=c['max_len'], num_heads=c['num_heads'], dropout=c['dropout'],
+        output_attention=False, activation='relu')  # residuals are always on in 0.10
+    net = gluonnlp.model.BERTModel(encoder, c['vocab_size'], token_type_vocab_size=2,
+                                   units=c['num_hiddens'], embed_size=c['num_hiddens'],
+                                   use_pooler=True, use_decoder=True, use_classifier=True)
+    net.initialize(init.Normal(0.02))
+    net.hybridize(static_alloc=True, static_shape=True)
+    mlm_loss, nsp_loss = gluon.loss.SoftmaxCELoss(), gluon.loss.SoftmaxCELoss()
+    mlm_loss.hybridize(static_alloc=True)
+    nsp_loss.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
+    times = []
+    for batch in batches(onp, batch_size, steps):
+        tokens, segments, valid_lens, positions, weights, mlm_y, nsp_y = [
+            mx.nd.array(b, dtype=b.dtype) for b in batch]
+        start = time.perf_counter()
+        with autograd.record():
+            _, _, nsp_y_hat, mlm_y_hat = net(tokens, segments, valid_lens, positions)
+            mlm_l = mlm_loss(mlm_y_hat.reshape((-1, c['vocab_size'])), mlm_y.reshape((-1,)),
+                             weights.reshape((-1, 1)))
+            l = mlm_l.sum() / (weights.sum() + 1e-8) + nsp_loss(nsp_y_hat, nsp_y).mean()
+        l.backward()
+        trainer.step(1)
+        l.asscalar()
+        mx.nd.waitall()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def run_hf(batch_size, steps):
+    """HF's ``BertForPreTraining`` (ReLU FFN as in d2l), its MLM head on the masked positions."""
+    import numpy as onp
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+    c = CONFIG
+    config = BertConfig(vocab_size=c['vocab_size'], hidden_size=c['num_hiddens'],
+                        num_hidden_layers=c['num_blks'], num_attention_heads=c['num_heads'],
+                        intermediate_size=c['ffn_num_hiddens'], hidden_act='relu',
+                        hidden_dropout_prob=c['dropout'],
+                        attention_probs_dropout_prob=c['dropout'],
+                        max_position_embeddings=c['max_len'], type_vocab_size=2)
+    net = BertForPreTraining(config).train()
+    loss = torch.nn.CrossEntropyLoss(reduction='none')
+    trainer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for batch in batches(onp, batch_size, steps):
+        tokens, segments, valid_lens, positions, weights, mlm_y, nsp_y = (
+            torch.from_numpy(b).long() if b.dtype.kind == 'i' else torch.from_numpy(b)
+            for b in batch)
+        start = time.perf_counter()
+        mask = torch.arange(c['max_len'])[None] < valid_lens[:, None]
+        encoded, pooled = net.bert(tokens, attention_mask=mask.long(), token_type_ids=segments,
+                                   return_dict=False)[:2]
+        masked = encoded[torch.arange(batch_size)[:, None], positions]
+        mlm_l = loss(net.cls.predictions(masked).reshape(-1, c['vocab_size']), mlm_y.reshape(-1))
+        l = ((mlm_l * weights.reshape(-1)).sum() / (weights.sum() + 1e-8)
+             + loss(net.cls.seq_relationship(pooled), nsp_y).mean())
+        trainer.zero_grad()
+        l.backward()
+        trainer.step()
+        l.item()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+GEMM_SIZE = 2048
+
+
+def run_gemm(batch_size, steps):
+    """Seconds per float32 ``GEMM_SIZE`` cubed matmul in numpy: the ceiling to compare with."""
+    import numpy as np
+    a, b = np.random.rand(2, GEMM_SIZE, GEMM_SIZE).astype('float32')
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def train_flops_per_sample(c=CONFIG):
+    """Training FLOPs of one sample: 6 per weight each token passes through (2 forward, 4
+    backward) plus attention's two products per block, the MLM head at its ``num_preds``
+    positions only and NSP on ``<cls>``; embeddings, softmax, LayerNorm and Adam left out.
+    About 270 MFLOP for the chapter's configuration."""
+    h, L, V = c['num_hiddens'], c['max_len'], c['vocab_size']
+    per_token = c['num_blks'] * (4 * h * h + 2 * h * c['ffn_num_hiddens'])  # Q K V O, FFN
+    attention = c['num_blks'] * 2 * L * L * h  # Q K^T and weights @ V, multiply-adds
+    mlm = c['num_preds'] * (h * h + h * V)
+    nsp = h * h + h * 2
+    return 6 * (per_token * L + attention + mlm + nsp)
+
+
+WORKERS = {'d2l': run_d2l, 'gluonnlp': run_gluonnlp, 'hf': run_hf, 'gemm': run_gemm,
+           'gluonbert': run_gluonbert}
 
 
 def main():
@@ -96,19 +217,52 @@ def main():
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--steps', type=int, default=8)
     parser.add_argument('--batch-size', type=int, default=512)
+    parser.add_argument('--no-torch', action='store_true', help='skip the HF transformers row')
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
+    if args.worker == 'hf' and not torch_env.active():
+        os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker:
         times = WORKERS[args.worker](args.batch_size, args.steps)
         worker_result(times, WARMUP)
         return
-    rows = compare(__file__, d2l_and_gluonbert(), ['--steps', args.steps, '--batch-size', args.batch_size], args.repeats,
-                   args.batch_size, 'pairs_per_sec')
+    runs = d2l_and_gluonbert()
+    ours = 'gluonbert (defaults)'
+    gluonbert_run = runs.pop(ours)  # put back last, after the others
+    cores = str(len(os.sched_getaffinity(0)))
+    runs['gluonnlp (defaults)'] = ('gluonnlp', None)
+    runs[f'gluonnlp (OMP_NUM_THREADS={cores})'] = ('gluonnlp', {'OMP_NUM_THREADS': cores})
+    skipped = '--no-torch' if args.no_torch else None
+    if not args.no_torch:
+        try:
+            torch_env.torch_python()
+            runs['hf transformers (torch)'] = ('hf', None)
+        except RuntimeError as e:
+            skipped = str(e)
+    if skipped:
+        print(f'hf transformers (torch) skipped: {skipped}')
+    runs[ours] = gluonbert_run
+    worker_args = ['--steps', args.steps, '--batch-size', args.batch_size]
+    rows = compare(__file__, runs, worker_args, args.repeats, args.batch_size, 'pairs_per_sec')
     print_table(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('pairs_per_sec', 'peak_rss_mib'))
-    write_json('pretrain_step.json', dict(config=CONFIG, batch_size=args.batch_size,
-                                          python=sys.version.split()[0], results=rows))
+    speedups = {name: row['median'] / rows[ours]['median']
+                for name, row in rows.items() if name != ours}
+    for name, ratio in speedups.items():
+        print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
+
+    gemm = fresh_runs(__file__, 'gemm', worker_args, args.repeats)
+    gemm_gflops = 2 * GEMM_SIZE ** 3 / min(r['seconds'] for r in gemm) / 1e9
+    flops = train_flops_per_sample()
+    ours_gflops = flops * rows[ours]['pairs_per_sec'] / 1e9
+    print(f'gluonbert: {flops / 1e6:.0f} MFLOP/sample x {rows[ours]["pairs_per_sec"]:.1f} '
+          f'pairs/s = {ours_gflops:.1f} GFLOP/s, {ours_gflops / gemm_gflops:.0%} of numpy\'s '
+          f'float32 {GEMM_SIZE}^3 matmul ({gemm_gflops:.1f} GFLOP/s)')
+    write_json('pretrain_step.json', dict(
+        config=CONFIG, batch_size=args.batch_size, python=sys.version.split()[0],
+        results=rows, gluonbert_speedup=speedups, hf_skipped=skipped,
+        train_flops_per_sample=flops, gluonbert_gflops=ours_gflops, gemm_gflops=gemm_gflops))
 
 
 if __name__ == '__main__':

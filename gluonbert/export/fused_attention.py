@@ -14,7 +14,7 @@ import types
 import mxnet as mx
 import numpy as np
 
-from ..model.attention import MultiHeadAttention
+from ..model.attention import MultiHeadAttention, attend
 
 
 @contextlib.contextmanager
@@ -63,18 +63,11 @@ def _value(param):
     return param.data(param.list_ctx()[0]).asnumpy()
 
 
-def _fused_forward(self, F, X, lengths=None):
-    """``MultiHeadAttention.hybrid_forward`` with the three projections as one product."""
+def _fused_forward(self, F, X, mask=None):
+    """``MultiHeadAttention.hybrid_forward`` with the fused weight as a constant."""
     weight_name, bias_name = _names(self)
     units = self.W_q._units
     has_bias = self.W_q.bias is not None
     qkv = F.FullyConnected(X, F.var(weight_name), F.var(bias_name) if has_bias else None,
                            num_hidden=3 * units, no_bias=not has_bias, flatten=False)
-    scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=self.num_heads)
-    if lengths is None:
-        weights = F.softmax(scores, axis=-1)
-    else:
-        weights = F.softmax(scores, lengths, axis=-1, use_length=True)
-    context = F.contrib.interleaved_matmul_selfatt_valatt(
-        qkv, self.dropout(weights), heads=self.num_heads)
-    return self.W_o(context)
+    return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout))

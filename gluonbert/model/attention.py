@@ -2,19 +2,26 @@
 
 d2l's ``MultiHeadAttention`` owns ``W_q``, ``W_k``, ``W_v``, ``W_o``; we keep them, so d2l
 checkpoints load, but compute in the sequence-first layout (seq_len, batch, hidden) that
-``interleaved_matmul_selfatt_*`` expect: no per-head transposes, one kernel for Q.K^T (with
-the 1/sqrt(d) scaling) and one for weights.V, and both export to ONNX.
+``interleaved_matmul_selfatt_*`` expect: the three weights are interleaved per head inside
+the graph (a copy of the weights, not of the activations) for one Q/K/V product, one kernel
+computes Q.K^T with the 1/sqrt(d) scaling and one weights.V, and all of it exports to ONNX.
 """
+import mxnet as mx
+from mxnet.contrib import amp
 from mxnet.gluon import nn
 
 from .legacy import LegacyHybridBlock
+
+# Added to the scores of padding keys; d2l's masked_softmax writes -1e6 there. Either way
+# exp() underflows to exactly 0, so padding gets no weight.
+MASK_VALUE = -1e6
 
 
 class MultiHeadAttention(LegacyHybridBlock):
     """Self-attention over ``X`` of shape (seq_len, batch, num_hiddens).
 
-    ``lengths`` has shape (batch * num_heads, seq_len), int32: the number of keys each query
-    may attend to (see ``attention_lengths``), or None to attend to every key.
+    ``mask`` has shape (batch * num_heads, seq_len, seq_len): 0 for keys a query may attend
+    to, ``MASK_VALUE`` for padding (see ``attention_mask``), or None to attend to every key.
     """
 
     def __init__(self, num_hiddens, num_heads, dropout, use_bias=False, **kwargs):
@@ -29,30 +36,57 @@ class MultiHeadAttention(LegacyHybridBlock):
                                              in_units=num_hiddens))
             self.dropout = nn.Dropout(dropout)
 
-    def hybrid_forward(self, F, X, lengths=None):
-        heads = self.num_heads
-        # Interleave per head: [q_0, k_0, v_0, q_1, k_1, v_1, ...], the layout of the fused ops
-        q, k, v = (F.reshape(proj(X), shape=(0, 0, heads, 1, -1))
-                   for proj in (self.W_q, self.W_k, self.W_v))
-        qkv = F.reshape(F.concat(q, k, v, dim=3), shape=(0, 0, -1))
-        scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=heads)
-        if lengths is None:
-            weights = F.softmax(scores, axis=-1)
-        else:
-            weights = F.softmax(scores, lengths, axis=-1, use_length=True)
-        context = F.contrib.interleaved_matmul_selfatt_valatt(
-            qkv, self.dropout(weights), heads=heads)
-        return self.W_o(context)
+    def hybrid_forward(self, F, X, mask=None):
+        weight, bias = self._interleaved_qkv(F, X)
+        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * self.W_q._units,
+                               no_bias=bias is None, flatten=False)
+        return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout))
+
+    def _interleaved_qkv(self, F, X):
+        """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
+        expect: rows q_0, k_0, v_0, q_1, k_1, v_1, ..."""
+        heads, units, in_units = self.num_heads, self.W_q._units, self.W_q._in_units
+
+        def interleave(name, per_head):
+            parts = [F.reshape(_value(F, getattr(proj, name), X), shape=(heads, 1) + per_head)
+                     for proj in (self.W_q, self.W_k, self.W_v)]
+            return F.reshape(F.concat(*parts, dim=1), shape=(3 * units,) + per_head[1:])
+        weight = interleave('weight', (units // heads, in_units))
+        bias = None if self.W_q.bias is None else interleave('bias', (units // heads,))
+        return weight, bias
 
 
-def attention_lengths(F, valid_lens, seq_first, num_heads):
-    """Expand ``valid_lens`` (batch,) to the (batch * num_heads, seq_len) int32 softmax lengths.
+def attend(F, qkv, mask, num_heads, dropout):
+    """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden)."""
+    if amp.amp._amp_initialized:
+        # AMP leaves the projection in float16/bfloat16, but MXNet's fused kernels compute in
+        # float32 on CPU, and the float32 mask would widen the scores anyway
+        qkv = F.amp_cast(qkv, dtype='float32')
+    scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=num_heads)
+    if mask is not None:
+        scores = scores + mask
+    # A plain softmax: MXNet's length-aware softmax is several times slower on CPU
+    weights = dropout(F.softmax(scores, axis=-1))
+    return F.contrib.interleaved_matmul_selfatt_valatt(qkv, weights, heads=num_heads)
+
+
+def attention_mask(F, valid_lens, seq_first, num_heads):
+    """The additive (batch * num_heads, seq_len, seq_len) mask of ``valid_lens`` (batch,).
 
     Row ``b * num_heads + h`` belongs to head ``h`` of sequence ``b``, the order of the fused
-    kernels (and of d2l's ``valid_lens.repeat(num_heads, axis=0)``).
+    kernels (and of d2l's ``valid_lens.repeat(num_heads, axis=0)``). Built once per forward
+    and shared by every block.
     """
-    per_head = F.reshape(F.tile(F.reshape(valid_lens, shape=(-1, 1)), reps=(1, num_heads)),
-                         shape=(-1, 1))
-    # seq_first[:, :1] has one row per position; its transpose gives the (1, seq_len) shape
-    like = F.transpose(F.slice_axis(seq_first, axis=1, begin=0, end=1))
-    return F.cast(F.broadcast_like(per_head, like, lhs_axes=(1,), rhs_axes=(1,)), 'int32')
+    positions = F.cast(F.reshape(F.contrib.arange_like(seq_first, axis=0), shape=(1, -1)),
+                       'float32')
+    lengths = F.cast(F.reshape(valid_lens, shape=(-1, 1)), 'float32')
+    padding = F.broadcast_greater_equal(positions, lengths)
+    # Row b * num_heads + h: sequence b's (1, keys) row, then the same row for every query
+    per_key = F.repeat(F.expand_dims(padding * MASK_VALUE, axis=1), repeats=num_heads, axis=0)
+    queries = F.reshape(F.slice_axis(seq_first, axis=1, begin=0, end=1), shape=(1, -1, 1))
+    return F.broadcast_like(per_key, queries, lhs_axes=(1,), rhs_axes=(1,))
+
+
+def _value(F, param, like):
+    """``param`` as an input of this graph: its symbol, or its array on ``like``'s device."""
+    return param.var() if F is mx.sym else param.data(like.context)

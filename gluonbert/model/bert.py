@@ -10,7 +10,7 @@ import warnings
 from mxnet.gluon import nn
 
 from . import inputs
-from .attention import attention_lengths
+from .attention import attention_mask
 from .legacy import LegacyHybridBlock
 from .transformer import TransformerEncoderBlock, activate, check_activation
 
@@ -55,18 +55,21 @@ class BERTEncoder(LegacyHybridBlock):
         # transposing the integer inputs is cheaper than transposing activations.
         tokens_t, segments_t = F.transpose(tokens), F.transpose(segments)
         X = self.token_embedding(tokens_t) + self.segment_embedding(segments_t)
-        positions = F.take(F.reshape(pos_embedding, shape=(-3, 0)),
-                           F.contrib.arange_like(tokens_t, axis=0))
-        X = F.broadcast_add(X, F.expand_dims(positions, axis=1))
+        # Positions looked up like tokens: an embedding's backward scatters into the small
+        # table, where a broadcast add's backward would reduce over the batch (slow on CPU)
+        positions = F.broadcast_like(
+            F.reshape(F.contrib.arange_like(tokens_t, axis=0), shape=(-1, 1)), tokens_t)
+        X = X + F.Embedding(positions, F.reshape(pos_embedding, shape=(self.max_len, -1)),
+                            input_dim=self.max_len, output_dim=self.num_hiddens)
         if self.embedding_ln is not None:
             X = self.embedding_dropout(self.embedding_ln(X))
         if valid_lens is None:
             for blk in self.blks:
                 X = blk(X)
         else:
-            lengths = attention_lengths(F, valid_lens, tokens_t, self.num_heads)
+            mask = attention_mask(F, valid_lens, tokens_t, self.num_heads)
             for blk in self.blks:
-                X = blk(X, lengths)
+                X = blk(X, mask)
         return F.transpose(X, axes=(1, 0, 2))
 
 

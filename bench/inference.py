@@ -2,8 +2,11 @@
 
 12 layers, 768 hidden, 12 heads, 3072 FFN, vocab 30,522, batch 8 x 128, random weights; each
 model computes the sequence encoding, the pooled ``<cls>`` features and the 2-way NSP output
-(GluonNLP: ``use_pooler``, ``use_classifier``). Fresh processes, forward passes timed to
-their end. Prints a table and writes JSON.
+(GluonNLP: ``use_pooler``, ``use_classifier``). Both libraries run hybridized (static graph)
+and, in the "fused" rows, with MXNet's oneDNN subgraph backend, which gluonbert's
+``hybridize_for_inference`` (used by ``evaluate`` and ``predict``) turns on and which a
+GluonNLP user can ask for with ``hybridize(backend='MKLDNN')``. Fresh processes, forward
+passes timed to their end. Prints a table and writes JSON.
 
     python bench/inference.py [--repeats 3] [--batches 12]
 """
@@ -34,14 +37,17 @@ def timed(forward, batches):
     return times
 
 
-def run_gluonbert(batches):
+def run_gluonbert(batches, backend=None):
     import numpy as onp
     import gluonbert
     import mxnet as mx
     net = gluonbert.BERTModel(**BASE, activation='gelu', embedding_layer_norm=True,
                               layer_norm_eps=1e-12)
     net.initialize(mx.init.Normal(0.02))
-    net.hybridize(static_alloc=True, static_shape=True)
+    if backend:
+        gluonbert.hybridize_for_inference(net)
+    else:
+        net.hybridize(static_alloc=True, static_shape=True)
     tokens, segments, valid_lens = (mx.nd.array(x) for x in inputs(onp))
 
     def forward():
@@ -50,7 +56,7 @@ def run_gluonbert(batches):
     return timed(forward, batches)
 
 
-def run_gluonnlp(batches):
+def run_gluonnlp(batches, backend=None):
     import numpy as onp
     import mxnet as mx
     import gluonnlp
@@ -60,7 +66,7 @@ def run_gluonnlp(batches):
                                       pretrained=False, use_pooler=True, use_decoder=False,
                                       use_classifier=True)
     net.initialize(mx.init.Normal(0.02))
-    net.hybridize(static_alloc=True, static_shape=True)
+    net.hybridize(static_alloc=True, static_shape=True, backend=backend)
     tokens, segments, valid_lens = (mx.nd.array(x) for x in inputs(onp))
 
     def forward():
@@ -85,7 +91,11 @@ def run_d2l(batches):
     return timed(forward, batches)
 
 
-WORKERS = {'gluonbert': run_gluonbert, 'gluonnlp': run_gluonnlp, 'd2l': run_d2l}
+WORKERS = {'gluonnlp': run_gluonnlp,
+           'gluonnlp (fused)': lambda batches: run_gluonnlp(batches, 'MKLDNN'),
+           'gluonbert': run_gluonbert,
+           'gluonbert (fused)': lambda batches: run_gluonbert(batches, 'MKLDNN'),
+           'd2l': run_d2l}
 
 
 def main():
@@ -99,7 +109,7 @@ def main():
         times = WORKERS[args.worker](args.batches)
         worker_result(times, WARMUP)
         return
-    runs = {name: (name, None) for name in ('gluonnlp', 'gluonbert', 'd2l')}
+    runs = {name: (name, None) for name in WORKERS}
     rows = compare(__file__, runs, ['--batches', args.batches], args.repeats, BATCH,
                    'sequences_per_sec')
     print_table(f'BERT-base inference, batch {BATCH} x {SEQ_LEN}, hybridized where possible, '

@@ -15,7 +15,7 @@ from .data import load_data_wiki
 from .data.nli import LABELS, SNLIBERTDataset, load_snli, locate_sick, read_sick
 from .devices import parse_devices
 from .metrics import confusion_matrix, format_confusion_matrix
-from .model import BERTClassifier, BERTModel
+from .model import BERTClassifier, BERTModel, hybridize_for_inference
 from .progress import LossPlot, progress_bar
 from .train.checkpoint import (load_classifier, load_pretrained_model, save_classifier,
                                save_pretrained)
@@ -155,7 +155,7 @@ def evaluate(opts, fallback=None):
     test = _limit(test, opts.test_limit)
     test_iter = gluon.data.DataLoader(SNLIBERTDataset(test, config['max_len'], vocab),
                                       opts.batch_size)
-    net.hybridize(static_alloc=True, static_shape=True)
+    hybridize_for_inference(net, devices)
     labels, predictions = predict(net, test_iter, devices)
     matrix = confusion_matrix(labels, predictions, len(config['labels']))
     accuracy = float((labels == predictions).mean())
@@ -182,6 +182,7 @@ def predict_pairs(opts):
     """Labels and probabilities of sentence pairs (``premise<TAB>hypothesis`` lines) with a
     fine-tuned folder, tokenized as in training; printed as TSV."""
     net, vocab, config = load_classifier(opts.model)
+    hybridize_for_inference(net)
     stream = sys.stdin if opts.pairs == '-' else open(opts.pairs, encoding='utf-8')
     with stream:
         rows = [line.rstrip('\n').split('\t') for line in stream if line.strip()]

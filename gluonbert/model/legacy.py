@@ -65,6 +65,12 @@ class LegacyHybridBlock(HybridBlock):
         if isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
                                             and isinstance(x[0], mx.nd.NDArray)):
             self._check_inputs(x, *args)
+        if self._backend and mx.autograd.is_recording():
+            # A partitioned graph's fused operators have no backward: MXNet would return
+            # zero gradients without a word
+            raise RuntimeError(f'{type(self).__name__} is hybridized for inference '
+                               f'(backend {self._backend!r}) and cannot be trained; call '
+                               f'net.hybridize() before training')
         np_mode = is_np_array() or is_np_shape()
         token = _inside_block.set(True)
         try:

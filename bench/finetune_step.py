@@ -5,13 +5,14 @@ vocab 20,256) under the chapter's ``BERTClassifier`` and ``train_ch13``-style st
 gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridized), each in fresh
 processes, synthetic batches, each step timed to its end. Prints a table and writes JSON.
 
-    python bench/finetune_step.py [--repeats 3] [--steps 10]
+    python bench/finetune_step.py [--repeats 3] [--steps 10] [--profile]
 """
 import argparse
 import sys
 import time
 
 from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
+from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -31,8 +32,8 @@ def batches(np, steps):
                rng.randint(0, 3, (BATCH,)).astype('float32'))
 
 
-def run_d2l(steps):
-    import numpy as onp
+def d2l_step():
+    """One d2l fine-tuning step on a batch: ``step(X, y)`` (the chapter's code)."""
     from mxnet import autograd, gluon, init, np, npx
     from mxnet.gluon import nn
     import d2l.mxnet as d2l
@@ -58,10 +59,9 @@ def run_d2l(steps):
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     devices = [npx.cpu()]
-    times = []
-    for X, y in batches(onp, steps):
+
+    def step(X, y):
         X, y = [np.array(x) for x in X], np.array(y)
-        start = time.perf_counter()
         Xs, ys = d2l.split_batch_multi_inputs(X, y, devices)
         with autograd.record():
             pred = [net(X_) for X_ in Xs]
@@ -71,12 +71,11 @@ def run_d2l(steps):
         trainer.step(BATCH, ignore_stale_grad=True)
         sum(float(l.sum()) for l in ls)
         npx.waitall()
-        times.append(time.perf_counter() - start)
-    return times
+    return step
 
 
-def run_gluonbert(steps):
-    import numpy as onp
+def gluonbert_step():
+    """One gluonbert fine-tuning step on a batch: ``step(X, y)`` (``train_classifier``'s)."""
     import gluonbert
     import mxnet as mx
     from mxnet import gluon, init
@@ -91,38 +90,58 @@ def run_gluonbert(steps):
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
-    times = []
-    for X, y in batches(onp, steps):
+
+    def step(X, y):
         batch = [mx.nd.array(x, dtype=x.dtype) for x in (*X, y)]
-        start = time.perf_counter()
         losses, _ = Plain().backward(net, shard_batch(batch, [mx.cpu()]), loss)
         trainer.step(BATCH)
         sum(float(l.sum().asnumpy()) for l in losses)
         mx.nd.waitall()
+    return step
+
+
+def run_worker(make_step, steps, profile_steps):
+    """Time ``steps`` steps, each to its end; then profile ``profile_steps`` more."""
+    import numpy as onp
+    step = make_step()
+    data = list(batches(onp, steps + profile_steps))
+    times = []
+    for X, y in data[:steps]:
+        start = time.perf_counter()
+        step(X, y)
         times.append(time.perf_counter() - start)
-    return times
+    operators = None
+    if profile_steps:
+        rest = iter(data[steps:])
+        operators = operator_profile(lambda: step(*next(rest)), profile_steps)
+    worker_result(times, WARMUP, operators=operators)
 
 
-WORKERS = {'d2l': run_d2l, 'gluonbert': run_gluonbert}
+WORKERS = {'d2l': d2l_step, 'gluonbert': gluonbert_step}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--profile', action='store_true',
+                        help="then profile each side's step by operator (one more process each)")
+    parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker:
-        times = WORKERS[args.worker](args.steps)
-        worker_result(times, WARMUP)
+        run_worker(WORKERS[args.worker], args.steps, args.profile_steps)
         return
     rows = compare(__file__, d2l_and_gluonbert(), ['--steps', args.steps], args.repeats,
                    BATCH, 'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('examples_per_sec', 'peak_rss_mib'))
-    write_json('finetune_step.json', dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN,
-                                          python=sys.version.split()[0], results=rows))
+    payload = dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN, python=sys.version.split()[0],
+                   results=rows)
+    if args.profile:
+        payload['profiles'] = profiles(__file__, WORKERS, ['--steps', WARMUP + 1])
+    write_json('finetune_step.json', payload)
 
 
 if __name__ == '__main__':

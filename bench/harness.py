@@ -25,11 +25,13 @@ def fresh_runs(script, worker, args=(), repeats=3, env=None):
     return results
 
 
-def worker_result(times, warmup):
-    """The last line a worker prints: the median of ``times`` after ``warmup`` and peak RSS."""
+def worker_result(times, warmup, **extra):
+    """The last line a worker prints: the median of ``times`` after ``warmup``, peak RSS and
+    any ``extra`` values."""
     if len(times) <= warmup:
         raise SystemExit(f'{len(times)} timed steps, {warmup} of them warm-up: run more steps')
-    print(json.dumps(dict(seconds=statistics.median(times[warmup:]), rss=peak_rss_mib())))
+    print(json.dumps(dict(seconds=statistics.median(times[warmup:]), rss=peak_rss_mib(),
+                          **extra)))
 
 
 def d2l_and_gluonbert():
@@ -65,13 +67,14 @@ def peak_rss_mib():
 def print_table(title, rows, baseline, unit='s', extra=()):
     """``rows``: {name: summary dict (+ extra keys)}; ratios are baseline median / median."""
     print(title)
-    header = f'{"run":<26}{"min":>9}{"median":>9}{"max":>9}{"speed-up":>10}'
+    width = max(26, *(len(name) + 2 for name in rows))
+    header = f'{"run":<{width}}{"min":>9}{"median":>9}{"max":>9}{"speed-up":>10}'
     widths = [max(14, len(name) + 2) for name in extra]
     header += ''.join(f'{name:>{w}}' for name, w in zip(extra, widths))
     print(header + f'   ({unit})')
     base = rows[baseline]['median']
     for name, row in rows.items():
-        line = (f'{name:<26}{row["min"]:>9.4f}{row["median"]:>9.4f}{row["max"]:>9.4f}'
+        line = (f'{name:<{width}}{row["min"]:>9.4f}{row["median"]:>9.4f}{row["max"]:>9.4f}'
                 f'{base / row["median"]:>9.2f}x')
         line += ''.join(f'{row[key]:>{w}.1f}' for key, w in zip(extra, widths))
         print(line)

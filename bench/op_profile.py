@@ -5,7 +5,9 @@ MXNet runs a hybridized graph in bulk segments, which the profiler reports as on
 every operator. Used by the benchmarks' ``--profile`` option.
 """
 import json
+import os
 import re
+import tempfile
 
 # Profiler entries that are waiting or set-up, not computation
 NOT_OPERATORS = {'WaitForVar', 'ResourceParallelRandomSetSeed'}
@@ -23,11 +25,24 @@ GROUPS = (('dense layers (oneDNN GEMM)', r'FullyConnected'),
 
 def operator_profile(step, steps):
     """Run ``step()`` ``steps`` times under MXNet's profiler; ``{operator: ms per step}``."""
-    from mxnet import profiler
-    profiler.set_config(profile_all=True, aggregate_stats=True)
-    profiler.set_state('run')
+    start()
     for _ in range(steps):
         step()
+    return collect(steps)
+
+
+def start():
+    """Start recording, for loops that ``operator_profile`` cannot drive (``train_bert``)."""
+    from mxnet import profiler
+    # Only the aggregate is read; the trace MXNet also writes goes to the temporary folder
+    profiler.set_config(profile_all=True, aggregate_stats=True,
+                        filename=os.path.join(tempfile.gettempdir(), 'gluonbert-profile.json'))
+    profiler.set_state('run')
+
+
+def collect(steps):
+    """Stop recording (after all work finished); ``{operator: ms per step}`` over ``steps``."""
+    from mxnet import profiler
     profiler.set_state('stop')
     stats = json.loads(profiler.dumps(reset=True, format='json'))
     return {name: entry['Total'] / steps for name, entry in stats['Time']['operator'].items()

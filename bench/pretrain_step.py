@@ -17,13 +17,14 @@ others), which change no work.
 The ratios of gluonbert to every other row are printed, and its throughput in GFLOP/s
 against a float32 GEMM ceiling measured with numpy. Prints a table and writes JSON.
 
-    python bench/pretrain_step.py [--repeats 3] [--steps 8] [--no-torch]
+    python bench/pretrain_step.py [--repeats 3] [--steps 8] [--no-torch] [--profile]
 """
 import argparse
 import os
 import sys
 import time
 
+import op_profile
 import torch_env
 from harness import (compare, d2l_and_gluonbert, fresh_runs, print_table, worker_result,
                      write_json)
@@ -78,7 +79,9 @@ def run_d2l(batch_size, steps):
     return times
 
 
-def run_gluonbert(batch_size, steps):
+def run_gluonbert(batch_size, steps, profile_steps=0):
+    """``train_bert`` as users call it; then, with ``profile_steps``, that many more steps
+    under MXNet's profiler (returned as ``{operator: ms per step}``)."""
     import numpy as onp
     import gluonbert  # noqa: F401  (thread settings before mxnet)
     import mxnet as mx
@@ -90,8 +93,9 @@ def run_gluonbert(batch_size, steps):
                     c['num_blks'], c['dropout'], max_len=c['max_len'])
     net.initialize(init.Xavier())
     stamps = []
+    total = steps + profile_steps
     data = [[mx.nd.array(b, dtype=b.dtype) for b in batch]
-            for batch in batches(onp, batch_size, steps)]
+            for batch in batches(onp, batch_size, total)]
 
     def on_step(step, *_):
         # Losses are read back one step late: after this wait, step i + 1 has finished. So
@@ -100,10 +104,13 @@ def run_gluonbert(batch_size, steps):
         mx.nd.waitall()
         if step < steps:
             stamps.append(time.perf_counter())
+        if profile_steps and step == steps - 1:  # steps steps > the profiled ones
+            op_profile.start()
 
-    train_bert(data, net, gluon.loss.SoftmaxCELoss(), c['vocab_size'], [mx.cpu()], steps,
+    train_bert(data, net, gluon.loss.SoftmaxCELoss(), c['vocab_size'], [mx.cpu()], total,
                on_step=on_step, quiet=True)
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    operators = op_profile.collect(profile_steps) if profile_steps else None
+    return [b - a for a, b in zip(stamps, stamps[1:])], operators
 
 
 def run_gluonnlp(batch_size, steps):
@@ -218,13 +225,19 @@ def main():
     parser.add_argument('--steps', type=int, default=8)
     parser.add_argument('--batch-size', type=int, default=512)
     parser.add_argument('--no-torch', action='store_true', help='skip the HF transformers row')
+    parser.add_argument('--profile', action='store_true',
+                        help="then profile gluonbert's step by operator (one more process)")
+    parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker == 'hf' and not torch_env.active():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
+    if args.worker == 'gluonbert':
+        times, operators = run_gluonbert(args.batch_size, args.steps, args.profile_steps)
+        worker_result(times, WARMUP, operators=operators)
+        return
     if args.worker:
-        times = WORKERS[args.worker](args.batch_size, args.steps)
-        worker_result(times, WARMUP)
+        worker_result(WORKERS[args.worker](args.batch_size, args.steps), WARMUP)
         return
     runs = d2l_and_gluonbert()
     ours = 'gluonbert (defaults)'
@@ -259,10 +272,14 @@ def main():
     print(f'gluonbert: {flops / 1e6:.0f} MFLOP/sample x {rows[ours]["pairs_per_sec"]:.1f} '
           f'pairs/s = {ours_gflops:.1f} GFLOP/s, {ours_gflops / gemm_gflops:.0%} of numpy\'s '
           f'float32 {GEMM_SIZE}^3 matmul ({gemm_gflops:.1f} GFLOP/s)')
+    profiles = (op_profile.profiles(__file__, ['gluonbert'], ['--steps', 5, '--batch-size',
+                                                              args.batch_size])
+                if args.profile else None)
     write_json('pretrain_step.json', dict(
         config=CONFIG, batch_size=args.batch_size, python=sys.version.split()[0],
         results=rows, gluonbert_speedup=speedups, hf_skipped=skipped,
-        train_flops_per_sample=flops, gluonbert_gflops=ours_gflops, gemm_gflops=gemm_gflops))
+        train_flops_per_sample=flops, gluonbert_gflops=ours_gflops, gemm_gflops=gemm_gflops,
+        profiles=profiles))
 
 
 if __name__ == '__main__':

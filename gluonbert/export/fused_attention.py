@@ -1,12 +1,11 @@
-"""Attention traced for export with one fused Q/K/V product instead of three.
+"""Attention traced for export with the fused Q/K/V weight as a constant.
 
 ``MultiHeadAttention`` keeps d2l's separate ``W_q``, ``W_k``, ``W_v`` (so d2l checkpoints
-load) and interleaves their outputs per head for the fused attention kernels. In the exported
-graph the three projections and the interleaving become one dense layer whose weight is the
-three weights interleaved per head, computed once here: one GEMM of three times the width and
-no concatenation of activations at run time (about 5% of a BERT-base forward under
-onnxruntime), and a constant weight that int8 quantization can take. Only the traced graph
-changes; verification still compares it with the model's own forward.
+load) and interleaves the three weights per head inside its graph, at every call, for one
+Q/K/V product. In the exported graph that interleaved weight is computed once here and stored
+as one initializer: no weight reshuffling at run time, and a constant weight that int8
+quantization can take. Only the traced graph changes; verification still compares it with the
+model's own forward.
 """
 import contextlib
 import types

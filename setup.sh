@@ -7,6 +7,7 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 stamp=.venv/.gluonbert-installed
 want=$(cat requirements.txt pyproject.toml setup.sh | sha1sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  .venv/bin/python -m gluonbert.ops  # rebuilds the kernels only when kernels.cc changed
   exit 0
 fi
 echo "setup: creating .venv with $("$python" --version) and the pinned stack (a few minutes)"
@@ -20,5 +21,7 @@ pip install --no-build-isolation gluonnlp==0.10.0
 # requirements.txt lists what its mxnet module really imports.
 pip install --no-deps d2l==1.0.3
 pip install --no-deps --no-build-isolation -e .
+# gluonbert's CPU kernels (an MXNet extension library, compiled with g++; optional)
+.venv/bin/python -m gluonbert.ops
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -1,5 +1,7 @@
 """gluonbert: BERT in MXNet Gluon, mirroring d2l's blocks, hybridizable and fast."""
 from . import runtime  # noqa: F401  (first: thread settings must precede ``import mxnet``)
+from . import ops
+ops.load()  # the fast kernels, when built (python -m gluonbert.ops)
 from .data import Vocab, get_tokens_and_segments, load_data_wiki
 from .data.wordpiece import WordPieceTokenizer
 from .model import (BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred,

@@ -8,6 +8,7 @@ is traced with fused Q/K/V projections (see ``fused_attention``).
 import mxnet as mx
 from mxnet.util import np_array, np_shape
 
+from .. import ops
 from .fused_attention import fused_qkv_projections
 from .signature import INPUT_DTYPE, MODEL_DTYPES
 
@@ -16,7 +17,8 @@ def trace(model, signature):
     """``(symbol, params)``: the graph of ``model`` (outputs renamed after the signature) and
     its parameters as legacy NDArrays keyed by symbol argument name."""
     _check_initialized(model)
-    with np_array(False), np_shape(False), fused_qkv_projections(model) as fused:
+    with np_array(False), np_shape(False), ops.disabled(), \
+            fused_qkv_projections(model) as fused:
         inputs = [mx.sym.cast(mx.sym.var(name, dtype=INPUT_DTYPE), dtype=MODEL_DTYPES[name])
                   for name in signature.inputs]
         outputs = model(tuple(inputs)) if signature.takes_tuple else model(*inputs)

@@ -6,11 +6,10 @@ checkpoints load, but compute in the sequence-first layout (seq_len, batch, hidd
 the graph (a copy of the weights, not of the activations) for one Q/K/V product, one kernel
 computes Q.K^T with the 1/sqrt(d) scaling and one weights.V, and all of it exports to ONNX.
 """
-import mxnet as mx
 from mxnet.contrib import amp
 from mxnet.gluon import nn
 
-from .legacy import LegacyHybridBlock
+from .legacy import LegacyHybridBlock, param_value
 
 # Added to the scores of padding keys; d2l's masked_softmax writes -1e6 there. Either way
 # exp() underflows to exactly 0, so padding gets no weight.
@@ -48,7 +47,8 @@ class MultiHeadAttention(LegacyHybridBlock):
         heads, units, in_units = self.num_heads, self.W_q._units, self.W_q._in_units
 
         def interleave(name, per_head):
-            parts = [F.reshape(_value(F, getattr(proj, name), X), shape=(heads, 1) + per_head)
+            parts = [F.reshape(param_value(F, getattr(proj, name), X),
+                               shape=(heads, 1) + per_head)
                      for proj in (self.W_q, self.W_k, self.W_v)]
             return F.reshape(F.concat(*parts, dim=1), shape=(3 * units,) + per_head[1:])
         weight = interleave('weight', (units // heads, in_units))
@@ -85,8 +85,3 @@ def attention_mask(F, valid_lens, seq_first, num_heads):
     per_key = F.repeat(F.expand_dims(padding * MASK_VALUE, axis=1), repeats=num_heads, axis=0)
     queries = F.reshape(F.slice_axis(seq_first, axis=1, begin=0, end=1), shape=(1, -1, 1))
     return F.broadcast_like(per_key, queries, lhs_axes=(1,), rhs_axes=(1,))
-
-
-def _value(F, param, like):
-    """``param`` as an input of this graph: its symbol, or its array on ``like``'s device."""
-    return param.var() if F is mx.sym else param.data(like.context)

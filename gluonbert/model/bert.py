@@ -11,6 +11,7 @@ from mxnet.gluon import nn
 
 from . import inputs
 from .attention import attention_mask
+from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 from .transformer import TransformerEncoderBlock, activate, check_activation
 
@@ -62,7 +63,7 @@ class BERTEncoder(LegacyHybridBlock):
         X = X + F.Embedding(positions, F.reshape(pos_embedding, shape=(self.max_len, -1)),
                             input_dim=self.max_len, output_dim=self.num_hiddens)
         if self.embedding_ln is not None:
-            X = self.embedding_dropout(self.embedding_ln(X))
+            X = self.embedding_dropout(layer_norm(F, self.embedding_ln, X))
         if valid_lens is None:
             for blk in self.blks:
                 X = blk(X)
@@ -109,8 +110,8 @@ class MaskLM(LegacyHybridBlock):
             pred_positions)
         indices = F.stack(F.cast(batch_idx, 'int32'), F.cast(pred_positions, 'int32'))
         masked_X = F.gather_nd(X, indices)
-        dense, layer_norm, decoder = self.mlp[0], self.mlp[1], self.mlp[2]
-        return decoder(layer_norm(activate(F, dense(masked_X), self.activation)))
+        dense, ln, decoder = self.mlp[0], self.mlp[1], self.mlp[2]
+        return decoder(layer_norm(F, ln, activate(F, dense(masked_X), self.activation)))
 
 
 class NextSentencePred(LegacyHybridBlock):

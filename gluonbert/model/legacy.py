@@ -49,6 +49,13 @@ def _legacy_parameter_views(block):
             param._data = arrays
 
 
+def param_value(F, param, like):
+    """``param`` as an input of the graph being built in ``hybrid_forward``: its symbol, or
+    its array on ``like``'s device. For a child block's parameter used without calling the
+    child (``hybrid_forward`` receives only the block's own parameters)."""
+    return param.var() if F is mx.sym else param.data(like.context)
+
+
 class LegacyHybridBlock(HybridBlock):
     """A HybridBlock whose ``hybrid_forward`` may use legacy operators in any npx mode.
 

@@ -2,6 +2,7 @@
 from mxnet.gluon import nn
 
 from .attention import MultiHeadAttention
+from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 
 ACTIVATIONS = ('relu', 'gelu')
@@ -45,7 +46,7 @@ class AddNorm(LegacyHybridBlock):
             self.ln = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens)
 
     def hybrid_forward(self, F, X, Y):
-        return self.ln(self.dropout(Y) + X)
+        return layer_norm(F, self.ln, self.dropout(Y) + X)
 
 
 class TransformerEncoderBlock(LegacyHybridBlock):

@@ -1,0 +1,88 @@
+"""Fast CPU kernels for what MXNet 1.9.1 computes slowly, as an MXNet extension library.
+
+``kernels.cc`` holds the kernels (today ``gb_layer_norm``, whose backward is ~10x faster than
+MXNet's); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles it with g++ against the
+``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the library when it is
+built and up to date; without it every block falls back to MXNet's own operators, with the
+same numbers, and ``status()`` says why.
+"""
+import contextlib
+import contextvars
+import hashlib
+import os
+import subprocess
+
+import mxnet as mx
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kernels.cc')
+LIBRARY = os.path.join(os.path.dirname(SOURCE), '_build', 'libgluonbert_ops.so')
+
+_state = {'loaded': False, 'why': 'not loaded yet'}
+_disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=False)
+
+
+def _source_digest():
+    with open(SOURCE, 'rb') as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def _built_digest():
+    """The source digest the library was built from, or None."""
+    try:
+        with open(LIBRARY + '.sha1') as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def build(compiler='g++'):
+    """Compile ``kernels.cc`` into ``LIBRARY`` unless it is already built from this source;
+    True when it compiled."""
+    digest = _source_digest()
+    if os.path.exists(LIBRARY) and _built_digest() == digest:
+        return False
+    mxnet_dir = os.path.dirname(mx.__file__)
+    os.makedirs(os.path.dirname(LIBRARY), exist_ok=True)
+    partial = LIBRARY + '.partial'
+    subprocess.run([compiler, '-O3', '-shared', '-fPIC', '-std=c++11', '-fopenmp', SOURCE,
+                    os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
+                    '-I', os.path.join(mxnet_dir, 'include'), '-o', partial], check=True)
+    os.replace(partial, LIBRARY)
+    with open(LIBRARY + '.sha1', 'w') as f:
+        f.write(digest + '\n')
+    return True
+
+
+def load():
+    """Load the library once if it is built from the current source; True when loaded."""
+    if _state['loaded']:
+        return True
+    if not os.path.exists(LIBRARY):
+        _state['why'] = f'{LIBRARY} is not built (run: python -m gluonbert.ops)'
+        return False
+    if _built_digest() != _source_digest():
+        _state['why'] = f'{LIBRARY} is older than {SOURCE} (run: python -m gluonbert.ops)'
+        return False
+    mx.library.load(LIBRARY, verbose=False)
+    _state.update(loaded=True, why='loaded')
+    return True
+
+
+def status():
+    """A line saying whether the kernels are in use, and if not, why."""
+    return _state['why']
+
+
+def enabled():
+    """Whether graphs built now may use the kernels (loaded, and not inside ``disabled()``)."""
+    return _state['loaded'] and not _disabled.get()
+
+
+@contextlib.contextmanager
+def disabled():
+    """Build graphs with MXNet's own operators only (ONNX export converts nothing else)."""
+    token = _disabled.set(True)
+    try:
+        yield
+    finally:
+        _disabled.reset(token)

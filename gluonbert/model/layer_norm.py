@@ -5,8 +5,6 @@ operator changes: ``gb_layer_norm`` (see ``gluonbert.ops``) on CPU in float32, w
 ~10x faster than MXNet 1.9.1's. Elsewhere (GPU, AMP, ONNX export, library not built) the
 block computes as usual, with the same numbers.
 """
-from mxnet.contrib import amp
-
 from .. import ops
 from .legacy import param_value
 
@@ -23,9 +21,5 @@ def layer_norm(F, ln, X):
 
 def _fast_kernel_applies(ln):
     kwargs = ln._kwargs
-    if not ops.enabled() or amp.amp._amp_initialized:
-        return False
-    if kwargs['axis'] != -1 or not (kwargs['center'] and kwargs['scale']):
-        return False
-    contexts = ln.gamma.list_ctx()
-    return all(ctx.device_type == 'cpu' for ctx in contexts)
+    return (kwargs['axis'] == -1 and kwargs['center'] and kwargs['scale']
+            and ops.usable_for(ln.gamma))

@@ -42,11 +42,18 @@ def build(compiler='g++'):
     if os.path.exists(LIBRARY) and _built_digest() == digest:
         return False
     mxnet_dir = os.path.dirname(mx.__file__)
-    os.makedirs(os.path.dirname(LIBRARY), exist_ok=True)
+    build_dir = os.path.dirname(LIBRARY)
+    os.makedirs(build_dir, exist_ok=True)
+    flags = ['-O3', '-fPIC', '-std=c++11', '-fopenmp', '-I', os.path.join(mxnet_dir, 'include')]
+    kernels, lib_api = (os.path.join(build_dir, name) for name in ('kernels.o', 'lib_api.o'))
+    # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked, with
+    # it: linking with it would switch denormals off in every process that loads the library
+    subprocess.run([compiler, '-c', '-ffast-math', *flags, SOURCE, '-o', kernels], check=True)
+    subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
+                    '-o', lib_api], check=True)
     partial = LIBRARY + '.partial'
-    subprocess.run([compiler, '-O3', '-shared', '-fPIC', '-std=c++11', '-fopenmp', SOURCE,
-                    os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
-                    '-I', os.path.join(mxnet_dir, 'include'), '-o', partial], check=True)
+    subprocess.run([compiler, '-shared', '-fopenmp', kernels, lib_api, '-o', partial],
+                   check=True)
     os.replace(partial, LIBRARY)
     with open(LIBRARY + '.sha1', 'w') as f:
         f.write(digest + '\n')
@@ -76,6 +83,14 @@ def status():
 def enabled():
     """Whether graphs built now may use the kernels (loaded, and not inside ``disabled()``)."""
     return _state['loaded'] and not _disabled.get()
+
+
+def usable_for(param):
+    """Whether a graph computing with ``param`` may use the kernels: they are enabled, they
+    run on CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
+    from mxnet.contrib import amp
+    return (enabled() and not amp.amp._amp_initialized
+            and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
 
 
 @contextlib.contextmanager

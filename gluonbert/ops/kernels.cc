@@ -3,6 +3,9 @@
 // gb_layer_norm: LayerNorm over the last axis. MXNet's own forward is fast, but its backward
 // is a chain of generic broadcast and reduce kernels, ~20x slower than the forward on CPU;
 // here both passes are one sweep over the rows, parallel with OpenMP.
+// gb_softmax_ce: softmax cross-entropy with integer labels, per row. MXNet's log_softmax and
+// pick make the MLM loss's backward three passes over (positions x vocabulary), the first
+// writing a dense one-hot; here the backward is one pass: (softmax - onehot) * dloss.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -12,7 +15,19 @@
 
 using namespace mxnet::ext;
 
+// exp() loops compiled for AVX-512, AVX2 and plain x86-64 (vectorized with glibc libmvec
+// under -ffast-math); the loader picks the one for this CPU
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
 namespace {
+
+// The first label outside [0, classes), or -1: a wrong label must fail, not read past a row
+int64_t bad_label(const float* label, int64_t rows, int64_t classes) {
+  for (int64_t r = 0; r < rows; ++r)
+    if (!(label[r] >= 0 && label[r] < classes) || label[r] != static_cast<int64_t>(label[r]))
+      return r;
+  return -1;
+}
 
 float epsilon(const std::unordered_map<std::string, std::string>& attrs) {
   auto it = attrs.find("eps");
@@ -147,7 +162,101 @@ MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::strin
   return MX_SUCCESS;
 }
 
+// inputs: logits (rows, classes), labels (rows,); outputs: loss (rows,), logsumexp (rows,)
+VECTOR_CLONES MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::string>& attrs,
+                                 std::vector<MXTensor>* inputs,
+                                 std::vector<MXTensor>* outputs, const OpResource& res) {
+  MXTensor& logits = inputs->at(0);
+  const int64_t classes = logits.shape.back(), rows = size_of(logits) / classes;
+  const float* z = logits.data<float>();
+  const float* label = inputs->at(1).data<float>();
+  float* loss = outputs->at(0).data<float>();
+  float* lse = outputs->at(1).data<float>();
+  const int64_t bad = bad_label(label, rows, classes);
+  if (bad >= 0) {
+    MX_ERROR_MSG << "gb_softmax_ce: label " << label[bad] << " of row " << bad
+                 << " is not a class id in [0, " << classes << ")";
+    return MX_FAIL;
+  }
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* zr = z + r * classes;
+    float top = zr[0];
+    for (int64_t j = 1; j < classes; ++j) top = zr[j] > top ? zr[j] : top;
+    float sum = 0.f;
+#pragma omp simd reduction(+:sum)
+    for (int64_t j = 0; j < classes; ++j) sum += std::exp(zr[j] - top);
+    lse[r] = top + std::log(sum);
+    loss[r] = lse[r] - zr[static_cast<int64_t>(label[r])];
+  }
+  return MX_SUCCESS;
+}
+
+// inputs: the gradients of loss and logsumexp, then logits and labels, then loss and
+// logsumexp; outputs: the gradients of logits and labels (zero: labels are not learned)
+VECTOR_CLONES MXReturnValue softmax_ce_backward(const std::unordered_map<std::string, std::string>& attrs,
+                                  std::vector<MXTensor>* inputs,
+                                  std::vector<MXTensor>* outputs, const OpResource& res) {
+  MXTensor& logits = inputs->at(2);
+  const int64_t classes = logits.shape.back(), rows = size_of(logits) / classes;
+  const float* dloss = inputs->at(0).data<float>();
+  const float* z = logits.data<float>();
+  const float* label = inputs->at(3).data<float>();
+  const float* lse = inputs->at(5).data<float>();
+  float* dz = outputs->at(0).data<float>();
+  float* dlabel = outputs->at(1).data<float>();
+#pragma omp parallel for
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* zr = z + r * classes;
+    float* dzr = dz + r * classes;
+    const float g = dloss[r], shift = lse[r];
+#pragma omp simd
+    for (int64_t j = 0; j < classes; ++j) dzr[j] = g * std::exp(zr[j] - shift);
+    dzr[static_cast<int64_t>(label[r])] -= g;
+    dlabel[r] = 0.f;
+  }
+  return MX_SUCCESS;
+}
+
+MXReturnValue softmax_ce_attrs(const std::unordered_map<std::string, std::string>& attrs,
+                               int* num_in, int* num_out) {
+  *num_in = 2;
+  *num_out = 2;
+  return MX_SUCCESS;
+}
+
+MXReturnValue softmax_ce_types(const std::unordered_map<std::string, std::string>& attrs,
+                               std::vector<int>* in, std::vector<int>* out) {
+  if (in->at(0) != kFloat32 || in->at(1) != kFloat32) {
+    MX_ERROR_MSG << "gb_softmax_ce takes float32 logits and float32 labels";
+    return MX_FAIL;
+  }
+  for (auto& type : *out) type = kFloat32;
+  return MX_SUCCESS;
+}
+
+MXReturnValue softmax_ce_shapes(const std::unordered_map<std::string, std::string>& attrs,
+                                std::vector<std::vector<unsigned int>>* in,
+                                std::vector<std::vector<unsigned int>>* out) {
+  const auto& shape = in->at(0);
+  std::vector<unsigned int> rows(shape.begin(), shape.end() - 1);
+  if (shape.size() < 2 || in->at(1) != rows) {
+    MX_ERROR_MSG << "gb_softmax_ce: labels must have the logits' shape without the last axis";
+    return MX_FAIL;
+  }
+  out->at(0) = rows;
+  out->at(1) = rows;
+  return MX_SUCCESS;
+}
+
 }  // namespace
+
+REGISTER_OP(gb_softmax_ce)
+.setForward(softmax_ce_forward, "cpu")
+.setBackward(softmax_ce_backward, "cpu")
+.setParseAttrs(softmax_ce_attrs)
+.setInferType(softmax_ce_types)
+.setInferShape(softmax_ce_shapes);
 
 REGISTER_OP(gb_layer_norm)
 .setForward(layer_norm_forward, "cpu")

@@ -10,6 +10,7 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from .. import ops
 from ..model.legacy import LegacyHybridBlock
 from .sharding import shard_batch
 
@@ -44,11 +45,26 @@ class PretrainingObjective(LegacyHybridBlock):
                        mlm_labels, nsp_labels):
         _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, F.reshape(valid_lens, shape=(-1,)),
                                            pred_positions)
-        mlm_l = self.loss(F.reshape(mlm_Y_hat, shape=(-1, self.vocab_size)),
-                          F.reshape(mlm_labels, shape=(-1,)),
-                          F.reshape(mlm_weights, shape=(-1, 1)))
-        nsp_l = self.loss(nsp_Y_hat, nsp_labels)
+        mlm_l = self._loss(F, F.reshape(mlm_Y_hat, shape=(-1, self.vocab_size)),
+                           F.reshape(mlm_labels, shape=(-1,)),
+                           F.reshape(mlm_weights, shape=(-1,)))
+        nsp_l = self._loss(F, nsp_Y_hat, nsp_labels)
         return F.sum(mlm_l), F.sum(mlm_weights), F.sum(nsp_l)
+
+    def _loss(self, F, logits, labels, weights=None):
+        """``self.loss`` per row; a plain ``SoftmaxCELoss`` runs as gluonbert's fused kernel
+        (see ``gluonbert.ops``), whose backward is one pass over the logits."""
+        if not self._fused_loss_applies():
+            return self.loss(logits, labels, None if weights is None
+                             else F.reshape(weights, shape=(-1, 1)))
+        loss = F.gb_softmax_ce(logits, F.cast(labels, 'float32'))[0]
+        return loss if weights is None else loss * weights
+
+    def _fused_loss_applies(self):
+        loss = self.loss
+        return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss and loss._axis == -1
+                and loss._sparse_label and not loss._from_logits and loss._weight is None
+                and ops.usable_for(next(iter(self.net.collect_params().values()))))
 
 
 def _get_batch_loss_bert(net, loss, vocab_size, tokens_X_shards, segments_X_shards,

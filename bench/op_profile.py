@@ -14,9 +14,10 @@ NOT_OPERATORS = {'WaitForVar', 'ResourceParallelRandomSetSeed'}
 
 # Operator name patterns, first match wins; the rest is "other"
 GROUPS = (('dense layers (oneDNN GEMM)', r'FullyConnected'),
-          ('fused attention matmuls', r'interleaved_matmul'),
-          ('LayerNorm', r'LayerNorm'),
+          ('attention matmuls', r'interleaved_matmul|batch_dot'),
+          ('LayerNorm', r'LayerNorm|layer_norm'),
           ('dropout', r'Dropout'),
+          ('loss (softmax cross-entropy)', r'softmax_ce|log_softmax|pick'),
           ('softmax', r'softmax'),
           ('optimizer update', r'_update$'),
           ('embedding lookups', r'Embedding|take'),

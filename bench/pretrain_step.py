@@ -53,23 +53,31 @@ def batches(np, batch_size, steps, seed=0):
 def run_d2l(batch_size, steps):
     """The chapter's code: d2l.BERTModel, split_and_load, _get_batch_loss_bert, Adam."""
     import numpy as onp
+    c = CONFIG
+    return d2l_chapter_steps(c['num_blks'], c['max_len'], batches(onp, batch_size, steps), c)
+
+
+def d2l_chapter_steps(num_blks, max_len, batch_iter, width):
+    """Seconds of each step of the d2l pretraining chapter's loop over ``batch_iter``, for
+    d2l's ``BERTModel`` of ``width`` (vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
+    dropout) with ``num_blks`` blocks and ``max_len`` positions."""
     from mxnet import autograd, gluon, init, np, npx
     import d2l.mxnet as d2l
     npx.set_np()
-    c = CONFIG
-    net = d2l.BERTModel(c['vocab_size'], c['num_hiddens'], c['ffn_num_hiddens'], c['num_heads'],
-                        c['num_blks'], c['dropout'], max_len=c['max_len'])
+    w = width
+    net = d2l.BERTModel(w['vocab_size'], w['num_hiddens'], w['ffn_num_hiddens'], w['num_heads'],
+                        num_blks, w['dropout'], max_len=max_len)
     devices = [npx.cpu()]
     net.initialize(init.Xavier(), ctx=devices)
     loss = gluon.loss.SoftmaxCELoss()
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})
     times = []
-    for batch in batches(onp, batch_size, steps):
+    for batch in batch_iter:
         batch = [np.array(b) for b in batch]
         start = time.perf_counter()
         shards = [gluon.utils.split_and_load(b, devices, even_split=False) for b in batch]
         with autograd.record():
-            mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(net, loss, c['vocab_size'], *shards)
+            mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(net, loss, w['vocab_size'], *shards)
         for l in ls:
             l.backward()
         trainer.step(1)

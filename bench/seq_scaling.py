@@ -21,6 +21,7 @@ import sys
 import time
 
 from harness import fresh_runs, worker_result, write_json
+from pretrain_step import d2l_chapter_steps
 
 # Steps 1 and 2 (graph construction, allocation, oneDNN's kernel generation) are left out
 WARMUP = 2
@@ -46,30 +47,8 @@ def batches(np, batch_size, seq_len, steps, seed=0):
 def run_d2l(layers, seq_len, batch_size, steps):
     """The chapter's step; the times of steps WARMUP + 1 ... steps."""
     import numpy as onp
-    from mxnet import autograd, gluon, init, np, npx
-    import d2l.mxnet as d2l
-    npx.set_np()
-    w = WIDTH
-    net = d2l.BERTModel(w['vocab_size'], w['num_hiddens'], w['ffn_num_hiddens'], w['num_heads'],
-                        layers, w['dropout'], max_len=seq_len)
-    devices = [npx.cpu()]
-    net.initialize(init.Xavier(), ctx=devices)
-    loss = gluon.loss.SoftmaxCELoss()
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})
-    times = []
-    for batch in batches(onp, batch_size, seq_len, steps):
-        batch = [np.array(b) for b in batch]
-        start = time.perf_counter()
-        shards = [gluon.utils.split_and_load(b, devices, even_split=False) for b in batch]
-        with autograd.record():
-            mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(net, loss, w['vocab_size'], *shards)
-        for l in ls:
-            l.backward()
-        trainer.step(1)
-        [float(l) for l in mlm_ls + nsp_ls]
-        npx.waitall()
-        times.append(time.perf_counter() - start)
-    return times[WARMUP:]
+    return d2l_chapter_steps(layers, seq_len, batches(onp, batch_size, seq_len, steps),
+                             WIDTH)[WARMUP:]
 
 
 def run_gluonbert(layers, seq_len, batch_size, steps):

@@ -25,8 +25,9 @@ THREADS = configure_threads()
 
 
 def describe():
-    """One line on the MXNet build and threads, for start-up logs."""
+    """One line on the MXNet build, threads and gluonbert's kernels, for start-up logs."""
     import mxnet as mx
+    from . import ops
     features = mx.runtime.Features()
     onednn = 'oneDNN on' if features.is_enabled('MKLDNN') else 'oneDNN off'
-    return f'MXNet {mx.__version__}, {onednn}, {THREADS}'
+    return f'MXNet {mx.__version__}, {onednn}, {THREADS}, gluonbert kernels: {ops.status()}'

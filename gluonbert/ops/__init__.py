@@ -54,6 +54,8 @@ def build(compiler='g++'):
     partial = LIBRARY + '.partial'
     subprocess.run([compiler, '-shared', '-fopenmp', kernels, lib_api, '-o', partial],
                    check=True)
+    for obj in (kernels, lib_api):
+        os.remove(obj)
     os.replace(partial, LIBRARY)
     with open(LIBRARY + '.sha1', 'w') as f:
         f.write(digest + '\n')
@@ -70,7 +72,11 @@ def load():
     if _built_digest() != _source_digest():
         _state['why'] = f'{LIBRARY} is older than {SOURCE} (run: python -m gluonbert.ops)'
         return False
-    mx.library.load(LIBRARY, verbose=False)
+    try:
+        mx.library.load(LIBRARY, verbose=False)
+    except (OSError, mx.base.MXNetError) as error:  # a broken build must not break import
+        _state['why'] = f'{LIBRARY} did not load ({error}); rebuild: python -m gluonbert.ops'
+        return False
     _state.update(loaded=True, why='loaded')
     return True
 

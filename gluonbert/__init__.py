@@ -15,5 +15,6 @@ from .train.trainer import BERTTrainer  # also registers the gb_* optimizers
 __version__ = '0.1.0'
 __all__ = ['BERTClassifier', 'BERTEncoder', 'BERTModel', 'BERTTrainer', 'MaskLM',
            'NextSentencePred', 'Schedule', 'Vocab', 'WordPieceTokenizer', 'from_pretrained',
-           'get_tokens_and_segments', 'hybridize_for_inference', 'load_data_wiki', 'load_pretrained_model',
-           'load_tokenizer', 'save_hf_pretrained', 'save_pretrained', 'train_bert']
+           'get_tokens_and_segments', 'hybridize_for_inference', 'load_data_wiki',
+           'load_pretrained_model', 'load_tokenizer', 'save_hf_pretrained', 'save_pretrained',
+           'train_bert']

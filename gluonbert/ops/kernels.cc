@@ -163,7 +163,8 @@ MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::strin
 }
 
 // inputs: logits (rows, classes), labels (rows,); outputs: loss (rows,), logsumexp (rows,)
-VECTOR_CLONES MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::string>& attrs,
+VECTOR_CLONES
+MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::string>& attrs,
                                  std::vector<MXTensor>* inputs,
                                  std::vector<MXTensor>* outputs, const OpResource& res) {
   MXTensor& logits = inputs->at(0);
@@ -194,7 +195,8 @@ VECTOR_CLONES MXReturnValue softmax_ce_forward(const std::unordered_map<std::str
 
 // inputs: the gradients of loss and logsumexp, then logits and labels, then loss and
 // logsumexp; outputs: the gradients of logits and labels (zero: labels are not learned)
-VECTOR_CLONES MXReturnValue softmax_ce_backward(const std::unordered_map<std::string, std::string>& attrs,
+VECTOR_CLONES
+MXReturnValue softmax_ce_backward(const std::unordered_map<std::string, std::string>& attrs,
                                   std::vector<MXTensor>* inputs,
                                   std::vector<MXTensor>* outputs, const OpResource& res) {
   MXTensor& logits = inputs->at(2);

@@ -92,8 +92,8 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, trainer
     loss, exactly as on one device whatever the number of ``devices``. ``trainer`` defaults
     to d2l's Adam with learning rate 0.01. ``on_step(step, mlm_loss, nsp_loss)`` is called
     after each step with that step's losses. Throughput is measured on the wall clock, data
-    loading and the first step's graph construction included. Returns a dict of the mean losses, the number
-    of sentence pairs per second and the per-step history.
+    loading and the first step's graph construction included. Returns a dict of the mean
+    losses, the number of sentence pairs per second and the per-step history.
     """
     if num_steps < 1:
         raise ValueError(f'num_steps={num_steps}; expected a positive number of steps')

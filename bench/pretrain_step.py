@@ -91,31 +91,39 @@ def run_gluonbert(batch_size, steps, profile_steps=0):
     """``train_bert`` as users call it; then, with ``profile_steps``, that many more steps
     under MXNet's profiler (returned as ``{operator: ms per step}``)."""
     import numpy as onp
+    c = CONFIG
+    return gluonbert_train_bert_steps(c['num_blks'], c['max_len'],
+                                      batches(onp, batch_size, steps + profile_steps), c,
+                                      steps, profile_steps)
+
+
+def gluonbert_train_bert_steps(num_blks, max_len, batch_iter, width, steps, profile_steps=0):
+    """``(seconds of steps 3 ... steps, operator profile or None)`` of gluonbert's
+    ``train_bert`` over the ``steps + profile_steps`` batches of ``batch_iter``, for a
+    ``BERTModel`` of ``width`` with ``num_blks`` blocks and ``max_len`` positions."""
     import gluonbert  # noqa: F401  (thread settings before mxnet)
     import mxnet as mx
     from mxnet import gluon, init
     from gluonbert import BERTModel
     from gluonbert.train.pretrain import train_bert
-    c = CONFIG
-    net = BERTModel(c['vocab_size'], c['num_hiddens'], c['ffn_num_hiddens'], c['num_heads'],
-                    c['num_blks'], c['dropout'], max_len=c['max_len'])
+    w = width
+    net = BERTModel(w['vocab_size'], w['num_hiddens'], w['ffn_num_hiddens'], w['num_heads'],
+                    num_blks, w['dropout'], max_len=max_len)
     net.initialize(init.Xavier())
     stamps = []
-    total = steps + profile_steps
-    data = [[mx.nd.array(b, dtype=b.dtype) for b in batch]
-            for batch in batches(onp, batch_size, total)]
+    data = [[mx.nd.array(b, dtype=b.dtype) for b in batch] for batch in batch_iter]
 
     def on_step(step, *_):
         # Losses are read back one step late: after this wait, step i + 1 has finished. So
         # the stamps end steps 2..steps (the last call follows no new step) and the times
-        # are those of steps 3..steps, of which the harness drops WARMUP more
+        # are those of steps 3..steps
         mx.nd.waitall()
         if step < steps:
             stamps.append(time.perf_counter())
         if profile_steps and step == steps - 1:  # steps steps > the profiled ones
             op_profile.start()
 
-    train_bert(data, net, gluon.loss.SoftmaxCELoss(), c['vocab_size'], [mx.cpu()], total,
+    train_bert(data, net, gluon.loss.SoftmaxCELoss(), w['vocab_size'], [mx.cpu()], len(data),
                on_step=on_step, quiet=True)
     operators = op_profile.collect(profile_steps) if profile_steps else None
     return [b - a for a, b in zip(stamps, stamps[1:])], operators
@@ -242,7 +250,7 @@ def main():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker == 'gluonbert':
         times, operators = run_gluonbert(args.batch_size, args.steps, args.profile_steps)
-        worker_result(times, WARMUP, operators=operators)
+        worker_result(times, WARMUP, operators=operators)  # the harness drops WARMUP more
         return
     if args.worker:
         worker_result(WORKERS[args.worker](args.batch_size, args.steps), WARMUP)

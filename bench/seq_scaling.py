@@ -18,10 +18,9 @@ shared machine, ``OMP_WAIT_POLICY=PASSIVE``) in the environment to give both sid
 import argparse
 import statistics
 import sys
-import time
 
 from harness import fresh_runs, worker_result, write_json
-from pretrain_step import d2l_chapter_steps
+from pretrain_step import d2l_chapter_steps, gluonbert_train_bert_steps
 
 # Steps 1 and 2 (graph construction, allocation, oneDNN's kernel generation) are left out
 WARMUP = 2
@@ -54,31 +53,10 @@ def run_d2l(layers, seq_len, batch_size, steps):
 def run_gluonbert(layers, seq_len, batch_size, steps):
     """``train_bert``; the times of steps WARMUP + 1 ... steps."""
     import numpy as onp
-    import gluonbert  # noqa: F401  (thread settings before mxnet)
-    import mxnet as mx
-    from mxnet import gluon, init
-    from gluonbert import BERTModel
-    from gluonbert.train.pretrain import train_bert
-    w = WIDTH
-    net = BERTModel(w['vocab_size'], w['num_hiddens'], w['ffn_num_hiddens'], w['num_heads'],
-                    layers, w['dropout'], max_len=seq_len)
-    net.initialize(init.Xavier())
-    data = [[mx.nd.array(b, dtype=b.dtype) for b in batch]
-            for batch in batches(onp, batch_size, seq_len, steps)]
-    stamps = []
-
-    def on_step(step, *_):
-        # train_bert reports step k once step k + 1 is queued: after this wait, step k + 1 has
-        # finished. The report of the last step comes after no new step and is not a stamp.
-        if step < steps:
-            mx.nd.waitall()
-            stamps.append(time.perf_counter())
-
-    train_bert(data, net, gluon.loss.SoftmaxCELoss(), w['vocab_size'], [mx.cpu()], steps,
-               on_step=on_step, quiet=True)
-    # The stamps end steps 2 ... steps, so the differences are steps 3 ... steps
-    assert WARMUP == 2
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    assert WARMUP == 2  # the helper's times start at step 3
+    times, _ = gluonbert_train_bert_steps(layers, seq_len,
+                                          batches(onp, batch_size, seq_len, steps), WIDTH, steps)
+    return times
 
 
 WORKERS = {'d2l': run_d2l, 'gluonbert': run_gluonbert}

@@ -6,8 +6,11 @@ Runs in the deployment environment (``export/setup-deploy.sh``: current onnx and
 no MXNet), on a folder that ``gluonbert.export.export_onnx`` wrote, and adds to it:
 - ``model.opt.onnx``: onnxruntime's transformer optimizer (``optimize_model``, model type
   'bert', the head count and width from the export's metadata) after onnxruntime's basic graph
-  optimizations; every fusion it was asked for is reported with its count, and one that found
-  nothing to fuse is named, never skipped silently;
+  optimizations; every fusion is reported with its count, and one that found nothing to fuse
+  is named, never skipped silently. Three parts of mx2onnx's graph hide our layers from its
+  patterns and are rewritten first: LayerNorm's bias (``Sub``/``Neg``), dense layers
+  (``Flatten``/``Gemm``/``Reshape``) and attention (sequence-first, interleaved Q/K/V), which
+  becomes onnxruntime's fused ``Attention`` operator directly;
 - ``model.opt.int8.onnx``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights) of it;
 - ``optimize.json``: versions, fusions, and how both compare with ``model.onnx``.
 Both are compared with ``model.onnx`` (itself verified against MXNet at export) on random
@@ -129,6 +132,83 @@ def matmul_for_flattened_gemm(model):
     return len(replaced)
 
 
+def attention_for_interleaved_qkv(model, num_heads):
+    """Each self-attention of the export -> onnxruntime's fused ``Attention`` (com.microsoft).
+
+    onnxruntime's attention fusion matches the batch-first graphs of PyTorch exports (Q, K, V
+    products, a 2-D 0/1 mask); ours is sequence-first around one product by the Q/K/V weight
+    interleaved per head (``..._qkv_weight``, see ``gluonbert.export.fused_attention``), with
+    an additive mask from ``valid_lens``. So we fuse it ourselves: the input turned
+    batch-first, the weight de-interleaved to Q | K | V, ``valid_lens`` as the mask index (keys
+    from it on are padding, as in our mask), and the output turned back. Returns how many it
+    rewrote (none for inputs other than one length per sequence, e.g. multiple choice)."""
+    graph = model.graph
+    lengths = [i for i in graph.input if i.name == 'valid_lens']
+    if not lengths or len(lengths[0].type.tensor_type.shape.dim) != 1:
+        return 0
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    order = list(graph.node)
+    mask_index = 'valid_lens_int32'
+    before = {}  # id of a W_o product -> the nodes to put before it
+    for index, node in enumerate(order):
+        if node.op_type != 'MatMul' or not node.input[1].endswith('qkv_weight_transposed'):
+            continue
+        weight = onnx.numpy_helper.to_array(weights[node.input[1]])  # (in, 3 * hidden)
+        in_units, hidden = weight.shape[0], weight.shape[1] // 3
+        head = hidden // num_heads
+        bias_add = [r for r in readers.get(node.output[0], [])
+                    if r.op_type == 'Add' and r.input[1] in weights]
+        qkv = bias_add[0].output[0] if bias_add else node.output[0]
+        bias = (onnx.numpy_helper.to_array(weights[bias_add[0].input[1]]) if bias_add
+                else np.zeros(3 * hidden, np.float32))
+        output_product = _first_dense_after(order[index + 1:], qkv, weights)
+        name = node.input[1][:-len('qkv_weight_transposed')] + 'attention'
+        graph.initializer.extend([
+            onnx.numpy_helper.from_array(np.ascontiguousarray(
+                weight.reshape(in_units, num_heads, 3, head).transpose(0, 2, 1, 3)
+                .reshape(in_units, 3 * hidden)), f'{name}_weight'),
+            onnx.numpy_helper.from_array(np.ascontiguousarray(
+                bias.reshape(num_heads, 3, head).transpose(1, 0, 2).reshape(3 * hidden)),
+                f'{name}_bias')])
+        before[id(output_product)] = [
+            helper.make_node('Transpose', [node.input[0]], [f'{name}_input'], perm=[1, 0, 2],
+                             name=f'{name}_batch_first'),
+            helper.make_node('Attention', [f'{name}_input', f'{name}_weight', f'{name}_bias',
+                                           mask_index], [f'{name}_output'],
+                             domain='com.microsoft', num_heads=num_heads, name=name),
+            helper.make_node('Transpose', [f'{name}_output'], [f'{name}_seq_first'],
+                             perm=[1, 0, 2], name=f'{name}_seq_first')]
+        output_product.input[0] = f'{name}_seq_first'
+    if not before:
+        return 0
+    nodes = [helper.make_node('Cast', ['valid_lens'], [mask_index], to=onnx.TensorProto.INT32,
+                              name=mask_index)]
+    for node in graph.node:
+        nodes.extend(before.get(id(node), []) + [node])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if not any(o.domain == 'com.microsoft' for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid('com.microsoft', 1))
+    _drop_dead_nodes(graph)
+    return len(before)
+
+
+def _first_dense_after(nodes, tensor, weights):
+    """The first product by a constant weight downstream of ``tensor`` in ``nodes``
+    (topological order): attention's output projection, after Q.K^T and weights.V."""
+    reached = {tensor}
+    for node in nodes:
+        if any(name in reached for name in node.input):
+            if node.op_type == 'MatMul' and node.input[1] in weights:
+                return node
+            reached.update(node.output)
+    raise OptimizeError(f'no output projection found after {tensor}: not a gluonbert export')
+
+
 def _attributes(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -171,6 +251,7 @@ def optimize(folder, tolerance=1e-4, require_fusions=False):
     encoder = metadata['encoder']
     rewritten = dict(layer_norm_bias=add_for_negated_subtraction(model),
                      dense_layers=matmul_for_flattened_gemm(model))
+    rewritten['attention'] = attention_for_interleaved_qkv(model, encoder['num_heads'])
     with tempfile.TemporaryDirectory() as scratch:
         basic = os.path.join(scratch, 'basic.onnx')
         basic_optimizations(model, basic)

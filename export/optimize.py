@@ -112,7 +112,8 @@ def matmul_for_flattened_gemm(model):
         reshapes = readers.get(node.output[0], [])
         if (flatten is None or flatten.op_type != 'Flatten' or node.input[1] not in weights
                 or _attributes(node) != {'alpha': 1.0, 'beta': 1.0, 'transA': 0, 'transB': 1}
-                or len(reshapes) != 1 or reshapes[0].op_type != 'Reshape'):
+                or len(reshapes) != 1 or reshapes[0].op_type != 'Reshape'
+                or not _restores_leading_axes(reshapes[0], flatten, producers)):
             continue
         weight = onnx.numpy_helper.to_array(weights[node.input[1]])
         transposed = f'{node.input[1]}_transposed'
@@ -139,12 +140,11 @@ def attention_for_interleaved_qkv(model, num_heads):
     products, a 2-D 0/1 mask); ours is sequence-first around one product by the Q/K/V weight
     interleaved per head (``..._qkv_weight``, see ``gluonbert.export.fused_attention``), with
     an additive mask from ``valid_lens``. So we fuse it ourselves: the input turned
-    batch-first, the weight de-interleaved to Q | K | V, ``valid_lens`` as the mask index (keys
-    from it on are padding, as in our mask), and the output turned back. Returns how many it
-    rewrote (none for inputs other than one length per sequence, e.g. multiple choice)."""
+    batch-first, the weight de-interleaved to Q | K | V, ``valid_lens`` flattened (multiple
+    choice runs batch x choices sequences) as the mask index (keys from it on are padding, as
+    in our mask), and the output turned back. Returns how many it rewrote."""
     graph = model.graph
-    lengths = [i for i in graph.input if i.name == 'valid_lens']
-    if not lengths or len(lengths[0].type.tensor_type.shape.dim) != 1:
+    if not any(i.name == 'valid_lens' for i in graph.input):
         return 0
     weights = {tensor.name: tensor for tensor in graph.initializer}
     readers = {}
@@ -185,8 +185,12 @@ def attention_for_interleaved_qkv(model, num_heads):
         output_product.input[0] = f'{name}_seq_first'
     if not before:
         return 0
-    nodes = [helper.make_node('Cast', ['valid_lens'], [mask_index], to=onnx.TensorProto.INT32,
-                              name=mask_index)]
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1], np.int64),
+                                                          'valid_lens_flat_shape'))
+    nodes = [helper.make_node('Reshape', ['valid_lens', 'valid_lens_flat_shape'],
+                              ['valid_lens_flat'], name='valid_lens_flat'),
+             helper.make_node('Cast', ['valid_lens_flat'], [mask_index],
+                              to=onnx.TensorProto.INT32, name=mask_index)]
     for node in graph.node:
         nodes.extend(before.get(id(node), []) + [node])
     del graph.node[:]
@@ -207,6 +211,15 @@ def _first_dense_after(nodes, tensor, weights):
                 return node
             reached.update(node.output)
     raise OptimizeError(f'no output projection found after {tensor}: not a gluonbert export')
+
+
+def _restores_leading_axes(reshape, flatten, producers):
+    """Whether ``reshape`` is mx2onnx's own end of a dense layer: back to the input's leading
+    axes, ``Concat(Slice(Shape(x)), units)``, not a reshape of the model's (a head's)."""
+    concat = producers.get(reshape.input[1])
+    sliced = producers.get(concat.input[0]) if concat and concat.op_type == 'Concat' else None
+    shape = producers.get(sliced.input[0]) if sliced and sliced.op_type == 'Slice' else None
+    return shape is not None and shape.op_type == 'Shape' and shape.input[0] == flatten.input[0]
 
 
 def _attributes(node):
@@ -337,6 +350,11 @@ def compare(reference, candidate, batches):
     for feeds in batches:
         expected = reference.run(names, feeds)
         got = candidate.run(names, feeds)
+        shapes = [(g.shape, e.shape) for g, e in zip(got, expected) if g.shape != e.shape]
+        if shapes:
+            raise OptimizeError(f'the rewritten graph gives outputs of shapes '
+                                f'{[g for g, _ in shapes]} instead of {[e for _, e in shapes]}; '
+                                f'nothing was written')
         max_diff = max(max_diff, *(float(np.abs(g - e).max()) for g, e in zip(got, expected)))
         if expected[0].ndim >= 1 and expected[0].shape[-1] > 1:
             agree += int((got[0].argmax(-1) == expected[0].argmax(-1)).sum())

@@ -116,3 +116,28 @@ def test_optimize_refuses_a_folder_without_an_export(tmp_path):
     assert done.returncode == 2
     assert 'is not a gluonbert ONNX export folder' in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_multiple_choice_keeps_its_head_reshape_and_fuses_attention_per_choice(tmp_path):
+    from gluonbert.model.heads import BERTForMultipleChoice
+    mx.random.seed(0)
+    bert = gluonbert.BERTModel(len(VOCAB), 32, 48, 4, NUM_BLKS, 0.1, max_len=16)
+    bert.initialize(init.Xavier())
+    head = BERTForMultipleChoice(bert)
+    head.output.initialize(init.Xavier())
+    folder = tmp_path / 'mc'
+    export_onnx(head, str(folder), VOCAB, None, MAX_LEN)
+    done = subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(folder)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((folder / 'optimize.json').read_text())
+    assert report['fusions']['attention']['fused'] == NUM_BLKS
+    rng = onp.random.RandomState(4)
+    lens = rng.randint(1, MAX_LEN + 1, (3, 2))
+    batch = {'tokens': rng.randint(0, len(VOCAB), (3, 2, MAX_LEN)),
+             'segments': (onp.arange(MAX_LEN) < lens[..., None]).astype(onp.int64),
+             'valid_lens': lens.astype(onp.int64)}
+    plain = inference_session(str(folder / 'model.onnx')).run(None, batch)[0]
+    optimized = inference_session(str(folder / 'model.opt.onnx')).run(None, batch)[0]
+    assert optimized.shape == plain.shape == (3, 2)
+    onp.testing.assert_allclose(optimized, plain, atol=1e-4)

@@ -1,7 +1,6 @@
 """Every run can be resumed and repeated, from the command line: a pretraining or fine-tuning
 run killed with SIGKILL resumes (``--resume``) to the parameters of an uninterrupted run, on
 one context and on two, and the same command twice gives bit-identical parameters."""
-import os
 import signal
 import subprocess
 import sys

@@ -20,7 +20,8 @@ import tomllib
 
 from . import runtime
 
-USER_ERRORS = (ValueError, FileNotFoundError)
+# What a user can fix: bad values, missing or unwritable files and folders, a full disk
+USER_ERRORS = (ValueError, OSError)
 
 CHAPTER_PRETRAIN = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2,
                         dropout=0.2, max_len=64, batch_size=512, steps=50,

@@ -2,34 +2,40 @@
 ``pretrained.params``, plus our ``config.json`` with the architecture.
 
 The chapter's ``load_pretrained_model`` reads the first two; the config lets a folder be
-loaded without repeating the hyperparameters. Files are written atomically (temporary file,
-fsync, rename), so an interrupted save never leaves a half-written checkpoint.
+loaded without repeating the hyperparameters. A folder is written whole or not at all
+(``gluonbert.atomic.atomic_folder``): a kill or a full disk during a save leaves the previous
+model intact, never one model's vocab beside another's weights; a folder holding anything but
+a previous model of the same kind is refused, not replaced.
 """
 import json
 import os
 import re
 
-from ..atomic import atomic_write
+from .. import compat
+from ..atomic import atomic_folder
 from ..data.vocab import Vocab
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
+PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
+PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE)
 
 
 def _write_json(path, value):
-    def write(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(value, f, indent=1 if isinstance(value, dict) else None)
-    atomic_write(path, write)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(value, f, indent=1 if isinstance(value, dict) else None)
 
 
-def save_pretrained(net, vocab, folder, config=None):
-    """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    if config is not None:
-        _write_json(os.path.join(folder, CONFIG_FILE), config)
-    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
+def save_pretrained(net, vocab, folder, config=None, plot=None):
+    """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
+    (and ``plot``, a ``LossPlot``, as loss.png), replacing a previous pretrained folder whole."""
+    with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, 'pretrained folder') as staging:
+        if config is not None:
+            _write_json(os.path.join(staging, CONFIG_FILE), config)
+        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
+        if plot is not None:
+            plot.save(os.path.join(staging, PLOT_FILE), 'step')
 
 
 def _load_parameters(net, params, vocab, devices):
@@ -93,17 +99,22 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
 
 
 CLASSIFIER_FILE = 'classifier.params'
+CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
 
 
-def save_classifier(net, vocab, folder, labels, max_len):
+def save_classifier(net, vocab, folder, labels, max_len, plot=None):
     """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
-    (the BERT architecture, label names, ``max_len``), all that inference needs."""
-    os.makedirs(folder, exist_ok=True)
+    (the BERT architecture, label names, ``max_len``), all that inference needs, and ``plot``
+    (a ``LossPlot``) as curves.png; a previous fine-tuned folder is replaced whole."""
     bert_config = dict(net.encoder_config)
-    _write_json(os.path.join(folder, CONFIG_FILE),
-                dict(bert=bert_config, labels=list(labels), max_len=max_len))
-    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    atomic_write(os.path.join(folder, CLASSIFIER_FILE), net.save_parameters)
+    with atomic_folder(folder, CLASSIFIER_FILES, CLASSIFIER_FILE,
+                       'fine-tuned model folder') as staging:
+        _write_json(os.path.join(staging, CONFIG_FILE),
+                    dict(bert=bert_config, labels=list(labels), max_len=max_len))
+        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        compat.save_parameters(net, os.path.join(staging, CLASSIFIER_FILE))
+        if plot is not None:
+            plot.save(os.path.join(staging, CURVES_FILE), 'epoch')
 
 
 def load_classifier(folder, devices=None):

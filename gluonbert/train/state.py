@@ -17,9 +17,10 @@ whatever code it holds): arrays are read with ``mx.nd.load``, the rest is JSON. 
 cannot read its generator's state; the trainer reseeds it from ``(seed, updates)`` after
 every update, so two integers restore it.
 
-Writes are atomic: the files go to a temporary folder, each is fsynced, the manifest is
-written, and the folder is renamed into place (then its parent fsynced); a process killed
-at any instant leaves either the previous checkpoints or the new one, never a half one. On
+Writes are atomic (``gluonbert.atomic.atomic_folder``): the files go to a temporary folder,
+the manifest is written, each is fsynced, and the folder is renamed into place, or exchanged
+with a previous checkpoint of the same step in one step; a process killed at any instant
+leaves either the previous checkpoints or the new one, never a half one or none. On
 load every file is checked against the manifest; ``CheckpointManager.load_latest`` falls back
 to the newest good checkpoint and says which one it skipped and why.
 """
@@ -33,12 +34,13 @@ import warnings
 import mxnet as mx
 import numpy as np
 
+from .. import compat
+from ..atomic import atomic_folder, remove_stale_staging
 from ..digest import file_digest
 
 FORMAT = 1
 MANIFEST, STATE, PARAMS, OPTIMIZER = 'MANIFEST.json', 'state.json', 'params.nd', 'optimizer.nd'
 _STEP_DIR = re.compile(r'^step-(\d{8})$')
-_TMP_DIR = re.compile(r'^\.(tmp|old)-step-\d{8}-(\d+)$')
 
 
 class CheckpointError(RuntimeError):
@@ -165,52 +167,27 @@ def restore_params(named, arrays):
 
 # ---- files: atomic write, manifest, verified read ----------------------------------------
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(root, step, arrays_by_file, meta):
     """Write ``{file: {key: NDArray}}`` and the JSON ``meta`` as ``root/step-<step>``, atomically.
 
-    Returns the checkpoint's path. An existing checkpoint of the same step is replaced.
+    Returns the checkpoint's path. An existing checkpoint of the same step is replaced in one
+    exchange (``gluonbert.atomic.atomic_folder``), so a kill never leaves that step without a
+    complete copy.
     """
     os.makedirs(root, exist_ok=True)
-    name = f'step-{step:08d}'
-    tmp = os.path.join(root, f'.tmp-{name}-{os.getpid()}')
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
-    try:
+    final = os.path.join(root, f'step-{step:08d}')
+    names = tuple(arrays_by_file) + (STATE, MANIFEST)
+    with atomic_folder(final, names, MANIFEST, 'checkpoint') as tmp:
         for filename, arrays in arrays_by_file.items():
-            mx.nd.save(os.path.join(tmp, filename), arrays)
+            compat.save_ndarrays(os.path.join(tmp, filename), arrays)
         with open(os.path.join(tmp, STATE), 'w', encoding='utf-8') as f:
             json.dump(dict(meta, format=FORMAT), f)
         files = {}
         for filename in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, filename)
-            _fsync(path)
             files[filename] = {'bytes': os.path.getsize(path), 'sha256': file_digest(path, 'sha256')}
         with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
             json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync(tmp)
-        final = os.path.join(root, name)
-        if os.path.exists(final):  # the same step again, e.g. after a rollback
-            old = os.path.join(root, f'.old-{name}-{os.getpid()}')
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, final)
-        _fsync(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
@@ -250,16 +227,6 @@ def read_checkpoint(path):
     return arrays, meta
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class CheckpointManager:
     """The checkpoints of one run in ``root``: save, keep the last ``keep_last``, load the
     newest good one."""
@@ -287,12 +254,7 @@ class CheckpointManager:
 
     def _remove_leftovers(self):
         """Temporary folders of writers that died mid-save."""
-        if not os.path.isdir(self.root):
-            return
-        for name in os.listdir(self.root):
-            match = _TMP_DIR.match(name)
-            if match and not _pid_alive(int(match.group(2))):
-                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        remove_stale_staging(self.root)
 
     def load_latest(self):
         """``(path, arrays_by_file, meta)`` of the newest good checkpoint, or None if there is

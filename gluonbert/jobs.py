@@ -49,8 +49,7 @@ def pretrain(opts, fallback=None):
             bar.set_postfix(mlm=f'{mlm:.3f}', nsp=f'{nsp:.3f}')
         result = train_bert(train_iter, net, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
                             opts.steps, trainer=trainer, on_step=on_step, quiet=True)
-    save_pretrained(net, vocab, opts.out, config=net.config)
-    plot.save(os.path.join(opts.out, 'loss.png'), 'step')
+    save_pretrained(net, vocab, opts.out, config=net.config, plot=plot)
     print(f'MLM loss {result["mlm_loss"]:.3f}, NSP loss {result["nsp_loss"]:.3f} (mean over '
           f'{opts.steps} steps); last tenth of the steps: MLM {result["final_mlm_loss"]:.3f}, '
           f'NSP {result["final_nsp_loss"]:.3f}')
@@ -137,8 +136,7 @@ def finetune(opts, fallback=None):
                                   quiet=True)
     labels, predictions = predict(net, test_iter, devices)
     matrix = confusion_matrix(labels, predictions, len(LABELS))
-    save_classifier(net, vocab, opts.out, LABELS, opts.max_len)
-    plot.save(os.path.join(opts.out, 'curves.png'), 'epoch')
+    save_classifier(net, vocab, opts.out, LABELS, opts.max_len, plot=plot)
     print(f'loss {result["train_loss"]:.3f}, train acc {result["train_acc"]:.3f}, '
           f'test acc {result["test_acc"]:.3f}; {result["examples_per_sec"]:.1f} examples/sec '
           f'on {devices}')

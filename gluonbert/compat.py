@@ -35,3 +35,54 @@ def save_ndarrays(path, arrays):
         mx.nd.save(path, arrays)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
+
+
+def load_ndarrays(path):
+    """``mx.nd.load(path)``; a file MXNet cannot parse raised as ValueError (MXNet 1.9.1
+    raises its generic MXNetError with a C++ stack trace)."""
+    try:
+        return mx.nd.load(path)
+    except mx.base.MXNetError as error:
+        raise ValueError(f'{path} is not an MXNet array file '
+                         f'({_first_line(error)})') from None
+
+
+def _first_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()
+             and not line.startswith(('Traceback', '  File', 'Stack trace', '  ['))]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+# ---- gluon.Trainer's optimizer state (checkpoints read and restore it) -------------------
+
+def trainer_updaters(trainer):
+    """The per-device ``Updater``s of a ``gluon.Trainer`` (``Trainer._updaters``): they hold
+    the optimizer state (Adam's moments) that a checkpoint saves; MXNet's own
+    ``save_states`` pickles them instead."""
+    return trainer._updaters
+
+
+def trainer_param_indices(trainer):
+    """``{parameter name: index}`` of the parameters a ``gluon.Trainer`` updates
+    (``Trainer._param2idx``); optimizer states are keyed by that index."""
+    return trainer._param2idx
+
+
+def trainer_contexts(trainer):
+    """The devices a ``gluon.Trainer`` updates on (``Trainer._contexts``), one updater each."""
+    return trainer._contexts
+
+
+def update_counts(optimizer):
+    """``{device id: {index: updates}}`` of an MXNet optimizer
+    (``Optimizer._all_index_update_counts``): Adam's bias correction reads them."""
+    return optimizer._all_index_update_counts
+
+
+def set_update_counts(optimizer, contexts, counts):
+    """Set every device's per-parameter update counts to ``counts`` (``{index: updates}``)."""
+    all_counts = optimizer._all_index_update_counts
+    for device_id in {context.device_id for context in contexts} | set(all_counts):
+        all_counts.setdefault(device_id, {})
+        all_counts[device_id].clear()
+        all_counts[device_id].update(counts)

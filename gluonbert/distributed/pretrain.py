@@ -93,7 +93,7 @@ def train(opts):
     if opts.resume:
         if opts.checkpoint_dir is None:
             raise ValueError('--resume needs --checkpoint-dir')
-        position = trainer.load()
+        position = trainer.load(required=True)
         start = 0 if position is None else position['step']
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)

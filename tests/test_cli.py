@@ -33,7 +33,7 @@ def test_unknown_subcommand_and_option_exit_with_status_2_and_no_traceback():
 def test_config_file_with_unknown_key_or_wrong_type_is_a_user_error(tmp_path):
     for name, text, message in (('a.json', '{"stepz": 3}', "unknown option 'stepz'"),
                                 ('b.toml', 'steps = "three"', "option 'steps' is 'three'; "
-                                                              'expected int')):
+                                                              'expected an integer >= 1')):
         path = tmp_path / name
         path.write_text(text)
         result = gluonbert('pretrain', '--config', str(path))

@@ -36,9 +36,9 @@ def pretrain(opts, fallback=None):
     train_iter, vocab = load_data_wiki(opts.batch_size, opts.max_len, opts.data_dir,
                                        seed=opts.seed, masking=opts.masking, fallback=fallback)
     print(f'data: {len(train_iter.dataset)} sentence pairs, vocabulary of {len(vocab)}')
+    # d2l's default table of 1000 positions, as the chapter: --max-len only pads the data
     net = BERTModel(len(vocab), opts.num_hiddens, opts.ffn_num_hiddens, opts.num_heads,
-                    opts.num_blks, opts.dropout, max_len=opts.max_len,
-                    activation=opts.activation)
+                    opts.num_blks, opts.dropout, activation=opts.activation)
     net.initialize(init.Xavier(), ctx=devices)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': opts.lr})
     plot = LossPlot(('mlm', 'nsp'))

@@ -54,6 +54,7 @@ positive_float = OptionType(float, lambda v: _finite(v) and v > 0, 'a finite num
 non_negative_float = OptionType(float, lambda v: _finite(v) and v >= 0,
                                 'a finite number >= 0')
 probability = OptionType(float, lambda v: 0 <= v < 1, 'a probability in [0, 1)')
+port = OptionType(int, lambda v: 1 <= v <= 65535, 'a TCP port in [1, 65535]')
 decay = OptionType(float, lambda v: 0 < v <= 1, 'a factor in (0, 1]')
 # <cls> a <sep> b <sep>: the shortest sequence that holds a pair
 max_len = OptionType(int, lambda v: 5 <= v <= POSITIONS,

@@ -26,6 +26,8 @@ from mxnet import gluon, init
 from ..data import load_data_wiki
 from ..devices import parse_devices
 from ..model import BERTModel
+from ..option_types import (max_len, non_negative_int, positive_float, positive_int,
+                            probability, seed)
 from ..train.checkpoint import save_pretrained
 from ..train.pretrain import PretrainingObjective
 from ..train.trainer import BERTTrainer
@@ -82,7 +84,7 @@ def train(opts):
     vocab_size = len(vocab) if vocab is not None else opts.vocab_size
     mx.random.seed(opts.seed)
     net = BERTModel(vocab_size, opts.num_hiddens, opts.ffn_num_hiddens, opts.num_heads,
-                    opts.num_blks, opts.dropout, max_len=opts.max_len)
+                    opts.num_blks, opts.dropout)  # d2l's 1000 positions; data padded to max_len
     net.initialize(init.Xavier(), ctx=contexts)
     parallel = DataParallel(net, contexts, kvstore, connect_timeout=opts.timeout)
     chief = parallel.is_chief
@@ -156,30 +158,30 @@ def _parser():
     parser.add_argument('--data', choices=['synthetic', 'wiki'], default='synthetic',
                         help='synthetic batches of the chapter\'s shape, or WikiText-2')
     parser.add_argument('--data-dir', help='wiki: the folder of wiki.train.tokens')
-    parser.add_argument('--vocab-size', type=int, default=d['vocab_size'],
+    parser.add_argument('--vocab-size', type=positive_int, default=d['vocab_size'],
                         help='synthetic: the vocabulary size')
-    parser.add_argument('--num-hiddens', type=int, default=d['num_hiddens'])
-    parser.add_argument('--ffn-num-hiddens', type=int, default=d['ffn_num_hiddens'])
-    parser.add_argument('--num-heads', type=int, default=d['num_heads'])
-    parser.add_argument('--num-blks', type=int, default=d['num_blks'])
-    parser.add_argument('--dropout', type=float, default=d['dropout'])
-    parser.add_argument('--max-len', type=int, default=d['max_len'])
-    parser.add_argument('--batch-size', type=int, default=d['batch_size'],
+    parser.add_argument('--num-hiddens', type=positive_int, default=d['num_hiddens'])
+    parser.add_argument('--ffn-num-hiddens', type=positive_int, default=d['ffn_num_hiddens'])
+    parser.add_argument('--num-heads', type=positive_int, default=d['num_heads'])
+    parser.add_argument('--num-blks', type=positive_int, default=d['num_blks'])
+    parser.add_argument('--dropout', type=probability, default=d['dropout'])
+    parser.add_argument('--max-len', type=max_len, default=d['max_len'])
+    parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'],
                         help='the global batch, split across workers and contexts')
-    parser.add_argument('--steps', type=int, default=50)
+    parser.add_argument('--steps', type=positive_int, default=50)
     parser.add_argument('--optimizer', default='adam',
                         help='adam (d2l\'s), adamw, bertadam or an MXNet optimizer')
-    parser.add_argument('--lr', type=float, default=d['lr'])
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--lr', type=positive_float, default=d['lr'])
+    parser.add_argument('--seed', type=seed, default=0)
     parser.add_argument('--checkpoint-dir', help='rank 0 writes checkpoints here')
-    parser.add_argument('--checkpoint-every', type=int, default=0,
+    parser.add_argument('--checkpoint-every', type=non_negative_int, default=0,
                         help='updates between checkpoints (0: only at the end)')
     parser.add_argument('--resume', action='store_true',
                         help='continue from the newest checkpoint in --checkpoint-dir')
-    parser.add_argument('--timeout', type=float, default=300.0,
+    parser.add_argument('--timeout', type=positive_float, default=300.0,
                         help='seconds without a completed step (or to join the job) before '
                         'this worker exits with status 124')
-    parser.add_argument('--log-every', type=int, default=10)
+    parser.add_argument('--log-every', type=positive_int, default=10)
     parser.add_argument('--out', help='wiki: rank 0 writes a d2l-style pretrained folder here')
     parser.add_argument('--summary', help='rank 0 writes a JSON summary (throughput) here')
     return parser
@@ -187,10 +189,6 @@ def _parser():
 
 def main(argv=None):
     opts = _parser().parse_args(argv)
-    for name in ('steps', 'batch_size', 'log_every'):
-        if getattr(opts, name) < 1:
-            raise SystemExit(f'error: --{name.replace("_", "-")} {getattr(opts, name)}; '
-                             f'expected at least 1')
     try:
         train(opts)
     except (ValueError, FileNotFoundError) as error:

@@ -86,3 +86,13 @@ def set_update_counts(optimizer, contexts, counts):
         all_counts.setdefault(device_id, {})
         all_counts[device_id].clear()
         all_counts[device_id].update(counts)
+
+
+# ---- blocks ---------------------------------------------------------------------------------
+
+def structural_parameters(block):
+    """``{structural name: Parameter}`` of ``block`` (``encoder.blks.0.ffn.dense1.weight``,
+    the names of ``save_parameters`` files and of d2l's checkpoints), from
+    ``Block._collect_params_with_prefix``; ``collect_params`` keys by the global prefix
+    (``bertmodel0_dense0_weight``), which depends on how many blocks were built before."""
+    return block._collect_params_with_prefix()

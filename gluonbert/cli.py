@@ -303,21 +303,45 @@ def run_main(opts):
     print('== stage 1/3: pretrain a small BERT on WikiText-2')
     jobs.pretrain(opts, fallback='embedded')
     print('== stage 2/3: fine-tune it on SNLI (the d2l NLI chapter)')
+    _, finetuned, onnx_folder = _main_folders(opts.out)
     finetune_opts = finetune_options(
         opts.out, **dict(MAIN_FINETUNE, max_len=opts.max_len, train_limit=opts.finetune_limit,
                          epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
-                         out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
+                         out=finetuned))
     jobs.finetune(finetune_opts, fallback='embedded')
     print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
-    onnx_folder = os.path.join(os.path.dirname(opts.out.rstrip('/')), 'onnx')
     jobs.export(argparse.Namespace(model=finetune_opts.out, task='snli', data_dir=None,
                                    int8=False, out=onnx_folder), fallback='embedded')
     print(f'serve it without MXNet: python export/predict.py {onnx_folder} pairs.tsv')
 
 
+def _main_folders(out):
+    """The main job's three folders: ``out`` and its siblings ``finetuned`` and ``onnx``."""
+    parent = os.path.dirname(out.rstrip('/'))
+    return out, os.path.join(parent, 'finetuned'), os.path.join(parent, 'onnx')
+
+
+def check_outputs(args):
+    """Refuse, before any work, an output folder the job could not replace at its end."""
+    from .export.folder import check_export_folder
+    from .train.checkpoint import check_classifier_folder, check_pretrained_folder
+    if args.command == 'main':
+        pretrained, finetuned, onnx = _main_folders(args.out)
+        check_pretrained_folder(pretrained)
+        check_classifier_folder(finetuned)
+        check_export_folder(onnx)
+    elif args.command == 'pretrain':
+        check_pretrained_folder(args.out)
+    elif args.command == 'finetune':
+        check_classifier_folder(args.out)
+    elif args.command == 'export':
+        check_export_folder(args.out)
+
+
 def main(argv=None):
     try:
         args = parse_args(argv)
+        check_outputs(args)
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2

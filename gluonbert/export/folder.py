@@ -7,11 +7,17 @@ refused before any work is done, so exporting never deletes what a folder held.
 import json
 import os
 
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, check_replaceable
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
 VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
 EXPORT_FILES = (MODEL_FILE, INT8_FILE, VOCAB_FILE, LABELS_FILE, EXPORT_FILE)
+EXPORT_KIND = 'gluonbert ONNX export'
+
+
+def check_export_folder(folder):
+    """Raise FileExistsError unless ``folder`` is missing, empty or a previous export."""
+    check_replaceable(os.path.abspath(folder), EXPORT_FILES, EXPORT_FILE, EXPORT_KIND)
 
 
 def staged_folder(folder, overwrite=False):
@@ -20,7 +26,7 @@ def staged_folder(folder, overwrite=False):
     if not overwrite and os.path.isdir(path) and os.listdir(path):
         raise FileExistsError(f'folder={path!r} exists and is not empty; pass overwrite=True '
                               f'to replace a previous export')
-    return atomic_folder(path, EXPORT_FILES, EXPORT_FILE, 'gluonbert ONNX export')
+    return atomic_folder(path, EXPORT_FILES, EXPORT_FILE, EXPORT_KIND)
 
 
 def write_bytes(path, data):

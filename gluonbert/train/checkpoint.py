@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from .. import compat
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, check_replaceable
 from ..data.vocab import Vocab
 from ..model import BERTModel
 
@@ -25,6 +25,7 @@ PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
 VOCAB_DIGEST = 'vocab_sha256'
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
 PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE)
+PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
 
 
 def _write_json(path, value):
@@ -38,10 +39,17 @@ def _vocab_digest(tokens):
     return hashlib.sha256(json.dumps(list(tokens)).encode('utf-8')).hexdigest()
 
 
+def check_pretrained_folder(folder):
+    """Raise FileExistsError unless ``save_pretrained`` may write ``folder``: for a job to
+    fail before its work, not after."""
+    check_replaceable(os.path.abspath(folder), PRETRAINED_FILES, PARAMS_FILE,
+                      PRETRAINED_KIND)
+
+
 def save_pretrained(net, vocab, folder, config=None, plot=None):
     """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
     (and ``plot``, a ``LossPlot``, as loss.png), replacing a previous pretrained folder whole."""
-    with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, 'pretrained folder') as staging:
+    with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
         if config is not None:
             _write_json(os.path.join(staging, CONFIG_FILE),
                         dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
@@ -157,13 +165,19 @@ CLASSIFIER_FILE = 'classifier.params'
 CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
 
 
+def check_classifier_folder(folder):
+    """Raise FileExistsError unless ``save_classifier`` may write ``folder``."""
+    check_replaceable(os.path.abspath(folder), CLASSIFIER_FILES, CLASSIFIER_FILE,
+                      CLASSIFIER_KIND)
+
+
 def save_classifier(net, vocab, folder, labels, max_len, plot=None):
     """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
     (the BERT architecture, label names, ``max_len``), all that inference needs, and ``plot``
     (a ``LossPlot``) as curves.png; a previous fine-tuned folder is replaced whole."""
     bert_config = dict(net.encoder_config)
     with atomic_folder(folder, CLASSIFIER_FILES, CLASSIFIER_FILE,
-                       'fine-tuned model folder') as staging:
+                       CLASSIFIER_KIND) as staging:
         _write_json(os.path.join(staging, CONFIG_FILE),
                     dict(bert=bert_config, labels=list(labels), max_len=max_len,
                          **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))

@@ -195,7 +195,7 @@ def predict_pairs(opts):
     features = [mx.nd.array(a) for a in (dataset.all_token_ids, dataset.all_segments,
                                          dataset.valid_lens)]
     probabilities = mx.nd.softmax(net(tuple(features))).asnumpy() if rows else []
-    print('label\t' + '\t'.join(config['labels']))
+    print('\t'.join(['label'] + [f'p_{name}' for name in config['labels']]))  # as predict.py
     for p in probabilities:
         print(config['labels'][int(p.argmax())] + '\t' + '\t'.join(f'{v:.4f}' for v in p))
     return probabilities

@@ -101,5 +101,5 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, small_data_en
         '--out', str(tmp_path / 'none'), '--resume'], capture_output=True, text=True,
         env=small_data_env, timeout=300)
     assert done.returncode == 2
-    assert 'no checkpoint to resume from in' in done.stderr
+    assert 'no checkpoint to resume from: ' in done.stderr
     assert 'Traceback' not in done.stderr

@@ -5,6 +5,8 @@ d2l checkpoint loads with ``load_parameters`` and the numbers agree. Beyond d2l,
 options give real BERT's choices: GELU, a LayerNorm (and dropout) on the embeddings, the
 LayerNorm epsilon, and an MLM decoder tied to the token embedding.
 """
+import math
+import numbers
 import warnings
 
 from mxnet.gluon import nn
@@ -14,6 +16,29 @@ from .attention import attention_mask
 from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 from .transformer import TransformerEncoderBlock, activate, check_activation
+
+
+def check_options(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                  max_len, layer_norm_eps):
+    """Refuse an architecture that would build but compute nonsense (a negative LayerNorm
+    epsilon gives NaN everywhere, a dropout of 1 zeros every activation) or fail deep inside
+    MXNet; ``config.json`` files reach the model through here too."""
+    sizes = dict(vocab_size=vocab_size, num_hiddens=num_hiddens,
+                 ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads, num_blks=num_blks,
+                 max_len=max_len)
+    for name, value in sizes.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name}={value!r}; expected an integer >= 1')
+    if num_hiddens % num_heads:
+        raise ValueError(f'num_hiddens={num_hiddens} is not divisible by num_heads='
+                         f'{num_heads}; each head gets num_hiddens / num_heads features')
+    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) \
+            or not 0 <= dropout < 1:
+        raise ValueError(f'dropout={dropout!r}; expected a probability in [0, 1)')
+    if not isinstance(layer_norm_eps, numbers.Real) or isinstance(layer_norm_eps, bool) \
+            or not 0 < layer_norm_eps < math.inf:
+        raise ValueError(f'layer_norm_eps={layer_norm_eps!r}; expected a small positive '
+                         f'number (1e-5 in d2l, 1e-12 in BERT)')
 
 
 class BERTEncoder(LegacyHybridBlock):
@@ -28,6 +53,8 @@ class BERTEncoder(LegacyHybridBlock):
                  layer_norm_eps=1e-5, **kwargs):
         super().__init__(**kwargs)
         check_activation(activation)
+        check_options(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                      max_len, layer_norm_eps)
         self.vocab_size, self.num_hiddens, self.max_len = vocab_size, num_hiddens, max_len
         self.num_heads = num_heads
         with self.name_scope():

@@ -1,29 +1,36 @@
 """Fast CPU kernels for what MXNet 1.9.1 computes slowly, as an MXNet extension library.
 
-``kernels.cc`` holds the kernels (today ``gb_layer_norm``, whose backward is ~10x faster than
-MXNet's); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles it with g++ against the
-``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the library when it is
+The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
+backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
+``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles them
+with g++ against the ``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the library when it is
 built and up to date; without it every block falls back to MXNet's own operators, with the
 same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
+import glob
 import hashlib
 import os
 import subprocess
 
 import mxnet as mx
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kernels.cc')
-LIBRARY = os.path.join(os.path.dirname(SOURCE), '_build', 'libgluonbert_ops.so')
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = sorted(glob.glob(os.path.join(HERE, '*.cc')))
+HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
+LIBRARY = os.path.join(HERE, '_build', 'libgluonbert_ops.so')
 
 _state = {'loaded': False, 'why': 'not loaded yet'}
 _disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=False)
 
 
 def _source_digest():
-    with open(SOURCE, 'rb') as f:
-        return hashlib.sha1(f.read()).hexdigest()
+    digest = hashlib.sha1()
+    for path in SOURCES + HEADERS:
+        with open(path, 'rb') as f:
+            digest.update(os.path.basename(path).encode() + b'\0' + f.read())
+    return digest.hexdigest()
 
 
 def _built_digest():
@@ -36,7 +43,7 @@ def _built_digest():
 
 
 def build(compiler='g++'):
-    """Compile ``kernels.cc`` into ``LIBRARY`` unless it is already built from this source;
+    """Compile ``SOURCES`` into ``LIBRARY`` unless it is already built from these sources;
     True when it compiled."""
     digest = _source_digest()
     if os.path.exists(LIBRARY) and _built_digest() == digest:
@@ -45,17 +52,24 @@ def build(compiler='g++'):
     build_dir = os.path.dirname(LIBRARY)
     os.makedirs(build_dir, exist_ok=True)
     flags = ['-O3', '-fPIC', '-std=c++11', '-fopenmp', '-I', os.path.join(mxnet_dir, 'include')]
-    kernels, lib_api = (os.path.join(build_dir, name) for name in ('kernels.o', 'lib_api.o'))
-    # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked, with
-    # it: linking with it would switch denormals off in every process that loads the library
-    subprocess.run([compiler, '-c', '-ffast-math', *flags, SOURCE, '-o', kernels], check=True)
-    subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
-                    '-o', lib_api], check=True)
-    partial = LIBRARY + '.partial'
-    subprocess.run([compiler, '-shared', '-fopenmp', kernels, lib_api, '-o', partial],
-                   check=True)
-    for obj in (kernels, lib_api):
-        os.remove(obj)
+    objects = []
+    try:
+        for source in SOURCES:
+            objects.append(os.path.join(build_dir, os.path.basename(source)[:-3] + '.o'))
+            # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked,
+            # with it: linking with it would switch denormals off in every process that
+            # loads the library
+            subprocess.run([compiler, '-c', '-ffast-math', *flags, source, '-o', objects[-1]],
+                           check=True)
+        objects.append(os.path.join(build_dir, 'lib_api.o'))
+        subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
+                        '-o', objects[-1]], check=True)
+        partial = LIBRARY + '.partial'
+        subprocess.run([compiler, '-shared', '-fopenmp', *objects, '-o', partial], check=True)
+    finally:
+        for obj in objects:
+            if os.path.exists(obj):
+                os.remove(obj)
     os.replace(partial, LIBRARY)
     with open(LIBRARY + '.sha1', 'w') as f:
         f.write(digest + '\n')
@@ -70,7 +84,7 @@ def load():
         _state['why'] = f'{LIBRARY} is not built (run: python -m gluonbert.ops)'
         return False
     if _built_digest() != _source_digest():
-        _state['why'] = f'{LIBRARY} is older than {SOURCE} (run: python -m gluonbert.ops)'
+        _state['why'] = f'{LIBRARY} is older than its sources in {HERE} (run: python -m gluonbert.ops)'
         return False
     try:
         mx.library.load(LIBRARY, verbose=False)

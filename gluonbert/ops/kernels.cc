@@ -11,13 +11,11 @@
 #include <vector>
 #include <omp.h>
 
+#include "common.h"
 #include "mxnet/lib_api.h"
 
 using namespace mxnet::ext;
-
-// exp() loops compiled for AVX-512, AVX2 and plain x86-64 (vectorized with glibc libmvec
-// under -ffast-math); the loader picks the one for this CPU
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+using gluonbert::size_of;
 
 namespace {
 
@@ -32,12 +30,6 @@ int64_t bad_label(const float* label, int64_t rows, int64_t classes) {
 float epsilon(const std::unordered_map<std::string, std::string>& attrs) {
   auto it = attrs.find("eps");
   return it == attrs.end() ? 1e-5f : std::stof(it->second);
-}
-
-int64_t size_of(const MXTensor& t) {
-  int64_t n = 1;
-  for (auto d : t.shape) n *= d;
-  return n;
 }
 
 // inputs: data, gamma, beta; outputs: out, mean, rstd (the last two per row, for backward)

@@ -1,0 +1,33 @@
+"""Dropout on gluonbert's counter-based kernel where it can run, else MXNet's own operator.
+
+``gb_dropout`` (see ``gluonbert.ops``) draws its mask from a hash of (key, offset) and
+recomputes it in the backward instead of storing it. MXNet 1.9.1's extension API does not
+tell an operator whether it runs in training or inference, and a hybridized block is traced
+once for both, so the graph computes the mode itself: ``training_flag`` is MXNet's own Dropout
+applied to a one, which is 1 at inference and 0 or 2 in training.
+"""
+import mxnet as mx
+
+from .. import ops
+
+
+def training_flag(F, like):
+    """A (1,) array, 1 at inference and 0 or 2 in training (MXNet's Dropout of a one at rate
+    0.5): the mode as the graph runs, for kernels that lib_api does not tell. ``like`` gives
+    the device when computing imperatively."""
+    one = F.ones(shape=(1,)) if F is mx.sym else mx.nd.ones((1,), ctx=like.context)
+    return F.Dropout(one, p=0.5)
+
+
+def kernel_applies(block, param):
+    """Whether ``block`` (an ``nn.Dropout``) may run on ``gb_dropout`` in a graph computing
+    with ``param``: the kernels are usable there (CPU, float32, not exporting) and the block
+    drops whole elements (no ``axes``) at a rate in (0, 1)."""
+    return 0 < block._rate < 1 and not block._axes and ops.usable_for(param)
+
+
+def dropout(F, block, X, param):
+    """``block(X)`` for an ``nn.Dropout`` ``block`` inside a block that owns ``param``."""
+    if not kernel_applies(block, param):
+        return block(X)
+    return F.gb_dropout(X, training_flag(F, X), p=block._rate)[0]

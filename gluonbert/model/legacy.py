@@ -12,6 +12,8 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock
 from mxnet.util import is_np_array, is_np_shape, np_array, np_shape
 
+from .. import ops
+
 _inside_block = contextvars.ContextVar('gluonbert_inside_block', default=False)
 
 
@@ -80,8 +82,11 @@ class LegacyHybridBlock(HybridBlock):
                                f'net.hybridize() before training')
         np_mode = is_np_array() or is_np_shape()
         token = _inside_block.set(True)
+        # A graph partitioned by a backend (oneDNN's, see inference.py) is traced on MXNet's
+        # operators, whose fusions the backend knows; gluonbert's kernels gain in training
+        kernels = ops.disabled() if self._backend else contextlib.nullcontext()
         try:
-            with np_array(False), np_shape(False), _legacy_parameter_views(self):
+            with np_array(False), np_shape(False), _legacy_parameter_views(self), kernels:
                 out = super().forward(*_map(_to_legacy, (x,) + args))
         finally:
             _inside_block.reset(token)

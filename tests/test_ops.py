@@ -284,3 +284,17 @@ def test_gradients_accumulate_under_grad_req_add_with_dropout():
     for name, grad in once.items():
         np.testing.assert_allclose(params[name].grad().asnumpy(), 2 * grad, rtol=1e-4,
                                    atol=1e-6, err_msg=name)
+
+
+def test_kernels_switch_off_one_by_one_and_unknown_names_are_refused():
+    net, _ = tiny_classifier(dropout=0.2)
+    X = tuple(random_batch(np.random.RandomState(0), 4)[:3])
+    with ops.disabled('gb_attention'):
+        assert ops.enabled('gb_layer_norm') and not ops.enabled('gb_attention')
+        assert not ops.enabled()
+        net(X)
+    graph = net._cached_graph[1].tojson()
+    assert 'gb_layer_norm' in graph and 'gb_attention' not in graph
+    assert 'interleaved_matmul_selfatt_qk' in graph
+    with pytest.raises(ValueError, match=r"kernels=\['gb_softmax'\] are not gluonbert"):
+        ops.disabled('gb_softmax')

@@ -67,7 +67,7 @@ class MultiHeadAttention(LegacyHybridBlock):
 def uses_kernel(block):
     """Whether ``block`` (a ``MultiHeadAttention``) computes on ``gb_attention`` in graphs built
     now: the kernels are usable for its parameters and its dropout drops whole elements."""
-    return not block.dropout._axes and ops.usable_for(block.W_q.weight)
+    return not block.dropout._axes and ops.usable_for(block.W_q.weight, 'gb_attention')
 
 
 def attend(F, qkv, mask, num_heads, dropout, kernel=False):

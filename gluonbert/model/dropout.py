@@ -23,7 +23,7 @@ def kernel_applies(block, param):
     """Whether ``block`` (an ``nn.Dropout``) may run on ``gb_dropout`` in a graph computing
     with ``param``: the kernels are usable there (CPU, float32, not exporting) and the block
     drops whole elements (no ``axes``) at a rate in (0, 1)."""
-    return 0 < block._rate < 1 and not block._axes and ops.usable_for(param)
+    return 0 < block._rate < 1 and not block._axes and ops.usable_for(param, 'gb_dropout')
 
 
 def dropout(F, block, X, param):

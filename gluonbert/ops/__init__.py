@@ -21,8 +21,11 @@ SOURCES = sorted(glob.glob(os.path.join(HERE, '*.cc')))
 HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
 LIBRARY = os.path.join(HERE, '_build', 'libgluonbert_ops.so')
 
+# The library's operators, each a kernel that ``disabled`` can switch off
+KERNELS = ('gb_attention', 'gb_dropout', 'gb_layer_norm', 'gb_softmax_ce')
+
 _state = {'loaded': False, 'why': 'not loaded yet'}
-_disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=False)
+_disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=frozenset())
 
 
 def _source_digest():
@@ -100,23 +103,35 @@ def status():
     return _state['why']
 
 
-def enabled():
-    """Whether graphs built now may use the kernels (loaded, and not inside ``disabled()``)."""
-    return _state['loaded'] and not _disabled.get()
+def enabled(kernel=None):
+    """Whether graphs built now may use ``kernel`` (one of ``KERNELS``), or all of them: the
+    library is loaded and they are not switched off by ``disabled``."""
+    off = _disabled.get()
+    return _state['loaded'] and (kernel not in off if kernel else not off)
 
 
-def usable_for(param):
-    """Whether a graph computing with ``param`` may use the kernels: they are enabled, they
-    run on CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
+def usable_for(param, kernel):
+    """Whether a graph computing with ``param`` may use ``kernel``: it is enabled, it runs on
+    CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
     from mxnet.contrib import amp
-    return (enabled() and not amp.amp._amp_initialized
+    return (enabled(kernel) and not amp.amp._amp_initialized
             and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
 
 
+def disabled(*kernels):
+    """A context in which graphs are built with MXNet's own operators in place of ``kernels``
+    (default: all of them, as ONNX export needs, which converts nothing else; naming some
+    allows A/B comparisons)."""
+    unknown = set(kernels) - set(KERNELS)
+    if unknown:
+        raise ValueError(f'kernels={sorted(unknown)} are not gluonbert kernels; expected some '
+                         f'of {KERNELS}')
+    return _switched_off(frozenset(kernels or KERNELS))
+
+
 @contextlib.contextmanager
-def disabled():
-    """Build graphs with MXNet's own operators only (ONNX export converts nothing else)."""
-    token = _disabled.set(True)
+def _switched_off(kernels):
+    token = _disabled.set(_disabled.get() | kernels)
     try:
         yield
     finally:

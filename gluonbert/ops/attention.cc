@@ -132,12 +132,14 @@ inline __attribute__((always_inline)) void gemm(
 
 // ---- one (sequence, head) pair ----
 
-// Per-thread scratch: scaled Q (seq x dim), K^T and V^T (dim x seq), two (seq x seq) tiles
+// Per-thread scratch: one pair's scaled Q, K, V and dO (seq x dim), K^T and V^T (dim x seq),
+// and two (seq x seq) tiles. Copying the pair's rows out of the projection costs little and
+// spares the products strided reads that touch a new memory page at every row.
 struct Scratch {
-  std::vector<float> q, kt, vt, tile1, tile2;
+  std::vector<float> q, k, v, dout, kt, vt, tile1, tile2;
   explicit Scratch(const Problem& p)
-      : q(p.seq * p.dim), kt(p.seq * p.dim), vt(p.seq * p.dim), tile1(p.seq * p.seq),
-        tile2(p.seq * p.seq) {}
+      : q(p.seq * p.dim), k(q.size()), v(q.size()), dout(q.size()), kt(q.size()),
+        vt(q.size()), tile1(p.seq * p.seq), tile2(tile1.size()) {}
 };
 
 // Where pair `task` = b * heads + h starts in the interleaved projection
@@ -146,16 +148,23 @@ inline const float* qkv_of(const Problem& p, const float* qkv, int64_t task) {
   return qkv + b * p.heads * 3 * p.dim + h * 3 * p.dim;
 }
 
-// Gather scale * Q, and K^T (and V^T if `vt`) of one pair into scratch
+// Copy one pair's scale * Q, K, V, K^T and V^T into scratch
 inline __attribute__((always_inline)) void gather(const Problem& p, const float* base,
-                                                   float* q, float* kt, float* vt) {
+                                                   Scratch* w) {
   const int64_t ld = p.qkv_ld(), S = p.seq, D = p.dim;
+  float *q = w->q.data(), *k = w->k.data(), *v = w->v.data();
+  float *kt = w->kt.data(), *vt = w->vt.data();
   for (int64_t i = 0; i < S; ++i) {
     const float* row = base + i * ld;
     for (int64_t d = 0; d < D; ++d) q[i * D + d] = row[d] * p.scale;
-    for (int64_t d = 0; d < D; ++d) kt[d * S + i] = row[D + d];
-    if (vt)
-      for (int64_t d = 0; d < D; ++d) vt[d * S + i] = row[2 * D + d];
+    std::memcpy(k + i * D, row + D, sizeof(float) * D);
+    std::memcpy(v + i * D, row + 2 * D, sizeof(float) * D);
+  }
+  for (int64_t i = 0; i < S; ++i) {
+    for (int64_t d = 0; d < D; ++d) {
+      kt[d * S + i] = k[i * D + d];
+      vt[d * S + i] = v[i * D + d];
+    }
   }
 }
 
@@ -222,7 +231,7 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Sc
   const Problem& p = a.p;
   const int64_t S = p.seq, D = p.dim;
   const float* base = qkv_of(p, a.qkv, task);
-  gather(p, base, w->q.data(), w->kt.data(), nullptr);
+  gather(p, base, w);
   float* probs = a.probs + task * S * S;
   gemm(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
   for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, probs + i * S);
@@ -234,8 +243,7 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Sc
     weights = dropped;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  gemm(S, D, S, 1.f, weights, S, base + 2 * D, p.qkv_ld(),
-       a.out + b * p.heads * D + h * D, p.out_ld());
+  gemm(S, D, S, 1.f, weights, S, w->v.data(), D, a.out + b * p.heads * D + h * D, p.out_ld());
 }
 
 struct BackwardArgs {
@@ -249,8 +257,7 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
   const Problem& p = a.f.p;
   const int64_t S = p.seq, D = p.dim, ld = p.qkv_ld();
   const float* base = qkv_of(p, a.f.qkv, task);
-  float* q = w->q.data();
-  gather(p, base, q, w->kt.data(), w->vt.data());
+  gather(p, base, w);
   const float* probs = a.f.probs + task * S * S;
   // Dropped probabilities, transposed: the left factor of dV = P'^T . dO
   float* transposed = w->tile1.data();
@@ -261,12 +268,15 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     for (int64_t j = 0; j < S; ++j) transposed[j * S + i] = row[j];
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  const float* dout = a.dout + b * p.heads * D + h * D;
+  float* dout = w->dout.data();
+  for (int64_t i = 0; i < S; ++i)
+    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + b * p.heads * D + h * D,
+                sizeof(float) * D);
   float* dq = a.dqkv + (base - a.f.qkv);
-  gemm(S, D, S, 1.f, transposed, S, dout, p.out_ld(), dq + 2 * D, ld);
+  gemm(S, D, S, 1.f, transposed, S, dout, D, dq + 2 * D, ld);
   // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
   float* grad = w->tile2.data();
-  gemm(S, S, D, 1.f, dout, p.out_ld(), w->vt.data(), S, grad, S);
+  gemm(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
   for (int64_t i = 0; i < S; ++i) {
     float* g = grad + i * S;
     const float* pr = probs + i * S;
@@ -276,10 +286,10 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
   }
   // dQ = scale * dS . K, dK = dS^T . (scale * Q)
-  gemm(S, D, S, p.scale, grad, S, base + D, ld, dq, ld);
+  gemm(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
   for (int64_t i = 0; i < S; ++i)
     for (int64_t j = 0; j < S; ++j) transposed[j * S + i] = grad[i * S + j];
-  gemm(S, D, S, 1.f, transposed, S, q, D, dq + D, ld);
+  gemm(S, D, S, 1.f, transposed, S, w->q.data(), D, dq + D, ld);
 }
 
 // Each pair's work compiled for AVX-512, AVX2 + FMA and plain x86-64, picked at run time:

@@ -49,7 +49,8 @@ def test_models_use_the_kernel_on_cpu_and_not_when_exporting():
     assert 'gb_layer_norm' in net._cached_graph[1].tojson()
     with ops.disabled():
         symbol = net(tuple(mx.sym.var(n) for n in ('tokens', 'segments', 'valid_lens')))
-    assert 'gb_layer_norm' not in symbol.tojson() and 'LayerNorm' in symbol.tojson()
+    assert 'gb_' not in symbol.tojson() and 'LayerNorm' in symbol.tojson()
+    assert 'interleaved_matmul_selfatt_qk' in symbol.tojson()
 
 
 def _softmax_ce_and_grad(op, logits, labels, dloss):
@@ -298,3 +299,14 @@ def test_kernels_switch_off_one_by_one_and_unknown_names_are_refused():
     assert 'interleaved_matmul_selfatt_qk' in graph
     with pytest.raises(ValueError, match=r"kernels=\['gb_softmax'\] are not gluonbert"):
         ops.disabled('gb_softmax')
+
+
+def test_without_the_library_models_build_mxnet_operators(monkeypatch):
+    # As when no compiler built it: the same model, on MXNet's operators only
+    monkeypatch.setitem(ops._state, 'loaded', False)
+    net, _ = tiny_classifier(dropout=0.2, embedding_layer_norm=True)
+    X = tuple(random_batch(np.random.RandomState(0), 4)[:3])
+    with autograd.record():
+        net(X)
+    graph = net._cached_graph[1].tojson()
+    assert 'gb_' not in graph and 'Dropout' in graph and 'interleaved_matmul_selfatt_qk' in graph

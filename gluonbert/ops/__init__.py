@@ -2,10 +2,10 @@
 
 The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
 backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
-``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles them
-with g++ against the ``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the library when it is
-built and up to date; without it every block falls back to MXNet's own operators, with the
-same numbers, and ``status()`` says why.
+``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
+them with g++ against the ``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the
+library when it is built and up to date; without it every block falls back to MXNet's own
+operators, with the same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
@@ -87,7 +87,8 @@ def load():
         _state['why'] = f'{LIBRARY} is not built (run: python -m gluonbert.ops)'
         return False
     if _built_digest() != _source_digest():
-        _state['why'] = f'{LIBRARY} is older than its sources in {HERE} (run: python -m gluonbert.ops)'
+        _state['why'] = (f'{LIBRARY} is older than its sources in {HERE} '
+                         f'(run: python -m gluonbert.ops)')
         return False
     try:
         mx.library.load(LIBRARY, verbose=False)

@@ -400,14 +400,7 @@ MXReturnValue attention_attrs(const std::unordered_map<std::string, std::string>
 
 MXReturnValue attention_types(const std::unordered_map<std::string, std::string>& attrs,
                               std::vector<int>* in, std::vector<int>* out) {
-  for (int type : *in) {
-    if (type != kFloat32) {
-      MX_ERROR_MSG << "gb_attention computes in float32 only";
-      return MX_FAIL;
-    }
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_attention", in, out);
 }
 
 MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string>& attrs,

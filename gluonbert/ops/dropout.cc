@@ -83,12 +83,7 @@ MXReturnValue dropout_attrs(const std::unordered_map<std::string, std::string>& 
 
 MXReturnValue dropout_types(const std::unordered_map<std::string, std::string>& attrs,
                             std::vector<int>* in, std::vector<int>* out) {
-  if (in->at(0) != kFloat32 || in->at(1) != kFloat32) {
-    MX_ERROR_MSG << "gb_dropout takes float32 data and a float32 flag";
-    return MX_FAIL;
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_dropout", in, out);
 }
 
 MXReturnValue dropout_shapes(const std::unordered_map<std::string, std::string>& attrs,

@@ -127,14 +127,7 @@ MXReturnValue layer_norm_attrs(const std::unordered_map<std::string, std::string
 
 MXReturnValue layer_norm_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  for (int type : *in) {
-    if (type != kFloat32) {
-      MX_ERROR_MSG << "gb_layer_norm computes in float32 only";
-      return MX_FAIL;
-    }
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_layer_norm", in, out);
 }
 
 MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::string>& attrs,
@@ -221,12 +214,7 @@ MXReturnValue softmax_ce_attrs(const std::unordered_map<std::string, std::string
 
 MXReturnValue softmax_ce_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  if (in->at(0) != kFloat32 || in->at(1) != kFloat32) {
-    MX_ERROR_MSG << "gb_softmax_ce takes float32 logits and float32 labels";
-    return MX_FAIL;
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_softmax_ce", in, out);
 }
 
 MXReturnValue softmax_ce_shapes(const std::unordered_map<std::string, std::string>& attrs,

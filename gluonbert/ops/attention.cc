@@ -90,7 +90,14 @@ inline __attribute__((always_inline)) void store(float* p, v8 v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-template <int R>
+// Element (r, k) of A, or of A^T if `kTransposed` (A stored k-major)
+template <bool kTransposed>
+inline __attribute__((always_inline)) float at(const float* A, int64_t lda, int64_t r,
+                                               int64_t k) {
+  return kTransposed ? A[k * lda + r] : A[r * lda + k];
+}
+
+template <bool kTransposed, int R>
 inline __attribute__((always_inline)) void gemm_block(
     int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
     float* C, int64_t ldc) {
@@ -99,7 +106,7 @@ inline __attribute__((always_inline)) void gemm_block(
   for (int64_t k = 0; k < K; ++k) {
     const v8 b0 = load(B + k * ldb), b1 = load(B + k * ldb + 8);
     for (int r = 0; r < R; ++r) {
-      const float a = A[r * lda + k];
+      const float a = at<kTransposed>(A, lda, r, k);
       acc[r][0] += a * b0;
       acc[r][1] += a * b1;
     }
@@ -110,21 +117,25 @@ inline __attribute__((always_inline)) void gemm_block(
   }
 }
 
-// C (M x N, row stride ldc) = alpha * A (M x K, lda) . B (K x N, ldb), all row-major
+// C (M x N, row stride ldc) = alpha * A . B, all row-major: A is (M x K) with row stride lda,
+// or if `kTransposed` the transpose of a stored (K x M) one, which spares transposing it
+template <bool kTransposed = false>
 inline __attribute__((always_inline)) void gemm(
     int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
     const float* B, int64_t ldb, float* C, int64_t ldc) {
+  auto rows = [&](int64_t i) { return kTransposed ? A + i : A + i * lda; };
   int64_t n = 0;
   for (; n + kLanes <= N; n += kLanes) {
     int64_t i = 0;
     for (; i + kRows <= M; i += kRows)
-      gemm_block<kRows>(K, alpha, A + i * lda, lda, B + n, ldb, C + i * ldc + n, ldc);
-    for (; i < M; ++i) gemm_block<1>(K, alpha, A + i * lda, lda, B + n, ldb, C + i * ldc + n, ldc);
+      gemm_block<kTransposed, kRows>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
+    for (; i < M; ++i)
+      gemm_block<kTransposed, 1>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
   }
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = n; j < N; ++j) {
       float sum = 0.f;
-      for (int64_t k = 0; k < K; ++k) sum += A[i * lda + k] * B[k * ldb + j];
+      for (int64_t k = 0; k < K; ++k) sum += at<kTransposed>(A, lda, i, k) * B[k * ldb + j];
       C[i * ldc + j] = alpha * sum;
     }
   }
@@ -259,13 +270,13 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
   const float* base = qkv_of(p, a.f.qkv, task);
   gather(p, base, w);
   const float* probs = a.f.probs + task * S * S;
-  // Dropped probabilities, transposed: the left factor of dV = P'^T . dO
-  float* transposed = w->tile1.data();
-  float* row = w->tile2.data();
-  for (int64_t i = 0; i < S; ++i) {
-    std::memcpy(row, probs + i * S, sizeof(float) * S);
-    if (a.f.drop.active()) drop_row(p, a.f.drop, task, i, row);
-    for (int64_t j = 0; j < S; ++j) transposed[j * S + i] = row[j];
+  // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
+  const float* dropped = probs;
+  if (a.f.drop.active()) {
+    float* tile = w->tile1.data();
+    std::memcpy(tile, probs, sizeof(float) * S * S);
+    for (int64_t i = 0; i < S; ++i) drop_row(p, a.f.drop, task, i, tile + i * S);
+    dropped = tile;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
   float* dout = w->dout.data();
@@ -273,7 +284,7 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     std::memcpy(dout + i * D, a.dout + i * p.out_ld() + b * p.heads * D + h * D,
                 sizeof(float) * D);
   float* dq = a.dqkv + (base - a.f.qkv);
-  gemm(S, D, S, 1.f, transposed, S, dout, D, dq + 2 * D, ld);
+  gemm<true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
   // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
   float* grad = w->tile2.data();
   gemm(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
@@ -287,9 +298,7 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
   }
   // dQ = scale * dS . K, dK = dS^T . (scale * Q)
   gemm(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
-  for (int64_t i = 0; i < S; ++i)
-    for (int64_t j = 0; j < S; ++j) transposed[j * S + i] = grad[i * S + j];
-  gemm(S, D, S, 1.f, transposed, S, w->q.data(), D, dq + D, ld);
+  gemm<true>(S, D, S, 1.f, grad, S, w->q.data(), D, dq + D, ld);
 }
 
 // Each pair's work compiled for AVX-512, AVX2 + FMA and plain x86-64, picked at run time:

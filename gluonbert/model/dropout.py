@@ -1,10 +1,14 @@
 """Dropout on gluonbert's counter-based kernel where it can run, else MXNet's own operator.
 
 ``gb_dropout`` (see ``gluonbert.ops``) draws its mask from a hash of (key, offset) and
-recomputes it in the backward instead of storing it. MXNet 1.9.1's extension API does not
-tell an operator whether it runs in training or inference, and a hybridized block is traced
-once for both, so the graph computes the mode itself: ``training_flag`` is MXNet's own Dropout
-applied to a one, which is 1 at inference and 0 or 2 in training.
+recomputes it in the backward instead of storing it. MXNet 1.9.1's extension API (``lib_api.h``)
+passes an operator no train/inference flag (MXNet's own operators get ``OpContext.is_train`` at
+run time), and Gluon traces a hybridized block once, into one ``CachedOp`` that serves both
+modes, so choosing the operator by ``autograd.is_training()`` at trace time would bake one mode
+in. Instead the graph computes the mode as it runs: ``training_flag`` is MXNet's own Dropout
+applied to a one, which is 1 at inference and 0 or 2 in training, and the kernels take it as an
+input (the key of the mask comes from MXNet's seeded random states, so ``mx.random.seed``
+reproduces it).
 """
 import mxnet as mx
 

@@ -13,14 +13,17 @@ reproduces it).
 import mxnet as mx
 
 from .. import ops
+from .legacy import once_per_call
 
 
 def training_flag(F, like):
     """A (1,) array, 1 at inference and 0 or 2 in training (MXNet's Dropout of a one at rate
-    0.5): the mode as the graph runs, for kernels that lib_api does not tell. ``like`` gives
-    the device when computing imperatively."""
-    one = F.ones(shape=(1,)) if F is mx.sym else mx.nd.ones((1,), ctx=like.context)
-    return F.Dropout(one, p=0.5)
+    0.5): the mode as the graph runs, for kernels that lib_api does not tell; one per model
+    call, shared by its blocks. ``like`` gives the device when computing imperatively."""
+    def make():
+        one = F.ones(shape=(1,)) if F is mx.sym else mx.nd.ones((1,), ctx=like.context)
+        return F.Dropout(one, p=0.5)
+    return once_per_call(F, 'training_flag', make)
 
 
 def kernel_applies(block, param):

@@ -5,13 +5,14 @@ vocab 20,256) under the chapter's ``BERTClassifier`` and ``train_ch13``-style st
 gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridized), each in fresh
 processes, synthetic batches, each step timed to its end. Prints a table and writes JSON.
 
-    python bench/finetune_step.py [--repeats 3] [--steps 10] [--profile]
+    python bench/finetune_step.py [--repeats 3] [--steps 10] [--profile] [--amp bfloat16]
 """
 import argparse
 import sys
 import time
 
-from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
+from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, print_table,
+                     start_amp, worker_result, write_json)
 from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -127,20 +128,26 @@ def main():
     parser.add_argument('--profile', action='store_true',
                         help="then profile each side's step by operator (one more process each)")
     parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
+    add_amp_option(parser)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker:
+        if args.worker == 'gluonbert':
+            start_amp(args.amp)
         run_worker(WORKERS[args.worker], args.steps, args.profile_steps)
         return
-    rows = compare(__file__, d2l_and_gluonbert(), ['--steps', args.steps], args.repeats,
+    check_amp(parser, args.amp)
+    amp_args = ['--amp', args.amp] if args.amp else []  # d2l's worker ignores it
+    rows = compare(__file__, d2l_and_gluonbert(args.amp), ['--steps', args.steps, *amp_args],
+                   args.repeats,
                    BATCH, 'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('examples_per_sec', 'peak_rss_mib'))
     payload = dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN, python=sys.version.split()[0],
-                   results=rows)
+                   amp=args.amp, results=rows)
     if args.profile:
-        payload['profiles'] = profiles(__file__, WORKERS, ['--steps', WARMUP + 1])
+        payload['profiles'] = profiles(__file__, WORKERS, ['--steps', WARMUP + 1, *amp_args])
     write_json('finetune_step.json', payload)
 
 

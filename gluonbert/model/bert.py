@@ -12,7 +12,8 @@ import warnings
 from mxnet.gluon import nn
 
 from . import inputs
-from .attention import attention_mask
+from .attention import attention_mask, uses_kernel
+from .dropout import dropout
 from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 from .transformer import TransformerEncoderBlock, activate, check_activation
@@ -90,12 +91,16 @@ class BERTEncoder(LegacyHybridBlock):
         X = X + F.Embedding(positions, F.reshape(pos_embedding, shape=(self.max_len, -1)),
                             input_dim=self.max_len, output_dim=self.num_hiddens)
         if self.embedding_ln is not None:
-            X = self.embedding_dropout(layer_norm(F, self.embedding_ln, X))
+            X = dropout(F, self.embedding_dropout, layer_norm(F, self.embedding_ln, X),
+                        self.embedding_ln.gamma)
         if valid_lens is None:
             for blk in self.blks:
                 X = blk(X)
         else:
-            mask = attention_mask(F, valid_lens, tokens_t, self.num_heads)
+            # gluonbert's attention kernel masks by the lengths themselves
+            lengths_only = all(uses_kernel(blk.attention) for blk in self.blks)
+            mask = (F.cast(valid_lens, 'float32') if lengths_only
+                    else attention_mask(F, valid_lens, tokens_t, self.num_heads))
             for blk in self.blks:
                 X = blk(X, mask)
         return F.transpose(X, axes=(1, 0, 2))

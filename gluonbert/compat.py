@@ -6,35 +6,48 @@ a hybridized block...) or reports only through exceptions of one generic type. E
 here in a small named function saying which internal it reads and why, so that an MXNet
 upgrade touches this one file (and ``tests/test_compat.py`` says what broke).
 """
-import errno
-
 import mxnet as mx
+from mxnet.contrib import amp as _amp
 
 
 def _write_failed(error, path):
     """MXNet 1.9.1 reports a failed file write (a full disk, a file over the size limit) as
     ``MXNetError: [...] Check failed: ... FileStream.Write incomplete``: an OSError here."""
     if 'Write incomplete' in str(error) or 'No space left' in str(error):
-        return OSError(errno.ENOSPC, f'cannot write {path}: the disk is full (or the file is '
-                       f'over a size limit)')
-    return OSError(errno.EIO, f'cannot write {path}: {str(error).splitlines()[0]}')
+        return OSError(f'cannot write {path}: the disk is full (or the file is over a size '
+                       f'limit)')
+    return OSError(f'cannot write {path}: {_first_line(error)}')
 
 
 def save_parameters(block, path):
     """``block.save_parameters(path)``, a failed write raised as OSError (see
-    ``_write_failed``)."""
+    ``_write_failed``) and the file read back (see ``save_ndarrays``)."""
     try:
         block.save_parameters(path)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
+    _check_written(path, {name: p.shape for name, p in structural_parameters(block).items()})
 
 
 def save_ndarrays(path, arrays):
-    """``mx.nd.save(path, arrays)``, a failed write raised as OSError."""
+    """``mx.nd.save(path, arrays)``, a failed write raised as OSError, and the file read back:
+    MXNet 1.9.1 does not check ``fclose``, so the last buffered block of a file written onto
+    a full disk is lost without an error (a small file comes out empty)."""
     try:
         mx.nd.save(path, arrays)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
+    _check_written(path, {name: a.shape for name, a in arrays.items()})
+
+
+def _check_written(path, shapes):
+    try:
+        written = mx.nd.load(path)
+    except mx.base.MXNetError:
+        written = None
+    if written is None or {k: v.shape for k, v in written.items()} != shapes:
+        raise OSError(f'cannot write {path}: the file is incomplete (a full disk, or a file '
+                      f'over a size limit)')
 
 
 def load_ndarrays(path):
@@ -96,3 +109,117 @@ def structural_parameters(block):
     ``Block._collect_params_with_prefix``; ``collect_params`` keys by the global prefix
     (``bertmodel0_dense0_weight``), which depends on how many blocks were built before."""
     return block._collect_params_with_prefix()
+
+
+def child_blocks(block):
+    """``{name: child block}`` of ``block``'s direct children (``Block._children``, which
+    MXNet 1.9.1 keeps in registration order)."""
+    return block._children
+
+
+def own_parameter_names(block):
+    """Names of the parameters ``block`` registered itself (``Block._reg_params``): these are
+    passed to ``hybrid_forward`` as keyword arguments, after the data inputs."""
+    return block._reg_params
+
+
+def clear_cached_graph(block):
+    """Drop a hybridized block's cached graph (``HybridBlock._clear_cached_op``), so that the
+    next call traces again: a cached graph serves one call structure only."""
+    block._clear_cached_op()
+
+
+def dense_units(dense):
+    """``(units, in_units)`` of an ``nn.Dense`` (``Dense._units``, ``Dense._in_units``): the
+    fused attention packs three projections into one product of these sizes."""
+    return dense._units, dense._in_units
+
+
+def layer_norm_options(layer_norm):
+    """The operator options of an ``nn.LayerNorm`` (``LayerNorm._kwargs``: ``axis``, ``eps``,
+    ``center``, ``scale``), which gluonbert's own kernel must honour."""
+    return layer_norm._kwargs
+
+
+def softmax_ce_options(loss):
+    """``(axis, sparse_label, from_logits, weight)`` of a ``SoftmaxCrossEntropyLoss`` (its
+    private ``_axis``...): the fused kernel replaces only the plain configuration."""
+    return loss._axis, loss._sparse_label, loss._from_logits, loss._weight
+
+
+# ---- parameters and gradients ----------------------------------------------------------------
+
+def parameter_arrays(param):
+    """The value arrays of ``param`` on every device (``Parameter._data`` through
+    ``_check_and_get``, which raises MXNet's own error while initialization is deferred)."""
+    return param._check_and_get(param._data, list)
+
+
+def raw_parameter_arrays(param):
+    """``Parameter._data`` as it is: the list of per-device arrays, or None before
+    initialization."""
+    return param._data
+
+
+def set_raw_parameter_arrays(param, arrays):
+    """Replace ``Parameter._data``: the legacy-mode adapter swaps in ``mx.nd`` views of
+    ``mx.np`` arrays (same memory, same autograd marks) for the duration of a call."""
+    param._data = arrays
+
+
+def is_deferred(param):
+    """Whether ``param`` waits for its first forward pass to learn its shape
+    (``Parameter._deferred_init``)."""
+    return bool(param._deferred_init)
+
+
+def has_fresh_grad(array):
+    """Whether a backward wrote ``array``'s gradient since the last update (the
+    ``NDArray._fresh_grad`` flag that ``gluon.Trainer`` checks to find stale gradients)."""
+    return bool(array._fresh_grad)
+
+
+def set_fresh_grad(array, fresh):
+    """Set ``NDArray._fresh_grad``: True for a gradient zeroed on purpose (an idle device),
+    False once an update consumed it, as ``gluon.Trainer`` does."""
+    array._fresh_grad = fresh
+
+
+# ---- mixed precision ------------------------------------------------------------------------
+
+def amp_initialized():
+    """Whether ``mxnet.contrib.amp.init`` ran in this process (``amp._amp_initialized``):
+    AMP rewrites operators globally, so float32-only kernels must step aside."""
+    return _amp.amp._amp_initialized
+
+
+# ---- KVStore ---------------------------------------------------------------------------------
+
+def trainer_kvstore(trainer):
+    """The KVStore a ``gluon.Trainer`` was created with (``Trainer._kvstore_params``), or
+    None."""
+    return getattr(trainer, '_kvstore_params', {}).get('kvstore')
+
+
+def initialise_trainer_store(trainer):
+    """Do now what a ``gluon.Trainer`` does lazily in its first ``step``: create its KVStore
+    (``_init_kvstore``) and push the initial parameters (``_init_params``)."""
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+
+
+def barrier(store):
+    """Wait until every worker of a dist KVStore reaches this point (``KVStore._barrier``)."""
+    store._barrier()
+
+
+# ---- ONNX ------------------------------------------------------------------------------------
+
+def onnx_graph_class():
+    """mx2onnx's ``MXNetGraph`` (``mxnet.onnx.mx2onnx._export_onnx``): its
+    ``create_onnx_graph_proto`` converts a symbol at a chosen opset and lets gluonbert post-
+    process the graph; the public ``export_model`` only writes a file."""
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    return MXNetGraph

@@ -154,13 +154,19 @@ def test_a_failed_save_leaves_the_previous_folder_as_it_was(tmp_path):
     assert os.listdir(tmp_path) == ['out']
 
 
+def meta(n):
+    """A trainer checkpoint's state.json, marked with ``n``."""
+    return {'num_updates': n, 'optimizer': {}, 'loss_scale': {}, 'guard': {}, 'rng': {},
+            'data_position': {'n': n}}
+
+
 def test_resaving_a_checkpoint_interrupted_between_renames_keeps_a_complete_copy(
         tmp_path, monkeypatch):
     """The old writer moved the checkpoint aside, then renamed the new one in: interrupted
     between the two, the step had no checkpoint and the next save deleted both copies."""
     root = str(tmp_path / 'ckpt')
     arrays = {'params.nd': {'w': mx.nd.ones((2,))}}
-    write_checkpoint(root, 3, arrays, {'n': 1})
+    write_checkpoint(root, 3, arrays, meta(1))
     renames = []
     real_rename = os.rename
 
@@ -171,12 +177,12 @@ def test_resaving_a_checkpoint_interrupted_between_renames_keeps_a_complete_copy
         real_rename(src, dst)
     monkeypatch.setattr(os, 'rename', rename_then_die)
     try:
-        write_checkpoint(root, 3, {'params.nd': {'w': mx.nd.zeros((2,))}}, {'n': 2})
+        write_checkpoint(root, 3, {'params.nd': {'w': mx.nd.zeros((2,))}}, meta(2))
     except KeyboardInterrupt:
         pass
     monkeypatch.setattr(os, 'rename', real_rename)
-    path, loaded, meta = CheckpointManager(root).load_latest()
-    assert path.endswith('step-00000003') and meta['n'] in (1, 2)
+    path, loaded, state = CheckpointManager(root).load_latest()
+    assert path.endswith('step-00000003') and state['data_position']['n'] in (1, 2)
 
 
 RESAVER = '''
@@ -185,13 +191,13 @@ import mxnet as mx
 from gluonbert.train.checkpoint import save_pretrained
 from gluonbert.train.state import write_checkpoint
 sys.path.insert(0, {tests!r})
-from test_atomic_folders import bert, vocab_of
+from test_atomic_folders import bert, meta, vocab_of
 vocabs = [vocab_of(10), vocab_of(60)]
 nets = [bert(v) for v in vocabs]
 print('ready', flush=True)
 for i in range(10 ** 6):
     k = i % 2
-    write_checkpoint({root!r}, 5, {{'params.nd': {{'w': mx.nd.full((1000,), i)}}}}, {{'i': i}})
+    write_checkpoint({root!r}, 5, {{'params.nd': {{'w': mx.nd.full((1000,), i)}}}}, meta(i))
     save_pretrained(nets[k], vocabs[k], {folder!r}, config=nets[k].config)
 '''
 

@@ -21,6 +21,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from .. import compat
 from ..train.named_params import named_parameters
 from ..train.sharding import shard_batch
 from .batches import worker_slice
@@ -175,7 +176,7 @@ class DataParallel:
 
     def _check_trainer(self, trainer):
         inner = getattr(trainer, 'trainer', trainer)  # a BERTTrainer wraps a gluon.Trainer
-        store = getattr(inner, '_kvstore_params', {}).get('kvstore')
+        store = compat.trainer_kvstore(inner)
         if store is not self.kvstore:
             raise ValueError(f'the trainer sums gradients with kvstore={store!r}, not this '
                              f'DataParallel\'s {self.kvstore_type!r} store: create it with '
@@ -193,13 +194,10 @@ class DataParallel:
         one step ended with different parameters on the workers; 0 of 10 with this wait).
         """
         inner = getattr(trainer, 'trainer', trainer)
-        if not inner._kv_initialized:
-            inner._init_kvstore()
-        if inner._params_to_init:
-            inner._init_params()
+        compat.initialise_trainer_store(inner)
         mx.nd.waitall()
         if is_distributed(self.kvstore_type):
-            self.kvstore._barrier()
+            compat.barrier(self.kvstore)
         self._ready_trainers.add(id(trainer))
 
     def _warn_idle(self, idle, batch_size):
@@ -218,7 +216,7 @@ class DataParallel:
         for name, param in self.named.items():
             if param.grad_req == 'null':
                 continue
-            if param._deferred_init:
+            if compat.is_deferred(param):
                 raise ValueError(f'parameter {name!r} has no shape yet (deferred '
                                  f'initialisation) and {contexts} got no data in this first '
                                  f'step; run one forward pass on every worker before '
@@ -226,4 +224,4 @@ class DataParallel:
                                  f'{len(self.contexts) * self.num_workers} samples')
             for context in contexts:
                 param.grad(context)[:] = 0
-                param.data(context)._fresh_grad = True
+                compat.set_fresh_grad(param.data(context), True)

@@ -6,8 +6,9 @@ checkpoints load, but compute in the sequence-first layout (seq_len, batch, hidd
 the graph (a copy of the weights, not of the activations) for one Q/K/V product, one kernel
 computes Q.K^T with the 1/sqrt(d) scaling and one weights.V, and all of it exports to ONNX.
 """
-from mxnet.contrib import amp
 from mxnet.gluon import nn
+
+from .. import compat
 
 from .legacy import LegacyHybridBlock, param_value
 
@@ -37,14 +38,14 @@ class MultiHeadAttention(LegacyHybridBlock):
 
     def hybrid_forward(self, F, X, mask=None):
         weight, bias = self._interleaved_qkv(F, X)
-        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * self.W_q._units,
+        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
                                no_bias=bias is None, flatten=False)
         return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout))
 
     def _interleaved_qkv(self, F, X):
         """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
         expect: rows q_0, k_0, v_0, q_1, k_1, v_1, ..."""
-        heads, units, in_units = self.num_heads, self.W_q._units, self.W_q._in_units
+        heads, (units, in_units) = self.num_heads, compat.dense_units(self.W_q)
 
         def interleave(name, per_head):
             parts = [F.reshape(param_value(F, getattr(proj, name), X),
@@ -58,7 +59,7 @@ class MultiHeadAttention(LegacyHybridBlock):
 
 def attend(F, qkv, mask, num_heads, dropout):
     """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden)."""
-    if amp.amp._amp_initialized:
+    if compat.amp_initialized():
         # AMP leaves the projection in float16/bfloat16, but MXNet's fused kernels compute in
         # float32 on CPU, and the float32 mask would widen the scores anyway
         qkv = F.amp_cast(qkv, dtype='float32')

@@ -11,6 +11,7 @@ import warnings
 
 from mxnet.gluon import nn
 
+from .. import compat
 from . import inputs
 from .attention import attention_mask
 from .layer_norm import layer_norm
@@ -191,7 +192,7 @@ class BERTModel(LegacyHybridBlock):
         # A cached graph serves one call structure; rebuild it when the structure changes
         structure = (valid_lens is None, pred_positions is None)
         if self._active and structure != getattr(self, '_structure', structure):
-            self._clear_cached_op()
+            compat.clear_cached_graph(self)
         self._structure = structure
         if pred_positions is not None:
             return super().forward(tokens, segments, valid_lens, pred_positions)

@@ -94,8 +94,8 @@ def enabled():
 def usable_for(param):
     """Whether a graph computing with ``param`` may use the kernels: they are enabled, they
     run on CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
-    from mxnet.contrib import amp
-    return (enabled() and not amp.amp._amp_initialized
+    from .. import compat
+    return (enabled() and not compat.amp_initialized()
             and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
 
 

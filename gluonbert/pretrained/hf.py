@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from .. import compat
 from ..data.wordpiece import WordPieceTokenizer, read_wordpiece_vocab, write_wordpiece_vocab
 from ..model import BERTModel
 from ..atomic import atomic_write
@@ -180,7 +181,7 @@ def hf_tensors(bert, dtype='float32'):
     """``{HF name: numpy array}`` of a gluonbert ``BERTModel``, as ``BertForPreTraining``
     saves them: encoder under ``bert.``, heads under ``cls.``, the tied decoder weight once."""
     tensors = {}
-    for name, param in bert._collect_params_with_prefix().items():
+    for name, param in compat.structural_parameters(bert).items():
         if name == 'mlm.mlp.2.weight' and bert.config['tie_mlm_decoder']:
             continue  # the token embedding, which HF does not store twice
         key = hf_name(name)

@@ -10,7 +10,7 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .. import ops
+from .. import compat, ops
 from ..model.legacy import LegacyHybridBlock
 from .sharding import shard_batch
 
@@ -62,8 +62,8 @@ class PretrainingObjective(LegacyHybridBlock):
 
     def _fused_loss_applies(self):
         loss = self.loss
-        return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss and loss._axis == -1
-                and loss._sparse_label and not loss._from_logits and loss._weight is None
+        return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss
+                and compat.softmax_ce_options(loss) == (-1, True, False, None)
                 and ops.usable_for(next(iter(self.net.collect_params().values()))))
 
 

@@ -123,6 +123,11 @@ def own_parameter_names(block):
     return block._reg_params
 
 
+def is_hybridized(block):
+    """Whether ``block.hybridize()`` is in effect (``HybridBlock._active``)."""
+    return block._active
+
+
 def clear_cached_graph(block):
     """Drop a hybridized block's cached graph (``HybridBlock._clear_cached_op``), so that the
     next call traces again: a cached graph serves one call structure only."""

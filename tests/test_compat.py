@@ -99,7 +99,9 @@ def test_parameter_arrays_and_deferred_initialisation():
 def test_a_cleared_cached_graph_is_traced_again_for_another_call_structure():
     net = Net()
     net.initialize()
+    assert not compat.is_hybridized(net)
     net.hybridize()
+    assert compat.is_hybridized(net)
     x = mx.nd.ones((2, 4))
     first = net(x).asnumpy()
     compat.clear_cached_graph(net)

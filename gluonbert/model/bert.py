@@ -191,7 +191,7 @@ class BERTModel(LegacyHybridBlock):
     def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
         # A cached graph serves one call structure; rebuild it when the structure changes
         structure = (valid_lens is None, pred_positions is None)
-        if self._active and structure != getattr(self, '_structure', structure):
+        if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):
             compat.clear_cached_graph(self)
         self._structure = structure
         if pred_positions is not None:

@@ -122,4 +122,4 @@ def save_gluonnlp_params(bert, path):
         data = param.data().as_nd_ndarray()
         arrays[gluonnlp_name(name)] = data.reshape(checkpoint_shape(name, param.shape))
     with np_array(False), np_shape(False):
-        atomic_write(path, lambda tmp: mx.nd.save(tmp, arrays))
+        atomic_write(path, lambda tmp: compat.save_ndarrays(tmp, arrays))

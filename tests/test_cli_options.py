@@ -2,6 +2,8 @@
 ``--config`` files alike; a config file may set any option, required ones included."""
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -98,3 +100,17 @@ def test_the_choices_are_the_library_s_own_lists():
     pretrain = {a.dest: a for a in cli.build_parser().subcommands['pretrain']._actions}
     assert tuple(pretrain['activation'].choices) == ACTIVATIONS
     assert tuple(pretrain['masking'].choices) == MASKING_STRATEGIES
+
+
+@pytest.mark.slow
+def test_the_main_job_s_max_len_applies_to_its_fine_tuning_stage(tmp_path, small_data_env):
+    out = tmp_path / 'run' / 'pretrained'
+    result = subprocess.run(
+        [sys.executable, '-m', 'gluonbert', 'main', '--max-len', '32', '--steps', '2',
+         '--batch-size', '16', '--num-hiddens', '32', '--ffn-num-hiddens', '64',
+         '--finetune-limit', '64', '--out', str(out)], env=small_data_env,
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / 'run' / 'finetuned' / 'config.json').read_text())
+    assert config['max_len'] == 32
+    assert json.loads((out / 'config.json').read_text())['max_len'] == 1000  # d2l's table

@@ -37,15 +37,21 @@ def save_ndarrays(path, arrays):
         mx.nd.save(path, arrays)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
-    _check_written(path, {name: a.shape for name, a in arrays.items()})
+    _check_written(path, _shapes(arrays))
+
+
+def _shapes(arrays):
+    """``{key: shape}`` of a dict or list of arrays (``mx.nd.load`` gives ``[]`` for ``{}``)."""
+    items = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
+    return {key: array.shape for key, array in items}
 
 
 def _check_written(path, shapes):
     try:
-        written = mx.nd.load(path)
+        written = _shapes(mx.nd.load(path))
     except mx.base.MXNetError:
         written = None
-    if written is None or {k: v.shape for k, v in written.items()} != shapes:
+    if written != shapes:
         raise OSError(f'cannot write {path}: the file is incomplete (a full disk, or a file '
                       f'over a size limit)')
 

@@ -222,3 +222,41 @@ def test_a_kill_at_any_instant_of_a_resave_leaves_a_complete_loadable_copy(tmp_p
         assert path.endswith('step-00000005')
         net, vocab = load_pretrained_model(folder)  # a vocab and weights of one model
         assert net.encoder.vocab_size == len(vocab) and len(vocab) in (10, 60)
+
+
+def test_an_export_onto_a_full_disk_keeps_the_previous_export(tmp_path):
+    vocab = vocab_of(30)
+    net = classifier(vocab)
+    export_onnx(net, tmp_path / 'onnx', vocab, LABELS, 16)
+    before = snapshot(tmp_path / 'onnx')
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    try:
+        with pytest.raises(OSError):
+            export_onnx(net, tmp_path / 'onnx', vocab, LABELS, 16, overwrite=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert snapshot(tmp_path / 'onnx') == before
+    assert os.listdir(tmp_path) == ['onnx']
+
+
+def test_a_checkpoint_save_onto_a_full_disk_is_an_oserror_and_keeps_the_last_one(tmp_path):
+    from gluonbert.train.trainer import BERTTrainer
+    vocab = vocab_of(400)
+    net = classifier(vocab)
+    trainer = BERTTrainer(net, lr=1e-3, quiet=True, checkpoint_dir=str(tmp_path / 'ckpt'))
+    first = trainer.save({'at': 'first'})
+    before = snapshot(first)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    try:
+        with pytest.raises(OSError, match='disk is full|incomplete'):
+            trainer.save({'at': 'second'})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert snapshot(first) == before and os.listdir(tmp_path / 'ckpt') == ['step-00000000']
+    assert trainer.load() == {'at': 'first'}

@@ -30,6 +30,8 @@ def atomic_write(path, write):
     """Write ``path`` by calling ``write(tmp)`` on a temporary file beside it, fsync it and
     rename it into place. The file gets the usual permissions (0666 less the umask)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f'{path} is a folder; expected the path of a file to write')
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
     os.close(fd)

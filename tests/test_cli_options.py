@@ -75,6 +75,8 @@ def test_a_config_file_that_is_a_folder_or_a_save_config_into_a_folder_is_a_user
     with pytest.raises(ValueError, match='is a folder; expected a JSON or TOML file'):
         cli.parse_args(['pretrain', '--config', str(tmp_path)])
     assert cli.main(['pretrain', '--save-config', str(tmp_path)]) == 2
+    with pytest.raises(IsADirectoryError, match='is a folder; expected the path of a file'):
+        cli.parse_args(['pretrain', '--save-config', str(tmp_path)])
 
 
 def test_the_saved_config_reads_back(tmp_path):

@@ -23,6 +23,7 @@ import time
 import mxnet as mx
 from mxnet import gluon, init
 
+from ..atomic import atomic_write
 from ..data import load_data_wiki
 from ..devices import parse_devices
 from ..model import BERTModel
@@ -138,12 +139,16 @@ def train(opts):
                    step_seconds=step_seconds, median_step_seconds=median,
                    samples_per_sec=opts.batch_size / median if median else None)
     if opts.summary:
-        with open(opts.summary, 'w') as f:
-            json.dump(summary, f, indent=1)
+        atomic_write(opts.summary, lambda tmp: _write_json(tmp, summary))
     if median:
         print(f'{summary["samples_per_sec"]:.1f} sentence pairs/sec (median step '
               f'{median:.3f} s, first step left out)', flush=True)
     return summary
+
+
+def _write_json(path, value):
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(value, f, indent=1)
 
 
 def _parser():
@@ -191,7 +196,7 @@ def main(argv=None):
     opts = _parser().parse_args(argv)
     try:
         train(opts)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: an unwritable --out, a full disk
         print(f'error: {error}', file=sys.stderr)
         return 2
     return 0

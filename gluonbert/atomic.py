@@ -97,6 +97,9 @@ def atomic_folder(folder, files, marker, kind):
     holds. An existing ``folder`` must be empty or a previous ``kind`` folder (see
     ``check_replaceable``); the swap is one ``exchange``, so a kill at any instant leaves
     the previous copy or the new one under ``folder``. Files are fsynced before the swap.
+    Where the system cannot exchange (not Linux, or a file system without
+    ``RENAME_EXCHANGE``), replacing an existing folder fails with OSError and leaves it as it
+    was; writing a new folder works everywhere.
     """
     folder = os.path.abspath(os.fspath(folder))
     check_replaceable(folder, files, marker, kind)

@@ -372,8 +372,19 @@ def check_outputs(args):
         check_pretrained_folder(args.out)
     elif args.command == 'finetune':
         check_classifier_folder(args.out)
+    if getattr(args, 'resume', False):
+        _check_resumable(args)
     elif args.command == 'export':
         check_export_folder(args.out)
+
+
+def _check_resumable(args):
+    """``--resume`` with no checkpoint to resume from fails before any work."""
+    from .jobs import checkpoint_dir
+    from .train.state import CheckpointError, CheckpointManager
+    checkpoints = CheckpointManager(checkpoint_dir(args))
+    if not checkpoints.checkpoints():
+        raise CheckpointError(checkpoints.why_empty())
 
 
 def main(argv=None):

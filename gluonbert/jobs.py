@@ -44,7 +44,7 @@ def _kvstore(opts):
     return create_kvstore(kind, connect_timeout=opts.timeout) if is_distributed(kind) else kind
 
 
-def _checkpoint_dir(opts):
+def checkpoint_dir(opts):
     """``--checkpoint-dir``, else ``OUT.checkpoints`` beside the output folder (never inside
     it: the output folder is replaced whole when saved)."""
     return opts.checkpoint_dir or opts.out.rstrip('/') + '.checkpoints'
@@ -78,14 +78,14 @@ def pretrain(opts, fallback=None):
     net.initialize(init.Xavier(), ctx=devices)
     trainer = BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
                           seed=opts.seed, kvstore=kvstore,
-                          checkpoint_dir=_checkpoint_dir(opts), quiet=True)
+                          checkpoint_dir=checkpoint_dir(opts), quiet=True)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
     keys = ('mlm_loss', 'nsp_loss')
     timer = StepTimes()
     callbacks = [LogLines(opts.steps, keys), timer,
-                 MetricsLog(_checkpoint_dir(opts), plot=keys),
+                 MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None, at_epoch_end=False)]
     if engine.is_chief:
         if os.environ.get('DMLC_ROLE'):  # the command line left this line to the chief
@@ -174,7 +174,7 @@ def _finetune_trainer(net, opts, steps_per_epoch):
                        num_training_steps=updates, groups=groups,
                        layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
                        clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
-                       seed=opts.seed, checkpoint_dir=_checkpoint_dir(opts),
+                       seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
                        quiet=not opts.show_groups)
 
 
@@ -215,7 +215,7 @@ def finetune(opts, fallback=None):
     keys = ('loss', 'accuracy', 'test_acc')
     total = opts.epochs * -(-len(train_batches) // opts.accumulate)
     callbacks = [ProgressBar(total, 'fine-tune', keys), evaluation, LogLines(total, keys),
-                 MetricsLog(_checkpoint_dir(opts), plot=keys),
+                 MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
     state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
                        resume=opts.resume)

@@ -11,6 +11,7 @@ for that step.
 """
 import numpy as np
 
+from ..data.masking import MaskingConfig
 from ..train.sharding import shard_sizes
 
 
@@ -29,12 +30,12 @@ def worker_slice(batch, rank, num_workers):
 
 
 def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_preds=None,
-                                seed=0):
+                                seed=0, masking=MaskingConfig()):
     """A random batch in ``load_data_wiki``'s layout, the same for the same ``(seed, step)``
     in every process: ``(tokens, segments, valid_lens, pred_positions, mlm_weights,
-    mlm_labels, nsp_labels)`` as NumPy arrays. ``num_preds`` defaults to 15% of ``max_len``
-    as in d2l."""
-    num_preds = num_preds or max(1, round(max_len * 0.15))
+    mlm_labels, nsp_labels)`` as NumPy arrays. ``num_preds`` defaults to the prediction slots
+    of ``masking`` (a ``MaskingConfig``) at ``max_len``, as the real data pads them."""
+    num_preds = num_preds or MaskingConfig.of(masking).max_predictions(max_len)
     rng = np.random.default_rng([seed, step])
     valid_lens = rng.integers(max_len // 2, max_len + 1, batch_size)
     tokens = rng.integers(5, vocab_size, (batch_size, max_len))

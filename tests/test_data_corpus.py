@@ -194,6 +194,21 @@ def test_lazy_reads_equal_one_whole_read_and_workers_split_the_shards(corpus, tm
     np.testing.assert_array_equal(first_of_rank1, everything[0][whole.counts[0]])
 
 
+def test_epoch_order_is_a_seeded_permutation_reading_a_window_of_shards_at_a_time(corpus,
+                                                                                  tmp_path):
+    from gluonbert.data import shards
+    build([corpus], tmp_path / 'pp', shard_size=20)
+    data = ShardedDataset(str(tmp_path / 'pp'))
+    assert len(data.shards) > 2 * shards._OPEN_SHARDS
+    order = data.order(seed=3, epoch=1)
+    assert sorted(order) == list(range(len(data)))
+    np.testing.assert_array_equal(order, data.order(seed=3, epoch=1))
+    assert not np.array_equal(order, data.order(seed=3, epoch=2))
+    shard_of = np.searchsorted(data._starts, order, side='right') - 1
+    # The first batches mix several shards, all of them mapped at once
+    assert 1 < len(set(shard_of[:100])) <= shards._OPEN_SHARDS
+
+
 def test_same_settings_give_the_same_shards(corpus, tmp_path):
     build([corpus], tmp_path / 'a', valid_fraction=0.1)
     build([corpus], tmp_path / 'b', valid_fraction=0.1)

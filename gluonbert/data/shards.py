@@ -96,6 +96,19 @@ class ShardedDataset:
     def __len__(self):
         return int(self._starts[-1])
 
+    def order(self, seed, epoch):
+        """A shuffled order of all examples that reads few shards at a time: the shards in a
+        random order, in windows of as many as stay mapped, each window's examples shuffled
+        together (a function of ``(seed, epoch)`` only, so a resumed run continues it)."""
+        rng = np.random.default_rng([seed, epoch])
+        shards = rng.permutation(len(self.shards))
+        windows = []
+        for begin in range(0, len(shards), _OPEN_SHARDS):
+            members = np.concatenate([np.arange(self._starts[s], self._starts[s + 1])
+                                      for s in shards[begin:begin + _OPEN_SHARDS]])
+            windows.append(rng.permutation(members))
+        return np.concatenate(windows)
+
     def _arrays(self, position):
         """The mapped arrays of the ``position``-th own shard (least recently used closed)."""
         arrays = self._open.pop(position, None)

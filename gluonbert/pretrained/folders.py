@@ -20,6 +20,17 @@ def tokenizer_for(vocab):
     return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WordTokenizer(vocab)
 
 
+def tokenizer_with_vocab(tokenizer, vocab):
+    """A tokenizer like ``tokenizer`` (same normalisation) over another vocabulary, e.g. an
+    extended one."""
+    if isinstance(tokenizer, WordPieceTokenizer):
+        return WordPieceTokenizer(vocab, lower=tokenizer.lower,
+                                  strip_accents=tokenizer.strip_accents,
+                                  tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
+                                  max_input_chars_per_word=tokenizer.max_input_chars_per_word)
+    return WordTokenizer(vocab)
+
+
 def load_pretrained_folder(folder, *, dropout=None, devices=None):
     """``(bert, vocab, tokenizer, kind)`` of a gluonbert or HF folder; ``kind`` is
     ``'gluonbert'`` or ``'hf'``. Heads an HF folder lacks are initialised and reported."""

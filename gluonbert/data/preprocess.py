@@ -140,9 +140,9 @@ def preprocess(sources, vocab, tokenizer, folder, settings=PreprocessSettings(),
     split_rng = random.Random(f'{settings.seed}-split')
     unknown, tokens_seen, unk = 0, 0, vocab.unk
     total_bytes = sum(source.size() for source in sources)
-    bar = (progress_bar(total_bytes, 'preprocess (bytes)') if progress
-           else contextlib.nullcontext())
-    with staged_folder(folder) as staging, bar:
+    shown = (progress_bar(total_bytes, 'preprocess (bytes)') if progress
+             else contextlib.nullcontext())
+    with staged_folder(folder) as staging, shown as bar:
         splits = {'train': _Split('train', staging, settings, vocab, settings.seed)}
         if settings.valid_fraction:
             # Validation masks come from their own seed: fixed whatever the training mix

@@ -95,3 +95,23 @@ def test_the_schedule_advances_once_per_update_with_two_devices_and_accumulation
     assert [o.lr for o in outcomes[1::2]] == [schedule(1), schedule(2), schedule(3)]
     assert trainer.trainer.learning_rate == schedule(3)
     assert trainer.num_updates == 3
+
+
+@pytest.mark.parametrize('name, t, expected', [
+    ('linear', 5, 0.5e-3),           # warmup: from 0 to lr, as without a floor
+    ('linear', 10, 1e-3),
+    ('linear', 55, 1e-4 + 0.9e-3 * 0.5),
+    ('linear', 100, 1e-4),           # the end of the decay is the floor, not 0
+    ('cosine', 100, 1e-4),
+    ('cosine', 55, 1e-4 + 0.9e-3 * 0.5),
+])
+def test_min_lr_is_the_floor_of_the_linear_and_cosine_decays(name, t, expected):
+    schedule = Schedule(name, 1e-3, 10, 100, min_lr=1e-4)
+    assert schedule(t) == pytest.approx(expected)
+
+
+def test_min_lr_is_refused_where_it_has_no_meaning():
+    with pytest.raises(ValueError, match=r"min_lr=0.0001 with schedule='constant'"):
+        Schedule('constant', 1e-3, min_lr=1e-4)
+    with pytest.raises(ValueError, match=r'min_lr=0.01; expected 0 <= min_lr < lr=0.001'):
+        Schedule('linear', 1e-3, 0, 10, min_lr=1e-2)

@@ -14,7 +14,9 @@ name                       lr(t) / lr   (W = warmup_steps, T = num_training_step
 ``polynomial``             t / W while t < W, then ((lr - lr_end) (1 - p)**power + lr_end) / lr
 =========================  =============================================================
 
-with ``p = (t - W) / (T - W)``. HF reads its lambda at the number of updates *done*, so its
+with ``p = (t - W) / (T - W)``. With ``min_lr`` the decaying curves (``linear``, ``cosine``,
+``cosine_with_restarts``) fall to that floor instead of 0, as large pretraining runs do
+(after warmup, lr(t) = min_lr + (lr - min_lr) x the curve). HF reads its lambda at the number of updates *done*, so its
 first update has lr 0 with warmup (HF #34754); reading it at ``t`` instead, the first update
 has ``lr / W`` (``lr * (T - 1) / T`` for ``linear`` without warmup), the peak comes at update
 ``W``, and the last update ``T`` gets the end of the curve (0 for ``linear`` and ``cosine``).
@@ -28,17 +30,19 @@ import math
 SCHEDULES = ('constant', 'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts',
              'polynomial')
 _NEED_TOTAL = ('linear', 'cosine', 'cosine_with_restarts', 'polynomial')
+_TAKE_FLOOR = ('linear', 'cosine', 'cosine_with_restarts')
 
 
 class Schedule:
     """The learning rate of each update: ``schedule(t)`` for ``t`` in 1..num_training_steps.
 
     ``num_cycles`` applies to the cosines (HF's defaults: 0.5 for ``cosine``, 1 for
-    ``cosine_with_restarts``); ``lr_end`` (1e-7) and ``power`` (1.0) to ``polynomial``.
+    ``cosine_with_restarts``); ``lr_end`` (1e-7) and ``power`` (1.0) to ``polynomial``;
+    ``min_lr`` (0) is the floor the linear and cosine decays end at.
     """
 
     def __init__(self, name, lr, warmup_steps=0, num_training_steps=None, *, num_cycles=None,
-                 lr_end=1e-7, power=1.0):
+                 lr_end=1e-7, power=1.0, min_lr=0.0):
         if name not in SCHEDULES:
             raise ValueError(f'schedule={name!r}; expected one of {SCHEDULES}')
         if not lr > 0:
@@ -59,6 +63,11 @@ class Schedule:
             raise ValueError(f'warmup_steps={warmup_steps} is longer than the training '
                              f'(num_training_steps={num_training_steps}); expected '
                              f'warmup_steps <= num_training_steps')
+        if min_lr and name not in _TAKE_FLOOR:
+            raise ValueError(f'min_lr={min_lr} with schedule={name!r}; a floor applies to '
+                             f'{", ".join(_TAKE_FLOOR)} (polynomial has lr_end)')
+        if not 0 <= min_lr < lr:
+            raise ValueError(f'min_lr={min_lr}; expected 0 <= min_lr < lr={lr}')
         if name == 'polynomial' and not lr_end < lr:
             raise ValueError(f'lr_end={lr_end} must be smaller than lr={lr}')
         if num_cycles is None:
@@ -66,6 +75,7 @@ class Schedule:
         self.name, self.lr = name, lr
         self.warmup_steps, self.num_training_steps = warmup_steps, num_training_steps
         self.num_cycles, self.lr_end, self.power = num_cycles, lr_end, power
+        self.min_lr = min_lr
 
     def factor(self, t):
         """``lr(t) / lr``: the curve's value at update ``t``."""
@@ -95,7 +105,10 @@ class Schedule:
 
     def __call__(self, t):
         """The learning rate of update ``t``."""
-        return self.lr * self.factor(t)
+        factor = self.factor(t)
+        if self.min_lr and t >= self.warmup_steps:
+            return self.min_lr + (self.lr - self.min_lr) * factor
+        return self.lr * factor
 
     def __repr__(self):
         return (f'Schedule({self.name!r}, lr={self.lr}, warmup_steps={self.warmup_steps}, '

@@ -91,8 +91,9 @@ class BERTTrainer:
         ``'bertadam'``, ``'adam'`` (see ``gluonbert.optimizer``), or another registered MXNet
         optimizer name; ``optimizer_params`` go to its constructor (``beta1``, ``epsilon``...).
     lr, wd: the peak learning rate and the weight decay (decoupled for adamw/bertadam).
-    schedule, warmup_steps, num_training_steps: a ``schedules.SCHEDULES`` name, or a
-        ``Schedule``; ``num_training_steps`` counts updates, not micro-batches.
+    schedule, warmup_steps, num_training_steps, min_lr: a ``schedules.SCHEDULES`` name, or a
+        ``Schedule``; ``num_training_steps`` counts updates, not micro-batches; ``min_lr``
+        is the floor of a linear or cosine decay.
     groups, no_decay, layerwise_decay, num_layers, freeze: see ``param_groups.resolve``.
     clip: the maximum global gradient norm (None: no clipping).
     accumulate: micro-batches per update (``step`` is called after each).
@@ -115,7 +116,7 @@ class BERTTrainer:
     """
 
     def __init__(self, params, optimizer='adamw', *, lr, wd=0.01, schedule='constant',
-                 warmup_steps=0, num_training_steps=None, groups=None, no_decay=NO_DECAY,
+                 warmup_steps=0, num_training_steps=None, min_lr=0.0, groups=None, no_decay=NO_DECAY,
                  layerwise_decay=None, num_layers=None, freeze=None, clip=None, accumulate=1,
                  stale='error', expect_stale=None, amp=None, loss_scale=None, guard_patience=5,
                  spike_factor=None, spike_window=100, spike_patience=3, checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
@@ -143,7 +144,7 @@ class BERTTrainer:
             for param in self.trainable.values():
                 param.grad_req = 'add'
         self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(
-            schedule, lr, warmup_steps, num_training_steps)
+            schedule, lr, warmup_steps, num_training_steps, min_lr=min_lr)
         self.lr, self.wd, self.clip, self.accumulate = lr, wd, clip, accumulate
         registered = OPTIMIZERS.get(optimizer, optimizer)
         if registered.lower() not in mx.optimizer.Optimizer.opt_registry:

@@ -8,9 +8,9 @@ random end, when the pair is too long. With probability ``short_seq_prob`` the t
 shorter, so that the model also sees short inputs. Unlike BERT, a sentence that would
 overflow ``max_len`` starts the next example instead of being truncated (unless the example
 has only one sentence yet: a lone sentence would always get a random B), and a random B is
-cut before A; so text is lost only where two sentences do not fit together. Nothing is silently lost:
-``PackingReport`` counts documents, sentences, examples, the NSP balance and every token
-truncated away.
+cut before A; so text is lost only where two sentences do not fit together. Nothing is
+silently lost: ``PackingReport`` counts documents, sentences, examples, the NSP balance and
+every token truncated away.
 """
 import dataclasses
 

@@ -75,9 +75,9 @@ class WikiTextDataset(gluon.data.Dataset):
     ``_WikiTextDataset``.
 
     ``rng`` is the random stream (Python's global ``random`` unless given) and ``masking`` a
-    ``MaskingConfig`` or a strategy name (see ``masking.py``). An item is ``(token_ids, segments, valid_len,
-    pred_positions, mlm_weights, mlm_labels, nsp_label)`` of numpy values; the attributes
-    ``all_token_ids`` ... ``nsp_labels`` hold them for all examples.
+    ``MaskingConfig`` or a strategy name (see ``masking.py``). An item is ``(token_ids,
+    segments, valid_len, pred_positions, mlm_weights, mlm_labels, nsp_label)`` of numpy
+    values; the attributes ``all_token_ids`` ... ``nsp_labels`` hold them for all examples.
     """
 
     def __init__(self, paragraphs, max_len, *, rng=random, masking=MaskingConfig()):

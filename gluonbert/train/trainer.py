@@ -116,10 +116,11 @@ class BERTTrainer:
     """
 
     def __init__(self, params, optimizer='adamw', *, lr, wd=0.01, schedule='constant',
-                 warmup_steps=0, num_training_steps=None, min_lr=0.0, groups=None, no_decay=NO_DECAY,
-                 layerwise_decay=None, num_layers=None, freeze=None, clip=None, accumulate=1,
-                 stale='error', expect_stale=None, amp=None, loss_scale=None, guard_patience=5,
-                 spike_factor=None, spike_window=100, spike_patience=3, checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
+                 warmup_steps=0, num_training_steps=None, min_lr=0.0, groups=None,
+                 no_decay=NO_DECAY, layerwise_decay=None, num_layers=None, freeze=None,
+                 clip=None, accumulate=1, stale='error', expect_stale=None, amp=None,
+                 loss_scale=None, guard_patience=5, spike_factor=None, spike_window=100,
+                 spike_patience=3, checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
                  optimizer_params=None, quiet=False):
         if not lr > 0:
             raise ValueError(f'lr={lr}; expected a positive learning rate')

@@ -17,7 +17,8 @@ from .wikitext import _read_wiki, read_wiki
 
 __all__ = ['ChecksumError', 'DataNotFoundError', 'MASKING_STRATEGIES', 'MaskingConfig',
            'MLMMasker', 'Vocab', 'WikiTextDataset', 'embedded_slice_dir',
-           'get_mlm_data_from_tokens', 'get_next_sentence', 'get_nsp_data_from_paragraph', 'get_tokens_and_segments',
+           'get_mlm_data_from_tokens', 'get_next_sentence', 'get_nsp_data_from_paragraph',
+           'get_tokens_and_segments',
            'load_data_wiki', 'load_wiki_dataset', 'locate_wikitext2', 'pad_bert_inputs',
            'read_wiki', 'replace_mlm_tokens',
            '_get_mlm_data_from_tokens', '_get_next_sentence', '_get_nsp_data_from_paragraph',

@@ -18,8 +18,9 @@ with ``p = (t - W) / (T - W)``. With ``min_lr`` the decaying curves (``linear``,
 ``cosine_with_restarts``) fall to that floor instead of 0, as large pretraining runs do
 (after warmup, lr(t) = min_lr + (lr - min_lr) x the curve). HF reads its lambda at the
 number of updates *done*, so its first update has lr 0 with warmup (HF #34754); reading it
-at ``t`` instead, the first update has ``lr / W`` (``lr * (T - 1) / T`` for ``linear`` without warmup), the peak comes at update
-``W``, and the last update ``T`` gets the end of the curve (0 for ``linear`` and ``cosine``).
+at ``t`` instead, the first update has ``lr / W`` (``lr * (T - 1) / T`` for ``linear``
+without warmup), the peak comes at update ``W``, and the last update ``T`` gets the end of
+the curve (0 for ``linear`` and ``cosine``).
 
 One owner: the trainer reads the schedule once per update and sets the optimizer's lr, so
 the schedule advances once per update whatever the number of devices (mxnet #12713) and is

@@ -66,7 +66,7 @@ def test_a_run_of_spikes_rolls_back_and_names_the_data_window_to_skip(net, tmp_p
     assert rollback.skip_batches == 8  # 5 good batches and 3 spikes since the checkpoint
     assert all(np.array_equal(saved[n], v) for n, v in values(trainer.named).items())
     assert (trainer.num_updates, trainer.spike_guard.rollbacks) == (20, 1)
-    assert 'skip the 8 batches after data position' in str(rollback)
+    assert 'the 8 batches after it are skipped' in str(rollback)
     assert step(net, trainer, 40, report_loss=4 * 1.1).action == 'applied'
 
 

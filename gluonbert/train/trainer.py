@@ -47,9 +47,10 @@ class StepOutcome:
     the ``reason``: ``'non-finite'`` or ``'loss spike'``. ``lr`` is the learning rate of the
     update, ``grad_norm`` the true global gradient norm before clipping (None while
     accumulating), ``stale`` the names skipped as stale, ``loss`` the update's mean loss
-    (when given). A rollback gives the checkpoint's ``data_position`` and ``skip_batches``:
-    the micro-batches read since that checkpoint, the data window that led to the rollback,
-    which the caller skips when it reads on from ``data_position``."""
+    (when given). A rollback gives the checkpoint's ``data_position``; after loss spikes also
+    ``skip_batches``: the micro-batches read since that checkpoint, the data window that led
+    to the spikes, which the caller skips when it reads on from ``data_position`` (after
+    non-finite steps the data is read again, with the lowered loss scale)."""
     action: str
     lr: float = None
     grad_norm: float = None
@@ -65,8 +66,9 @@ class StepOutcome:
         if self.loss is not None:
             text += f', loss {self.loss:.4g}'
         if self.action == 'rolled back':
-            text += (f' to {self.checkpoint}; skip the {self.skip_batches} batches after '
-                     f'data position {self.data_position}')
+            text += f' to {self.checkpoint} (data position {self.data_position})'
+        if self.skip_batches:
+            text += f'; the {self.skip_batches} batches after it are skipped'
         return text
 
 
@@ -299,7 +301,8 @@ class BERTTrainer:
         self.loss_scaler.load_state_dict(scale)
         return StepOutcome('rolled back', grad_norm=norm, checkpoint=path,
                            data_position=position, reason=reason, loss=loss,
-                           skip_batches=micro_batches - self.micro_batches)
+                           skip_batches=(micro_batches - self.micro_batches
+                                         if reason == 'loss spike' else None))
 
     def _spike_state(self):
         return None if self.spike_guard is None else self.spike_guard.state_dict()

@@ -25,6 +25,7 @@ class PackingReport:
     empty_documents: int = 0     # no token at all: dropped
     sentences: int = 0
     tokens: int = 0              # tokens of the documents' sentences
+    packed_tokens: int = 0       # tokens packed: each use of a weighted document counts
     examples: int = 0
     is_next: int = 0             # examples whose segment B really follows A
     truncated_tokens: int = 0    # tokens cut from examples longer than max_len
@@ -39,7 +40,7 @@ class PackingReport:
 
     def __str__(self):
         share = self.is_next / self.examples if self.examples else 0.0
-        kept = 1 - self.truncated_tokens / self.tokens if self.tokens else 1.0
+        kept = 1 - self.truncated_tokens / self.packed_tokens if self.packed_tokens else 1.0
         return (f'{self.documents} documents ({self.empty_documents} empty, dropped), '
                 f'{self.sentences} sentences, {self.tokens} tokens -> {self.examples} examples, '
                 f'{share:.1%} next-sentence pairs; {self.truncated_tokens} tokens truncated '
@@ -120,6 +121,7 @@ def _emit(chunk, next_index, index, documents, target_length, max_num_tokens, rn
     examples.append((tokens_a, tokens_b, is_next))
     if report is not None:
         report.examples += 1
+        report.packed_tokens += len(tokens_a) + (len(tokens_b) if is_next else 0) + lost
         report.is_next += is_next
         report.truncated_tokens += lost
     return next_index

@@ -75,7 +75,7 @@ class _Split:
     """One split's chunk of documents, its writer, masker and counts."""
 
     def __init__(self, name, staging, settings, vocab, seed):
-        self.name, self.settings, self.vocab = name, settings, vocab
+        self.settings, self.vocab = settings, vocab
         self.rng = random.Random(seed)
         self.masker = MLMMasker(vocab, settings.masking, self.rng)
         self.writer = ShardWriter(staging, name, settings.shard_size)

@@ -94,6 +94,7 @@ def test_packing_keeps_every_sentence_of_a_long_document():
     real = [t for a, b, is_next in pairs for t in a + (b if is_next else [])]
     assert sorted(real) == sorted(t for s in long_doc for t in s)  # each token exactly once
     assert report.truncated_tokens == 0
+    assert report.packed_tokens == len(real)
     assert report.examples == len(pairs) > 10
     assert all(len(a) + len(b) <= 45 and a and b for a, b, _ in pairs)
     assert 0.3 < report.is_next / report.examples < 0.7
@@ -108,7 +109,8 @@ def test_a_pair_too_long_is_cut_from_its_longer_side_and_counted():
     report = PackingReport()
     pairs = pack_document(0, [doc, [[7] * 5]], 32, rng, 0.0, report)
     kept = sum(len(a) + (len(b) if n else 0) for a, b, n in pairs)
-    assert kept + report.truncated_tokens == 80 and report.truncated_tokens > 0
+    assert kept + report.truncated_tokens == 80 == report.packed_tokens
+    assert report.truncated_tokens > 0
 
 
 @pytest.fixture

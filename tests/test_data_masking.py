@@ -7,7 +7,7 @@ import pytest
 
 from gluonbert.data import (MASKING_STRATEGIES, MaskingConfig, MLMMasker, Vocab,
                             embedded_slice_dir, load_wiki_dataset)
-from gluonbert.distributed.batches import synthetic_pretraining_batch
+from gluonbert.data.synthetic import synthetic_pretraining_batch
 from gluonbert.data.pretraining import RESERVED_TOKENS
 
 

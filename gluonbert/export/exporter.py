@@ -70,7 +70,7 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
     _check_max_len(max_len, encoder.max_len)
     if not tolerance > 0:
         raise ValueError(f'tolerance={tolerance!r}; expected a positive max abs difference')
-    metadata = _metadata(signature, tokens, label_names, max_len)
+    metadata = _metadata(signature, tokens, label_names, max_len, encoder)
     with staged_folder(folder, overwrite) as staging:
         symbol, params = trace(model, signature)
         check_operators(symbol, model)
@@ -128,8 +128,9 @@ def _check_max_len(max_len, encoder_max_len):
                          f'(the encoder\'s position embedding has {encoder_max_len} rows)')
 
 
-def _metadata(signature, tokens, label_names, max_len):
-    """``metadata_props`` of the model: every value a JSON string."""
+def _metadata(signature, tokens, label_names, max_len, encoder):
+    """``metadata_props`` of the model: every value a JSON string. ``encoder`` gives the sizes
+    that onnxruntime's transformer optimizer needs (``export/optimize.py``)."""
     d2l_vocab = all(special in tokens for special in _D2L_SPECIALS)
     values = {
         'head': signature.head,
@@ -142,5 +143,7 @@ def _metadata(signature, tokens, label_names, max_len):
         'tokenization': D2L_TOKENIZATION if d2l_vocab else None,
         'vocab': tokens,
         'label_names': None if label_names is None else list(label_names),
+        'encoder': {'num_hiddens': encoder.num_hiddens, 'num_heads': encoder.num_heads,
+                    'num_blks': len(encoder.blks)},
     }
     return {key: json.dumps(value, ensure_ascii=False) for key, value in values.items()}

@@ -25,6 +25,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from .. import compat
 from ..optimizer import OPTIMIZERS  # importing it registers the gb_* optimizers
 from . import mixed_precision, state
 from .clipping import clip_factor, global_norm
@@ -135,6 +136,8 @@ class BERTTrainer:
         if isinstance(kvstore, str) and 'async' in kvstore:
             raise ValueError(f'kvstore={kvstore!r} updates on the servers, where the gradient '
                              f'cannot be checked or clipped; use dist_sync or device')
+        self.kvstore = kvstore
+        self._store_ready = False
         self.named = named_parameters(params)
         self.settings = resolve(self.named, groups, no_decay=no_decay,
                                 layerwise_decay=layerwise_decay, num_layers=num_layers,
@@ -196,6 +199,11 @@ class BERTTrainer:
         return format_table(self.settings, self.lr, self.wd)
 
     @property
+    def pending_micro_batches(self):
+        """Micro-batches counted since the last update (0 at an update boundary)."""
+        return self._pending_micro
+
+    @property
     def loss_scale(self):
         return self.loss_scaler.scale
 
@@ -233,6 +241,9 @@ class BERTTrainer:
         self._pending_micro, self._pending_samples, self._pending_loss = 0, 0, None
 
     def _update(self, samples, loss_total):
+        if not self._store_ready:
+            compat.initialise_store(self.trainer)
+            self._store_ready = True
         loss = None if loss_total is None else loss_total / samples
         loss_finite = loss is None or bool(np.isfinite(loss))
         stale = self.stale_policy.check(self.trainable)

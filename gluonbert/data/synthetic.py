@@ -40,11 +40,13 @@ def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_pr
 class SyntheticBatches:
     """An endless source of ``synthetic_pretraining_batch`` batches with ``EpochBatches``'
     interface (``epoch(e, start)``, ``len``): epoch ``e``'s batch ``b`` is step
-    ``e * batches_per_epoch + b``."""
+    ``e * batches_per_epoch + b``; ``masking`` sets the prediction slots."""
 
-    def __init__(self, batch_size, *, vocab_size, max_len, seed=0, batches_per_epoch=1000):
+    def __init__(self, batch_size, *, vocab_size, max_len, seed=0, batches_per_epoch=1000,
+                 masking=MaskingConfig()):
         self.batch_size, self.vocab_size, self.max_len = batch_size, vocab_size, max_len
         self.seed, self.batches_per_epoch = seed, batches_per_epoch
+        self.masking = masking
 
     def __len__(self):
         return self.batches_per_epoch
@@ -53,7 +55,8 @@ class SyntheticBatches:
         for b in range(start, self.batches_per_epoch):
             yield synthetic_pretraining_batch(epoch * self.batches_per_epoch + b,
                                               self.batch_size, vocab_size=self.vocab_size,
-                                              max_len=self.max_len, seed=self.seed)
+                                              max_len=self.max_len, seed=self.seed,
+                                              masking=self.masking)
 
     def __iter__(self):
         return self.epoch(0)

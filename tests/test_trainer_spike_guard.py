@@ -1,10 +1,19 @@
 """The loss-spike guard: a finite loss far above the running median skips its update; a run
 of spikes rolls back to the last checkpoint and names the data window to skip."""
+import json
+
+import mxnet as mx
 import numpy as np
 import pytest
+from mxnet import gluon
 
+from gluonbert.train.batches import EpochBatches
+from gluonbert.train.callbacks import Callback, Checkpointing, MetricsLog
+from gluonbert.train.engine import Engine
+from gluonbert.train.finetune import ClassificationLoss
 from gluonbert.train.guard import APPLY, ROLLBACK, SKIP, SpikeGuard
 from gluonbert.train.trainer import BERTTrainer, NonFiniteError
+from test_engine import nli_arrays
 from test_trainer_guard import step
 from tiny_bert import tiny_classifier, values
 
@@ -94,3 +103,49 @@ def test_spike_options_are_checked(net):
         BERTTrainer(net, lr=1e-2, spike_factor=1, quiet=True)
     with pytest.raises(ValueError, match=r'spike_patience=0; expected an integer >= 1'):
         BERTTrainer(net, lr=1e-2, spike_factor=4, spike_patience=0, quiet=True)
+
+
+class _ScaledLoss(ClassificationLoss):
+    """The classification loss times a per-example factor (the batch's last array): a batch
+    of factor 100 is a planted loss spike."""
+
+    def __call__(self, shard, totals):
+        *features, labels, factor = shard
+        outputs = self.net(tuple(features))
+        return self.scored(self.loss(outputs, labels) * factor, outputs, labels)
+
+
+class _Events(Callback):
+    def __init__(self):
+        self.events, self.updates = [], []
+
+    def on_guard(self, engine, state, outcome):
+        self.events.append((state.updates, outcome.action, outcome.reason))
+
+    def on_update(self, engine, state, outcome):
+        self.updates.append(state.updates)
+
+
+def test_the_engine_skips_a_spike_and_after_a_run_of_them_skips_the_data_window(tmp_path):
+    net, _ = tiny_classifier()
+    tokens, segments, valid_lens, labels = nli_arrays(count=200)
+    factor = np.ones(200, dtype='float32')
+    batches = EpochBatches((tokens, segments, valid_lens, labels, factor), 4, shuffle=False)
+    spiky = [25] + [31, 32, 33]  # batch indices (4 examples each)
+    for b in spiky:
+        factor[4 * b:4 * b + 4] = 100.0
+    trainer = BERTTrainer(net, lr=1e-3, spike_factor=5.0, spike_window=20, spike_patience=3,
+                          checkpoint_dir=str(tmp_path / 'ckpt'), quiet=True)
+    engine = Engine(_ScaledLoss(net, gluon.loss.SoftmaxCELoss()), trainer, [mx.cpu()])
+    events = _Events()
+    state = engine.fit(batches, num_updates=40, callbacks=[events, Checkpointing(every=28),
+                                                           MetricsLog(str(tmp_path / 'log'))])
+    assert events.events == [(25, 'skipped', 'loss spike'), (30, 'skipped', 'loss spike'),
+                             (30, 'skipped', 'loss spike'), (30, 'rolled back', 'loss spike')]
+    # Back to update 28's checkpoint (taken after batch 28: batch 25 made no update), then on
+    # after the window read since, batches 29-33: update 29 is trained on batch 34
+    assert state.updates == 40 and events.updates[-12:] == list(range(29, 41))
+    assert (state.epoch, state.batch) == (0, 46)
+    log = json.loads((tmp_path / 'log' / 'metrics.json').read_text())
+    assert [r['event'].split(',')[0] for r in log if r['kind'] == 'guard'] == [
+        'skipped (loss spike)'] * 3 + ['rolled back (loss spike)']

@@ -19,7 +19,10 @@ import sys
 import tomllib
 
 from . import runtime
+from .data.masking import MASKING_STRATEGIES, MaskingConfig
+from .data.packing import SHORT_SEQ_PROB
 from .distributed.kvstore import KVSTORE_TYPES
+from .train.schedules import SCHEDULES
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 
@@ -65,8 +68,10 @@ def _pretrain_options(parser, d):
                       '$GLUONBERT_DATA, ../shared/data, d2l\'s ../data, then d2l\'s download)')
     data.add_argument('--max-len', type=int, default=d['max_len'])
     data.add_argument('--batch-size', type=int, default=d['batch_size'])
-    data.add_argument('--masking', choices=['token', 'whole_word', 'span'], default='token',
+    data.add_argument('--masking', choices=MASKING_STRATEGIES, default='token',
                       help='MLM masking: d2l\'s per token, whole words, or spans')
+    data.add_argument('--mask-rate', type=float, default=MaskingConfig().rate,
+                      help='share of the tokens predicted (default: %(default)s)')
     data.add_argument('--synthetic', action='store_true',
                       help='random batches of the same layout instead of WikiText-2 (for '
                       'benchmarks and tests of the training path; saves no model)')
@@ -86,6 +91,20 @@ def _pretrain_options(parser, d):
                        help='off for biases and LayerNorm (default: %(default)s, as the chapter)')
     train.add_argument('--log-every', type=int, default=10,
                        help='steps between logged losses (default: %(default)s)')
+    train.add_argument('--schedule', choices=SCHEDULES, default='constant',
+                       help='learning-rate schedule, HF names (default: %(default)s)')
+    train.add_argument('--warmup-steps', type=int, default=0)
+    train.add_argument('--min-lr', type=float, default=0.0,
+                       help='the floor of a linear or cosine decay (default: %(default)s)')
+    train.add_argument('--clip', type=float, help='maximum global gradient norm')
+    train.add_argument('--spike-factor', type=float,
+                       help='skip an update whose loss is above this many times the running '
+                       'median of recent losses (off by default; e.g. 3)')
+    train.add_argument('--spike-window', type=int, default=100,
+                       help='losses in the running median (default: %(default)s)')
+    train.add_argument('--spike-patience', type=int, default=3,
+                       help='spikes in a row that roll back to the last checkpoint and skip '
+                       'the batches read since (default: %(default)s)')
     _run_options(parser, checkpoint_every=100)
     workers = parser.add_argument_group('several workers (python -m gluonbert.distributed.launch '
                                         '... -- gluonbert pretrain ...)')
@@ -98,6 +117,40 @@ def _pretrain_options(parser, d):
     workers.add_argument('--summary', metavar='FILE',
                          help='write a JSON summary (step times, throughput) here')
     _common(parser, d['out'])
+
+
+def _corpus_options(parser):
+    corpus = parser.add_argument_group(
+        'own corpus and continued pretraining (instead of WikiText-2)')
+    corpus.add_argument('--corpus', action='append', metavar='PATH[:WEIGHT]',
+                        help='a text file or folder: one document per blank-line-separated '
+                        'block (or per line: --doc-per-line); repeat to mix corpora, each '
+                        'document used WEIGHT times in expectation (default 1)')
+    corpus.add_argument('--doc-per-line', action='store_true',
+                        help='every line of the corpora is a document (as in WikiText)')
+    corpus.add_argument('--vocab', metavar='VOCAB_TXT',
+                        help="a BERT vocab.txt (default: d2l's word vocabulary of the corpus)")
+    corpus.add_argument('--learn-vocab', type=int, metavar='SIZE',
+                        help='learn a WordPiece vocabulary of about SIZE tokens from the '
+                        "corpus (HF's tokenizers)")
+    corpus.add_argument('--pretrained', metavar='FOLDER',
+                        help='continue pretraining a gluonbert or HF folder (its vocabulary, '
+                        'tokenizer, architecture and heads are kept)')
+    corpus.add_argument('--add-tokens', metavar='FILE',
+                        help='with --pretrained: append these tokens (one per line) to the '
+                        'vocabulary, growing the embedding and the MLM decoder')
+    corpus.add_argument('--save-hf', metavar='FOLDER',
+                        help='also save the result as an HF folder (an HF-shaped model: GELU, '
+                        'embedding LayerNorm; e.g. one continued from an HF folder)')
+    corpus.add_argument('--valid-fraction', type=float, default=0.05,
+                        help='share of the documents held out for validation, masked once '
+                        'with a fixed seed (default: %(default)s)')
+    corpus.add_argument('--eval-every', type=int, default=0,
+                        help='updates between validations (MLM loss, perplexity, MLM and NSP '
+                        'accuracy); 0: after the last update (default: %(default)s)')
+    corpus.add_argument('--short-seq-prob', type=float, default=SHORT_SEQ_PROB,
+                        help="share of examples packed to a shorter random length, as BERT's "
+                        '(default: %(default)s)')
 
 
 def _run_options(parser, checkpoint_every):
@@ -185,6 +238,7 @@ def build_parser():
     _pretrain_options(pretrain, CHAPTER_PRETRAIN)
     pretrain.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded slice when WikiText-2 is not found')
+    _corpus_options(pretrain)
     finetune = commands.add_parser(
         'finetune', help='fine-tune a pretrained BERT on SNLI or SICK',
         description="Fine-tune as d2l's NLI chapter (BERTClassifier: <cls> features through "

@@ -14,6 +14,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 from .data.cache import cache_dir
 from .data.corpus import CorpusSource
 from .data.corpus_vocab import corpus_vocab, learn_wordpiece_vocab
@@ -25,9 +27,67 @@ from .data.wordpiece import (WordPieceTokenizer, read_wordpiece_vocab,
 from .atomic import atomic_write
 from .pretrained.folders import load_pretrained_folder, tokenizer_with_vocab
 from .pretrained.vocab_extension import extend_vocab, read_added_tokens
+from .train.batches import EpochBatches
+from .train.pretrain_validation import evaluate_pretraining
 
 # How long the other workers of a distributed run wait for rank 0's preprocessing
 _PREPROCESS_WAIT_S = 24 * 3600
+# The validation metrics as logged (beside the training's mlm_loss and nsp_loss)
+VALIDATION_KEYS = ('valid_mlm_loss', 'valid_perplexity', 'valid_mlm_accuracy',
+                   'valid_nsp_accuracy')
+
+
+@dataclasses.dataclass
+class CorpusStart:
+    """What a pretraining run starts from: its ``batches``, ``vocab`` (None for synthetic
+    data) and ``vocab_size``; for own corpora also the ``bert`` to continue (None: a fresh
+    one), the ``valid`` set and the ``tokenizer``."""
+    batches: object
+    vocab: object
+    vocab_size: int
+    bert: object = None
+    valid: object = None
+    tokenizer: object = None
+
+    @property
+    def hf_tokenizer(self):
+        """The tokenizer to describe in an HF folder (WordPiece only)."""
+        return self.tokenizer if isinstance(self.tokenizer, WordPieceTokenizer) else None
+
+
+class ShardBatches(EpochBatches):
+    """``EpochBatches`` over a ``ShardedDataset``: each epoch shuffles windows of shards
+    together (``ShardedDataset.order``), and a batch is one indexed read per shard."""
+
+    def order(self, epoch):
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        return self.dataset.order(self.seed, epoch)
+
+    def _gather(self, indices):
+        return self.dataset[indices]
+
+
+def validation(net, valid, devices, batch_size):
+    """The evaluate function of the engine's ``Evaluation``: the held-out metrics, named
+    ``valid_*`` beside the training's."""
+    def evaluate():
+        metrics = evaluate_pretraining(net, valid, devices, batch_size)
+        return {f'valid_{name}': value for name, value in metrics.items()
+                if name not in ('examples', 'predictions')}
+    return evaluate
+
+
+def corpus_start(opts, devices, *, rank=0):
+    """The ``CorpusStart`` of ``--corpus`` runs: the starting model and vocabulary, the
+    preprocessed shards, and the training batches over them."""
+    sources = corpus_sources(opts.corpus, opts.doc_per_line)
+    bert, vocab, tokenizer, notes = starting_point(opts, sources, devices)
+    for note in notes:
+        print(note)
+    data = preprocessed(opts, sources, vocab, tokenizer, rank=rank)
+    batches = ShardBatches(data.train, opts.batch_size, shuffle=True, seed=opts.seed)
+    return CorpusStart(batches, vocab, len(vocab), bert, data.valid, tokenizer)
 
 
 @dataclasses.dataclass

@@ -306,6 +306,11 @@ def read_config(path, subparser):
             continue
         expected = bool if isinstance(action, argparse._StoreTrueAction) else \
             (action.type or str)
+        if isinstance(action, argparse._AppendAction):  # a repeatable option: a list
+            if not (isinstance(value, list) and all(isinstance(v, expected) for v in value)):
+                raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected '
+                                 f'a list of {expected.__name__}')
+            continue
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

@@ -89,3 +89,15 @@ def test_corpus_option_errors_are_one_line_with_status_2(argv, message, capsys, 
     assert main(['pretrain', *argv, '--steps', '1']) == 2
     err = capsys.readouterr().err
     assert message in err and 'Traceback' not in err
+
+
+def test_a_config_file_lists_several_corpora(tmp_path):
+    from gluonbert.cli import parse_args
+    config = tmp_path / 'run.toml'
+    config.write_text('corpus = ["books/", "web.txt:0.5"]\nlearn_vocab = 30000\n',
+                      encoding='utf-8')
+    args = parse_args(['pretrain', '--config', str(config)])
+    assert (args.corpus, args.learn_vocab) == (['books/', 'web.txt:0.5'], 30000)
+    config.write_text('corpus = "books/"\n', encoding='utf-8')
+    with pytest.raises(ValueError, match="option 'corpus' is 'books/'; expected a list of str"):
+        parse_args(['pretrain', '--config', str(config)])

@@ -299,3 +299,15 @@ def test_the_cache_key_changes_with_masking_corpus_weight_and_vocab(corpus, tmp_
 def test_word_tokenizer_lowercases_and_splits_at_whitespace():
     assert WordTokenizer()('The  River\tBank, Café.') == ['the', 'river', 'bank', ',', 'cafe',
                                                           '.']
+
+
+def test_a_given_cased_vocab_txt_keeps_case_and_an_uncased_one_lowercases(corpus, tmp_path):
+    path = tmp_path / 'vocab.txt'
+    path.write_text('\n'.join(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'River', 'river',
+                               '.']) + '\n', encoding='utf-8')
+    _, tokenizer = corpus_vocab([corpus], vocab_file=str(path))
+    assert tokenizer('River river.') == ['River', 'river', '.']
+    path.write_text('\n'.join(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'river', '.'])
+                    + '\n', encoding='utf-8')
+    _, tokenizer = corpus_vocab([corpus], vocab_file=str(path))
+    assert tokenizer('River river.') == ['river', 'river', '.']

@@ -11,7 +11,7 @@ import collections
 
 from .corpus import read_documents
 from .vocab import Vocab
-from .wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, read_wordpiece_vocab,
+from .wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, is_uncased, read_wordpiece_vocab,
                         vocab_from_bert_tokens)
 
 # d2l's reserved tokens (its Vocab adds '<unk>')
@@ -76,12 +76,14 @@ def learn_wordpiece_vocab(sources, size, *, lower=True, min_frequency=2, on_byte
 
 
 def corpus_vocab(sources, *, vocab_file=None, learn_size=None, lower=True, on_bytes=None):
-    """``(vocab, tokenizer)`` for the corpora: from ``vocab_file`` (a BERT ``vocab.txt``),
-    learned with ``learn_size`` tokens, or else d2l's word vocabulary."""
+    """``(vocab, tokenizer)`` for the corpora: from ``vocab_file`` (a BERT ``vocab.txt``,
+    lower-cased unless it holds capitals), learned with ``learn_size`` tokens, or else d2l's
+    word vocabulary."""
     if vocab_file is not None and learn_size is not None:
         raise ValueError('give a vocab file or a size to learn, not both')
     if vocab_file is not None:
         vocab = read_wordpiece_vocab(vocab_file)
+        lower = is_uncased(vocab)
     elif learn_size is not None:
         vocab = learn_wordpiece_vocab(sources, learn_size, lower=lower, on_bytes=on_bytes)
     else:

@@ -9,6 +9,7 @@ it); gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridi
 included). Prints a table and gluonbert's ratio to every other row, and writes JSON.
 
     python bench/finetune_step.py [--repeats 3] [--steps 10] [--no-torch] [--profile]
+                                  [--amp bfloat16]
 """
 import argparse
 import os
@@ -16,7 +17,8 @@ import sys
 import time
 
 import torch_env
-from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
+from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, gluonbert_row,
+                     print_table, start_amp, worker_result, write_json)
 from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -160,15 +162,20 @@ def main():
                         help="then profile the MXNet sides' steps by operator (one more "
                              "process each)")
     parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
+    add_amp_option(parser)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker == 'hf' and not torch_env.active():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker:
+        if args.worker == 'gluonbert':
+            start_amp(args.amp)
         run_worker(WORKERS[args.worker], args.steps, args.profile_steps)
         return
-    runs = d2l_and_gluonbert()
-    ours = 'gluonbert (defaults)'
+    check_amp(parser, args.amp)
+    amp_args = ['--amp', args.amp] if args.amp else []  # d2l's and HF's workers ignore it
+    runs = d2l_and_gluonbert(args.amp)
+    ours = gluonbert_row(args.amp)
     gluonbert_run = runs.pop(ours)  # put back last, after the others
     skipped = '--no-torch' if args.no_torch else None
     if not args.no_torch:
@@ -180,7 +187,7 @@ def main():
     if skipped:
         print(f'hf transformers (torch) skipped: {skipped}')
     runs[ours] = gluonbert_run
-    rows = compare(__file__, runs, ['--steps', args.steps], args.repeats, BATCH,
+    rows = compare(__file__, runs, ['--steps', args.steps, *amp_args], args.repeats, BATCH,
                    'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
@@ -190,10 +197,11 @@ def main():
     for name, ratio in speedups.items():
         print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
     payload = dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN, python=sys.version.split()[0],
-                   results=rows, gluonbert_speedup=speedups, hf_skipped=skipped)
+                   amp=args.amp, results=rows, gluonbert_speedup=speedups,
+                   hf_skipped=skipped)
     if args.profile:
         payload['profiles'] = profiles(__file__, [name for name in WORKERS if name != 'hf'],
-                                       ['--steps', WARMUP + 1])
+                                       ['--steps', WARMUP + 1, *amp_args])
     write_json('finetune_step.json', payload)
 
 

@@ -135,8 +135,7 @@ def pretrain(opts, fallback=None):
     if not engine.is_chief:
         return summary
     if vocab is not None:
-        save_pretrained(net, vocab, opts.out, config=net.config)
-        _plot(state.logs, keys, os.path.join(opts.out, 'loss.png'))
+        save_pretrained(net, vocab, opts.out, config=net.config, plot=_step_plot(state.logs, keys))
         print(f'saved {opts.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
     if getattr(opts, 'save_hf', None):
         save_hf_pretrained(net, vocab, opts.save_hf, tokenizer=start.hf_tokenizer)
@@ -153,11 +152,11 @@ def pretrain(opts, fallback=None):
     return summary
 
 
-def _plot(logs, keys, path):
+def _step_plot(logs, keys):
     plot = LossPlot(keys)
     for log in logs:
         plot.add(log['update'], *(log[k] for k in keys))
-    atomic_write(path, lambda tmp: plot.save(tmp, 'step', fmt='png'))
+    return plot
 
 
 def _write_json(path, value):
@@ -252,8 +251,8 @@ def finetune(opts, fallback=None):
                        resume=opts.resume)
     labels, predictions = predict(net, test_batches, devices)
     matrix = confusion_matrix(labels, predictions, len(LABELS))
-    save_classifier(net, vocab, opts.out, LABELS, opts.max_len)
-    _plot_epochs(state.logs, evaluation.history, os.path.join(opts.out, 'curves.png'))
+    save_classifier(net, vocab, opts.out, LABELS, opts.max_len,
+                    plot=_epoch_plot(state.logs, evaluation.history))
     train_metrics, test_acc = state.logs[-1], evaluation.history[-1]['test_acc']
     examples_per_sec = state.samples / state.elapsed
     print(f'loss {train_metrics["loss"]:.3f}, train acc {train_metrics["accuracy"]:.3f}, '
@@ -265,12 +264,12 @@ def finetune(opts, fallback=None):
                 confusion_matrix=matrix.tolist())
 
 
-def _plot_epochs(logs, evaluations, path):
+def _epoch_plot(logs, evaluations):
     """Train loss and accuracy and test accuracy by epoch."""
     plot = LossPlot(('train loss', 'train acc', 'test acc'))
     for log, evaluation in zip(logs, evaluations):
         plot.add(evaluation['epoch'], log['loss'], log['accuracy'], evaluation['test_acc'])
-    atomic_write(path, lambda tmp: plot.save(tmp, 'epoch', fmt='png'))
+    return plot
 
 
 def evaluate(opts, fallback=None):
@@ -323,7 +322,7 @@ def predict_pairs(opts):
     features = [mx.nd.array(a) for a in (dataset.all_token_ids, dataset.all_segments,
                                          dataset.valid_lens)]
     probabilities = mx.nd.softmax(net(tuple(features))).asnumpy() if rows else []
-    print('label\t' + '\t'.join(config['labels']))
+    print('\t'.join(['label'] + [f'p_{name}' for name in config['labels']]))  # as predict.py
     for p in probabilities:
         print(config['labels'][int(p.argmax())] + '\t' + '\t'.join(f'{v:.4f}' for v in p))
     return probabilities

@@ -33,7 +33,7 @@ def test_unknown_subcommand_and_option_exit_with_status_2_and_no_traceback():
 def test_config_file_with_unknown_key_or_wrong_type_is_a_user_error(tmp_path):
     for name, text, message in (('a.json', '{"stepz": 3}', "unknown option 'stepz'"),
                                 ('b.toml', 'steps = "three"', "option 'steps' is 'three'; "
-                                                              'expected int')):
+                                                              'expected an integer >= 1')):
         path = tmp_path / name
         path.write_text(text)
         result = gluonbert('pretrain', '--config', str(path))
@@ -75,7 +75,7 @@ def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_e
                                 str(tmp_path / 'run' / 'finetuned')], input=pairs,
                                capture_output=True, text=True, env=small_data_env)
     lines = predicted.stdout.splitlines()
-    assert predicted.returncode == 0 and lines[0] == 'label\tentailment\tcontradiction\tneutral'
+    assert predicted.returncode == 0 and lines[0] == 'label\tp_entailment\tp_contradiction\tp_neutral'
     assert len(lines) == 3 and all(abs(sum(map(float, l.split('\t')[1:])) - 1) < 1e-3
                                    for l in lines[1:])
 

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 
 from .convert import to_onnx
-from .folder import staged_folder, write_bytes, write_json
+from .folder import (EXPORT_FILE, INT8_FILE, LABELS_FILE, MODEL_FILE, VOCAB_FILE,
+                     staged_folder, write_bytes, write_json)
 from .opset import OPSET
 from .operators import check_operators
 from .quantize import quantize_int8
@@ -19,8 +20,6 @@ from .signature import INPUT_DTYPE, check_label_names, find_encoder, signature_o
 from .trace import trace
 from .verify import verify
 
-MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
-VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
 D2L_TOKENIZATION = ("d2l-nli: lowercase, split on whitespace, '<unk>' for unknown tokens, the "
                     "pair truncated from its longer side to max_len - 3 tokens, then '<cls>' "
                     "premise '<sep>' hypothesis '<sep>', segments 0 then 1, padded with '<pad>'")

@@ -273,7 +273,7 @@ def test_whole_word_masking_keeps_wordpiece_words_together(corpus, tmp_path):
 def test_an_existing_folder_is_never_replaced_and_a_failure_leaves_nothing(corpus, tmp_path):
     (tmp_path / 'pp').mkdir()
     (tmp_path / 'pp' / 'keep.txt').write_text('mine', encoding='utf-8')
-    with pytest.raises(FileExistsError, match='exists and is not empty'):
+    with pytest.raises(FileExistsError, match='exists and is not a preprocessed corpus'):
         build([corpus], tmp_path / 'pp')
     assert (tmp_path / 'pp' / 'keep.txt').read_text(encoding='utf-8') == 'mine'
     empty = tmp_path / 'empty.txt'

@@ -21,7 +21,8 @@ import json
 import os
 import random
 
-from ..export.folder import staged_folder, write_json
+from ..atomic import atomic_folder
+from ..export.folder import write_json
 from ..progress import progress_bar
 from .corpus import read_documents
 from .masking import MaskingConfig, MLMMasker
@@ -32,6 +33,8 @@ from .wordpiece import WordPieceTokenizer, write_wordpiece_vocab
 
 FORMAT_VERSION = 1
 VOCAB_JSON, VOCAB_TXT = 'vocab.json', 'vocab.txt'
+# What a preprocessed folder holds (META_FILE marks one)
+FOLDER_FILES = (META_FILE, VOCAB_JSON, VOCAB_TXT, 'train', 'valid')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +136,8 @@ def preprocess(sources, vocab, tokenizer, folder, settings=PreprocessSettings(),
     """Write the examples of ``sources`` (``CorpusSource`` list) to ``folder`` and return
     its meta dict. ``tokenizer(text)`` gives the tokens of a sentence, in ``vocab``.
 
-    The folder is written whole or not at all; an existing non-empty folder is refused.
+    The folder is written whole or not at all; an existing folder other than a previous
+    preprocessed corpus is refused.
     """
     if not sources:
         raise ValueError('no corpus given; expected at least one text file or folder')
@@ -142,7 +146,8 @@ def preprocess(sources, vocab, tokenizer, folder, settings=PreprocessSettings(),
     total_bytes = sum(source.size() for source in sources)
     shown = (progress_bar(total_bytes, 'preprocess (bytes)') if progress
              else contextlib.nullcontext())
-    with staged_folder(folder) as staging, shown as bar:
+    with atomic_folder(folder, FOLDER_FILES, META_FILE, 'preprocessed corpus') as staging, \
+            shown as bar:
         splits = {'train': _Split('train', staging, settings, vocab, settings.seed)}
         if settings.valid_fraction:
             # Validation masks come from their own seed: fixed whatever the training mix

@@ -30,6 +30,8 @@ def atomic_write(path, write):
     """Write ``path`` by calling ``write(tmp)`` on a temporary file beside it, fsync it and
     rename it into place. The file gets the usual permissions (0666 less the umask)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f'{path} is a folder; expected the path of a file to write')
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
     os.close(fd)
@@ -95,6 +97,9 @@ def atomic_folder(folder, files, marker, kind):
     holds. An existing ``folder`` must be empty or a previous ``kind`` folder (see
     ``check_replaceable``); the swap is one ``exchange``, so a kill at any instant leaves
     the previous copy or the new one under ``folder``. Files are fsynced before the swap.
+    Where the system cannot exchange (not Linux, or a file system without
+    ``RENAME_EXCHANGE``), replacing an existing folder fails with OSError and leaves it as it
+    was; writing a new folder works everywhere.
     """
     folder = os.path.abspath(os.fspath(folder))
     check_replaceable(folder, files, marker, kind)

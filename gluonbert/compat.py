@@ -6,35 +6,54 @@ a hybridized block...) or reports only through exceptions of one generic type. E
 here in a small named function saying which internal it reads and why, so that an MXNet
 upgrade touches this one file (and ``tests/test_compat.py`` says what broke).
 """
-import errno
-
 import mxnet as mx
+from mxnet.contrib import amp as _amp
 
 
 def _write_failed(error, path):
     """MXNet 1.9.1 reports a failed file write (a full disk, a file over the size limit) as
     ``MXNetError: [...] Check failed: ... FileStream.Write incomplete``: an OSError here."""
     if 'Write incomplete' in str(error) or 'No space left' in str(error):
-        return OSError(errno.ENOSPC, f'cannot write {path}: the disk is full (or the file is '
-                       f'over a size limit)')
-    return OSError(errno.EIO, f'cannot write {path}: {str(error).splitlines()[0]}')
+        return OSError(f'cannot write {path}: the disk is full (or the file is over a size '
+                       f'limit)')
+    return OSError(f'cannot write {path}: {_first_line(error)}')
 
 
 def save_parameters(block, path):
     """``block.save_parameters(path)``, a failed write raised as OSError (see
-    ``_write_failed``)."""
+    ``_write_failed``) and the file read back (see ``save_ndarrays``)."""
     try:
         block.save_parameters(path)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
+    _check_written(path, {name: p.shape for name, p in structural_parameters(block).items()})
 
 
 def save_ndarrays(path, arrays):
-    """``mx.nd.save(path, arrays)``, a failed write raised as OSError."""
+    """``mx.nd.save(path, arrays)``, a failed write raised as OSError, and the file read back:
+    MXNet 1.9.1 does not check ``fclose``, so the last buffered block of a file written onto
+    a full disk is lost without an error (a small file comes out empty)."""
     try:
         mx.nd.save(path, arrays)
     except mx.base.MXNetError as error:
         raise _write_failed(error, path) from None
+    _check_written(path, _shapes(arrays))
+
+
+def _shapes(arrays):
+    """``{key: shape}`` of a dict or list of arrays (``mx.nd.load`` gives ``[]`` for ``{}``)."""
+    items = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
+    return {key: array.shape for key, array in items}
+
+
+def _check_written(path, shapes):
+    try:
+        written = _shapes(mx.nd.load(path))
+    except mx.base.MXNetError:
+        written = None
+    if written != shapes:
+        raise OSError(f'cannot write {path}: the file is incomplete (a full disk, or a file '
+                      f'over a size limit)')
 
 
 def load_ndarrays(path):
@@ -98,11 +117,105 @@ def structural_parameters(block):
     return block._collect_params_with_prefix()
 
 
-# ---- gluon.Trainer's KVStore and parameters (the training engine's step) ----------------
+def child_blocks(block):
+    """``{name: child block}`` of ``block``'s direct children (``Block._children``, which
+    MXNet 1.9.1 keeps in registration order)."""
+    return block._children
+
+
+def own_parameter_names(block):
+    """Names of the parameters ``block`` registered itself (``Block._reg_params``): these are
+    passed to ``hybrid_forward`` as keyword arguments, after the data inputs."""
+    return block._reg_params
+
+
+def is_hybridized(block):
+    """Whether ``block.hybridize()`` is in effect (``HybridBlock._active``)."""
+    return block._active
+
+
+def clear_cached_graph(block):
+    """Drop a hybridized block's cached graph (``HybridBlock._clear_cached_op``), so that the
+    next call traces again: a cached graph serves one call structure only."""
+    block._clear_cached_op()
+
+
+def dense_units(dense):
+    """``(units, in_units)`` of an ``nn.Dense`` (``Dense._units``, ``Dense._in_units``): the
+    fused attention packs three projections into one product of these sizes."""
+    return dense._units, dense._in_units
+
+
+def dropout_options(dropout):
+    """``(rate, axes)`` of an ``nn.Dropout`` (``Dropout._rate``, ``Dropout._axes``): the
+    dropout kernels replace only element-wise dropout, at its rate."""
+    return dropout._rate, dropout._axes
+
+
+def layer_norm_options(layer_norm):
+    """The operator options of an ``nn.LayerNorm`` (``LayerNorm._kwargs``: ``axis``, ``eps``,
+    ``center``, ``scale``), which gluonbert's own kernel must honour."""
+    return layer_norm._kwargs
+
+
+def softmax_ce_options(loss):
+    """``(axis, sparse_label, from_logits, weight)`` of a ``SoftmaxCrossEntropyLoss`` (its
+    private ``_axis``...): the fused kernel replaces only the plain configuration."""
+    return loss._axis, loss._sparse_label, loss._from_logits, loss._weight
+
+
+# ---- parameters and gradients ----------------------------------------------------------------
+
+def parameter_arrays(param):
+    """The value arrays of ``param`` on every device (``Parameter._data`` through
+    ``_check_and_get``, which raises MXNet's own error while initialization is deferred)."""
+    return param._check_and_get(param._data, list)
+
+
+def raw_parameter_arrays(param):
+    """``Parameter._data`` as it is: the list of per-device arrays, or None before
+    initialization."""
+    return param._data
+
+
+def set_raw_parameter_arrays(param, arrays):
+    """Replace ``Parameter._data``: the legacy-mode adapter swaps in ``mx.nd`` views of
+    ``mx.np`` arrays (same memory, same autograd marks) for the duration of a call."""
+    param._data = arrays
+
+
+def is_deferred(param):
+    """Whether ``param`` waits for its first forward pass to learn its shape
+    (``Parameter._deferred_init``)."""
+    return bool(param._deferred_init)
+
+
+def has_fresh_grad(array):
+    """Whether a backward wrote ``array``'s gradient since the last update (the
+    ``NDArray._fresh_grad`` flag that ``gluon.Trainer`` checks to find stale gradients)."""
+    return bool(array._fresh_grad)
+
+
+def set_fresh_grad(array, fresh):
+    """Set ``NDArray._fresh_grad``: True for a gradient zeroed on purpose (an idle device),
+    False once an update consumed it, as ``gluon.Trainer`` does."""
+    array._fresh_grad = fresh
+
+
+# ---- mixed precision ------------------------------------------------------------------------
+
+def amp_initialized():
+    """Whether ``mxnet.contrib.amp.init`` ran in this process (``amp._amp_initialized``):
+    AMP rewrites operators globally, so float32-only kernels must step aside."""
+    return _amp.amp._amp_initialized
+
+
+# ---- KVStore ---------------------------------------------------------------------------------
 
 def trainer_kvstore(trainer):
-    """The KVStore a ``gluon.Trainer`` was given: a type name or an ``mx.kv.KVStore``."""
-    return trainer._kvstore_params['kvstore']
+    """The KVStore a ``gluon.Trainer`` was created with (``Trainer._kvstore_params``): a type
+    name or an ``mx.kv.KVStore``."""
+    return getattr(trainer, '_kvstore_params', {}).get('kvstore')
 
 
 def updates_on_servers(trainer):
@@ -114,16 +227,17 @@ def updates_on_servers(trainer):
 
 
 def trainer_parameters(trainer):
-    """The parameters a ``gluon.Trainer`` updates, in its order."""
+    """The parameters a ``gluon.Trainer`` updates (``Trainer._params``), in its order."""
     return list(trainer._params)
 
 
 def initialise_store(trainer):
-    """Put the parameters in the trainer's KVStore (rank 0's values on every worker) and, on
-    a ``dist`` store, wait for every worker, before the first gradient is pushed.
+    """Do now what a ``gluon.Trainer`` does lazily in its first ``step`` (create its KVStore,
+    ``_init_kvstore``, and push the initial parameters, ``_init_params``), then, on a ``dist``
+    store, wait for every worker, before the first gradient is pushed.
 
-    ``gluon.Trainer`` does this inside its first ``step``, right before pushing the
-    gradients; on ``dist_sync`` MXNet 1.9.1 then sometimes gives a worker the summed
+    Inside the first ``step`` the push of the initial weights comes right before the push of
+    the gradients; on ``dist_sync`` MXNet 1.9.1 then sometimes gave a worker the summed
     gradient of a key in place of its initial weights (measured: 3 of 8 two-worker runs of
     one step ended with different parameters on the workers; 0 of 10 with this wait).
     """
@@ -134,14 +248,19 @@ def initialise_store(trainer):
     mx.nd.waitall()
     store = trainer._kvstore
     if store is not None and store.type.startswith('dist'):
-        store._barrier()
+        barrier(store)
 
 
-def is_deferred(param):
-    """Whether ``param`` still waits for its shape (deferred initialisation)."""
-    return bool(param._deferred_init)
+def barrier(store):
+    """Wait until every worker of a dist KVStore reaches this point (``KVStore._barrier``)."""
+    store._barrier()
 
 
-def mark_gradient_fresh(array):
-    """Mark ``array``'s gradient as written by the last backward, as ``backward`` does."""
-    array._fresh_grad = True
+# ---- ONNX ------------------------------------------------------------------------------------
+
+def onnx_graph_class():
+    """mx2onnx's ``MXNetGraph`` (``mxnet.onnx.mx2onnx._export_onnx``): its
+    ``create_onnx_graph_proto`` converts a symbol at a chosen opset and lets gluonbert post-
+    process the graph; the public ``export_model`` only writes a file."""
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    return MXNetGraph

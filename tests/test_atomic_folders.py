@@ -154,13 +154,19 @@ def test_a_failed_save_leaves_the_previous_folder_as_it_was(tmp_path):
     assert os.listdir(tmp_path) == ['out']
 
 
+def meta(n):
+    """A trainer checkpoint's state.json, marked with ``n``."""
+    return {'num_updates': n, 'optimizer': {}, 'loss_scale': {}, 'guard': {}, 'rng': {},
+            'data_position': {'n': n}}
+
+
 def test_resaving_a_checkpoint_interrupted_between_renames_keeps_a_complete_copy(
         tmp_path, monkeypatch):
     """The old writer moved the checkpoint aside, then renamed the new one in: interrupted
     between the two, the step had no checkpoint and the next save deleted both copies."""
     root = str(tmp_path / 'ckpt')
     arrays = {'params.nd': {'w': mx.nd.ones((2,))}}
-    write_checkpoint(root, 3, arrays, {'n': 1})
+    write_checkpoint(root, 3, arrays, meta(1))
     renames = []
     real_rename = os.rename
 
@@ -171,12 +177,12 @@ def test_resaving_a_checkpoint_interrupted_between_renames_keeps_a_complete_copy
         real_rename(src, dst)
     monkeypatch.setattr(os, 'rename', rename_then_die)
     try:
-        write_checkpoint(root, 3, {'params.nd': {'w': mx.nd.zeros((2,))}}, {'n': 2})
+        write_checkpoint(root, 3, {'params.nd': {'w': mx.nd.zeros((2,))}}, meta(2))
     except KeyboardInterrupt:
         pass
     monkeypatch.setattr(os, 'rename', real_rename)
-    path, loaded, meta = CheckpointManager(root).load_latest()
-    assert path.endswith('step-00000003') and meta['n'] in (1, 2)
+    path, loaded, state = CheckpointManager(root).load_latest()
+    assert path.endswith('step-00000003') and state['data_position']['n'] in (1, 2)
 
 
 RESAVER = '''
@@ -185,13 +191,13 @@ import mxnet as mx
 from gluonbert.train.checkpoint import save_pretrained
 from gluonbert.train.state import write_checkpoint
 sys.path.insert(0, {tests!r})
-from test_atomic_folders import bert, vocab_of
+from test_atomic_folders import bert, meta, vocab_of
 vocabs = [vocab_of(10), vocab_of(60)]
 nets = [bert(v) for v in vocabs]
 print('ready', flush=True)
 for i in range(10 ** 6):
     k = i % 2
-    write_checkpoint({root!r}, 5, {{'params.nd': {{'w': mx.nd.full((1000,), i)}}}}, {{'i': i}})
+    write_checkpoint({root!r}, 5, {{'params.nd': {{'w': mx.nd.full((1000,), i)}}}}, meta(i))
     save_pretrained(nets[k], vocabs[k], {folder!r}, config=nets[k].config)
 '''
 
@@ -216,3 +222,41 @@ def test_a_kill_at_any_instant_of_a_resave_leaves_a_complete_loadable_copy(tmp_p
         assert path.endswith('step-00000005')
         net, vocab = load_pretrained_model(folder)  # a vocab and weights of one model
         assert net.encoder.vocab_size == len(vocab) and len(vocab) in (10, 60)
+
+
+def test_an_export_onto_a_full_disk_keeps_the_previous_export(tmp_path):
+    vocab = vocab_of(30)
+    net = classifier(vocab)
+    export_onnx(net, tmp_path / 'onnx', vocab, LABELS, 16)
+    before = snapshot(tmp_path / 'onnx')
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    try:
+        with pytest.raises(OSError):
+            export_onnx(net, tmp_path / 'onnx', vocab, LABELS, 16, overwrite=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert snapshot(tmp_path / 'onnx') == before
+    assert os.listdir(tmp_path) == ['onnx']
+
+
+def test_a_checkpoint_save_onto_a_full_disk_is_an_oserror_and_keeps_the_last_one(tmp_path):
+    from gluonbert.train.trainer import BERTTrainer
+    vocab = vocab_of(400)
+    net = classifier(vocab)
+    trainer = BERTTrainer(net, lr=1e-3, quiet=True, checkpoint_dir=str(tmp_path / 'ckpt'))
+    first = trainer.save({'at': 'first'})
+    before = snapshot(first)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    try:
+        with pytest.raises(OSError, match='disk is full|incomplete'):
+            trainer.save({'at': 'second'})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert snapshot(first) == before and os.listdir(tmp_path / 'ckpt') == ['step-00000000']
+    assert trainer.load() == {'at': 'first'}

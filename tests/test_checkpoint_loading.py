@@ -64,9 +64,9 @@ def test_resuming_from_no_checkpoint_is_an_error(tmp_path, make):
 
 
 @pytest.mark.slow
-def test_the_distributed_job_resuming_a_mistyped_folder_exits_2_in_one_line(tmp_path):
+def test_pretraining_resuming_a_mistyped_folder_exits_2_in_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, '-m', 'gluonbert.distributed.pretrain', '--steps', '2',
+        [sys.executable, '-m', 'gluonbert', 'pretrain', '--synthetic', '--steps', '2',
          '--batch-size', '8', '--vocab-size', str(VOCAB), '--num-hiddens', '16',
          '--ffn-num-hiddens', '32', '--checkpoint-dir', str(tmp_path / 'chekpoints'),
          '--resume'], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO),

@@ -75,7 +75,8 @@ def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_e
                                 str(tmp_path / 'run' / 'finetuned')], input=pairs,
                                capture_output=True, text=True, env=small_data_env)
     lines = predicted.stdout.splitlines()
-    assert predicted.returncode == 0 and lines[0] == 'label\tp_entailment\tp_contradiction\tp_neutral'
+    assert predicted.returncode == 0
+    assert lines[0] == 'label\tp_entailment\tp_contradiction\tp_neutral'
     assert len(lines) == 3 and all(abs(sum(map(float, l.split('\t')[1:])) - 1) < 1e-3
                                    for l in lines[1:])
 

@@ -64,7 +64,7 @@ CASES = [
     (['pretrain', '--batch-size', '100000'], 'GiB for one step\'s activations'),
     (['pretrain', '--config', '{root}/afile'], 'is not valid JSON/TOML'),
     (['pretrain', '--config', '{root}'], 'is a folder'),
-    (['pretrain', '--save-config', '{root}'], 'Is a directory'),
+    (['pretrain', '--save-config', '{root}'], 'is a folder; expected the path of a file'),
     (['pretrain', '--out', '{root}/finetuned', '--fallback', 'embedded', '--steps', '1',
       '--batch-size', '4'], 'is not a pretrained folder'),
 ]

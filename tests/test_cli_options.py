@@ -2,6 +2,8 @@
 ``--config`` files alike; a config file may set any option, required ones included."""
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -73,6 +75,8 @@ def test_a_config_file_that_is_a_folder_or_a_save_config_into_a_folder_is_a_user
     with pytest.raises(ValueError, match='is a folder; expected a JSON or TOML file'):
         cli.parse_args(['pretrain', '--config', str(tmp_path)])
     assert cli.main(['pretrain', '--save-config', str(tmp_path)]) == 2
+    with pytest.raises(IsADirectoryError, match='is a folder; expected the path of a file'):
+        cli.parse_args(['pretrain', '--save-config', str(tmp_path)])
 
 
 def test_the_saved_config_reads_back(tmp_path):
@@ -98,3 +102,17 @@ def test_the_choices_are_the_library_s_own_lists():
     pretrain = {a.dest: a for a in cli.build_parser().subcommands['pretrain']._actions}
     assert tuple(pretrain['activation'].choices) == ACTIVATIONS
     assert tuple(pretrain['masking'].choices) == MASKING_STRATEGIES
+
+
+@pytest.mark.slow
+def test_the_main_job_s_max_len_applies_to_its_fine_tuning_stage(tmp_path, small_data_env):
+    out = tmp_path / 'run' / 'pretrained'
+    result = subprocess.run(
+        [sys.executable, '-m', 'gluonbert', 'main', '--max-len', '32', '--steps', '2',
+         '--batch-size', '16', '--num-hiddens', '32', '--ffn-num-hiddens', '64',
+         '--finetune-limit', '64', '--out', str(out)], env=small_data_env,
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / 'run' / 'finetuned' / 'config.json').read_text())
+    assert config['max_len'] == 32
+    assert json.loads((out / 'config.json').read_text())['max_len'] == 1000  # d2l's table

@@ -36,7 +36,7 @@ def batch(batch_size=2, seq_len=6, **override):
     (dict(segments=onp.zeros((2, 5))), 'segments shape (2, 5) differs from tokens shape (2, 6)'),
     (dict(valid_lens=onp.ones((3,))), 'valid_lens must have shape (2,)'),
     (dict(pred_positions=onp.ones((3, 2))), 'pred_positions must have shape (2, num_preds)'),
-    (dict(tokens=onp.array([[1, onp.nan, 2, 3, 4, 5]] * 2)), 'tokens holds nan; expected token ids'),
+    (dict(tokens=onp.array([[1, onp.nan, 2, 3, 4, 5]] * 2)), 'tokens holds nan; expected'),
     (dict(tokens=onp.full((2, 6), 2.5)), 'tokens holds 2.5; expected token ids'),
     (dict(pred_positions=onp.array([[0.5, 1], [1, 2]])), 'pred_positions holds 0.5'),
     (dict(pred_positions=onp.array([[onp.nan, 1], [1, 2]])), 'pred_positions holds nan'),
@@ -87,7 +87,7 @@ def test_mask_lm_checks_positions_against_the_encoded_length():
 
 
 def test_heads_that_do_not_divide_the_hidden_size_are_refused():
-    with pytest.raises(ValueError, match='num_hiddens=10 must be divisible by num_heads=3'):
+    with pytest.raises(ValueError, match='num_hiddens=10 is not divisible by num_heads=3'):
         gluonbert.BERTEncoder(VOCAB, 10, 16, 3, 1, 0.0)
 
 

@@ -429,3 +429,15 @@ def test_saved_tokenizer_config_restores_the_tokenizer(tmp_path):
     tokenizer = WordPieceTokenizer(vocab, lower=False)
     save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'), tokenizer=tokenizer)
     assert load_tokenizer(str(tmp_path / 'copy')).lower is False
+
+
+def test_saving_over_a_downloaded_folder_with_other_files_is_refused_and_keeps_them(tmp_path):
+    source = write_folder(tmp_path / 'source')
+    bert, vocab = from_pretrained(source)
+    (tmp_path / 'source' / 'README.md').write_text('model card')
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'source').iterdir()}
+    with pytest.raises(FileExistsError, match=r'is not a HF BERT folder \(holds README.md\)'):
+        save_hf_pretrained(bert, vocab, source)
+    assert {p.name: p.read_bytes() for p in (tmp_path / 'source').iterdir()} == before
+    save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'))
+    save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'))  # its own previous save: replaced

@@ -38,3 +38,14 @@ def test_only_the_worker_role_is_safe_to_import_with():
     assert dmlc_role_problem({}) is None and dmlc_role_problem({'DMLC_ROLE': 'worker'}) is None
     assert 'waits forever' in dmlc_role_problem({'DMLC_ROLE': 'scheduler'})
     assert 'exactly' in dmlc_role_problem({'DMLC_ROLE': 'WORKER'})
+
+
+@pytest.mark.slow
+def test_the_launcher_gives_its_processes_only_its_own_dmlc_variables():
+    env = dict(os.environ, PYTHONPATH=REPO, DMLC_INTERFACE='bogus0', DMLC_ROLE='worker')
+    show = "import os; print('seen', os.environ.get('DMLC_INTERFACE'), os.environ['DMLC_ROLE'])"
+    result = subprocess.run([sys.executable, '-m', 'gluonbert.distributed.launch', '-n', '1',
+                             '-s', '1', '--', sys.executable, '-c', show], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '[worker 0] seen None worker' in result.stdout

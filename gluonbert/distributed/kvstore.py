@@ -16,6 +16,7 @@ scheduler that never answers. Each of these is an error naming the value here.
 """
 import mxnet as mx
 
+from .. import compat
 from .cluster import LAUNCH_HINT, cluster_from_env
 from .watchdog import Watchdog
 
@@ -82,5 +83,5 @@ def create_kvstore(kvstore='device', *, connect_timeout=DEFAULT_CONNECT_TIMEOUT)
                   f'DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER and DMLC_NUM_WORKER)'):
         store = mx.kv.create(kvstore)
         # The first barrier returns once every worker has joined
-        store._barrier()
+        compat.barrier(store)
     return store

@@ -67,6 +67,12 @@ def command_of(role, command):
     return list(SERVER_COMMAND) if role != 'worker' else list(command)
 
 
+def _without_dmlc(environ):
+    """``environ`` less the ``DMLC_*`` variables a shell may hold (a role, another job's
+    interface or ports): a local job's processes get only the launcher's."""
+    return {key: value for key, value in environ.items() if not key.startswith('DMLC_')}
+
+
 def thread_settings(role, num_workers, environ):
     """``OMP_NUM_THREADS`` for a process of ``role`` sharing this machine's cores, unless set."""
     if 'OMP_NUM_THREADS' in environ:
@@ -149,7 +155,7 @@ class LocalJob:
         self.say(f'{self.cluster.describe()}; command: {shlex.join(self.command)}')
         launcher = os.getpid()
         for label, role in roles(self.cluster.num_servers, self.cluster.num_workers):
-            env = dict(os.environ, **self.cluster.env(role, node_host=LOOPBACK),
+            env = dict(_without_dmlc(os.environ), **self.cluster.env(role, node_host=LOOPBACK),
                        PYTHONUNBUFFERED='1',
                        **thread_settings(role, self.cluster.num_workers, os.environ))
             command = command_of(role, self.command)

@@ -9,8 +9,9 @@ onnxruntime builds load the file.
 import warnings
 
 import numpy as np
-from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from onnx import TensorProto, helper
+
+from .. import compat
 
 from .opset import OPSET, graph_checks_at
 from .signature import DYNAMIC_AXES, INPUT_DTYPE
@@ -28,7 +29,7 @@ def to_onnx(symbol, params, signature, metadata=None, doc_string=''):
     with graph_checks_at(OPSET), warnings.catch_warnings():
         # mx2onnx reads onnx.mapping, deprecated in onnx 1.14 but present; not our concern
         warnings.simplefilter('ignore', DeprecationWarning)
-        graph = MXNetGraph().create_onnx_graph_proto(
+        graph = compat.onnx_graph_class()().create_onnx_graph_proto(
             symbol, params, in_shapes=[tuple(_TRACE_SIZES[a] for a in ax) for ax in axes],
             in_types=[elem_type] * len(data_names), opset_version=OPSET, dynamic=True,
             dynamic_input_shapes=axes)

@@ -13,6 +13,7 @@ import types
 import mxnet as mx
 import numpy as np
 
+from .. import compat
 from ..model.attention import MultiHeadAttention, attend
 
 
@@ -35,7 +36,7 @@ def fused_qkv_projections(model):
 
 def _walk(block):
     yield block
-    for child in block._children.values():
+    for child in compat.child_blocks(block).values():
         yield from _walk(child)
 
 
@@ -65,7 +66,7 @@ def _value(param):
 def _fused_forward(self, F, X, mask=None):
     """``MultiHeadAttention.hybrid_forward`` with the fused weight as a constant."""
     weight_name, bias_name = _names(self)
-    units = self.W_q._units
+    units = compat.dense_units(self.W_q)[0]
     has_bias = self.W_q.bias is not None
     qkv = F.FullyConnected(X, F.var(weight_name), F.var(bias_name) if has_bias else None,
                            num_hidden=3 * units, no_bias=not has_bias, flatten=False)

@@ -8,6 +8,7 @@ import json
 
 from mxnet.onnx import get_operator_support
 
+from .. import compat
 from .opset import OPSET
 
 
@@ -45,7 +46,7 @@ def _blocks_by_prefix(model):
 
     def visit(block, path):
         found.setdefault(block.prefix, (path, block))
-        for name, child in block._children.items():
+        for name, child in compat.child_blocks(block).items():
             visit(child, f'{path}.{name}' if path else name)
     visit(model, '')
     return found

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from .. import compat
 from ..model import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
 from ..model.heads import (BERTForMultipleChoice, BERTForQuestionAnswering,
                            BERTForSequenceClassification, BERTForTokenClassification)
@@ -61,7 +62,7 @@ def find_encoder(model):
     """The ``BERTEncoder`` inside ``model`` (depth-first), or None."""
     if isinstance(model, BERTEncoder):
         return model
-    for child in model._children.values():
+    for child in compat.child_blocks(model).values():
         found = find_encoder(child)
         if found is not None:
             return found
@@ -90,7 +91,7 @@ def _known_head(model):
     num_labels = getattr(model, 'num_labels', None)
     if isinstance(model, BERTClassifier):
         return 'classification', _PAIR_INPUTS, {'logits': ('batch', 'labels')}, \
-            model.output._units
+            compat.dense_units(model.output)[0]
     if isinstance(model, BERTForSequenceClassification):
         if num_labels == 1:
             return 'regression', _PAIR_INPUTS, {'scores': ('batch',)}, None
@@ -148,7 +149,7 @@ def _renamed(outputs, output_names, model):
 def _takes_tuple(model):
     """d2l's heads take one tuple (tokens, segments, valid_lens); others take three arguments."""
     params = [p for name, p in inspect.signature(model.hybrid_forward).parameters.items()
-              if name not in model._reg_params
+              if name not in compat.own_parameter_names(model)
               and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]  # [0] is F
     if len(params) == 1:
         return True

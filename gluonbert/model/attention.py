@@ -9,10 +9,10 @@ On CPU in float32 one gluonbert kernel, ``gb_attention`` (see ``gluonbert.ops``)
 of it after the projection instead: scores, mask, softmax, dropout and weighted sum, threaded
 over sequences and heads, where MXNet 1.9.1 runs its fused operators on one core.
 """
-from mxnet.contrib import amp
 from mxnet.gluon import nn
 
 from .. import ops
+from .. import compat
 from .dropout import training_flag
 from .legacy import LegacyHybridBlock, param_value
 
@@ -33,8 +33,8 @@ class MultiHeadAttention(LegacyHybridBlock):
     def __init__(self, num_hiddens, num_heads, dropout, use_bias=False, **kwargs):
         super().__init__(**kwargs)
         if num_hiddens % num_heads:
-            raise ValueError(f'num_hiddens={num_hiddens} must be divisible by '
-                             f'num_heads={num_heads}')
+            raise ValueError(f'num_hiddens={num_hiddens} is not divisible by num_heads='
+                             f'{num_heads}; each head gets num_hiddens / num_heads features')
         self.num_heads = num_heads
         with self.name_scope():
             for name in ('W_q', 'W_k', 'W_v', 'W_o'):
@@ -44,7 +44,7 @@ class MultiHeadAttention(LegacyHybridBlock):
 
     def hybrid_forward(self, F, X, mask=None):
         weight, bias = self._interleaved_qkv(F, X)
-        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * self.W_q._units,
+        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
                                no_bias=bias is None, flatten=False)
         return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout,
                                kernel=uses_kernel(self)))
@@ -52,7 +52,7 @@ class MultiHeadAttention(LegacyHybridBlock):
     def _interleaved_qkv(self, F, X):
         """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
         expect: rows q_0, k_0, v_0, q_1, k_1, v_1, ..."""
-        heads, units, in_units = self.num_heads, self.W_q._units, self.W_q._in_units
+        heads, (units, in_units) = self.num_heads, compat.dense_units(self.W_q)
 
         def interleave(name, per_head):
             parts = [F.reshape(param_value(F, getattr(proj, name), X),
@@ -67,7 +67,8 @@ class MultiHeadAttention(LegacyHybridBlock):
 def uses_kernel(block):
     """Whether ``block`` (a ``MultiHeadAttention``) computes on ``gb_attention`` in graphs built
     now: the kernels are usable for its parameters and its dropout drops whole elements."""
-    return not block.dropout._axes and ops.usable_for(block.W_q.weight, 'gb_attention')
+    return (not compat.dropout_options(block.dropout)[1]
+            and ops.usable_for(block.W_q.weight, 'gb_attention'))
 
 
 def attend(F, qkv, mask, num_heads, dropout, kernel=False):
@@ -75,9 +76,9 @@ def attend(F, qkv, mask, num_heads, dropout, kernel=False):
     on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``."""
     if kernel:
         inputs = (qkv, training_flag(F, qkv)) + (() if mask is None else (mask,))
-        return F.gb_attention(*inputs, heads=num_heads, dropout=dropout._rate,
+        return F.gb_attention(*inputs, heads=num_heads, dropout=compat.dropout_options(dropout)[0],
                               masked=int(mask is not None), mask_value=MASK_VALUE)[0]
-    if amp.amp._amp_initialized:
+    if compat.amp_initialized():
         # AMP leaves the projection in float16/bfloat16, but MXNet's fused kernels compute in
         # float32 on CPU, and the float32 mask would widen the scores anyway
         qkv = F.amp_cast(qkv, dtype='float32')

@@ -11,6 +11,7 @@ import warnings
 
 from mxnet.gluon import nn
 
+from .. import compat
 from . import inputs
 from .attention import attention_mask, uses_kernel
 from .dropout import dropout
@@ -195,8 +196,8 @@ class BERTModel(LegacyHybridBlock):
     def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
         # A cached graph serves one call structure; rebuild it when the structure changes
         structure = (valid_lens is None, pred_positions is None)
-        if self._active and structure != getattr(self, '_structure', structure):
-            self._clear_cached_op()
+        if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):
+            compat.clear_cached_graph(self)
         self._structure = structure
         if pred_positions is not None:
             return super().forward(tokens, segments, valid_lens, pred_positions)

@@ -12,7 +12,7 @@ reproduces it).
 """
 import mxnet as mx
 
-from .. import ops
+from .. import compat, ops
 from .legacy import once_per_call
 
 
@@ -30,11 +30,12 @@ def kernel_applies(block, param):
     """Whether ``block`` (an ``nn.Dropout``) may run on ``gb_dropout`` in a graph computing
     with ``param``: the kernels are usable there (CPU, float32, not exporting) and the block
     drops whole elements (no ``axes``) at a rate in (0, 1)."""
-    return 0 < block._rate < 1 and not block._axes and ops.usable_for(param, 'gb_dropout')
+    rate, axes = compat.dropout_options(block)
+    return 0 < rate < 1 and not axes and ops.usable_for(param, 'gb_dropout')
 
 
 def dropout(F, block, X, param):
     """``block(X)`` for an ``nn.Dropout`` ``block`` inside a block that owns ``param``."""
     if not kernel_applies(block, param):
         return block(X)
-    return F.gb_dropout(X, training_flag(F, X), p=block._rate)[0]
+    return F.gb_dropout(X, training_flag(F, X), p=compat.dropout_options(block)[0])[0]

@@ -5,7 +5,7 @@ operator changes: ``gb_layer_norm`` (see ``gluonbert.ops``) on CPU in float32, w
 ~10x faster than MXNet 1.9.1's. Elsewhere (GPU, AMP, ONNX export, library not built) the
 block computes as usual, with the same numbers.
 """
-from .. import ops
+from .. import compat, ops
 from .legacy import param_value
 
 
@@ -16,10 +16,10 @@ def layer_norm(F, ln, X):
     # Through identity, whose backward honours grad_req='add' (gradient accumulation): an
     # extension library's operator always overwrites its outputs
     gamma, beta = (F.identity(param_value(F, p, X)) for p in (ln.gamma, ln.beta))
-    return F.gb_layer_norm(X, gamma, beta, eps=ln._kwargs['eps'])[0]
+    return F.gb_layer_norm(X, gamma, beta, eps=compat.layer_norm_options(ln)['eps'])[0]
 
 
 def _fast_kernel_applies(ln):
-    kwargs = ln._kwargs
+    kwargs = compat.layer_norm_options(ln)
     return (kwargs['axis'] == -1 and kwargs['center'] and kwargs['scale']
             and ops.usable_for(ln.gamma, 'gb_layer_norm'))

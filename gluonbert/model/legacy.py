@@ -12,7 +12,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock
 from mxnet.util import is_np_array, is_np_shape, np_array, np_shape
 
-from .. import ops
+from .. import compat, ops
 
 # Inside the outermost gluonbert block's call: the values its blocks share (once_per_call)
 _call = contextvars.ContextVar('gluonbert_call', default=None)
@@ -41,15 +41,15 @@ def _legacy_parameter_views(block):
     """
     swapped = []
     for param in block.collect_params().values():
-        arrays = param._data
+        arrays = compat.raw_parameter_arrays(param)
         if arrays and isinstance(arrays[0], mx.np.ndarray):
-            param._data = [a.as_nd_ndarray() for a in arrays]
+            compat.set_raw_parameter_arrays(param, [a.as_nd_ndarray() for a in arrays])
             swapped.append((param, arrays))
     try:
         yield
     finally:
         for param, arrays in swapped:
-            param._data = arrays
+            compat.set_raw_parameter_arrays(param, arrays)
 
 
 def once_per_call(F, name, make):

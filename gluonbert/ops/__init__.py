@@ -114,8 +114,8 @@ def enabled(kernel=None):
 def usable_for(param, kernel):
     """Whether a graph computing with ``param`` may use ``kernel``: it is enabled, it runs on
     CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
-    from mxnet.contrib import amp
-    return (enabled(kernel) and not amp.amp._amp_initialized
+    from .. import compat
+    return (enabled(kernel) and not compat.amp_initialized()
             and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
 
 

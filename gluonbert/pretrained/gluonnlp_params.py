@@ -13,6 +13,7 @@ import struct
 import mxnet as mx
 from mxnet.util import np_array, np_shape
 
+from .. import compat
 from ..data.wordpiece import read_wordpiece_vocab, vocab_from_bert_tokens
 from ..model import BERTModel
 from ..atomic import atomic_write
@@ -117,8 +118,8 @@ def save_gluonnlp_params(bert, path):
                          'save a model built with embedding_layer_norm=True and '
                          'tie_mlm_decoder=True')
     arrays = {}
-    for name, param in bert._collect_params_with_prefix().items():
+    for name, param in compat.structural_parameters(bert).items():
         data = param.data().as_nd_ndarray()
         arrays[gluonnlp_name(name)] = data.reshape(checkpoint_shape(name, param.shape))
     with np_array(False), np_shape(False):
-        atomic_write(path, lambda tmp: mx.nd.save(tmp, arrays))
+        atomic_write(path, lambda tmp: compat.save_ndarrays(tmp, arrays))

@@ -11,10 +11,11 @@ import os
 
 import numpy as np
 
+from .. import compat
 from ..data.wordpiece import (WordPieceTokenizer, is_uncased, read_wordpiece_vocab,
                               write_wordpiece_vocab)
 from ..model import BERTModel
-from ..atomic import atomic_write
+from ..atomic import atomic_folder
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
@@ -165,17 +166,15 @@ def load_tokenizer(folder, vocab=None):
 
 
 def _write_json(path, value):
-    def write(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(value, f, indent=2)
-    atomic_write(path, write)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(value, f, indent=2)
 
 
 def hf_tensors(bert, dtype='float32'):
     """``{HF name: numpy array}`` of a gluonbert ``BERTModel``, as ``BertForPreTraining``
     saves them: encoder under ``bert.``, heads under ``cls.``, the tied decoder weight once."""
     tensors = {}
-    for name, param in bert._collect_params_with_prefix().items():
+    for name, param in compat.structural_parameters(bert).items():
         if name == 'mlm.mlp.2.weight' and bert.config['tie_mlm_decoder']:
             continue  # the token embedding, which HF does not store twice
         key = hf_name(name)
@@ -203,15 +202,15 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     config = hf_config_from_options(bert.config,
                                     pad_token_id=vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_tensors(bert, dtype)
-    os.makedirs(folder, exist_ok=True)
-    _write_json(os.path.join(folder, CONFIG_FILE), config)
-    atomic_write(os.path.join(folder, VOCAB_FILE), lambda tmp: write_wordpiece_vocab(vocab, tmp))
-    if tokenizer is not None:
-        _write_json(os.path.join(folder, TOKENIZER_CONFIG_FILE), {
-            'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lower,
-            'strip_accents': tokenizer.strip_accents,
-            'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
-            'model_max_length': bert.config['max_len']})
-    # HF's loader wants the 'format' metadata; the other tools ignore it
-    atomic_write(os.path.join(folder, WEIGHTS_FILE),
-                  lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt'}))
+    files = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE)
+    with atomic_folder(folder, files, WEIGHTS_FILE, 'HF BERT folder') as staging:
+        _write_json(os.path.join(staging, CONFIG_FILE), config)
+        write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
+        if tokenizer is not None:
+            _write_json(os.path.join(staging, TOKENIZER_CONFIG_FILE), {
+                'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lower,
+                'strip_accents': tokenizer.strip_accents,
+                'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
+                'model_max_length': bert.config['max_len']})
+        # HF's loader wants the 'format' metadata; the other tools ignore it
+        save_file(tensors, os.path.join(staging, WEIGHTS_FILE), metadata={'format': 'pt'})

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from mxnet import cpu, init
 
+from .. import compat
 from .mapping import checkpoint_shape
 
 # HF initializes BERT's weights from N(0, 0.02); heads missing from a checkpoint start there
@@ -54,7 +55,7 @@ def _tied_groups(net):
     """The parameters of ``net`` as ``(parameter, [gluonbert names])``: a tied parameter
     (the MLM decoder sharing the token embedding) has several names."""
     groups = {}
-    for name, param in net._collect_params_with_prefix().items():
+    for name, param in compat.structural_parameters(net).items():
         groups.setdefault(id(param), (param, []))[1].append(name)
     return list(groups.values())
 

@@ -248,7 +248,7 @@ class Engine:
             for context in contexts:
                 if param.grad_req == 'write':
                     param.grad(context)[:] = 0
-                compat.mark_gradient_fresh(param.data(context))
+                compat.set_fresh_grad(param.data(context), True)
 
     # ---- statistics --------------------------------------------------------------------------
 

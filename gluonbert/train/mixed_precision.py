@@ -19,6 +19,8 @@ import os
 
 import mxnet as mx
 
+from .. import compat
+
 DTYPES = ('float16', 'bfloat16')
 
 
@@ -75,8 +77,7 @@ def enabled_dtype():
     ``mxnet.contrib.amp.init`` directly; None when AMP is off in this process."""
     if _enabled:
         return _enabled[0]
-    from mxnet.contrib.amp import amp
-    return 'unknown' if amp._amp_initialized else None
+    return 'unknown' if compat.amp_initialized() else None
 
 
 class LossScaler:

@@ -7,6 +7,8 @@ decay, staleness reports and checkpoints all speak them.
 """
 from mxnet import gluon
 
+from .. import compat
+
 
 def named_parameters(source):
     """An ordered ``{name: Parameter}`` for a Block, a list of Blocks, or a name->Parameter dict.
@@ -17,11 +19,11 @@ def named_parameters(source):
     ``bert``; two different parameters under one name is an error.
     """
     if isinstance(source, gluon.Block):
-        items = list(source._collect_params_with_prefix().items())
+        items = list(compat.structural_parameters(source).items())
     elif isinstance(source, (list, tuple)) and source and all(
             isinstance(block, gluon.Block) for block in source):
         items = [item for block in source
-                 for item in block._collect_params_with_prefix().items()]
+                 for item in compat.structural_parameters(block).items()]
     elif isinstance(source, (dict, gluon.ParameterDict)):
         items = list(source.items())
     else:

@@ -8,7 +8,7 @@ devices: the model and both losses run as one static graph per device
 import numpy as np
 from mxnet import gluon
 
-from .. import ops
+from .. import compat, ops
 from ..model.legacy import LegacyHybridBlock
 from .callbacks import Callback
 from .engine import Engine, Objective
@@ -57,8 +57,8 @@ class PretrainingObjective(LegacyHybridBlock):
 
     def _fused_loss_applies(self):
         loss = self.loss
-        return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss and loss._axis == -1
-                and loss._sparse_label and not loss._from_logits and loss._weight is None
+        return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss
+                and compat.softmax_ce_options(loss) == (-1, True, False, None)
                 and ops.usable_for(next(iter(self.net.collect_params().values())),
                                    'gb_softmax_ce'))
 

@@ -23,6 +23,8 @@ parameters changes, then skip them) and ``skip`` (skip silently, MXNet's
 import warnings
 from dataclasses import dataclass
 
+from .. import compat
+
 POLICIES = ('error', 'warn', 'skip')
 UNUSED, IDLE_DEVICE = 'unused', 'idle device'
 
@@ -41,7 +43,7 @@ class StaleGradient:
 
 
 def _arrays(param):
-    return param._check_and_get(param._data, list)
+    return compat.parameter_arrays(param)
 
 
 def find_stale(named):
@@ -51,7 +53,7 @@ def find_stale(named):
         if param.grad_req == 'null':
             continue
         arrays = _arrays(param)
-        old = tuple(str(a.context) for a in arrays if not a._fresh_grad)
+        old = tuple(str(a.context) for a in arrays if not compat.has_fresh_grad(a))
         if old:
             stale.append(StaleGradient(name, UNUSED if len(old) == len(arrays) else IDLE_DEVICE,
                                        old))
@@ -66,9 +68,9 @@ def zero_idle_devices(named, stale):
             continue
         param = named[entry.name]
         for data, grad in zip(_arrays(param), param.list_grad()):
-            if not data._fresh_grad:
+            if not compat.has_fresh_grad(data):
                 grad[:] = 0
-                data._fresh_grad = True
+                compat.set_fresh_grad(data, True)
 
 
 def mark_all_stale(named):
@@ -77,7 +79,7 @@ def mark_all_stale(named):
     for param in named.values():
         if param.grad_req != 'null':
             for data in _arrays(param):
-                data._fresh_grad = False
+                compat.set_fresh_grad(data, False)
 
 
 def describe(stale):

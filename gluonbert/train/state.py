@@ -217,7 +217,8 @@ def write_checkpoint(root, step, arrays_by_file, meta):
         files = {}
         for filename in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, filename)
-            files[filename] = {'bytes': os.path.getsize(path), 'sha256': file_digest(path, 'sha256')}
+            files[filename] = {'bytes': os.path.getsize(path),
+                               'sha256': file_digest(path, 'sha256')}
         with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
             json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
     return final

@@ -9,6 +9,7 @@ returns the per-shard results.
 """
 import mxnet as mx
 
+from .. import compat
 from .engine import Objective, Plain, trainer_parameters
 from .finetune import ClassificationLoss
 
@@ -92,8 +93,8 @@ def average_parameters(models, into):
     model averaging. Returns ``into``."""
     if not models:
         raise ValueError('models is empty; expected at least one fine-tuned model')
-    tables = [m._collect_params_with_prefix() for m in models]
-    target = into._collect_params_with_prefix()
+    tables = [compat.structural_parameters(m) for m in models]
+    target = compat.structural_parameters(into)
     for name, param in target.items():
         if any(name not in t for t in tables):
             raise ValueError(f'parameter {name!r} is missing from one of the models; expected '

@@ -1,0 +1,75 @@
+"""Every command sequence README.md shows runs as written, with tiny step counts, on the
+embedded data (and SICK from ../shared/data, which its fine-tuning example names)."""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared_data import shared_folder
+
+REPO = Path(__file__).resolve().parents[1]
+# Only the sizes shrink: every other option is run as the README writes it
+SMALLER = [(r'--steps \d+', '--steps 4'), (r'--epochs \d+', '--epochs 1')]
+ADDED = {'gluonbert pretrain': ' --batch-size 32',
+         'gluonbert finetune': ' --train-limit 64 --test-limit 64',
+         'gluonbert evaluate': ' --test-limit 64'}
+THE_MAIN_JOB = '-m gluonbert main --steps 4 --batch-size 32 --finetune-limit 64'
+
+
+def readme_commands():
+    """The README's bash blocks as commands, in order: continuation lines joined, comments
+    dropped, ``# then: OPTIONS`` run as a second command; benchmarks and the test suite left
+    out (they are not usage sequences)."""
+    text = (REPO / 'README.md').read_text(encoding='utf-8')
+    commands = []
+    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
+        for line in block.replace('\\\n', ' ').splitlines():
+            command, _, comment = line.partition('#')
+            command = ' '.join(command.split())
+            if not command or 'bench/' in command or command.startswith('./test.sh'):
+                continue
+            commands.append(command)
+            then = re.match(r'\s*then: (.*)', comment)
+            if then:
+                commands.append(re.sub(r'--save-config \S+', then.group(1).strip(), command))
+    return commands
+
+
+def runnable(command):
+    """``command`` with this interpreter, the main job for ``./run.sh``, smaller sizes."""
+    python = shlex.quote(sys.executable)
+    command = re.sub(r'(^|\s)(\.venv/bin/)?python(?=\s)', rf'\1{python}', command)
+    command = command.replace('./run.sh', f'{python} {THE_MAIN_JOB}')
+    for pattern, replacement in SMALLER:
+        command = re.sub(pattern, replacement, command)
+    for marker, extra in ADDED.items():
+        if marker in command and '--help' not in command and '--config' not in command:
+            command += extra
+    return command
+
+
+def test_the_readme_shows_the_sequences_this_test_runs():
+    commands = readme_commands()
+    assert commands[0] == './run.sh'
+    assert any('finetune --pretrained runs/bert.small --task sick' in c for c in commands)
+    assert any(c.endswith('--config my.json') for c in commands)
+    assert any('export/predict.py runs/main/onnx' in c for c in commands)
+
+
+@pytest.mark.slow
+def test_every_readme_command_sequence_runs_as_written(tmp_path, small_data_env):
+    data = Path(small_data_env['GLUONBERT_DATA'])
+    (data / 'sick').symlink_to(shared_folder('sick'))
+    (tmp_path / 'export').symlink_to(REPO / 'export')  # `python export/predict.py`
+    env = dict(small_data_env, PYTHONPATH=str(REPO))
+    for command in readme_commands():
+        result = subprocess.run(runnable(command), shell=True, cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f'{command}\n{result.stdout[-2000:]}{result.stderr[-3000:]}'
+        assert 'Traceback' not in result.stderr, command
+    assert (tmp_path / 'runs' / 'bert.small' / 'pretrained.params').is_file()
+    assert (tmp_path / 'runs' / 'main' / 'onnx' / 'model.int8.onnx').is_file()

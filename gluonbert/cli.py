@@ -20,8 +20,9 @@ import tomllib
 
 from . import runtime
 from .atomic import atomic_write
-from .data.masking import MASKING_STRATEGIES
+from .data.masking import MASKING_STRATEGIES, MaskingConfig
 from .data.nli import TASKS
+from .data.packing import SHORT_SEQ_PROB
 from .model.transformer import ACTIVATIONS
 from .option_types import (OptionType, check_memory, decay, max_len, non_negative_float,
                            non_negative_int, pattern, positive_float, positive_int,
@@ -80,6 +81,8 @@ def _pretrain_options(parser, d):
     data.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
     data.add_argument('--masking', choices=MASKING_STRATEGIES, default='token',
                       help='MLM masking: d2l\'s per token, whole words, or spans')
+    data.add_argument('--mask-rate', type=decay, default=MaskingConfig().rate,
+                      help='share of the tokens predicted (default: %(default)s)')
     data.add_argument('--synthetic', action='store_true',
                       help='random batches of the same layout instead of WikiText-2 (for '
                       'benchmarks and tests of the training path; saves no model)')
@@ -99,6 +102,20 @@ def _pretrain_options(parser, d):
                        help='off for biases and LayerNorm (default: %(default)s, as the chapter)')
     train.add_argument('--log-every', type=positive_int, default=10,
                        help='steps between logged losses (default: %(default)s)')
+    train.add_argument('--schedule', choices=SCHEDULES, default='constant',
+                       help='learning-rate schedule, HF names (default: %(default)s)')
+    train.add_argument('--warmup-steps', type=non_negative_int, default=0)
+    train.add_argument('--min-lr', type=non_negative_float, default=0.0,
+                       help='the floor of a linear or cosine decay (default: %(default)s)')
+    train.add_argument('--clip', type=positive_float, help='maximum global gradient norm')
+    train.add_argument('--spike-factor', type=positive_float,
+                       help='skip an update whose loss is above this many times the running '
+                       'median of recent losses (off by default; e.g. 3)')
+    train.add_argument('--spike-window', type=positive_int, default=100,
+                       help='losses in the running median (default: %(default)s)')
+    train.add_argument('--spike-patience', type=positive_int, default=3,
+                       help='spikes in a row that roll back to the last checkpoint and skip '
+                       'the batches read since (default: %(default)s)')
     _run_options(parser, checkpoint_every=100)
     workers = parser.add_argument_group('several workers (python -m gluonbert.distributed.launch '
                                         '... -- gluonbert pretrain ...)')
@@ -111,6 +128,40 @@ def _pretrain_options(parser, d):
     workers.add_argument('--summary', metavar='FILE',
                          help='write a JSON summary (step times, throughput) here')
     _common(parser, d['out'])
+
+
+def _corpus_options(parser):
+    corpus = parser.add_argument_group(
+        'own corpus and continued pretraining (instead of WikiText-2)')
+    corpus.add_argument('--corpus', action='append', metavar='PATH[:WEIGHT]',
+                        help='a text file or folder: one document per blank-line-separated '
+                        'block (or per line: --doc-per-line); repeat to mix corpora, each '
+                        'document used WEIGHT times in expectation (default 1)')
+    corpus.add_argument('--doc-per-line', action='store_true',
+                        help='every line of the corpora is a document (as in WikiText)')
+    corpus.add_argument('--vocab', metavar='VOCAB_TXT',
+                        help="a BERT vocab.txt (default: d2l's word vocabulary of the corpus)")
+    corpus.add_argument('--learn-vocab', type=positive_int, metavar='SIZE',
+                        help='learn a WordPiece vocabulary of about SIZE tokens from the '
+                        "corpus (HF's tokenizers)")
+    corpus.add_argument('--pretrained', metavar='FOLDER',
+                        help='continue pretraining a gluonbert or HF folder (its vocabulary, '
+                        'tokenizer, architecture and heads are kept)')
+    corpus.add_argument('--add-tokens', metavar='FILE',
+                        help='with --pretrained: append these tokens (one per line) to the '
+                        'vocabulary, growing the embedding and the MLM decoder')
+    corpus.add_argument('--save-hf', metavar='FOLDER',
+                        help='also save the result as an HF folder (an HF-shaped model: GELU, '
+                        'embedding LayerNorm; e.g. one continued from an HF folder)')
+    corpus.add_argument('--valid-fraction', type=probability, default=0.05,
+                        help='share of the documents held out for validation, masked once '
+                        'with a fixed seed (default: %(default)s)')
+    corpus.add_argument('--eval-every', type=non_negative_int, default=0,
+                        help='updates between validations (MLM loss, perplexity, MLM and NSP '
+                        'accuracy); 0: after the last update (default: %(default)s)')
+    corpus.add_argument('--short-seq-prob', type=probability, default=SHORT_SEQ_PROB,
+                        help="share of examples packed to a shorter random length, as BERT's "
+                        '(default: %(default)s)')
 
 
 def _run_options(parser, checkpoint_every):
@@ -198,6 +249,7 @@ def build_parser():
     _pretrain_options(pretrain, CHAPTER_PRETRAIN)
     pretrain.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded slice when WikiText-2 is not found')
+    _corpus_options(pretrain)
     finetune = commands.add_parser(
         'finetune', help='fine-tune a pretrained BERT on SNLI or SICK',
         description="Fine-tune as d2l's NLI chapter (BERTClassifier: <cls> features through "
@@ -266,6 +318,12 @@ def read_config(path, subparser):
             raise ValueError(f'config file {path}: unknown option {key!r}; expected one of '
                              f'{", ".join(sorted(actions))}')
         if value is None and action.default is None:  # an unset option, as --save-config writes
+            continue
+        if isinstance(action, argparse._AppendAction):  # a repeatable option: a list
+            if not isinstance(value, list):
+                raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected '
+                                 f'a list')
+            values[key] = [_config_value(path, key, v, action) for v in value]
             continue
         values[key] = _config_value(path, key, value, action)
     return values

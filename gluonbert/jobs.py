@@ -26,6 +26,9 @@ from .progress import LossPlot
 from .train.batches import EpochBatches
 from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, ProgressBar,
                               StepTimes)
+from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
+                                 validation)
+from .pretrained import save_hf_pretrained
 from .train.checkpoint import (load_classifier, load_pretrained_model, save_classifier,
                                save_pretrained)
 from .train.engine import Engine
@@ -50,17 +53,28 @@ def checkpoint_dir(opts):
     return opts.checkpoint_dir or opts.out.rstrip('/') + '.checkpoints'
 
 
-def _pretraining_data(opts, fallback):
-    """``(batches, vocab, vocab_size)``: WikiText-2 in a seeded order, or ``--synthetic``
-    batches (no vocabulary)."""
+def _pretraining_data(opts, fallback, devices, kvstore):
+    """A ``CorpusStart``: WikiText-2 in a seeded order, ``--synthetic`` batches (no
+    vocabulary), or ``--corpus`` (with ``--pretrained``: the model to continue)."""
+    if getattr(opts, 'corpus', None):
+        if opts.synthetic:
+            raise ValueError('--corpus with --synthetic: choose one data source')
+        rank = kvstore.rank if isinstance(kvstore, mx.kv.KVStore) else 0
+        return corpus_start(opts, devices, rank=rank)
+    for option in ('pretrained', 'vocab', 'learn_vocab', 'add_tokens', 'save_hf'):
+        if getattr(opts, option, None):
+            raise ValueError(f'--{option.replace("_", "-")} needs --corpus (WikiText-2 and '
+                             f'--synthetic runs build their own model and vocabulary)')
+    masking = masking_config(opts)
     if opts.synthetic:
-        return (SyntheticBatches(opts.batch_size, vocab_size=opts.vocab_size,
-                                 max_len=opts.max_len, seed=opts.seed), None, opts.vocab_size)
-    dataset = load_wiki_dataset(opts.max_len, opts.data_dir, seed=opts.seed,
-                                masking=opts.masking, fallback=fallback)
+        return CorpusStart(SyntheticBatches(opts.batch_size, vocab_size=opts.vocab_size,
+                                            max_len=opts.max_len, seed=opts.seed,
+                                            masking=masking), None, opts.vocab_size)
+    dataset = load_wiki_dataset(opts.max_len, opts.data_dir, seed=opts.seed, masking=masking,
+                                fallback=fallback)
     print(f'data: {len(dataset)} sentence pairs, vocabulary of {len(dataset.vocab)}')
     batches = EpochBatches(dataset.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
-    return batches, dataset.vocab, len(dataset.vocab)
+    return CorpusStart(batches, dataset.vocab, len(dataset.vocab))
 
 
 def pretrain(opts, fallback=None):
@@ -70,23 +84,36 @@ def pretrain(opts, fallback=None):
     devices = parse_devices(opts.devices)
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
-    batches, vocab, vocab_size = _pretraining_data(opts, fallback)
-    # d2l's BERTModel keeps its default table of 1000 positions and only the data is padded
-    # to max_len, so that a pretrained model fine-tunes on longer sequences
-    net = BERTModel(vocab_size, opts.num_hiddens, opts.ffn_num_hiddens, opts.num_heads,
-                    opts.num_blks, opts.dropout, activation=opts.activation)
-    net.initialize(init.Xavier(), ctx=devices)
+    start = _pretraining_data(opts, fallback, devices, kvstore)
+    batches, vocab, vocab_size = start.batches, start.vocab, start.vocab_size
+    net = start.bert
+    if net is None:
+        # d2l's BERTModel keeps its default table of 1000 positions and only the data is
+        # padded to max_len, so that a pretrained model fine-tunes on longer sequences
+        net = BERTModel(vocab_size, opts.num_hiddens, opts.ffn_num_hiddens, opts.num_heads,
+                        opts.num_blks, opts.dropout, activation=opts.activation)
+        net.initialize(init.Xavier(), ctx=devices)
     trainer = BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                          seed=opts.seed, kvstore=kvstore,
+                          schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+                          num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
+                          spike_factor=opts.spike_factor, spike_window=opts.spike_window,
+                          spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
                           checkpoint_dir=checkpoint_dir(opts), quiet=True)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
+    if opts.spike_factor and engine.num_workers > 1:
+        raise ValueError('--spike-factor with several workers: each worker sees only its '
+                         'own loss and they could disagree on a skip; use one process with '
+                         'several --devices')
     keys = ('mlm_loss', 'nsp_loss')
     timer = StepTimes()
-    callbacks = [LogLines(opts.steps, keys), timer,
-                 MetricsLog(checkpoint_dir(opts), plot=keys),
+    callbacks = [LogLines(opts.steps, keys + VALIDATION_KEYS), timer,
+                 MetricsLog(checkpoint_dir(opts), plot=keys + ('valid_mlm_loss',)),
                  Checkpointing(every=opts.checkpoint_every or None, at_epoch_end=False)]
+    if start.valid is not None:
+        callbacks.insert(0, Evaluation(validation(net, start.valid, devices, opts.batch_size),
+                                       every=opts.eval_every or opts.steps))
     if engine.is_chief:
         if os.environ.get('DMLC_ROLE'):  # the command line left this line to the chief
             print(runtime.describe(), file=sys.stderr)
@@ -110,6 +137,9 @@ def pretrain(opts, fallback=None):
     if vocab is not None:
         save_pretrained(net, vocab, opts.out, config=net.config, plot=_step_plot(state.logs, keys))
         print(f'saved {opts.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
+    if getattr(opts, 'save_hf', None):
+        save_hf_pretrained(net, vocab, opts.save_hf, tokenizer=start.hf_tokenizer)
+        print(f'saved {opts.save_hf}/ (HF: config.json, model.safetensors, vocab.txt)')
     if state.logs:
         last = state.logs[-1]
         print(f'MLM loss {last["mlm_loss"]:.3f}, NSP loss {last["nsp_loss"]:.3f} (mean over '

@@ -5,8 +5,9 @@ import random
 import numpy as np
 import pytest
 
-from gluonbert.data import (MASKING_STRATEGIES, MLMMasker, Vocab, embedded_slice_dir,
-                            load_wiki_dataset)
+from gluonbert.data import (MASKING_STRATEGIES, MaskingConfig, MLMMasker, Vocab,
+                            embedded_slice_dir, load_wiki_dataset)
+from gluonbert.data.synthetic import synthetic_pretraining_batch
 from gluonbert.data.pretraining import RESERVED_TOKENS
 
 
@@ -149,3 +150,58 @@ def test_unknown_strategy_is_rejected():
     with pytest.raises(ValueError, match="masking must be one of 'token', 'whole_word', 'span', "
                                          "got 'Span'"):
         MLMMasker(Vocab(), 'Span')
+
+
+def test_the_default_config_is_d2ls_token_masking_at_15_percent_80_10_10():
+    config = MaskingConfig()
+    assert (config.rate, config.mask, config.random, config.strategy) == (0.15, 0.8, 0.1,
+                                                                          'token')
+    assert config.keep_threshold == 0.5  # d2l's second draw, exactly
+    assert [config.max_predictions(n) for n in (5, 32, 64, 128)] == [1, 5, 10, 19]
+
+
+def test_a_strategy_name_stands_for_the_default_config_with_that_strategy():
+    assert MaskingConfig.of('span') == MaskingConfig(strategy='span')
+    config = MaskingConfig(rate=0.3)
+    assert MaskingConfig.of(config) is config
+
+
+@pytest.mark.parametrize('rate', [0.3, 0.05])
+def test_the_rate_sets_the_predictions_of_every_example_and_the_padded_slots(rate):
+    dataset = load_wiki_dataset(64, embedded_slice_dir(), seed=0,
+                                masking=MaskingConfig(rate=rate), use_cache=False)
+    assert dataset.all_pred_positions.shape[1] == round(64 * rate)
+    per_example = dataset.all_mlm_weights.sum(axis=1)
+    np.testing.assert_array_equal(per_example,
+                                  np.maximum(1, np.round(dataset.valid_lens * rate)))
+
+
+def test_the_split_sets_how_predicted_tokens_are_replaced():
+    all_masks = load_wiki_dataset(32, embedded_slice_dir(), seed=0, use_cache=False,
+                                  masking=MaskingConfig(mask=1.0, random=0.0))
+    _, _, _, inputs = predictions(all_masks)
+    assert (inputs == all_masks.vocab['<mask>']).all()
+    all_kept = load_wiki_dataset(32, embedded_slice_dir(), seed=0, use_cache=False,
+                                 masking=MaskingConfig(mask=0.0, random=0.0))
+    _, _, labels, inputs = predictions(all_kept)
+    np.testing.assert_array_equal(inputs, labels)
+
+
+def test_synthetic_batches_pad_predictions_as_the_config_says():
+    batch = synthetic_pretraining_batch(0, 4, vocab_size=100, max_len=40,
+                                        masking=MaskingConfig(rate=0.25))
+    assert batch[3].shape == (4, 10)
+    assert synthetic_pretraining_batch(0, 4, vocab_size=100, max_len=40)[3].shape == (4, 6)
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(rate=0.0), r'masking rate=0.0; expected a share in \(0, 1\]'),
+    (dict(rate=1.5), r'masking rate=1.5'),
+    (dict(mask=-0.1), r'masking mask=-0.1; expected a share in \[0, 1\]'),
+    (dict(mask=0.8, random=0.3), r'mask=0.8 \+ random=0.3 exceeds 1'),
+    (dict(strategy='words'), r"masking must be one of 'token', 'whole_word', 'span', "
+                             r"got 'words'"),
+])
+def test_bad_masking_configs_are_rejected_naming_the_knob(options, message):
+    with pytest.raises(ValueError, match=message):
+        MaskingConfig(**options)

@@ -223,6 +223,14 @@ def test_cache_entries_are_keyed_by_max_len_seed_and_masking(small_corpus, cache
     assert not list(cache_dir.glob('*.tmp'))
 
 
+def test_a_changed_masking_rate_misses_the_cache(small_corpus, cache_dir):
+    default = load_wiki_dataset(32, small_corpus, seed=4)
+    higher = load_wiki_dataset(32, small_corpus, seed=4, masking=data.MaskingConfig(rate=0.3))
+    assert len(list(cache_dir.glob('*.npz'))) == 2
+    assert higher.all_mlm_weights.sum() > 1.5 * default.all_mlm_weights.sum()
+    assert_same_arrays(load_wiki_dataset(32, small_corpus, seed=4).arrays, default.arrays)
+
+
 def test_unseeded_builds_are_not_cached(small_corpus, cache_dir):
     load_wiki_dataset(32, small_corpus)
     assert not cache_dir.exists() or not any(cache_dir.iterdir())

@@ -60,6 +60,7 @@ def test_k_non_finite_steps_in_a_row_roll_back_to_the_last_checkpoint(net, tmp_p
     outcome = step(net, trainer, 5, poison=True)
     assert (outcome.action, outcome.checkpoint, outcome.data_position) == (
         'rolled back', path, {'batch': 1})
+    assert (outcome.reason, outcome.skip_batches) == ('non-finite', None)  # data read again
     assert all(np.array_equal(saved[n], v) for n, v in values(trainer.named).items())
     assert (trainer.num_updates, trainer.guard.skipped, trainer.guard.rollbacks) == (1, 3, 1)
     assert step(net, trainer, 6).action == 'applied'

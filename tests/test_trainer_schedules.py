@@ -117,3 +117,19 @@ def test_the_schedule_advances_once_per_update_with_two_devices_and_accumulation
     assert [o.lr for o in outcomes[1::2]] == [schedule(1), schedule(2), schedule(3)]
     assert trainer.trainer.learning_rate == schedule(3)
     assert trainer.num_updates == 3
+
+
+@pytest.mark.parametrize('name', ['linear', 'cosine', 'cosine_with_restarts'])
+def test_min_lr_is_the_floor_the_decay_falls_to_and_warmup_is_unchanged(name):
+    floored, plain = (Schedule(name, 1e-3, 10, 100, min_lr=m) for m in (1e-4, 0.0))
+    assert [floored(t) for t in range(1, 11)] == [plain(t) for t in range(1, 11)]
+    for t in (11, 55, 100):
+        assert floored(t) == pytest.approx(1e-4 + 0.9e-3 * plain.factor(t))
+    assert min(floored(t) for t in range(11, 101)) > 1e-4 > plain(100)
+
+
+def test_min_lr_is_refused_where_it_has_no_meaning():
+    with pytest.raises(ValueError, match=r"min_lr=0.0001 with schedule='constant'"):
+        Schedule('constant', 1e-3, min_lr=1e-4)
+    with pytest.raises(ValueError, match=r'min_lr=0.01; expected 0 <= min_lr < lr=0.001'):
+        Schedule('linear', 1e-3, 0, 10, min_lr=1e-2)

@@ -14,8 +14,8 @@ import numpy as np
 from ..atomic import atomic_write
 from .vocab import Vocab
 
-# Bump when the arrays a given (corpus, max_len, seed, masking) produces change.
-FORMAT_VERSION = 1
+# Bump when the arrays a given (corpus, max_len, seed, masking config) produces change.
+FORMAT_VERSION = 2
 
 ARRAY_NAMES = ('all_token_ids', 'all_segments', 'valid_lens', 'all_pred_positions',
                'all_mlm_weights', 'all_mlm_labels', 'nsp_labels')
@@ -29,12 +29,13 @@ def cache_dir():
 
 
 def entry_stem(corpus_sha1, max_len, seed, masking):
-    """The path, without suffix, of the entry for one corpus and build setting."""
+    """The path, without suffix, of the entry for one corpus and build setting; ``masking``
+    is a ``MaskingConfig`` (all its knobs are in the key)."""
     return cache_dir() / (f'wikitext-pretraining-v{FORMAT_VERSION}-{corpus_sha1}'
-                          f'-len{max_len}-seed{seed}-{masking}')
+                          f'-len{max_len}-seed{seed}-{masking.key}')
 
 
-def load(stem, max_len):
+def load(stem, max_len, masking):
     """``(arrays, vocab)`` of the entry at ``stem``, or None when absent or unreadable."""
     npz_path, vocab_path = _paths(stem)
     if not (npz_path.is_file() and vocab_path.is_file()):
@@ -44,7 +45,7 @@ def load(stem, max_len):
             arrays = tuple(npz[name] for name in ARRAY_NAMES)
             token_freqs = json.loads(npz['token_freqs_json'].tobytes().decode('utf-8'))
         vocab = Vocab.from_json(vocab_path)
-        _check(arrays, max_len)
+        _check(arrays, masking.max_predictions(max_len), max_len)
     except Exception as error:  # any damage (truncation, bad zip, bad JSON) means rebuild
         _logger.warning('ignoring unreadable cache entry %s (%s: %s); rebuilding',
                         npz_path, type(error).__name__, error)
@@ -75,9 +76,9 @@ def _paths(stem):
     return stem.with_name(stem.name + '.npz'), stem.with_name(stem.name + '.vocab.json')
 
 
-def _check(arrays, max_len):
+def _check(arrays, max_predictions, max_len):
     widths = [array.shape[1:] for array in arrays]
-    preds = (round(max_len * 0.15),)
+    preds = (max_predictions,)
     expected = [(max_len,), (max_len,), (), preds, preds, preds, ()]
     if len({len(array) for array in arrays}) != 1 or widths != expected:
         raise ValueError(f'arrays of shapes {[a.shape for a in arrays]}, expected equal row '

@@ -16,7 +16,7 @@ from mxnet import gluon
 
 from . import cache
 from .locate import TRAIN_FILE, file_sha1, locate_wikitext2
-from .masking import MLMMasker, check_masking
+from .masking import MaskingConfig, MLMMasker
 from .nsp import get_nsp_data_from_paragraph
 from .vocab import Vocab
 from .wikitext import read_wiki
@@ -27,15 +27,15 @@ RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
 MIN_MAX_LEN = 5
 
 
-def pad_bert_inputs(examples, max_len, vocab):
+def pad_bert_inputs(examples, max_len, vocab, masking=MaskingConfig()):
     """d2l's ``_pad_bert_inputs`` as seven numpy arrays, one row per example.
 
     ``examples`` holds ``(token_ids, pred_positions, mlm_pred_label_ids, segments, is_next)``.
     Returns int32 token IDs and segments padded to ``max_len``, float32 valid lengths, int32
-    predicted positions and labels padded to ``round(max_len * 0.15)`` with float32 weights
-    (0 on padding) and float32 NSP labels.
+    predicted positions and labels padded to ``masking.max_predictions(max_len)`` (d2l's
+    ``round(max_len * 0.15)``) with float32 weights (0 on padding) and float32 NSP labels.
     """
-    max_num_mlm_preds = round(max_len * 0.15)
+    max_num_mlm_preds = MaskingConfig.of(masking).max_predictions(max_len)
     token_ids, pred_positions, mlm_pred_label_ids, segments, is_next = (
         list(zip(*examples)) or [()] * 5)
     valid_lens = np.fromiter(map(len, token_ids), np.int64, len(examples))
@@ -74,15 +74,15 @@ class WikiTextDataset(gluon.data.Dataset):
     """BERT pretraining examples of ``paragraphs`` (from ``read_wiki``), as d2l's
     ``_WikiTextDataset``.
 
-    ``rng`` is the random stream (Python's global ``random`` unless given) and ``masking`` the
-    MLM strategy (see ``masking.py``). An item is ``(token_ids, segments, valid_len,
-    pred_positions, mlm_weights, mlm_labels, nsp_label)`` of numpy values; the attributes
-    ``all_token_ids`` ... ``nsp_labels`` hold them for all examples.
+    ``rng`` is the random stream (Python's global ``random`` unless given) and ``masking`` a
+    ``MaskingConfig`` or a strategy name (see ``masking.py``). An item is ``(token_ids,
+    segments, valid_len, pred_positions, mlm_weights, mlm_labels, nsp_label)`` of numpy
+    values; the attributes ``all_token_ids`` ... ``nsp_labels`` hold them for all examples.
     """
 
-    def __init__(self, paragraphs, max_len, *, rng=random, masking='token'):
+    def __init__(self, paragraphs, max_len, *, rng=random, masking=MaskingConfig()):
         check_max_len(max_len)
-        check_masking(masking)
+        masking = MaskingConfig.of(masking)
         with _cycle_collector_paused():
             self._build(paragraphs, max_len, rng, masking)
 
@@ -111,7 +111,7 @@ class WikiTextDataset(gluon.data.Dataset):
         lookup, unk = vocab.token_to_idx.get, itertools.repeat(vocab.unk)
         examples = [masker(list(map(lookup, tokens, unk))) + (segments, is_next)
                     for tokens, segments, is_next in examples]
-        self._set(pad_bert_inputs(examples, max_len, vocab), vocab)
+        self._set(pad_bert_inputs(examples, max_len, vocab, masking), vocab)
 
     @classmethod
     def from_arrays(cls, arrays, vocab):
@@ -154,7 +154,8 @@ def _cycle_collector_paused():
             gc.enable()
 
 
-def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking='token', fallback=None,
+def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking=MaskingConfig(),
+                      fallback=None,
                       download=True, verify=True, use_cache=True):
     """The ``WikiTextDataset`` of WikiText-2 train, found by ``locate_wikitext2``.
 
@@ -164,15 +165,16 @@ def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking='token', fal
     ``cache.py``) unless ``use_cache=False``.
     """
     check_max_len(max_len)
-    check_masking(masking)
+    masking = MaskingConfig.of(masking)
     _check_seed(seed)
     data_dir = locate_wikitext2(data_dir, download=download, verify=verify, fallback=fallback)
     if seed is None:
         return WikiTextDataset(read_wiki(data_dir), max_len, masking=masking)
     stem = None
     if use_cache:
-        stem = cache.entry_stem(file_sha1(os.path.join(data_dir, TRAIN_FILE)), max_len, seed, masking)
-        cached = cache.load(stem, max_len)
+        stem = cache.entry_stem(file_sha1(os.path.join(data_dir, TRAIN_FILE)), max_len, seed,
+                                masking)
+        cached = cache.load(stem, max_len, masking)
         if cached is not None:
             return WikiTextDataset.from_arrays(*cached)
     rng = random.Random(seed)
@@ -182,7 +184,7 @@ def load_wiki_dataset(max_len, data_dir=None, *, seed=None, masking='token', fal
     return dataset
 
 
-def load_data_wiki(batch_size, max_len, data_dir=None, *, seed=None, masking='token',
+def load_data_wiki(batch_size, max_len, data_dir=None, *, seed=None, masking=MaskingConfig(),
                    num_workers=0, shuffle=True, fallback=None, download=True, verify=True,
                    use_cache=True):
     """Load WikiText-2 for BERT pretraining: ``(train_iter, vocab)`` as d2l's.

@@ -4,14 +4,16 @@ same ones. For benchmarks and tests of the training path where the data does not
 """
 import numpy as np
 
+from .masking import MaskingConfig
+
 
 def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_preds=None,
-                                seed=0):
+                                seed=0, masking=MaskingConfig()):
     """A random batch in ``load_data_wiki``'s layout, the same for the same ``(seed, step)``
     in every process: ``(tokens, segments, valid_lens, pred_positions, mlm_weights,
-    mlm_labels, nsp_labels)`` as NumPy arrays. ``num_preds`` defaults to 15% of ``max_len``
-    as in d2l."""
-    num_preds = num_preds or max(1, round(max_len * 0.15))
+    mlm_labels, nsp_labels)`` as NumPy arrays. ``num_preds`` defaults to the prediction slots
+    of ``masking`` (a ``MaskingConfig``) at ``max_len``, as the real data pads them."""
+    num_preds = num_preds or MaskingConfig.of(masking).max_predictions(max_len)
     rng = np.random.default_rng([seed, step])
     valid_lens = rng.integers(max_len // 2, max_len + 1, batch_size)
     tokens = rng.integers(5, vocab_size, (batch_size, max_len))
@@ -38,11 +40,13 @@ def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_pr
 class SyntheticBatches:
     """An endless source of ``synthetic_pretraining_batch`` batches with ``EpochBatches``'
     interface (``epoch(e, start)``, ``len``): epoch ``e``'s batch ``b`` is step
-    ``e * batches_per_epoch + b``."""
+    ``e * batches_per_epoch + b``; ``masking`` sets the prediction slots."""
 
-    def __init__(self, batch_size, *, vocab_size, max_len, seed=0, batches_per_epoch=1000):
+    def __init__(self, batch_size, *, vocab_size, max_len, seed=0, batches_per_epoch=1000,
+                 masking=MaskingConfig()):
         self.batch_size, self.vocab_size, self.max_len = batch_size, vocab_size, max_len
         self.seed, self.batches_per_epoch = seed, batches_per_epoch
+        self.masking = masking
 
     def __len__(self):
         return self.batches_per_epoch
@@ -51,7 +55,8 @@ class SyntheticBatches:
         for b in range(start, self.batches_per_epoch):
             yield synthetic_pretraining_batch(epoch * self.batches_per_epoch + b,
                                               self.batch_size, vocab_size=self.vocab_size,
-                                              max_len=self.max_len, seed=self.seed)
+                                              max_len=self.max_len, seed=self.seed,
+                                              masking=self.masking)
 
     def __iter__(self):
         return self.epoch(0)

@@ -18,11 +18,21 @@ class Vocab:
         # Flatten a 2D list if needed
         if tokens and isinstance(tokens[0], list):
             tokens = itertools.chain.from_iterable(tokens)
-        counter = collections.Counter(tokens)
+        self._count(collections.Counter(tokens), min_freq, reserved_tokens)
+
+    def _count(self, counter, min_freq, reserved_tokens):
         self.token_freqs = sorted(counter.items(), key=lambda x: x[1], reverse=True)
         self.idx_to_token = list(sorted(set(['<unk>'] + reserved_tokens + [
             token for token, freq in self.token_freqs if freq >= min_freq])))
         self.token_to_idx = {token: idx for idx, token in enumerate(self.idx_to_token)}
+
+    @classmethod
+    def from_counter(cls, counter, min_freq=0, reserved_tokens=[]):
+        """The vocabulary of token counts gathered elsewhere (e.g. streamed over a corpus too
+        large to hold as one token list): the same as ``Vocab(tokens, ...)`` on those tokens."""
+        vocab = cls.__new__(cls)
+        vocab._count(counter, min_freq, reserved_tokens)
+        return vocab
 
     def __len__(self):
         return len(self.idx_to_token)

@@ -51,6 +51,12 @@ def vocab_from_bert_tokens(bert_tokens, source='vocab'):
     return vocab
 
 
+def is_uncased(vocab):
+    """Whether ``vocab`` is an uncased one: no token but the specials has a capital."""
+    return not any(token != token.lower() for token in vocab.idx_to_token
+                   if not (token.startswith('[') and token.endswith(']')))
+
+
 def bert_tokens(vocab):
     """The tokens of ``vocab`` in index order, with BERT's special token names."""
     return [_BERT_NAMES.get(token, token) for token in vocab.idx_to_token]

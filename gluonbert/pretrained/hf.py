@@ -12,7 +12,8 @@ import os
 import numpy as np
 
 from .. import compat
-from ..data.wordpiece import WordPieceTokenizer, read_wordpiece_vocab, write_wordpiece_vocab
+from ..data.wordpiece import (WordPieceTokenizer, is_uncased, read_wordpiece_vocab,
+                              write_wordpiece_vocab)
 from ..model import BERTModel
 from ..atomic import atomic_folder
 from .hf_config import hf_config_from_options, options_from_hf_config
@@ -148,12 +149,6 @@ def from_pretrained(folder, *, dropout=None, devices=None, return_report=False):
     return (bert, vocab, report) if return_report else (bert, vocab)
 
 
-def _lower_case_vocab(vocab):
-    """Whether ``vocab`` is an uncased one: no token but the specials has a capital."""
-    return not any(token != token.lower() for token in vocab.idx_to_token
-                   if not (token.startswith('[') and token.endswith(']')))
-
-
 def load_tokenizer(folder, vocab=None):
     """The ``WordPieceTokenizer`` an HF BERT folder was trained with.
 
@@ -165,7 +160,7 @@ def load_tokenizer(folder, vocab=None):
         vocab = read_wordpiece_vocab(os.path.join(folder, VOCAB_FILE))
     path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
     settings = _read_json(path) if os.path.isfile(path) else {}
-    lower = settings.get('do_lower_case', _lower_case_vocab(vocab))
+    lower = settings.get('do_lower_case', is_uncased(vocab))
     return WordPieceTokenizer(vocab, lower=lower, strip_accents=settings.get('strip_accents'),
                               tokenize_chinese_chars=settings.get('tokenize_chinese_chars', True))
 

@@ -19,14 +19,18 @@ from ..progress import LossPlot, progress_bar
 
 
 class Callback:
-    """No-op hooks: ``on_start``, ``on_update`` (after each applied update), ``on_log`` (a
-    logged metrics entry), ``on_evaluate`` (an evaluation's metrics), ``on_epoch_end``,
-    ``on_end``."""
+    """No-op hooks: ``on_start``, ``on_update`` (after each applied update), ``on_guard`` (a
+    step skipped or rolled back by the trainer's guards: its ``StepOutcome`` says why),
+    ``on_log`` (a logged metrics entry), ``on_evaluate`` (an evaluation's metrics),
+    ``on_epoch_end``, ``on_end``."""
 
     def on_start(self, engine, state):
         pass
 
     def on_update(self, engine, state, outcome):
+        pass
+
+    def on_guard(self, engine, state, outcome):
         pass
 
     def on_log(self, engine, state, metrics):
@@ -89,6 +93,10 @@ class LogLines(Callback):
 
     def on_evaluate(self, engine, state, metrics):
         self._line(engine, metrics, ' (evaluation)')
+
+    def on_guard(self, engine, state, outcome):
+        if engine.is_chief:
+            self._print(f'step {state.updates + 1}/{self.total}: {outcome}')
 
     def _line(self, engine, metrics, note):
         if engine.is_chief:
@@ -211,8 +219,8 @@ class Checkpointing(Callback):
 
 
 class MetricsLog(Callback):
-    """Every logged and evaluated metrics entry to ``folder/metrics.csv`` and
-    ``metrics.json`` (``kind`` says which), and their curves to ``folder/curves.png``
+    """Every logged and evaluated metrics entry, and every guard event, to
+    ``folder/metrics.csv`` and ``metrics.json`` (``kind`` says which), and their curves to ``folder/curves.png``
     (``plot`` keys, by update). Only the chief worker writes."""
 
     def __init__(self, folder, plot=()):
@@ -230,6 +238,10 @@ class MetricsLog(Callback):
 
     def on_evaluate(self, engine, state, metrics):
         self._add(engine, 'eval', metrics)
+
+    def on_guard(self, engine, state, outcome):
+        self._add(engine, 'guard', {'update': state.updates, 'epoch': state.epoch,
+                                    'event': str(outcome)})
 
     def _add(self, engine, kind, metrics):
         self.records.append(dict(metrics, kind=kind))

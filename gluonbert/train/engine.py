@@ -189,17 +189,20 @@ class Engine:
         part = worker_slice(batch, self.rank, self.num_workers)
         shards = [] if part is None else shard_batch(
             [_as_device_array(a) for a in part], self.devices, allow_idle=True)
+        loss = None
         if shards:
             results = self.strategy.backward(lambda shard: self._loss(shard, totals, batch_size),
                                              shards, self.trainer)
             self._add_stats(shards, results)
+            if getattr(self.trainer, 'spike_guard', None) is not None:
+                loss = [shard_loss for shard_loss, _ in results]  # the spike guard reads it
         idle = tuple(self.devices[len(shards):])
         if idle:
             self._warn_idle(idle, batch_size)
             if part is None and self.kvstore_type == 'dist_async':
                 return StepOutcome('skipped')  # the servers update on each push: push nothing
             self._zero_gradients(idle)
-        return self.trainer.step(batch_size)
+        return self.trainer.step(batch_size, loss=loss)
 
     def _loss(self, shard, totals, batch_size):
         loss, stats = self.objective(shard, totals)
@@ -302,8 +305,12 @@ class Engine:
                 outcome = self.step(batch)
                 state.batch += 1
                 state.samples += batch[0].shape[0]
+                if outcome.reason is not None:  # skipped or rolled back by a guard
+                    for cb in callbacks:
+                        cb.on_guard(self, state, outcome)
                 if outcome.action == 'rolled back':
                     self._restore_position(outcome.data_position, state, callbacks)
+                    self._skip(batches, state, outcome.skip_batches or 0)
                     finished_epoch = False
                     break
                 if outcome.action != 'applied':
@@ -340,6 +347,15 @@ class Engine:
         interval = state.updates - self._logged_until
         self._pending = (state.updates, interval, state.epoch, lr, self._snapshot())
         self._logged_until = state.updates
+
+    def _skip(self, batches, state, count):
+        """Move the data position ``count`` batches on (the window that led to loss spikes),
+        into the next epochs if need be."""
+        state.batch += count
+        length = self._epoch_length(batches)
+        while state.batch >= length:
+            state.batch -= length
+            state.epoch += 1
 
     def _resolve_pending(self, state, callbacks):
         if self._pending is None:

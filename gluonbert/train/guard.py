@@ -1,8 +1,9 @@
-"""The non-finite guard: a step whose loss or gradient is not finite is not applied.
+"""Guards against bad steps: a loss or gradient that is not finite, and a loss spike.
 
 Large pretraining runs skip such a step, count it, lower the mixed-precision loss scale
-(the usual cause is a float16 overflow), and after several in a row roll back to the last
-checkpoint rather than keep training on a model that has diverged.
+(the usual cause of a non-finite step is a float16 overflow), and after several in a row roll
+back to the last checkpoint rather than keep training on a model that has diverged; after
+spikes they also skip the data that led to them.
 """
 import math
 
@@ -42,4 +43,58 @@ class NonFiniteGuard:
 
     def load_state_dict(self, state):
         self.skipped, self.in_a_row = state['skipped'], state['in_a_row']
+        self.rollbacks = state['rollbacks']
+
+
+class SpikeGuard:
+    """Loss spikes: a finite loss above ``factor`` times the median of the last ``window``
+    applied losses is not applied (large runs skip the batches of a spike or restart before
+    it; a spike can leave a diverging model behind). ``observe`` says apply, skip, or, after
+    ``patience`` spikes in a row, roll back. Nothing is judged before ``min_history`` losses
+    have been applied, while the loss still falls fast.
+    """
+
+    def __init__(self, factor, window=100, patience=3, min_history=20):
+        if not (isinstance(factor, (int, float)) and factor > 1):
+            raise ValueError(f'spike_factor={factor!r}; expected a number > 1 (a loss that '
+                             f'many times the running median is a spike)')
+        for name, value in (('spike_window', window), ('spike_patience', patience),
+                            ('spike_min_history', min_history)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f'{name}={value!r}; expected an integer >= 1')
+        self.factor, self.window, self.patience = factor, window, patience
+        self.min_history = min(min_history, window)
+        self.history = []       # the last `window` applied losses
+        self.spikes = 0         # spikes since the start
+        self.in_a_row = 0
+        self.rollbacks = 0
+
+    def median(self):
+        ordered = sorted(self.history)
+        middle = len(ordered) // 2
+        return (ordered[middle] if len(ordered) % 2
+                else (ordered[middle - 1] + ordered[middle]) / 2)
+
+    def observe(self, loss):
+        """``APPLY`` and remember ``loss``; ``SKIP`` for a spike; ``ROLLBACK`` when it makes
+        ``patience`` spikes in a row (the count then starts again)."""
+        if len(self.history) >= self.min_history and loss > self.factor * self.median():
+            self.spikes += 1
+            self.in_a_row += 1
+            if self.in_a_row >= self.patience:
+                self.in_a_row = 0
+                self.rollbacks += 1
+                return ROLLBACK
+            return SKIP
+        self.in_a_row = 0
+        self.history = (self.history + [loss])[-self.window:]
+        return APPLY
+
+    def state_dict(self):
+        return {'history': list(self.history), 'spikes': self.spikes,
+                'in_a_row': self.in_a_row, 'rollbacks': self.rollbacks}
+
+    def load_state_dict(self, state):
+        self.history = list(state['history'])
+        self.spikes, self.in_a_row = state['spikes'], state['in_a_row']
         self.rollbacks = state['rollbacks']

@@ -20,7 +20,9 @@ curve at ``d``, the last update ``T`` gets ``lr / (T - W)`` for ``linear`` and t
 reaches its end value (0) just after it; in particular update 1 of a schedule without warmup
 gets the full ``lr``, so a one-update run does update the weights. The warmup is read at
 ``t`` instead (HF's first warmup update has lr 0, HF #34754): update 1 gets ``lr / W`` and
-the peak comes at update ``W``.
+the peak comes at update ``W``. With ``min_lr`` the decaying curves (``linear``, ``cosine``,
+``cosine_with_restarts``) fall towards that floor instead of 0, as large pretraining runs do
+(after warmup, lr(t) = min_lr + (lr - min_lr) x the curve).
 
 One owner: the trainer reads the schedule once per update and sets the optimizer's lr, so
 the schedule advances once per update whatever the number of devices (mxnet #12713) and is
@@ -31,17 +33,19 @@ import math
 SCHEDULES = ('constant', 'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts',
              'polynomial')
 _NEED_TOTAL = ('linear', 'cosine', 'cosine_with_restarts', 'polynomial')
+_TAKE_FLOOR = ('linear', 'cosine', 'cosine_with_restarts')
 
 
 class Schedule:
     """The learning rate of each update: ``schedule(t)`` for ``t`` in 1..num_training_steps.
 
     ``num_cycles`` applies to the cosines (HF's defaults: 0.5 for ``cosine``, 1 for
-    ``cosine_with_restarts``); ``lr_end`` (1e-7) and ``power`` (1.0) to ``polynomial``.
+    ``cosine_with_restarts``); ``lr_end`` (1e-7) and ``power`` (1.0) to ``polynomial``;
+    ``min_lr`` (0) is the floor the linear and cosine decays end at.
     """
 
     def __init__(self, name, lr, warmup_steps=0, num_training_steps=None, *, num_cycles=None,
-                 lr_end=1e-7, power=1.0):
+                 lr_end=1e-7, power=1.0, min_lr=0.0):
         if name not in SCHEDULES:
             raise ValueError(f'schedule={name!r}; expected one of {SCHEDULES}')
         if not lr > 0:
@@ -62,6 +66,11 @@ class Schedule:
             raise ValueError(f'warmup_steps={warmup_steps} is longer than the training '
                              f'(num_training_steps={num_training_steps}); expected '
                              f'warmup_steps <= num_training_steps')
+        if min_lr and name not in _TAKE_FLOOR:
+            raise ValueError(f'min_lr={min_lr} with schedule={name!r}; a floor applies to '
+                             f'{", ".join(_TAKE_FLOOR)} (polynomial has lr_end)')
+        if not 0 <= min_lr < lr:
+            raise ValueError(f'min_lr={min_lr}; expected 0 <= min_lr < lr={lr}')
         if name == 'polynomial' and not lr_end < lr:
             raise ValueError(f'lr_end={lr_end} must be smaller than lr={lr}')
         if num_cycles is None:
@@ -69,6 +78,7 @@ class Schedule:
         self.name, self.lr = name, lr
         self.warmup_steps, self.num_training_steps = warmup_steps, num_training_steps
         self.num_cycles, self.lr_end, self.power = num_cycles, lr_end, power
+        self.min_lr = min_lr
 
     def factor(self, t):
         """``lr(t) / lr``: the curve's value at update ``t``."""
@@ -99,7 +109,10 @@ class Schedule:
 
     def __call__(self, t):
         """The learning rate of update ``t``."""
-        return self.lr * self.factor(t)
+        factor = self.factor(t)
+        if self.min_lr and t > self.warmup_steps:
+            return self.min_lr + (self.lr - self.min_lr) * factor
+        return self.lr * factor
 
     def __repr__(self):
         return (f'Schedule({self.name!r}, lr={self.lr}, warmup_steps={self.warmup_steps}, '

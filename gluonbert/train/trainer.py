@@ -29,7 +29,7 @@ from .. import compat
 from ..optimizer import OPTIMIZERS  # importing it registers the gb_* optimizers
 from . import mixed_precision, state
 from .clipping import clip_factor, global_norm
-from .guard import APPLY, ROLLBACK, NonFiniteGuard
+from .guard import APPLY, ROLLBACK, NonFiniteGuard, SpikeGuard
 from .named_params import named_parameters
 from .param_groups import NO_DECAY, apply, format_table, resolve
 from .schedules import Schedule
@@ -37,21 +37,40 @@ from .stale import UNUSED, StalePolicy, mark_all_stale
 
 
 class NonFiniteError(RuntimeError):
-    """Too many non-finite steps in a row, and no checkpoint to roll back to."""
+    """Too many non-finite steps (or loss spikes) in a row, and no checkpoint to roll back
+    to."""
 
 
 @dataclass(frozen=True)
 class StepOutcome:
     """What a ``step`` call did: ``applied``, ``accumulating`` (waiting for more
-    micro-batches), ``skipped`` (non-finite) or ``rolled back`` (to ``checkpoint``).
-    ``lr`` is the learning rate of the update, ``grad_norm`` the true global gradient norm
-    before clipping (None while accumulating), ``stale`` the names skipped as stale."""
+    micro-batches), ``skipped`` or ``rolled back`` (to ``checkpoint``), and for the last two
+    the ``reason``: ``'non-finite'`` or ``'loss spike'``. ``lr`` is the learning rate of the
+    update, ``grad_norm`` the true global gradient norm before clipping (None while
+    accumulating), ``stale`` the names skipped as stale, ``loss`` the update's mean loss
+    (when given). A rollback gives the checkpoint's ``data_position``; after loss spikes also
+    ``skip_batches``: the micro-batches read since that checkpoint, the data window that led
+    to the spikes, which the caller skips when it reads on from ``data_position`` (after
+    non-finite steps the data is read again, with the lowered loss scale)."""
     action: str
     lr: float = None
     grad_norm: float = None
     stale: tuple = ()
     checkpoint: str = None
     data_position: dict = None
+    reason: str = None
+    loss: float = None
+    skip_batches: int = None
+
+    def __str__(self):
+        text = self.action if self.reason is None else f'{self.action} ({self.reason})'
+        if self.loss is not None:
+            text += f', loss {self.loss:.4g}'
+        if self.action == 'rolled back':
+            text += f' to {self.checkpoint} (data position {self.data_position})'
+        if self.skip_batches:
+            text += f'; the {self.skip_batches} batches after it are skipped'
+        return text
 
 
 def _seed_for(seed, updates):
@@ -59,12 +78,13 @@ def _seed_for(seed, updates):
     return int(np.random.SeedSequence([seed, updates]).generate_state(1)[0] % (2 ** 31))
 
 
-def _is_finite(loss):
+def _host_total(loss):
+    """The sum of ``loss`` (an array, a number, or a list of them, one per device)."""
     arrays = loss if isinstance(loss, (list, tuple)) else [loss]
     total = 0.0
     for array in arrays:
         total += float(array.asnumpy().sum()) if hasattr(array, 'asnumpy') else float(array)
-    return bool(np.isfinite(total))
+    return total
 
 
 class BERTTrainer:
@@ -74,8 +94,9 @@ class BERTTrainer:
         ``'bertadam'``, ``'adam'`` (see ``gluonbert.optimizer``), or another registered MXNet
         optimizer name; ``optimizer_params`` go to its constructor (``beta1``, ``epsilon``...).
     lr, wd: the peak learning rate and the weight decay (decoupled for adamw/bertadam).
-    schedule, warmup_steps, num_training_steps: a ``schedules.SCHEDULES`` name, or a
-        ``Schedule``; ``num_training_steps`` counts updates, not micro-batches.
+    schedule, warmup_steps, num_training_steps, min_lr: a ``schedules.SCHEDULES`` name, or a
+        ``Schedule``; ``num_training_steps`` counts updates, not micro-batches; ``min_lr``
+        is the floor of a linear or cosine decay.
     groups, no_decay, layerwise_decay, num_layers, freeze: see ``param_groups.resolve``.
     clip: the maximum global gradient norm (None: no clipping).
     accumulate: micro-batches per update (``step`` is called after each).
@@ -85,6 +106,10 @@ class BERTTrainer:
         ``mixed_precision.enable(amp)`` before building the model. ``loss_scale``: None
         (dynamic for float16, 1 for bfloat16), ``'dynamic'``, or a fixed number.
     guard_patience: non-finite steps in a row before rolling back to the last checkpoint.
+    spike_factor: a finite loss above this many times the median of the last
+        ``spike_window`` applied losses is a spike and skips its update; ``spike_patience``
+        spikes in a row roll back (None: no spike guard). Needs ``loss=`` in ``step``; in a
+        multi-worker run, pass the global batch's loss so that every worker agrees.
     checkpoint_dir, keep_last: where ``save`` writes, and how many checkpoints stay.
     seed: MXNet's generator is reseeded from ``(seed, updates)`` after each update, which
         makes resumes exact (None: leave MXNet's generator alone).
@@ -94,10 +119,11 @@ class BERTTrainer:
     """
 
     def __init__(self, params, optimizer='adamw', *, lr, wd=0.01, schedule='constant',
-                 warmup_steps=0, num_training_steps=None, groups=None, no_decay=NO_DECAY,
-                 layerwise_decay=None, num_layers=None, freeze=None, clip=None, accumulate=1,
-                 stale='error', expect_stale=None, amp=None, loss_scale=None, guard_patience=5,
-                 checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
+                 warmup_steps=0, num_training_steps=None, min_lr=0.0, groups=None,
+                 no_decay=NO_DECAY, layerwise_decay=None, num_layers=None, freeze=None,
+                 clip=None, accumulate=1, stale='error', expect_stale=None, amp=None,
+                 loss_scale=None, guard_patience=5, spike_factor=None, spike_window=100,
+                 spike_patience=3, checkpoint_dir=None, keep_last=3, seed=0, kvstore='device',
                  optimizer_params=None, quiet=False):
         if not lr > 0:
             raise ValueError(f'lr={lr}; expected a positive learning rate')
@@ -124,7 +150,7 @@ class BERTTrainer:
             for param in self.trainable.values():
                 param.grad_req = 'add'
         self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(
-            schedule, lr, warmup_steps, num_training_steps)
+            schedule, lr, warmup_steps, num_training_steps, min_lr=min_lr)
         self.lr, self.wd, self.clip, self.accumulate = lr, wd, clip, accumulate
         registered = OPTIMIZERS.get(optimizer, optimizer)
         if registered.lower() not in mx.optimizer.Optimizer.opt_registry:
@@ -155,11 +181,14 @@ class BERTTrainer:
                 raise ValueError(f'expect_stale={expect_stale!r} matches no trainable parameter')
         self.stale_policy = StalePolicy(stale, expected)
         self.guard = NonFiniteGuard(guard_patience)
+        self.spike_guard = (SpikeGuard(spike_factor, spike_window, spike_patience)
+                            if spike_factor is not None else None)
         self.checkpoints = (state.CheckpointManager(checkpoint_dir, keep_last)
                             if checkpoint_dir is not None else None)
         self.seed = seed
         self.num_updates = 0
-        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
+        self.micro_batches = 0  # step() calls since the start, for the data window to skip
+        self._reset_pending()
         if seed is not None:
             mx.random.seed(_seed_for(seed, 0))
         if not quiet:
@@ -197,20 +226,26 @@ class BERTTrainer:
         """
         if not batch_size > 0:
             raise ValueError(f'batch_size={batch_size}; expected a positive number of samples')
+        self.micro_batches += 1
         self._pending_micro += 1
         self._pending_samples += batch_size
-        if loss is not None and not _is_finite(loss):
-            self._pending_finite = False
+        if loss is not None:
+            self._pending_loss = (self._pending_loss or 0.0) + _host_total(loss)
         if self._pending_micro < self.accumulate:
             return StepOutcome('accumulating')
-        samples, loss_finite = self._pending_samples, self._pending_finite
-        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
-        return self._update(samples, loss_finite)
+        samples, loss_total = self._pending_samples, self._pending_loss
+        self._reset_pending()
+        return self._update(samples, loss_total)
 
-    def _update(self, samples, loss_finite):
+    def _reset_pending(self):
+        self._pending_micro, self._pending_samples, self._pending_loss = 0, 0, None
+
+    def _update(self, samples, loss_total):
         if not self._store_ready:
             compat.initialise_store(self.trainer)
             self._store_ready = True
+        loss = None if loss_total is None else loss_total / samples
+        loss_finite = loss is None or bool(np.isfinite(loss))
         stale = self.stale_policy.check(self.trainable)
         unused = {entry.name for entry in stale if entry.reason == UNUSED}
         self.trainer.allreduce_grads()
@@ -222,8 +257,17 @@ class BERTTrainer:
             self.loss_scaler.update(False)
             self._discard_gradients()
             if decision == ROLLBACK:
-                return self._roll_back(norm)
-            return StepOutcome('skipped', grad_norm=norm, stale=tuple(sorted(unused)))
+                return self._roll_back(norm, 'non-finite', loss)
+            return StepOutcome('skipped', grad_norm=norm, stale=tuple(sorted(unused)),
+                               reason='non-finite', loss=loss)
+        if self.spike_guard is not None and loss is not None:
+            decision = self.spike_guard.observe(loss)
+            if decision != APPLY:
+                self._discard_gradients()
+                if decision == ROLLBACK:
+                    return self._roll_back(norm, 'loss spike', loss)
+                return StepOutcome('skipped', grad_norm=norm, stale=tuple(sorted(unused)),
+                                   reason='loss spike', loss=loss)
         lr = self.schedule(self.num_updates + 1)
         self.trainer.set_learning_rate(lr)
         # The optimizer multiplies the gradient by 1 / (samples * scale / factor)
@@ -236,7 +280,8 @@ class BERTTrainer:
         self.num_updates += 1
         if self.seed is not None:
             mx.random.seed(_seed_for(self.seed, self.num_updates))
-        return StepOutcome('applied', lr=lr, grad_norm=norm, stale=tuple(sorted(unused)))
+        return StepOutcome('applied', lr=lr, grad_norm=norm, stale=tuple(sorted(unused)),
+                           loss=loss)
 
     def _discard_gradients(self):
         mark_all_stale(self.trainable)
@@ -244,21 +289,34 @@ class BERTTrainer:
             for param in self.trainable.values():
                 param.zero_grad()
 
-    def _roll_back(self, norm):
+    def _roll_back(self, norm, reason, loss):
         latest = self.checkpoints.load_latest() if self.checkpoints is not None else None
         if latest is None:
+            if reason == 'loss spike':
+                raise NonFiniteError(f'{self.spike_guard.patience} loss spikes in a row (last '
+                                     f'loss {loss:.4g}, running median '
+                                     f'{self.spike_guard.median():.4g}) and no checkpoint to '
+                                     f'roll back to; pass checkpoint_dir= and call save()')
             raise NonFiniteError(f'{self.guard.patience} non-finite steps in a row (last '
                                  f'gradient norm {norm}) and no checkpoint to roll back to; '
                                  f'pass checkpoint_dir= and call save()')
         path, arrays, meta = latest
-        guard = self.guard.state_dict()
+        guards = self.guard.state_dict(), self._spike_state()
         scale = self.loss_scaler.state_dict()
+        micro_batches = self.micro_batches
         position = self._restore(arrays, meta)
         # Keep counting across the rollback, and keep the lowered loss scale
-        self.guard.load_state_dict(guard)
+        self.guard.load_state_dict(guards[0])
+        if self.spike_guard is not None:
+            self.spike_guard.load_state_dict(guards[1])
         self.loss_scaler.load_state_dict(scale)
         return StepOutcome('rolled back', grad_norm=norm, checkpoint=path,
-                           data_position=position)
+                           data_position=position, reason=reason, loss=loss,
+                           skip_batches=(micro_batches - self.micro_batches
+                                         if reason == 'loss spike' else None))
+
+    def _spike_state(self):
+        return None if self.spike_guard is None else self.spike_guard.state_dict()
 
     # ---- checkpoints ----------------------------------------------------------------------
 
@@ -276,6 +334,7 @@ class BERTTrainer:
         optimizer_arrays, optimizer_meta = state.capture_optimizer(self.trainer, self.trainable)
         meta = {'num_updates': self.num_updates, 'optimizer': optimizer_meta,
                 'loss_scale': self.loss_scaler.state_dict(), 'guard': self.guard.state_dict(),
+                'spike_guard': self._spike_state(), 'micro_batches': self.micro_batches,
                 'seed': self.seed, 'rng': state.capture_rng(),
                 'data_position': {} if data_position is None else data_position}
         return self.checkpoints.save(
@@ -316,9 +375,13 @@ class BERTTrainer:
         self.num_updates = meta['num_updates']
         self.loss_scaler.load_state_dict(meta['loss_scale'])
         self.guard.load_state_dict(meta['guard'])
+        if self.spike_guard is not None and meta.get('spike_guard') is not None:
+            self.spike_guard.load_state_dict(meta['spike_guard'])
+        # Checkpoints written before the count existed: the updates are the best estimate
+        self.micro_batches = meta.get('micro_batches', meta['num_updates'] * self.accumulate)
         state.restore_rng(meta['rng'])
         if self.seed is not None:
             mx.random.seed(_seed_for(self.seed, self.num_updates))
-        self._pending_micro, self._pending_samples, self._pending_finite = 0, 0, True
+        self._reset_pending()
         mark_all_stale(self.trainable)
         return meta['data_position']

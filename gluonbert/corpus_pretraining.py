@@ -1,0 +1,196 @@
+"""The own-corpus and continued-pretraining side of ``gluonbert pretrain``: which model and
+vocabulary a run starts from, and its preprocessed corpus.
+
+- Start: a fresh BERT with d2l's word vocabulary of the corpus, a given ``vocab.txt`` or a
+  WordPiece vocabulary learned from the corpus; or a pretrained gluonbert or HF folder, whose
+  own vocabulary and tokenizer are kept, optionally extended with ``--add-tokens``.
+- Data: the corpora are preprocessed once into shards in the cache (``$GLUONBERT_CACHE``),
+  keyed by the corpora, the vocabulary and every setting that changes the examples (masking
+  included), and read lazily from there; a rerun or a resumed run reuses them.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+
+from .data.cache import cache_dir
+from .data.corpus import CorpusSource
+from .data.corpus_vocab import corpus_vocab, learn_wordpiece_vocab
+from .data.masking import MaskingConfig
+from .data.preprocess import PreprocessSettings, cache_key, describe, preprocess
+from .data.shards import META_FILE, ShardedDataset
+from .data.wordpiece import (WordPieceTokenizer, read_wordpiece_vocab,
+                             write_wordpiece_vocab)
+from .atomic import atomic_write
+from .pretrained.folders import load_pretrained_folder, tokenizer_with_vocab
+from .pretrained.vocab_extension import extend_vocab, read_added_tokens
+from .train.batches import EpochBatches
+from .train.pretrain_validation import evaluate_pretraining
+
+# How long the other workers of a distributed run wait for rank 0's preprocessing
+_PREPROCESS_WAIT_S = 24 * 3600
+# The validation metrics as logged (beside the training's mlm_loss and nsp_loss)
+VALIDATION_KEYS = ('valid_mlm_loss', 'valid_perplexity', 'valid_mlm_accuracy',
+                   'valid_nsp_accuracy')
+
+
+@dataclasses.dataclass
+class CorpusStart:
+    """What a pretraining run starts from: its ``batches``, ``vocab`` (None for synthetic
+    data) and ``vocab_size``; for own corpora also the ``bert`` to continue (None: a fresh
+    one), the ``valid`` set and the ``tokenizer``."""
+    batches: object
+    vocab: object
+    vocab_size: int
+    bert: object = None
+    valid: object = None
+    tokenizer: object = None
+
+    @property
+    def hf_tokenizer(self):
+        """The tokenizer to describe in an HF folder (WordPiece only)."""
+        return self.tokenizer if isinstance(self.tokenizer, WordPieceTokenizer) else None
+
+
+class ShardBatches(EpochBatches):
+    """``EpochBatches`` over a ``ShardedDataset``: each epoch shuffles windows of shards
+    together (``ShardedDataset.order``), and a batch is one indexed read per shard."""
+
+    def order(self, epoch):
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        return self.dataset.order(self.seed, epoch)
+
+    def _gather(self, indices):
+        return self.dataset[indices]
+
+
+def validation(net, valid, devices, batch_size):
+    """The evaluate function of the engine's ``Evaluation``: the held-out metrics, named
+    ``valid_*`` beside the training's."""
+    def evaluate():
+        metrics = evaluate_pretraining(net, valid, devices, batch_size)
+        return {f'valid_{name}': value for name, value in metrics.items()
+                if name not in ('examples', 'predictions')}
+    return evaluate
+
+
+def corpus_start(opts, devices, *, rank=0):
+    """The ``CorpusStart`` of ``--corpus`` runs: the starting model and vocabulary, the
+    preprocessed shards, and the training batches over them."""
+    sources = corpus_sources(opts.corpus, opts.doc_per_line)
+    bert, vocab, tokenizer, notes = starting_point(opts, sources, devices)
+    for note in notes:
+        print(note)
+    data = preprocessed(opts, sources, vocab, tokenizer, rank=rank)
+    batches = ShardBatches(data.train, opts.batch_size, shuffle=True, seed=opts.seed)
+    return CorpusStart(batches, vocab, len(vocab), bert, data.valid, tokenizer)
+
+
+@dataclasses.dataclass
+class CorpusData:
+    """A run's preprocessed corpus: ``train`` and ``valid`` (None without a held-out part)
+    ``ShardedDataset``s, the folder and its ``meta.json``."""
+    train: ShardedDataset
+    valid: ShardedDataset
+    folder: str
+    meta: dict
+
+
+def corpus_sources(specs, doc_per_line=False):
+    """``--corpus`` values (``PATH`` or ``PATH:WEIGHT``) as ``CorpusSource``s."""
+    if not specs:
+        raise ValueError('--corpus: no corpus given; expected a text file or folder')
+    sources = [CorpusSource.parse(spec, doc_per_line) for spec in specs]
+    for source in sources:
+        source.files()  # a missing corpus fails here, naming it
+    return sources
+
+
+def starting_point(opts, sources, devices):
+    """``(bert or None, vocab, tokenizer, notes)``: the ``--pretrained`` model (extended by
+    ``--add-tokens``) with its vocabulary, or None and the vocabulary of ``--vocab`` /
+    ``--learn-vocab`` / d2l's words for a fresh model. ``notes`` are lines for the log."""
+    if opts.pretrained:
+        for option in ('vocab', 'learn_vocab'):
+            if getattr(opts, option):
+                raise ValueError(f'--{option.replace("_", "-")} with --pretrained: a '
+                                 f'pretrained model keeps its own vocabulary (extend it with '
+                                 f'--add-tokens)')
+        bert, vocab, tokenizer, kind = load_pretrained_folder(
+            opts.pretrained, dropout=opts.dropout, devices=devices)
+        if bert.config['max_len'] < opts.max_len:
+            raise ValueError(f'--max-len {opts.max_len} exceeds the pretrained model\'s '
+                             f'{bert.config["max_len"]} positions')
+        notes = [f'continuing {kind} folder {opts.pretrained} ({len(vocab)} tokens)']
+        if opts.add_tokens:
+            bert, vocab, report = extend_vocab(bert, vocab, read_added_tokens(opts.add_tokens),
+                                               tokenizer, devices)
+            tokenizer = tokenizer_with_vocab(tokenizer, vocab)
+            notes.append(f'--add-tokens: {report}')
+        return bert, vocab, tokenizer, notes
+    if opts.add_tokens:
+        raise ValueError('--add-tokens needs --pretrained: it extends a pretrained model\'s '
+                         'vocabulary (a fresh model gets the corpus\'s vocabulary)')
+    if opts.learn_vocab:
+        vocab = _learned_vocab(sources, opts.learn_vocab)
+        tokenizer = WordPieceTokenizer(vocab)
+        notes = [f'learned WordPiece vocabulary: {len(vocab)} tokens (asked '
+                 f'{opts.learn_vocab})']
+    else:
+        vocab, tokenizer = corpus_vocab(sources, vocab_file=opts.vocab)
+        notes = [f'vocabulary: {len(vocab)} tokens from '
+                 f'{opts.vocab or "the corpus words (d2l, seen 5 times or more)"}']
+    return None, vocab, tokenizer, notes
+
+
+def _learned_vocab(sources, size):
+    """The WordPiece vocabulary learned from ``sources``, cached by corpora and size so that a
+    rerun or a resumed run gets the same one without learning it again."""
+    described = json.dumps([[s.signature(), s.weight, s.doc_per_line] for s in sources] +
+                           [size], sort_keys=True)
+    path = cache_dir() / f'wordpiece-{hashlib.sha1(described.encode()).hexdigest()[:16]}.txt'
+    if path.is_file():
+        return read_wordpiece_vocab(str(path))
+    vocab = learn_wordpiece_vocab(sources, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: write_wordpiece_vocab(vocab, tmp))
+    return vocab
+
+
+def masking_config(opts):
+    """``--masking`` and ``--mask-rate`` as one ``MaskingConfig``."""
+    return MaskingConfig(rate=opts.mask_rate, strategy=opts.masking)
+
+
+def preprocessed(opts, sources, vocab, tokenizer, *, rank=0):
+    """The run's ``CorpusData``: the cached shards of these corpora, vocabulary and settings,
+    written first when absent (by rank 0; the other workers wait for them)."""
+    settings = PreprocessSettings(max_len=opts.max_len, seed=opts.seed,
+                                  masking=masking_config(opts),
+                                  short_seq_prob=opts.short_seq_prob,
+                                  valid_fraction=opts.valid_fraction)
+    folder = str(cache_dir() / f'corpus-{cache_key(sources, vocab, settings)}')
+    if not os.path.isfile(os.path.join(folder, META_FILE)):
+        if rank == 0:
+            preprocess(sources, vocab, tokenizer, folder, settings)
+        else:
+            _wait_for(folder)
+    train = ShardedDataset(folder)
+    valid = ShardedDataset(folder, 'valid') if opts.valid_fraction else None
+    data = CorpusData(train, valid, folder, train.meta)
+    for line in describe(data.meta):
+        print(line)
+    return data
+
+
+def _wait_for(folder):
+    deadline = time.monotonic() + _PREPROCESS_WAIT_S
+    while not os.path.isfile(os.path.join(folder, META_FILE)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'rank 0 did not finish preprocessing {folder} in '
+                               f'{_PREPROCESS_WAIT_S} s')
+        time.sleep(1.0)

@@ -2,9 +2,9 @@
 
 ``kernels.cc`` holds the kernels (today ``gb_layer_norm``, whose backward is ~10x faster than
 MXNet's); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles it with g++ against the
-``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the library when it is
-built and up to date; without it every block falls back to MXNet's own operators, with the
-same numbers, and ``status()`` says why.
+``lib_api`` that the MXNet wheel ships. Importing this module (as every model block does)
+loads the library when it is built and up to date; without it every block falls back to
+MXNet's own operators, with the same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
@@ -107,3 +107,6 @@ def disabled():
         yield
     finally:
         _disabled.reset(token)
+
+
+load()  # on import, so that the kernels are registered before any block builds a graph

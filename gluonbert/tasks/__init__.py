@@ -6,8 +6,13 @@ Tasks with options (the columns of ``snli`` and ``sick``, ...) are presets: subc
 their values set.
 """
 from .base import Features, Task, TaskDataError
+from .classification import ClassificationTask
+from .presets import SICKTask, SNLITask
+from .regression import RegressionTask
+from .token_classification import TokenClassificationTask
 
-TASKS = {}
+TASKS = {task.name: task for task in (ClassificationTask, RegressionTask,
+                                      TokenClassificationTask, SNLITask, SICKTask)}
 
 
 def get_task(name):

@@ -36,6 +36,15 @@ class TokenClassificationTask(Task):
         check_not_empty(examples, 'the split')
         inputs, (example_index, word_ids) = encode_words([s.words for s in examples],
                                                          tokenizer, vocab, max_len)
+        targets = None
+        if all(sentence.tags is not None for sentence in examples):
+            targets = self._targets(examples, labels, example_index, word_ids)
+        return Features(*inputs, labels=targets, example_index=example_index,
+                        extra={'word_ids': word_ids, 'labels': list(labels)})
+
+    @staticmethod
+    def _targets(examples, labels, example_index, word_ids):
+        """Tag ids on each word's first piece, ``IGNORE_LABEL`` elsewhere."""
         ids = {label: i for i, label in enumerate(labels)}
         targets = np.full(word_ids.shape, IGNORE_LABEL, dtype=np.float32)
         for row, (number, words) in enumerate(zip(example_index, word_ids)):
@@ -46,8 +55,7 @@ class TokenClassificationTask(Task):
                     raise TaskDataError(f'{sentence.where}: tag {tag!r} is not one of the '
                                         f'training tags {list(labels)}')
                 targets[row, position] = ids[tag]
-        return Features(*inputs, labels=targets, example_index=example_index,
-                        extra={'word_ids': word_ids, 'labels': list(labels)})
+        return targets
 
     def head(self, bert, labels):
         from ..model.heads import BERTForTokenClassification

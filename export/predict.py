@@ -3,7 +3,7 @@
     python export/predict.py FOLDER [INPUT | -] [--int8] [--batch-size 32] [--max-len N]
 
 FOLDER is what ``gluonbert export`` (``gluonbert.export.export_onnx``) wrote. Input lines,
-by the task of the exported head (blank lines are skipped):
+by the task of the exported head (blank lines are skipped; ``gluonbert.tasks.serving``):
 
 - classification, regression: ``text`` or ``text_a<TAB>text_b``; output TSV: a header, then
   the label and each label's probability (``p_<label>`` columns), or the score;
@@ -30,35 +30,14 @@ except ImportError:  # run from a checkout: gluonbert sits beside export/
 from gluonbert.data.tokenization import tokenizer_from_description  # noqa: E402
 from gluonbert.data.vocab import Vocab  # noqa: E402
 from gluonbert.tasks import get_task  # noqa: E402
-from gluonbert.tasks.readers import TaggedSentence  # noqa: E402
-from gluonbert.tasks.sentences import TextExample  # noqa: E402
+from gluonbert.tasks.serving import (SERVED, InputFormatError, examples_from_lines,  # noqa: E402
+                                     format_predictions, header, read_lines)
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
-SERVED = ('classification', 'regression', 'token_classification')
 
 
 class ExportFolderError(ValueError):
     """The folder is not a usable export, or does not fit the request."""
-
-
-class InputFormatError(ValueError):
-    """An input line the task cannot read; names the source and line."""
-
-
-def _sequence_example(fields, where):
-    if len(fields) > 2:
-        raise InputFormatError(f'{where}: expected a text or text<TAB>text (at most one tab), '
-                               f'found {len(fields) - 1} tabs')
-    return TextExample(tuple(fields), None, where)
-
-
-def _sentence_example(fields, where):
-    return TaggedSentence(' '.join(fields).split(), None, where)
-
-
-# task -> how an input line (split on tabs) becomes an example
-EXAMPLES = {'classification': _sequence_example, 'regression': _sequence_example,
-            'token_classification': _sentence_example}
 
 
 class Predictor:
@@ -79,12 +58,12 @@ class Predictor:
         self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         meta = {k: json.loads(v) for k, v in
                 self.session.get_modelmeta().custom_metadata_map.items()}
-        if meta.get('task') not in SERVED:
+        task_name = str(meta.get('task')).replace('_', '-')  # exports say token_classification
+        if task_name not in SERVED:
             raise ExportFolderError(f"{path} holds a {meta.get('head')} "
                                     f"(task {meta.get('task')!r}); predict.py serves "
                                     f"{', '.join(SERVED)} heads")
-        self.meta_task, self.exported_max_len = meta['task'], meta['max_len']
-        self.task = get_task(self.meta_task.replace('_', '-'))
+        self.task, self.exported_max_len = get_task(task_name), meta['max_len']
         self.vocab = Vocab.from_tokens(_matching_json(folder, 'vocab.json', meta['vocab']))
         self.label_names = meta['label_names']
         if self.label_names is not None:
@@ -105,9 +84,7 @@ class Predictor:
 
     def examples(self, numbered_lines, source):
         """Examples of ``(line number, line)`` pairs; blank lines skipped."""
-        make = EXAMPLES[self.meta_task]
-        return [make(line.split('\t'), f'{source}, line {number}')
-                for number, line in numbered_lines if line.strip()]
+        return examples_from_lines(self.task.name, numbered_lines, source)
 
     def predict(self, examples):
         """The task's predictions for ``examples`` and the head's raw outputs."""
@@ -120,28 +97,12 @@ class Predictor:
         return self.task.postprocess(outputs, features, examples), outputs
 
     def header(self):
-        """The first output line, or None (CoNLL output has none)."""
-        if self.meta_task == 'regression':
-            return (self.label_names or ['score'])[0]
-        if self.meta_task == 'classification':
-            return '\t'.join(['label'] + [f'p_{name}' for name in self.label_names])
-        return None
+        """The first output line, or None."""
+        return header(self.task.name, self.label_names)
 
     def format(self, examples, predictions, outputs):
         """The output lines of one batch."""
-        if self.meta_task == 'regression':
-            return [f'{score:.6f}' for score in predictions]
-        if self.meta_task == 'classification':
-            logits = np.asarray(outputs, np.float64)
-            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            return ['\t'.join([label] + [f'{p:.6f}' for p in row])
-                    for label, row in zip(predictions, probs)]
-        lines = []
-        for example, tags in zip(examples, predictions):
-            lines.extend(f'{word}\t{tag}' for word, tag in zip(example.words, tags))
-            lines.append('')
-        return lines
+        return format_predictions(self.task.name, examples, predictions, outputs)
 
 
 def _matching_json(folder, name, embedded):
@@ -156,20 +117,6 @@ def _matching_json(folder, name, embedded):
         raise ExportFolderError(f'{path} differs from the {name[:-5]} embedded in the model '
                                 f'(metadata_props); the folder mixes files of two exports')
     return value
-
-
-def read_lines(data, source):
-    """``(line number, line)`` of UTF-8 bytes; InputFormatError naming the first line that is
-    not UTF-8."""
-    lines = []
-    for number, raw in enumerate(data.split(b'\n'), 1):
-        try:
-            lines.append((number, raw.decode('utf-8').rstrip('\r')))
-        except UnicodeDecodeError as error:
-            raise InputFormatError(f'{source}, line {number}: not UTF-8 (byte '
-                                   f'{raw[error.start:error.start + 1]!r} at column '
-                                   f'{error.start + 1}); expected UTF-8 text') from None
-    return lines
 
 
 def main(argv=None):

@@ -150,4 +150,4 @@ def test_heads_it_does_not_serve_are_refused(without_mxnet, tmp_path):
     result = predict(without_mxnet, tmp_path / 'qa', stdin='a\tb\n')
     assert result.returncode == 2
     assert 'holds a BERTForQuestionAnswering (task \'question_answering\'); predict.py ' \
-           'serves classification, regression, token_classification heads' in result.stderr
+           'serves classification, regression, token-classification heads' in result.stderr

@@ -68,7 +68,8 @@ def run(env, *args, stdin=None):
 SERVED_TOKENS = """
 import sys, numpy as np
 sys.path.insert(0, {export!r})
-from predict import Predictor, read_lines
+from predict import Predictor
+from gluonbert.tasks.serving import read_lines
 predictor = Predictor({folder!r})
 with open({lines!r}, 'rb') as f:
     examples = predictor.examples(read_lines(f.read(), 'lines'), 'lines')

@@ -43,13 +43,15 @@ def read_text_examples(path, text_columns=None, label_column='label', fmt=None,
                        quoting=False, convert_label=str, label_kind='label'):
     """``TextExample``s of a CSV, TSV or JSON Lines file; texts are stripped (SST-2's carry
     a trailing space); ``convert_label`` turns the label field into a value (ValueError:
-    an error naming the line and ``label_kind``, what was expected). A file without the label column gives unlabelled examples."""
+    an error naming the line and ``label_kind``, what was expected). A file without the
+    label column gives unlabelled examples."""
     rows = check_not_empty(read_table(path, fmt, quoting), path)
     names = _text_columns(rows, text_columns, path)
     labelled = label_column in rows[0].fields
     examples = []
     for row in rows:
-        texts = tuple(str(field(row, name, '--text-columns')).strip() for name in names)
+        texts = tuple(str(field(row, name, '--text-columns')).strip()
+                      for name in names)
         label = None
         if labelled:
             value = field(row, label_column, '--label-column')

@@ -13,10 +13,10 @@ import os
 from .base import TaskDataError
 from .classification import ClassificationTask
 from .sentences import TextExample, read_text_examples
+from .splits import hold_out
 
 NLI_LABELS = ('entailment', 'contradiction', 'neutral')  # d2l's order: label id = index
 _INFERSENT_PREFIXES = ('s1.', 's2.', 'labels.')
-DEV_EVERY = 10  # SNLI without a dev split here: every 10th training pair is kept for dev
 
 
 def _examples(triple, source):
@@ -52,9 +52,7 @@ class SNLITask(_NLIPreset):
     def default_splits(self, data_dir=None, fallback=None):
         from ..data.nli import load_snli
         train, test = load_snli(data_dir, fallback=fallback)
-        train = _examples(train, 'SNLI train')
-        dev = train[DEV_EVERY - 1::DEV_EVERY]
-        train = [e for i, e in enumerate(train, 1) if i % DEV_EVERY]
+        train, dev = hold_out(_examples(train, 'SNLI train'))
         return train, dev, _examples(test, 'SNLI test')
 
 

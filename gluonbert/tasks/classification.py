@@ -48,6 +48,12 @@ class ClassificationTask(Task):
         from ..model.heads import BERTForSequenceClassification
         return BERTForSequenceClassification(bert, len(labels))
 
+    def objective(self, net):
+        """The head's cross-entropy, with the training accuracy logged beside the loss (and
+        R-Drop able to wrap it)."""
+        from ..train.finetune import ClassificationLoss
+        return ClassificationLoss(net, net.loss)
+
     def postprocess(self, outputs, features, examples):
         """The predicted label name of each example."""
         names = features.extra['labels']

@@ -50,6 +50,15 @@ def read_lines(data, source):
     return lines
 
 
+def served_kind(task):
+    """The served task ``task`` reads and prints as: its own name, or that of the task it
+    presets (``snli`` serves as ``classification``)."""
+    for cls in type(task).__mro__:
+        if getattr(cls, 'name', None) in _EXAMPLES:
+            return cls.name
+    raise ValueError(f'task {task.name!r} is not served; served tasks: {", ".join(SERVED)}')
+
+
 def examples_from_lines(task_name, numbered_lines, source):
     """The examples of ``(line number, line)`` pairs; blank lines skipped."""
     make = _EXAMPLES[task_name]

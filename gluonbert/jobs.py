@@ -8,6 +8,7 @@ import os
 import sys
 
 import mxnet as mx
+import numpy as np
 from mxnet import gluon, init
 
 from . import runtime
@@ -224,6 +225,9 @@ def finetune(opts, fallback=None):
           f' examples ({splits.note})')
     train = task.encode(splits.train, tokenizer, vocab, opts.max_len, labels)
     dev = task.encode(splits.dev, tokenizer, vocab, opts.max_len, labels)
+    print(f'{_unknown_share(train, vocab):.1%} of the training tokens are unknown to the '
+          f'vocabulary ({len(vocab)} tokens)' +
+          (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
     train_batches = EpochBatches(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
@@ -270,6 +274,12 @@ def finetune(opts, fallback=None):
           f'metrics per evaluation in {_checkpoint_dir(opts)}/metrics.csv, .json and '
           f'curves.png')
     return result
+
+
+def _unknown_share(features, vocab):
+    """The share of ``<unk>`` among the real (unpadded) tokens of encoded features."""
+    real = np.arange(features.tokens.shape[-1]) < features.valid_lens[..., None]
+    return float((features.tokens[real] == vocab['<unk>']).mean())
 
 
 def _metrics_line(metrics):

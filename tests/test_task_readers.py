@@ -106,9 +106,9 @@ def test_conll_line_with_one_column_is_refused(tmp_path):
 
 
 def test_label_sets_come_from_the_training_file(tmp_path):
-    path = write(tmp_path / 'd.conll', 'a B-X\nb O\n\nc B-Y\n')
-    assert get_task('token-classification').labels_from(read_conll(path)) == ['B-X', 'B-Y',
-                                                                                'O']
+    path = write(tmp_path / 'd.conll', 'a B-X\nb O\n\nc I-Y\n')
+    assert get_task('token-classification').labels_from(read_conll(path)) == [
+        'B-X', 'B-Y', 'I-X', 'I-Y', 'O']  # both halves of each entity type
     path = write(tmp_path / 'd.tsv', 'sentence\tlabel\nx\tz\ny\ta\n')
     task = get_task('classification')
     assert task.labels_from(task.read(path)) == ['a', 'z']

@@ -78,6 +78,7 @@ class Task:
     name = None
     main_metric = None
     greater_is_better = True
+    metrics_note = ''  # how the metrics are computed, when it needs saying (printed)
 
     def read(self, path, **columns):
         """The raw examples of the file ``path``; ``columns`` choose its fields."""

@@ -7,7 +7,7 @@ import collections
 
 import numpy as np
 
-from ..metrics import entity_metrics
+from ..metrics import ENTITY_SCHEME, entity_metrics
 from .base import Features, Task, TaskDataError, check_not_empty
 from .encoding import IGNORE_LABEL, encode_words
 from .readers import read_conll
@@ -17,6 +17,7 @@ class TokenClassificationTask(Task):
     name = 'token-classification'
     main_metric = 'f1'
     greater_is_better = True
+    metrics_note = f'entity-level P/R/F1 on words, {ENTITY_SCHEME}'
 
     def read(self, path, **columns):
         if columns:
@@ -25,8 +26,12 @@ class TokenClassificationTask(Task):
         return read_conll(path)
 
     def labels_from(self, examples):
+        """The training file's tags, with ``B-X`` and ``I-X`` both in for every entity type
+        ``X`` seen (a small training file may hold one without the other)."""
         check_not_empty(examples, 'the training split')
-        labels = sorted({tag for sentence in examples for tag in sentence.tags})
+        tags = {tag for sentence in examples for tag in sentence.tags}
+        types = {tag[2:] for tag in tags if tag[:2] in ('B-', 'I-')}
+        labels = sorted(tags | {f'{prefix}{t}' for t in types for prefix in ('B-', 'I-')})
         if len(labels) < 2:
             raise TaskDataError(f'the training split has one tag {labels}; expected at least '
                                 f'two')

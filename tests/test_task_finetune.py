@@ -168,3 +168,23 @@ def test_out_folder_holding_other_files_is_refused(files, pretrained, tmp_path):
                            '--out', tmp_path / 'notes')
     assert result.returncode == 2 and 'holds other files' in result.stderr
     assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'mine'
+
+
+@pytest.mark.slow
+def test_hf_folder_fine_tunes_with_its_wordpiece_tokenizer_saved(files, tmp_path):
+    from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
+    vocab = vocab_from_bert_tokens(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + WORDS +
+                                   ['##s', '##ly'])
+    bert = gluonbert.BERTModel(len(vocab), 32, 64, 2, 1, 0.1, max_len=32, activation='gelu',
+                               embedding_layer_norm=True, layer_norm_eps=1e-12)
+    bert.initialize(init.Xavier())
+    gluonbert.save_hf_pretrained(bert, vocab, tmp_path / 'hf',
+                                 tokenizer=WordPieceTokenizer(vocab, lower=True))
+    (train, dev, _), _ = files['classification']
+    result = gluonbert_cli('finetune', '--pretrained', tmp_path / 'hf', '--task',
+                           'classification', '--train', train, '--dev', dev, '--epochs', 1,
+                           '--max-len', 16, '--out', tmp_path / 'm')
+    assert result.returncode == 0, result.stderr
+    assert '(hf)' in result.stdout
+    saved = json.loads((tmp_path / 'm' / 'tokenizer.json').read_text())
+    assert saved['kind'] == 'wordpiece' and saved['lower'] is True

@@ -249,6 +249,12 @@ def finetune(opts, fallback=None):
                             patience=opts.patience, on_best=save_best)
     keys = ('loss', main_metric)
     total = opts.epochs * -(-len(train_batches) // opts.accumulate)
+    if opts.eval_every < 0:
+        raise ValueError(f'--eval-every {opts.eval_every}; expected a number of updates >= 1, '
+                         f'or 0 to evaluate after each epoch')
+    if opts.eval_every > total:
+        raise ValueError(f'--eval-every {opts.eval_every} exceeds the run\'s {total} updates: '
+                         f'no evaluation would pick the model to keep')
     callbacks = [ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
                  LogLines(total, keys), MetricsLog(_checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]

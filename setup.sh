@@ -7,7 +7,7 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 stamp=.venv/.gluonbert-installed
 want=$(cat requirements.txt pyproject.toml setup.sh | sha1sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  .venv/bin/python -m gluonbert.ops  # rebuilds the kernels only when kernels.cc changed
+  .venv/bin/python -m gluonbert.ops  # rebuilds the kernels only when their sources changed
   exit 0
 fi
 echo "setup: creating .venv with $("$python" --version) and the pinned stack (a few minutes)"

@@ -1,17 +1,24 @@
-"""Fine-tuning step time: d2l's NLI-chapter classifier vs gluonbert's, batch 32 x 128.
+"""Fine-tuning step time: d2l's NLI-chapter classifier vs HF transformers vs gluonbert's.
 
 d2l's ``BERTModel`` (the chapter's ``bert.small`` size: 256 hidden, 512 FFN, 4 heads, 2 blocks,
-vocab 20,256) under the chapter's ``BERTClassifier`` and ``train_ch13``-style step, against
-gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridized), each in fresh
-processes, synthetic batches, each step timed to its end. Prints a table and writes JSON.
+vocab 20,256) under the chapter's ``BERTClassifier`` and ``train_ch13``-style step; HF's
+``BertForSequenceClassification`` of the same size (ReLU FFN and dropout 0.1 as in d2l, AdamW,
+torch's default threads, in ``bench/.venv-torch``, see ``torch_env.py``; ``--no-torch`` skips
+it); gluonbert's ``BERTClassifier`` and ``train_classifier``-style step (hybridized). Batch
+32 x 128, synthetic batches, each side in fresh processes, each step timed to its end (update
+included). Prints a table and gluonbert's ratio to every other row, and writes JSON.
 
-    python bench/finetune_step.py [--repeats 3] [--steps 10] [--profile]
+    python bench/finetune_step.py [--repeats 3] [--steps 10] [--no-torch] [--profile]
+                                  [--amp bfloat16]
 """
 import argparse
+import os
 import sys
 import time
 
-from harness import compare, d2l_and_gluonbert, print_table, worker_result, write_json
+import torch_env
+from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, gluonbert_row,
+                     print_table, start_amp, worker_result, write_json)
 from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -99,6 +106,33 @@ def gluonbert_step():
     return step
 
 
+def hf_step():
+    """One HF ``BertForSequenceClassification`` step on a batch: ``step(X, y)``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+    c = CONFIG
+    config = BertConfig(vocab_size=c['vocab_size'], hidden_size=c['num_hiddens'],
+                        num_hidden_layers=c['num_blks'], num_attention_heads=c['num_heads'],
+                        intermediate_size=c['ffn_num_hiddens'], hidden_act='relu',
+                        hidden_dropout_prob=c['dropout'],
+                        attention_probs_dropout_prob=c['dropout'],
+                        max_position_embeddings=c['max_len'], type_vocab_size=2, num_labels=3)
+    net = BertForSequenceClassification(config).train()
+    trainer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    positions = torch.arange(SEQ_LEN)[None]
+
+    def step(X, y):
+        tokens, segments, valid_lens = (torch.from_numpy(x) for x in X)
+        mask = (positions < valid_lens[:, None]).long()
+        loss = net(input_ids=tokens.long(), token_type_ids=segments.long(), attention_mask=mask,
+                   labels=torch.from_numpy(y).long()).loss
+        trainer.zero_grad()
+        loss.backward()
+        trainer.step()
+        loss.item()
+    return step
+
+
 def run_worker(make_step, steps, profile_steps):
     """Time ``steps`` steps, each to its end; then profile ``profile_steps`` more."""
     import numpy as onp
@@ -116,30 +150,58 @@ def run_worker(make_step, steps, profile_steps):
     worker_result(times, WARMUP, operators=operators)
 
 
-WORKERS = {'d2l': d2l_step, 'gluonbert': gluonbert_step}
+WORKERS = {'d2l': d2l_step, 'hf': hf_step, 'gluonbert': gluonbert_step}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--no-torch', action='store_true', help='skip the HF transformers row')
     parser.add_argument('--profile', action='store_true',
-                        help="then profile each side's step by operator (one more process each)")
+                        help="then profile the MXNet sides' steps by operator (one more "
+                             "process each)")
     parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
+    add_amp_option(parser)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
+    if args.worker == 'hf' and not torch_env.active():
+        os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker:
+        if args.worker == 'gluonbert':
+            start_amp(args.amp)
         run_worker(WORKERS[args.worker], args.steps, args.profile_steps)
         return
-    rows = compare(__file__, d2l_and_gluonbert(), ['--steps', args.steps], args.repeats,
-                   BATCH, 'examples_per_sec')
+    check_amp(parser, args.amp)
+    amp_args = ['--amp', args.amp] if args.amp else []  # d2l's and HF's workers ignore it
+    runs = d2l_and_gluonbert(args.amp)
+    ours = gluonbert_row(args.amp)
+    gluonbert_run = runs.pop(ours)  # put back last, after the others
+    skipped = '--no-torch' if args.no_torch else None
+    if not args.no_torch:
+        try:
+            torch_env.torch_python()
+            runs['hf transformers (torch)'] = ('hf', None)
+        except RuntimeError as e:
+            skipped = str(e)
+    if skipped:
+        print(f'hf transformers (torch) skipped: {skipped}')
+    runs[ours] = gluonbert_run
+    rows = compare(__file__, runs, ['--steps', args.steps, *amp_args], args.repeats, BATCH,
+                   'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('examples_per_sec', 'peak_rss_mib'))
+    speedups = {name: row['median'] / rows[ours]['median']
+                for name, row in rows.items() if name != ours}
+    for name, ratio in speedups.items():
+        print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
     payload = dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN, python=sys.version.split()[0],
-                   results=rows)
+                   amp=args.amp, results=rows, gluonbert_speedup=speedups,
+                   hf_skipped=skipped)
     if args.profile:
-        payload['profiles'] = profiles(__file__, WORKERS, ['--steps', WARMUP + 1])
+        payload['profiles'] = profiles(__file__, [name for name in WORKERS if name != 'hf'],
+                                       ['--steps', WARMUP + 1, *amp_args])
     write_json('finetune_step.json', payload)
 
 

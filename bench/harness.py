@@ -34,13 +34,44 @@ def worker_result(times, warmup, **extra):
                           **extra)))
 
 
-def d2l_and_gluonbert():
+def d2l_and_gluonbert(amp=None):
     """The usual comparison: d2l as users run it, d2l with OMP_NUM_THREADS set to the core
-    count, and gluonbert with its defaults. ``{name: (worker, extra environment)}``."""
+    count, and gluonbert with its defaults (or under AMP in ``amp``, see ``add_amp_option``).
+    ``{name: (worker, extra environment)}``."""
     cores = str(len(os.sched_getaffinity(0)))
     return {'d2l (defaults)': ('d2l', None),
             f'd2l (OMP_NUM_THREADS={cores})': ('d2l', {'OMP_NUM_THREADS': cores}),
-            'gluonbert (defaults)': ('gluonbert', None)}
+            gluonbert_row(amp): ('gluonbert', None)}
+
+
+def gluonbert_row(amp=None):
+    return f'gluonbert ({amp} AMP)' if amp else 'gluonbert (defaults)'
+
+
+def add_amp_option(parser):
+    parser.add_argument('--amp', choices=['bfloat16'],
+                        help="gluonbert's row under bfloat16 AMP (oneDNN; needs AVX-512, and "
+                             "gluonbert's float32 kernels step aside); the others stay float32")
+
+
+def check_amp(parser, amp):
+    """Exit with status 2 and the reason when AMP in ``amp`` cannot run here. Asked in a fresh
+    process: importing gluonbert here would hand its thread settings to every worker."""
+    if not amp:
+        return
+    why = subprocess.run(
+        [sys.executable, '-c', 'from gluonbert.train.mixed_precision import '
+         'cpu_bfloat16_support as s; print(s()[1])'],
+        check=True, capture_output=True, text=True).stdout.strip()
+    if why:
+        parser.exit(2, f'{parser.prog}: --amp={amp} is not available: {why}\n')
+
+
+def start_amp(amp):
+    """In a gluonbert worker, before its model is built: AMP in ``amp`` (None: float32)."""
+    if amp:
+        from gluonbert.train import mixed_precision
+        mixed_precision.enable(amp)
 
 
 def compare(script, runs, args, repeats, items, rate_name):

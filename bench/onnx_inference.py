@@ -9,10 +9,13 @@ route: GluonNLP 0.10's ``BERTClassifier`` holding the same weights, exported wit
 processes, taken in turns so that load from other work falls on all of them; every
 onnxruntime session has all graph optimizations on. Each batch is timed by the wall clock and
 by the CPU seconds of the process: on a machine shared with other work, ``--threads 1`` gives
-CPU times that the others' load hardly changes. Prints tables, the max difference of each
-side's logits from MXNet's, and writes JSON.
+CPU times that the others' load hardly changes. With the deployment environment
+(``export/setup-deploy.sh``), three more sides run on its newest onnxruntime: our export as it
+is, ``export/optimize.py``'s fused graph, and onnxruntime's ``quantize_dynamic`` of that graph
+(``--no-deploy`` skips them). Prints tables, the max difference of each side's logits from
+MXNet's, and writes JSON.
 
-    python bench/onnx_inference.py [--repeats 3] [--batches 12] [--threads 1]
+    python bench/onnx_inference.py [--repeats 3] [--batches 12] [--threads 1] [--no-deploy]
 """
 import argparse
 import json
@@ -20,6 +23,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +37,10 @@ LABELS = ('entailment', 'contradiction', 'neutral')
 BATCH, SEQ_LEN, WARMUP = 8, 128, 2
 MXNET, OURS, OURS_INT8, GLUONNLP = ('MXNet hybridized', 'ORT gluonbert export',
                                     'ORT gluonbert int8', 'ORT GluonNLP export')
+NEWEST, OPTIMIZED, OPTIMIZED_INT8 = ('newest ORT, gluonbert export', 'newest ORT, optimised',
+                                     'newest ORT, optimised + ORT int8')
+EXPORT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'export')
+DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
 
 
 def inputs(np):
@@ -76,11 +84,33 @@ def run_mxnet(batches, params):
 
 
 def run_onnxruntime(batches, model, dtype, threads):
+    """onnxruntime on ``model`` with every graph optimization on (gluonbert's
+    ``inference_session`` settings; the deploy venv has no gluonbert)."""
     import numpy as onp
-    from gluonbert.export import inference_session
-    session = inference_session(model, threads=threads or None)
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model, options, providers=['CPUExecutionProvider'])
     feeds = {name: value.astype(dtype) for name, value in inputs(onp).items()}
     return timed(lambda: session.run(None, feeds)[0], batches)
+
+
+def deployed_sides(ours):
+    """Sides on the deploy venv's onnxruntime, after ``export/optimize.py`` on ``ours``;
+    ``({}, reason)`` when that environment is absent or the optimisation fails."""
+    if not os.path.exists(DEPLOY_PYTHON):
+        return {}, 'export/.venv-deploy is absent (export/setup-deploy.sh creates it)'
+    done = subprocess.run([DEPLOY_PYTHON, os.path.join(EXPORT, 'optimize.py'), ours],
+                          capture_output=True, text=True)
+    print(done.stdout, done.stderr[-2000:] if done.returncode else '', sep='')
+    if done.returncode:
+        return {}, f'export/optimize.py failed: {done.stderr.strip().splitlines()[-1]}'
+    return {NEWEST: ('deploy', os.path.join(ours, 'model.onnx'), 'int64'),
+            OPTIMIZED: ('deploy', os.path.join(ours, 'model.opt.onnx'), 'int64'),
+            OPTIMIZED_INT8: ('deploy', os.path.join(ours, 'model.opt.int8.onnx'), 'int64')}, None
 
 
 def export_models(folder):
@@ -169,11 +199,17 @@ def main():
                         help='threads of every side (default: each library\'s own choice, one '
                              'per core); with 1, CPU seconds are not inflated by other work '
                              'on the machine')
-    parser.add_argument('--worker', choices=('mxnet', 'onnxruntime'))
+    parser.add_argument('--no-deploy', action='store_true',
+                        help='skip the sides on the deploy venv\'s newest onnxruntime')
+    parser.add_argument('--worker', choices=('mxnet', 'onnxruntime', 'deploy'))
     parser.add_argument('--model')
     parser.add_argument('--dtype')
     args = parser.parse_args()
-    import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
+    if args.worker == 'deploy' and os.path.realpath(sys.executable) != os.path.realpath(
+            DEPLOY_PYTHON):
+        os.execv(DEPLOY_PYTHON, [DEPLOY_PYTHON, *sys.argv])
+    if args.worker != 'deploy':
+        import gluonbert  # noqa: F401  (thread settings before mxnet, the same on every side)
     if args.worker:
         if args.worker == 'mxnet':
             wall, cpu, logits = run_mxnet(args.batches, args.model)
@@ -189,6 +225,11 @@ def main():
                  OURS: ('onnxruntime', os.path.join(ours, 'model.onnx'), 'int64'),
                  OURS_INT8: ('onnxruntime', os.path.join(ours, 'model.int8.onnx'), 'int64'),
                  GLUONNLP: ('onnxruntime', gluonnlp_model, 'float32')}
+        deployed, deploy_skipped = ({}, '--no-deploy') if args.no_deploy else \
+            deployed_sides(ours)
+        if deploy_skipped:
+            print(f'sides on the newest onnxruntime skipped: {deploy_skipped}')
+        sides.update(deployed)
         results = {name: [] for name in sides}
         env = {'OMP_NUM_THREADS': str(args.threads)} if args.threads else None  # for MXNet
         for _ in range(args.repeats):  # in turns: each round runs every side once
@@ -199,10 +240,10 @@ def main():
                     1, env)
     finally:
         shutil.rmtree(folder)
-    report_and_save(results, report, args)
+    report_and_save(results, report, args, deploy_skipped)
 
 
-def report_and_save(results, report, args):
+def report_and_save(results, report, args, deploy_skipped):
     import numpy as onp
     reference = onp.array(results[MXNET][0]['logits'])
     threads = f'{args.threads} thread(s)' if args.threads else 'default threads'
@@ -222,16 +263,24 @@ def report_and_save(results, report, args):
               f'{clock} time: {ratio:.2f}x\n')
         tables[clock] = dict(results=rows, ours_vs_best_other=dict(best_other=best_other,
                                                                      speedup=ratio))
+        if OPTIMIZED in rows:
+            tables[clock]['vs_ours'] = {name: rows[OURS]['median'] / rows[name]['median']
+                                        for name in (NEWEST, OPTIMIZED, OPTIMIZED_INT8,
+                                                     OURS_INT8)}
+            print('speed-up over the gluonbert export on onnxruntime 1.19.2, ' + clock +
+                  ' time: ' + ', '.join(f'{name} {value:.2f}x'
+                                        for name, value in tables[clock]['vs_ours'].items())
+                  + '\n')
     diffs = {name: float(max(onp.abs(onp.array(run['logits']) - reference).max()
                              for run in runs)) for name, runs in results.items()}
     for name, diff in diffs.items():
-        print(f'max |logits - MXNet logits|  {name:<22} {diff:.2e}')
+        print(f'max |logits - MXNet logits|  {name:<34} {diff:.2e}')
     write_json(f'onnx_inference{"_threads" + str(args.threads) if args.threads else ""}.json',
                dict(config=dict(BASE, **OPTIONS), batch=BATCH, seq_len=SEQ_LEN,
                     threads=args.threads or 'default', repeats=args.repeats,
                     timed_batches_per_process=args.batches - WARMUP,
                     python=sys.version.split()[0], load_average=os.getloadavg(),
-                    max_abs_diff_vs_mxnet=diffs, **tables,
+                    max_abs_diff_vs_mxnet=diffs, deploy_skipped=deploy_skipped, **tables,
                     export_verification=dict(max_abs_diff=report.max_abs_diff,
                                              int8_max_abs_diff=report.int8_max_abs_diff,
                                              batches=report.verification.batches)))

@@ -14,9 +14,10 @@ NOT_OPERATORS = {'WaitForVar', 'ResourceParallelRandomSetSeed'}
 
 # Operator name patterns, first match wins; the rest is "other"
 GROUPS = (('dense layers (oneDNN GEMM)', r'FullyConnected'),
+          ('fused attention (gb_attention, all of it)', r'gb_attention'),
           ('attention matmuls', r'interleaved_matmul|batch_dot'),
           ('LayerNorm', r'LayerNorm|layer_norm'),
-          ('dropout', r'Dropout'),
+          ('dropout', r'Dropout|gb_dropout'),
           ('loss (softmax cross-entropy)', r'softmax_ce|log_softmax|pick'),
           ('softmax', r'softmax'),
           ('optimizer update', r'_update$'),

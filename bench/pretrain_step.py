@@ -18,6 +18,7 @@ The ratios of gluonbert to every other row are printed, and its throughput in GF
 against a float32 GEMM ceiling measured with numpy. Prints a table and writes JSON.
 
     python bench/pretrain_step.py [--repeats 3] [--steps 8] [--no-torch] [--profile]
+                                  [--amp bfloat16]
 """
 import argparse
 import os
@@ -26,8 +27,8 @@ import time
 
 import op_profile
 import torch_env
-from harness import (compare, d2l_and_gluonbert, fresh_runs, print_table, worker_result,
-                     write_json)
+from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, fresh_runs,
+                     gluonbert_row, print_table, start_amp, worker_result, write_json)
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -244,19 +245,22 @@ def main():
     parser.add_argument('--profile', action='store_true',
                         help="then profile gluonbert's step by operator (one more process)")
     parser.add_argument('--profile-steps', type=int, default=0, help=argparse.SUPPRESS)
+    add_amp_option(parser)
     parser.add_argument('--worker', choices=sorted(WORKERS))
     args = parser.parse_args()
     if args.worker == 'hf' and not torch_env.active():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker == 'gluonbert':
+        start_amp(args.amp)
         times, operators = run_gluonbert(args.batch_size, args.steps, args.profile_steps)
         worker_result(times, WARMUP, operators=operators)  # the harness drops WARMUP more
         return
     if args.worker:
         worker_result(WORKERS[args.worker](args.batch_size, args.steps), WARMUP)
         return
-    runs = d2l_and_gluonbert()
-    ours = 'gluonbert (defaults)'
+    check_amp(parser, args.amp)
+    runs = d2l_and_gluonbert(args.amp)
+    ours = gluonbert_row(args.amp)
     gluonbert_run = runs.pop(ours)  # put back last, after the others
     cores = str(len(os.sched_getaffinity(0)))
     runs['gluonnlp (defaults)'] = ('gluonnlp', None)
@@ -272,7 +276,12 @@ def main():
         print(f'hf transformers (torch) skipped: {skipped}')
     runs[ours] = gluonbert_run
     worker_args = ['--steps', args.steps, '--batch-size', args.batch_size]
-    rows = compare(__file__, runs, worker_args, args.repeats, args.batch_size, 'pairs_per_sec')
+    amp_args = ['--amp', args.amp] if args.amp else []
+    rows = {}
+    for name, run in runs.items():  # only gluonbert's worker takes --amp
+        args_of_run = worker_args + (amp_args if name == ours else [])
+        rows.update(compare(__file__, {name: run}, args_of_run, args.repeats,
+                            args.batch_size, 'pairs_per_sec'))
     print_table(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('pairs_per_sec', 'peak_rss_mib'))
@@ -289,10 +298,10 @@ def main():
           f'pairs/s = {ours_gflops:.1f} GFLOP/s, {ours_gflops / gemm_gflops:.0%} of numpy\'s '
           f'float32 {GEMM_SIZE}^3 matmul ({gemm_gflops:.1f} GFLOP/s)')
     profiles = (op_profile.profiles(__file__, ['gluonbert'], ['--steps', 5, '--batch-size',
-                                                              args.batch_size])
+                                                              args.batch_size, *amp_args])
                 if args.profile else None)
     write_json('pretrain_step.json', dict(
-        config=CONFIG, batch_size=args.batch_size, python=sys.version.split()[0],
+        config=CONFIG, batch_size=args.batch_size, python=sys.version.split()[0], amp=args.amp,
         results=rows, gluonbert_speedup=speedups, hf_skipped=skipped,
         train_flops_per_sample=flops, gluonbert_gflops=ours_gflops, gemm_gflops=gemm_gflops,
         profiles=profiles))

@@ -19,10 +19,20 @@ import sys
 import tomllib
 
 from . import runtime
-from .tasks import TASKS as TASK_NAMES
+from .atomic import atomic_write
+from .data.masking import MASKING_STRATEGIES
+from .model.transformer import ACTIVATIONS
+from .option_types import (OptionType, check_memory, decay, max_len, non_negative_float,
+                           non_negative_int, pattern, positive_float, positive_int,
+                           probability, seed)
+from .optimizer import OPTIMIZERS
+from .train.schedules import SCHEDULES
+from .train.stale import POLICIES
+from .tasks import TASKS
 from .distributed.kvstore import KVSTORE_TYPES
 
-USER_ERRORS = (ValueError, FileNotFoundError)
+# What a user can fix: bad values, missing or unwritable files and folders, a full disk
+USER_ERRORS = (ValueError, OSError)
 
 CHAPTER_PRETRAIN = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2,
                         dropout=0.2, max_len=64, batch_size=512, steps=50,
@@ -47,45 +57,47 @@ def _common(parser, out):
     parser.add_argument('--devices', default='cpu',
                         help='cpu, gpu (all GPUs), or a list such as cpu:0,cpu:1 or gpu:0,gpu:1 '
                         '(default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0, help='fixes data order, masking and '
+    parser.add_argument('--seed', type=seed, default=0, help='fixes data order, masking and '
                         'initialisation (default: %(default)s)')
     parser.add_argument('--out', default=out, help='folder to write (default: %(default)s)')
 
 
 def _pretrain_options(parser, d):
     model = parser.add_argument_group('model (the arguments of d2l\'s BERTModel)')
-    model.add_argument('--num-hiddens', type=int, default=d['num_hiddens'])
-    model.add_argument('--ffn-num-hiddens', type=int, default=d['ffn_num_hiddens'])
-    model.add_argument('--num-heads', type=int, default=d['num_heads'])
-    model.add_argument('--num-blks', type=int, default=d['num_blks'])
-    model.add_argument('--dropout', type=float, default=d['dropout'])
-    model.add_argument('--activation', choices=['relu', 'gelu'], default='relu',
+    model.add_argument('--num-hiddens', type=positive_int, default=d['num_hiddens'])
+    model.add_argument('--ffn-num-hiddens', type=positive_int, default=d['ffn_num_hiddens'])
+    model.add_argument('--num-heads', type=positive_int, default=d['num_heads'])
+    model.add_argument('--num-blks', type=positive_int, default=d['num_blks'])
+    model.add_argument('--dropout', type=probability, default=d['dropout'])
+    model.add_argument('--activation', choices=ACTIVATIONS, default='relu',
                        help='relu as d2l, gelu as BERT (default: %(default)s)')
     data = parser.add_argument_group('data')
     data.add_argument('--data-dir', help='folder holding wiki.train.tokens (default: '
                       '$GLUONBERT_DATA, ../shared/data, d2l\'s ../data, then d2l\'s download)')
-    data.add_argument('--max-len', type=int, default=d['max_len'])
-    data.add_argument('--batch-size', type=int, default=d['batch_size'])
-    data.add_argument('--masking', choices=['token', 'whole_word', 'span'], default='token',
+    data.add_argument('--max-len', type=max_len, default=d['max_len'],
+                      help='pad (or cut) the sentence pairs to this length; the model keeps '
+                      'd2l\'s table of 1000 positions (default: %(default)s)')
+    data.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
+    data.add_argument('--masking', choices=MASKING_STRATEGIES, default='token',
                       help='MLM masking: d2l\'s per token, whole words, or spans')
     data.add_argument('--synthetic', action='store_true',
                       help='random batches of the same layout instead of WikiText-2 (for '
                       'benchmarks and tests of the training path; saves no model)')
-    data.add_argument('--vocab-size', type=int, default=20256,
+    data.add_argument('--vocab-size', type=positive_int, default=20256,
                       help='--synthetic: the vocabulary size (default: %(default)s, '
                       "WikiText-2's)")
     train = parser.add_argument_group('training')
-    train.add_argument('--steps', type=int, default=d['steps'])
+    train.add_argument('--steps', type=positive_int, default=d['steps'])
     train.add_argument('--optimizer', default='adam',
                        help='adam (the chapter\'s), adamw, bertadam, or an MXNet optimizer '
                        'such as sgd (default: %(default)s)')
-    train.add_argument('--lr', type=float, default=1e-3,
+    train.add_argument('--lr', type=positive_float, default=1e-3,
                        help="the learning rate (default: %(default)s; d2l's 0.01 collapses "
                        "the <cls> encoding of this small model within 150 steps, leaving "
                        "nothing for fine-tuning)")
-    train.add_argument('--weight-decay', type=float, default=0.0,
+    train.add_argument('--weight-decay', type=non_negative_float, default=0.0,
                        help='off for biases and LayerNorm (default: %(default)s, as the chapter)')
-    train.add_argument('--log-every', type=int, default=10,
+    train.add_argument('--log-every', type=positive_int, default=10,
                        help='steps between logged losses (default: %(default)s)')
     _run_options(parser, checkpoint_every=100)
     workers = parser.add_argument_group('several workers (python -m gluonbert.distributed.launch '
@@ -93,7 +105,7 @@ def _pretrain_options(parser, d):
     workers.add_argument('--kvstore', choices=[k for k in KVSTORE_TYPES if k != 'dist_async'],
                          help='default: dist_sync under the launcher, else device (dist_async '
                          'updates on the servers, where BERTTrainer cannot check the step)')
-    workers.add_argument('--timeout', type=float, default=300.0,
+    workers.add_argument('--timeout', type=positive_float, default=300.0,
                          help='seconds without a completed step (or to join the job) before a '
                          'worker exits with status 124 (default: %(default)s)')
     workers.add_argument('--summary', metavar='FILE',
@@ -105,7 +117,7 @@ def _run_options(parser, checkpoint_every):
     run = parser.add_argument_group('checkpoints and resuming')
     run.add_argument('--checkpoint-dir', help='where checkpoints and the metrics log go '
                      '(default: OUT.checkpoints, beside --out)')
-    run.add_argument('--checkpoint-every', type=int, default=checkpoint_every,
+    run.add_argument('--checkpoint-every', type=non_negative_int, default=checkpoint_every,
                      help='updates between checkpoints; 0: only at the end (and at the end of '
                      'each epoch when fine-tuning) (default: %(default)s)')
     run.add_argument('--resume', action='store_true',
@@ -113,12 +125,12 @@ def _run_options(parser, checkpoint_every):
                      'same parameters as an uninterrupted run')
 
 
-def _finetune_options(parser, d, pretrained_required=True):
-    parser.add_argument('--pretrained', required=pretrained_required,
+def _finetune_options(parser, d):
+    parser.add_argument('--pretrained', required=True,
                         help='a gluonbert folder (vocab.json, pretrained.params, config.json) '
                         'or an HF BERT folder (config.json, model.safetensors, vocab.txt; its '
                         'WordPiece tokenizer is used)')
-    parser.add_argument('--task', choices=sorted(TASK_NAMES), default='snli',
+    parser.add_argument('--task', choices=sorted(TASKS), default='snli',
                         help='classification, regression (scores), token-classification '
                         '(CoNLL), or the presets snli and sick, which find their own data '
                         '(default: %(default)s)')
@@ -131,39 +143,39 @@ def _finetune_options(parser, d, pretrained_required=True):
                       'resolved as for WikiText-2)')
     _file_options(parser)
     evaluation = parser.add_argument_group('evaluation and the best model')
-    evaluation.add_argument('--eval-every', type=int, default=0,
+    evaluation.add_argument('--eval-every', type=non_negative_int, default=0,
                             help='updates between evaluations on dev (default: 0, after each '
                             'epoch)')
-    evaluation.add_argument('--patience', type=int,
+    evaluation.add_argument('--patience', type=positive_int,
                             help='stop after this many evaluations without a better dev score')
-    parser.add_argument('--max-len', type=int, default=d['max_len'])
-    parser.add_argument('--batch-size', type=int, default=d['batch_size'])
-    parser.add_argument('--epochs', type=int, default=d['epochs'])
-    parser.add_argument('--lr', type=float, default=d['lr'])
-    parser.add_argument('--dropout', type=float, default=d['dropout'])
+    parser.add_argument('--max-len', type=max_len, default=d['max_len'],
+                        help='at most the pretrained model\'s max_len (default: %(default)s)')
+    parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
+    parser.add_argument('--epochs', type=positive_int, default=d['epochs'])
+    parser.add_argument('--lr', type=positive_float, default=d['lr'])
+    parser.add_argument('--dropout', type=probability, default=d['dropout'])
     parser.add_argument('--strategy', choices=['plain', 'rdrop', 'fgm'], default='plain',
                         help='R-Drop or FGM embedding noise (default: %(default)s)')
     knobs = parser.add_argument_group('trainer (gluonbert.train.trainer.BERTTrainer)')
-    knobs.add_argument('--optimizer', choices=['adamw', 'bertadam', 'adam'], default='adamw',
+    knobs.add_argument('--optimizer', choices=sorted(OPTIMIZERS), default='adamw',
                        help='adamw: decoupled weight decay, bias-corrected; bertadam: as BERT, '
                        'no bias correction; adam: L2 through the gradient (default: '
                        '%(default)s)')
-    knobs.add_argument('--weight-decay', type=float, default=0.01,
+    knobs.add_argument('--weight-decay', type=non_negative_float, default=0.01,
                        help='off for biases and LayerNorm (default: %(default)s)')
-    knobs.add_argument('--schedule', default='linear', choices=['constant',
-                       'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts',
-                       'polynomial'], help='learning-rate schedule, HF names (default: '
-                       '%(default)s)')
-    knobs.add_argument('--warmup-steps', type=int, default=0)
+    knobs.add_argument('--schedule', default='linear', choices=SCHEDULES,
+                       help='learning-rate schedule, HF names (default: %(default)s)')
+    knobs.add_argument('--warmup-steps', type=non_negative_int, default=0)
     knobs.add_argument('--groups', help='JSON of parameter groups by name pattern, e.g. '
                        '\'{"encoder|hidden": {"lr_mult": 0.1}, "^output": {"lr_mult": 1}}\'')
-    knobs.add_argument('--layerwise-decay', type=float,
+    knobs.add_argument('--layerwise-decay', type=decay,
                        help='lr x decay ** (num_layers + 2 - depth), embeddings at depth 0')
-    knobs.add_argument('--freeze', help='pattern of parameter names not to train')
-    knobs.add_argument('--clip', type=float, help='maximum global gradient norm')
-    knobs.add_argument('--accumulate', type=int, default=1,
+    knobs.add_argument('--freeze', type=pattern,
+                       help='pattern of parameter names not to train')
+    knobs.add_argument('--clip', type=positive_float, help='maximum global gradient norm')
+    knobs.add_argument('--accumulate', type=positive_int, default=1,
                        help='micro-batches per update (default: %(default)s)')
-    knobs.add_argument('--stale', choices=['error', 'warn', 'skip'], default='error',
+    knobs.add_argument('--stale', choices=POLICIES, default='error',
                        help='what a parameter without a fresh gradient does (default: '
                        '%(default)s)')
     knobs.add_argument('--show-groups', action='store_true',
@@ -171,10 +183,10 @@ def _finetune_options(parser, d, pretrained_required=True):
     parser.add_argument('--from-scratch', action='store_true',
                         help='re-initialize the BERT randomly (to measure what pretraining '
                         'brings)')
-    parser.add_argument('--train-limit', type=int, default=0, help='use the first N '
-                        'training pairs (0: all)')
-    parser.add_argument('--test-limit', type=int, default=0, help='use the first N dev and '
-                        'test examples (0: all)')
+    parser.add_argument('--train-limit', type=non_negative_int, default=0, help='use the '
+                        'first N training examples (0: all)')
+    parser.add_argument('--test-limit', type=non_negative_int, default=0, help='use the '
+                        'first N dev and test examples (0: all)')
     _run_options(parser, checkpoint_every=0)
     _common(parser, d['out'])
 
@@ -206,8 +218,8 @@ def build_parser():
         'classifier to ONNX and check it under onnxruntime. Uses the full data when found '
         '(see README, Data), else the real slices shipped with gluonbert.')
     _pretrain_options(main, MAIN_PRETRAIN)
-    main.add_argument('--finetune-epochs', type=int, default=MAIN_FINETUNE['epochs'])
-    main.add_argument('--finetune-limit', type=int, default=0,
+    main.add_argument('--finetune-epochs', type=positive_int, default=MAIN_FINETUNE['epochs'])
+    main.add_argument('--finetune-limit', type=non_negative_int, default=0,
                       help='fine-tune on the first N pairs (0: all)')
     pretrain = commands.add_parser(
         'pretrain', help='pretrain BERT on WikiText-2 (MLM + NSP)',
@@ -234,8 +246,8 @@ def build_parser():
     evaluate.add_argument('--test', help='labelled file to score (read as in training)')
     _file_options(evaluate)
     evaluate.add_argument('--data-dir', help='snli/sick: where to find their data')
-    evaluate.add_argument('--batch-size', type=int, default=256)
-    evaluate.add_argument('--test-limit', type=int, default=0,
+    evaluate.add_argument('--batch-size', type=positive_int, default=256)
+    evaluate.add_argument('--test-limit', type=non_negative_int, default=0,
                           help='score the first N examples (0: all)')
     evaluate.add_argument('--devices', default='cpu')
     export = commands.add_parser(
@@ -261,7 +273,7 @@ def build_parser():
     predict.add_argument('--model', required=True, help='fine-tuned folder')
     predict.add_argument('input', nargs='?', default='-',
                          help='file of input lines (default: stdin)')
-    predict.add_argument('--batch-size', type=int, default=64)
+    predict.add_argument('--batch-size', type=positive_int, default=64)
     for sub in commands.choices.values():
         _config_options(sub)
     parser.subcommands = commands.choices
@@ -272,12 +284,16 @@ _NOT_CONFIG = ('command', 'config', 'save_config')
 
 
 def read_config(path, subparser):
-    """Option values from a JSON or TOML file, checked against ``subparser``'s options."""
+    """Option values from a JSON or TOML file, checked against ``subparser``'s options with
+    the same checkers (``option_types``) as the command line."""
     try:
         with open(path, 'rb') as f:
             values = tomllib.load(f) if path.endswith('.toml') else json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f'config file {path} not found') from None
+    except IsADirectoryError:
+        raise ValueError(f'config file {path} is a folder; expected a JSON or TOML file') \
+            from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f'config file {path} is not valid JSON/TOML: {error}') from None
     if not isinstance(values, dict):
@@ -290,32 +306,60 @@ def read_config(path, subparser):
                              f'{", ".join(sorted(actions))}')
         if value is None and action.default is None:  # an unset option, as --save-config writes
             continue
-        expected = bool if isinstance(action, argparse._StoreTrueAction) else \
-            (action.type or str)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected '
-                             f'{expected.__name__}')
-        if action.choices and value not in action.choices:
-            raise ValueError(f'config file {path}: option {key!r} is {value!r}; expected one '
-                             f'of {list(action.choices)}')
-        values[key] = value
+        values[key] = _config_value(path, key, value, action)
     return values
 
 
+def _config_value(path, key, value, action):
+    """``value`` of option ``key`` from config file ``path``, checked as on the command line."""
+    where = f'config file {path}: option {key!r} is {value!r}; expected'
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise ValueError(f'{where} true or false')
+        return value
+    if isinstance(action.type, OptionType):
+        if isinstance(value, str) and action.type.kind is not str:
+            raise ValueError(f'{where} {action.type.expected} (a number, not a string)')
+        try:
+            value = action.type(value)
+        except argparse.ArgumentTypeError:
+            raise ValueError(f'{where} {action.type.expected}') from None
+    elif not isinstance(value, str):
+        raise ValueError(f'{where} a string')
+    if action.choices and value not in action.choices:
+        raise ValueError(f'{where} one of {list(action.choices)}')
+    return value
+
+
 def parse_args(argv=None):
-    """Parse ``argv``, with a ``--config`` file's values as defaults; save ``--save-config``."""
+    """Parse ``argv``, with a ``--config`` file's values as defaults (required options
+    included); check that the job fits in memory; save ``--save-config``."""
     parser = build_parser()
+    subparsers = parser.subcommands.values()
+    required = {sub: [a for a in sub._actions if a.required] for sub in subparsers}
+    for actions in required.values():  # a config file may give them: checked below
+        for action in actions:
+            action.required = False
     args = parser.parse_args(argv)
+    subparser = parser.subcommands[args.command]
     if args.config:
-        subparser = parser.subcommands[args.command]
         subparser.set_defaults(**read_config(args.config, subparser))
         args = parser.parse_args(argv)
+    missing = [a.option_strings[0] for a in required[subparser]
+               if getattr(args, a.dest) is None]
+    if missing:
+        subparser.error(f'the following arguments are required: {", ".join(missing)} (on the '
+                        f'command line or in --config)')
+    if args.command in ('main', 'pretrain'):
+        check_memory(args.batch_size, args.max_len, args.num_hiddens, args.ffn_num_hiddens,
+                     args.num_heads, args.num_blks)
     if args.save_config:
-        with open(args.save_config, 'w', encoding='utf-8') as f:
-            json.dump({k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}, f,
-                      indent=1)
+        options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+
+        def write(tmp):
+            with open(tmp, 'w', encoding='utf-8') as f:
+                json.dump(options, f, indent=1)
+        atomic_write(args.save_config, write)
     return args
 
 
@@ -336,21 +380,45 @@ def run_main(opts):
     print('== stage 1/3: pretrain a small BERT on WikiText-2')
     jobs.pretrain(opts, fallback='embedded')
     print('== stage 2/3: fine-tune it on SNLI (the d2l NLI chapter)')
+    _, finetuned, onnx_folder = _main_folders(opts.out)
     finetune_opts = finetune_options(
-        opts.out, **dict(MAIN_FINETUNE, train_limit=opts.finetune_limit,
+        opts.out, **dict(MAIN_FINETUNE, max_len=opts.max_len, train_limit=opts.finetune_limit,
                          epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
-                         out=os.path.join(os.path.dirname(opts.out.rstrip('/')), 'finetuned')))
+                         out=finetuned))
     jobs.finetune(finetune_opts, fallback='embedded')
     print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
-    onnx_folder = os.path.join(os.path.dirname(opts.out.rstrip('/')), 'onnx')
     jobs.export(argparse.Namespace(model=finetune_opts.out, data=None, data_dir=None,
                                    int8=False, out=onnx_folder), fallback='embedded')
     print(f'serve it without MXNet: python export/predict.py {onnx_folder} pairs.tsv')
 
 
+def _main_folders(out):
+    """The main job's three folders: ``out`` and its siblings ``finetuned`` and ``onnx``."""
+    parent = os.path.dirname(out.rstrip('/'))
+    return out, os.path.join(parent, 'finetuned'), os.path.join(parent, 'onnx')
+
+
+def check_outputs(args):
+    """Refuse, before any work, an output folder the job could not replace at its end."""
+    from .export.folder import check_export_folder
+    from .train.checkpoint import check_classifier_folder, check_pretrained_folder
+    if args.command == 'main':
+        pretrained, finetuned, onnx = _main_folders(args.out)
+        check_pretrained_folder(pretrained)
+        check_classifier_folder(finetuned)
+        check_export_folder(onnx)
+    elif args.command == 'pretrain':
+        check_pretrained_folder(args.out)
+    elif args.command == 'finetune':
+        check_classifier_folder(args.out)
+    elif args.command == 'export':
+        check_export_folder(args.out)
+
+
 def main(argv=None):
     try:
         args = parse_args(argv)
+        check_outputs(args)
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2

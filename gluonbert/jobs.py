@@ -28,7 +28,7 @@ from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, P
 from .pretrained.folders import load_pretrained_folder
 from .tasks import get_task
 from .tasks.classification import ClassificationTask
-from .tasks.saved import is_task_model, load_task_model, save_task_model
+from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import (examples_from_lines, format_predictions, header, read_lines,
                             served_kind)
 from .tasks.splits import load_splits
@@ -113,8 +113,7 @@ def pretrain(opts, fallback=None):
     if not engine.is_chief:
         return summary
     if vocab is not None:
-        save_pretrained(net, vocab, opts.out, config=net.config)
-        _plot(state.logs, keys, os.path.join(opts.out, 'loss.png'))
+        save_pretrained(net, vocab, opts.out, config=net.config, plot=_step_plot(state.logs, keys))
         print(f'saved {opts.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
     if state.logs:
         last = state.logs[-1]
@@ -128,11 +127,11 @@ def pretrain(opts, fallback=None):
     return summary
 
 
-def _plot(logs, keys, path):
+def _step_plot(logs, keys):
     plot = LossPlot(keys)
     for log in logs:
         plot.add(log['update'], *(log[k] for k in keys))
-    atomic_write(path, lambda tmp: plot.save(tmp, 'step', fmt='png'))
+    return plot
 
 
 def _write_json(path, value):
@@ -187,15 +186,6 @@ def _finetune_trainer(net, opts, steps_per_epoch):
                        quiet=not opts.show_groups)
 
 
-def _output_folder(opts):
-    """Refuse an ``--out`` that holds something other than a fine-tuned model: the best model
-    replaces the folder whole, and a user's folder is never deleted to make room."""
-    out = opts.out
-    if os.path.isdir(out) and os.listdir(out) and not opts.resume and not is_task_model(out):
-        raise ValueError(f'--out {out!r} exists and holds other files; the fine-tuned model '
-                         f'replaces the folder whole, so choose a new or empty folder')
-
-
 def finetune(opts, fallback=None):
     """Fine-tune a pretrained folder (gluonbert's or HF's) on a task (``--task``: any of
     ``tasks.TASKS``) on the training engine: evaluate on the dev split every epoch or every
@@ -206,7 +196,8 @@ def finetune(opts, fallback=None):
     devices = parse_devices(opts.devices)
     seed_everything(opts.seed)
     task = get_task(opts.task)
-    _output_folder(opts)
+    if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
+        check_replaceable(opts.out)
     bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,
                                                           devices=devices)
     source = f'pretrained {opts.pretrained} ({kind})'

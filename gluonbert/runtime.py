@@ -1,4 +1,9 @@
-"""CPU thread settings, chosen before MXNet is imported.
+"""What must be settled before MXNet is imported: the parameter-server role and CPU threads.
+
+``import mxnet`` reads ``DMLC_ROLE``: as ``server`` or ``scheduler`` it turns the process into
+a parameter-server node that waits forever for its job, and any other value but ``worker``
+(``Worker``, a typo) hangs it too, with no output. A role left in the shell would so hang
+``python -m gluonbert --help``; gluonbert checks the variable first and stops with one line.
 
 MXNet 1.9.1 runs its OpenMP kernels on half of the reported cores unless ``OMP_NUM_THREADS``
 is set before ``import mxnet`` (one thread on a 2-core machine; d2l's pretraining step runs
@@ -7,6 +12,47 @@ say what was chosen.
 """
 import os
 import sys
+
+LAUNCHER = 'python -m gluonbert.distributed.launch'
+
+
+def dmlc_role_problem(environ=None):
+    """Why importing MXNet with this environment's ``DMLC_ROLE`` would hang, or None.
+
+    Only ``worker`` (set by the launcher for the training command) is safe in a process that
+    imports gluonbert; servers and the scheduler run ``import mxnet`` alone."""
+    environ = os.environ if environ is None else environ
+    role = environ.get('DMLC_ROLE')
+    if role is None or role == 'worker':
+        return None
+    if role in ('server', 'scheduler'):
+        return (f'DMLC_ROLE={role!r} is set: importing MXNet would make this process a '
+                f'parameter-server node ({role}) that waits forever for its job; unset DMLC_ROLE '
+                f'(the launcher, {LAUNCHER}, sets each process\'s role)')
+    return (f'DMLC_ROLE={role!r} is set: expected worker, server or scheduler (exactly; '
+            f'MXNet hangs on any other value); unset it or start the job with {LAUNCHER}')
+
+
+def _started_as_command():
+    """Whether this process is one of gluonbert's command lines (``python -m gluonbert...`` or
+    the ``gluonbert`` script), where errors are one line, rather than a user's program."""
+    argv = getattr(sys, 'orig_argv', sys.argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == '-m' and argv[i + 1].split('.')[0] == 'gluonbert':
+            return True
+    return os.path.basename(sys.argv[0] or '') == 'gluonbert'
+
+
+def check_dmlc_role():
+    """Stop before ``import mxnet`` when ``DMLC_ROLE`` would hang it: a one-line error and
+    exit status 2 for gluonbert's commands, a ValueError in a user's program."""
+    problem = dmlc_role_problem()
+    if problem is None or 'mxnet' in sys.modules:
+        return
+    if _started_as_command():
+        sys.stderr.write(f'gluonbert: error: {problem}\n')
+        raise SystemExit(2)
+    raise ValueError(problem)
 
 
 def configure_threads():
@@ -21,6 +67,7 @@ def configure_threads():
     return f'OMP_NUM_THREADS={cores} (all {cores} cores; set the variable to override)'
 
 
+check_dmlc_role()
 THREADS = configure_threads()
 
 

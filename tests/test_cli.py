@@ -33,7 +33,7 @@ def test_unknown_subcommand_and_option_exit_with_status_2_and_no_traceback():
 def test_config_file_with_unknown_key_or_wrong_type_is_a_user_error(tmp_path):
     for name, text, message in (('a.json', '{"stepz": 3}', "unknown option 'stepz'"),
                                 ('b.toml', 'steps = "three"', "option 'steps' is 'three'; "
-                                                              'expected int')):
+                                                              'expected an integer >= 1')):
         path = tmp_path / name
         path.write_text(text)
         result = gluonbert('pretrain', '--config', str(path))
@@ -45,8 +45,8 @@ def test_missing_checkpoint_is_a_short_error():
     result = gluonbert('evaluate', '--model', '/no/such/folder')
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        'gluonbert evaluate: error: /no/such/folder/config.json not found: a fine-tuned task '
-        'folder holds model.params, config.json, vocab.json and tokenizer.json']
+        "gluonbert evaluate: error: '/no/such/folder' is not a fine-tuned task model folder "
+        "(expected model.params, config.json, vocab.json, tokenizer.json)"]
 
 
 def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_env):

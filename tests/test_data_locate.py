@@ -7,8 +7,9 @@ import pytest
 
 from gluonbert.data import ChecksumError, DataNotFoundError, embedded_slice_dir, locate_wikitext2
 from gluonbert.data import locate
+from shared_data import SHARED_DATA
 
-SHARED = Path('/work/shared/data/wikitext-2')
+SHARED = SHARED_DATA / 'wikitext-2'
 TEXT = 'the cat sat . the dog ran . \n'
 
 

@@ -8,12 +8,13 @@ from gluonbert.data.locate import DataNotFoundError
 from gluonbert.data.nli import (NLIFormatError, SNLIBERTDataset, embedded_snli_dir, load_snli,
                                 locate_sick, locate_snli, read_sick, read_snli,
                                 read_snli_infersent)
+from shared_data import located
 
 SNLI_HEADER = 'gold_label\tsentence1_binary_parse\tsentence2_binary_parse\n'
 
 
 def test_infersent_splits_have_the_official_label_counts():
-    folder, found = locate_snli(download=False)
+    folder, found = located(lambda: locate_snli(download=False), 'SNLI')
     assert found == 'infersent'
     _, _, labels = read_snli_infersent(folder, 'test')
     # entailment 3368, contradiction 3237, neutral 3219 (SNLI 1.0 test)
@@ -32,7 +33,7 @@ def test_original_files_read_as_d2l_reads_them(tmp_path):
 
 
 def test_sick_splits_have_the_documented_sizes_and_labels():
-    path = locate_sick()
+    path = located(locate_sick, 'SICK')
     sizes = {split: onp.bincount(read_sick(path, split)[2]).tolist()
              for split in ('TRAIN', 'TRIAL', 'TEST')}
     assert sizes == {'TRAIN': [1274, 641, 2524], 'TRIAL': [143, 71, 281],

@@ -9,6 +9,7 @@ from gluonbert.train.batches import EpochBatches
 from gluonbert.train.callbacks import Callback, Checkpointing, Evaluation
 from gluonbert.train.engine import Engine
 from gluonbert.train.finetune import ClassificationLoss
+from gluonbert.train.state import CheckpointError
 from gluonbert.train.trainer import BERTTrainer
 from tiny_bert import tiny_classifier, values
 
@@ -124,7 +125,8 @@ def test_a_resumed_fit_restores_the_evaluation_state_and_the_data_position(tmp_p
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):
     _, engine = classifier_engine({'checkpoint_dir': str(tmp_path / 'none')})
-    with pytest.raises(FileNotFoundError, match='no checkpoint to resume from in'):
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from: .*none' does "
+                                              "not exist"):
         engine.fit(EpochBatches(nli_arrays(), 8), epochs=1, resume=True)
 
 

@@ -36,10 +36,22 @@ def batch(batch_size=2, seq_len=6, **override):
     (dict(segments=onp.zeros((2, 5))), 'segments shape (2, 5) differs from tokens shape (2, 6)'),
     (dict(valid_lens=onp.ones((3,))), 'valid_lens must have shape (2,)'),
     (dict(pred_positions=onp.ones((3, 2))), 'pred_positions must have shape (2, num_preds)'),
+    (dict(tokens=onp.array([[1, onp.nan, 2, 3, 4, 5]] * 2)), 'tokens holds nan; expected token ids'),
+    (dict(tokens=onp.full((2, 6), 2.5)), 'tokens holds 2.5; expected token ids'),
+    (dict(pred_positions=onp.array([[0.5, 1], [1, 2]])), 'pred_positions holds 0.5'),
+    (dict(pred_positions=onp.array([[onp.nan, 1], [1, 2]])), 'pred_positions holds nan'),
+    (dict(valid_lens=onp.array([onp.nan, 6])), 'valid_lens holds nan'),
 ])
 def test_bad_input_is_named_in_the_error(net, override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         net(*batch(**override))
+
+
+@pytest.mark.parametrize('shape', [(0, 6), (2, 0)])
+def test_an_empty_batch_or_zero_length_sequences_are_refused(net, shape, np_mode):
+    tokens = mx.np.zeros(shape)  # NumPy mode has zero-size arrays
+    with pytest.raises(ValueError, match=re.escape(f'both at least 1, got {shape}')):
+        net(tokens, tokens, None)
 
 
 def test_sequence_longer_than_max_len_is_refused(net):

@@ -49,7 +49,8 @@ def test_models_use_the_kernel_on_cpu_and_not_when_exporting():
     assert 'gb_layer_norm' in net._cached_graph[1].tojson()
     with ops.disabled():
         symbol = net(tuple(mx.sym.var(n) for n in ('tokens', 'segments', 'valid_lens')))
-    assert 'gb_layer_norm' not in symbol.tojson() and 'LayerNorm' in symbol.tojson()
+    assert 'gb_' not in symbol.tojson() and 'LayerNorm' in symbol.tojson()
+    assert 'interleaved_matmul_selfatt_qk' in symbol.tojson()
 
 
 def _softmax_ce_and_grad(op, logits, labels, dloss):
@@ -103,3 +104,211 @@ def test_pretraining_loss_runs_fused_for_a_plain_softmax_ce_loss_only():
     # A loss configured otherwise keeps its own computation
     other, _ = _objective_graph(net, mx.gluon.loss.SoftmaxCELoss(weight=2.0))
     assert 'gb_softmax_ce' not in other
+
+
+def _attention_and_grad(qkv, mask, heads, rate, kernel, dy, seed=0):
+    from gluonbert.model.attention import attend
+    qkv = qkv.copy()
+    qkv.attach_grad()
+    mx.random.seed(seed)
+    with autograd.record():
+        out = attend(mx.nd, qkv, mask, heads, mx.gluon.nn.Dropout(rate), kernel=kernel)
+    out.backward(dy)
+    return out.asnumpy(), qkv.grad.asnumpy()
+
+
+# (seq_len, batch, heads, head_dim): odd sizes reach the kernel's edge loops
+SHAPES = [(7, 3, 2, 16), (37, 2, 3, 24), (64, 2, 2, 64)]
+
+
+@pytest.mark.parametrize('masking', ['none', 'lengths', 'additive'])
+@pytest.mark.parametrize('shape', SHAPES)
+def test_attention_kernel_equals_mxnet_forward_and_backward(shape, masking):
+    from gluonbert.model.attention import attention_mask
+    seq, batch, heads, dim = shape
+    rng = np.random.RandomState(0)
+    qkv = mx.nd.array(rng.randn(seq, batch, 3 * heads * dim) * 2)
+    dy = mx.nd.array(rng.randn(seq, batch, heads * dim))
+    lengths = mx.nd.array(np.maximum(1, rng.randint(1, seq + 1, batch)))  # uneven, some 1
+    full = attention_mask(mx.nd, lengths, mx.nd.zeros((seq, batch)), heads)
+    want = _attention_and_grad(qkv, None if masking == 'none' else full, heads, 0.0, False, dy)
+    kernel_mask = {'none': None, 'lengths': lengths, 'additive': full}[masking]
+    got = _attention_and_grad(qkv, kernel_mask, heads, 0.0, True, dy)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-4, atol=1e-5, err_msg='out')
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-4, err_msg='qkv grad')
+
+
+def test_attention_dropout_is_reproducible_by_seed_and_off_at_inference():
+    rng = np.random.RandomState(0)
+    qkv = mx.nd.array(rng.randn(16, 4, 3 * 2 * 16))
+    dy = mx.nd.array(rng.randn(16, 4, 32))
+    lengths = mx.nd.array([16, 9, 3, 12])
+    first = _attention_and_grad(qkv, lengths, 2, 0.3, True, dy, seed=7)
+    again = _attention_and_grad(qkv, lengths, 2, 0.3, True, dy, seed=7)
+    other = _attention_and_grad(qkv, lengths, 2, 0.3, True, dy, seed=8)
+    undropped = _attention_and_grad(qkv, lengths, 2, 0.0, True, dy)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(first[0] - other[0]).max() > 0.1
+    assert np.abs(first[0] - undropped[0]).max() > 0.1
+    from gluonbert.model.attention import attend
+    inference = attend(mx.nd, qkv, lengths, 2, mx.gluon.nn.Dropout(0.3), kernel=True)
+    np.testing.assert_allclose(inference.asnumpy(), undropped[0], rtol=1e-6, atol=1e-6)
+
+
+def test_attention_dropout_drops_its_rate_and_scales_the_rest():
+    # Q = K = 0 makes every weight 1 / seq; V = identity copies the dropped weights out
+    seq, pairs, rate = 16, 600, 0.25
+    qkv = np.zeros((seq, pairs, 3 * seq), np.float32)
+    qkv[:, :, 2 * seq:] = np.eye(seq)[:, None, :]
+    from gluonbert.model.attention import attend
+    with autograd.train_mode():
+        out = attend(mx.nd, mx.nd.array(qkv), None, 1, mx.gluon.nn.Dropout(rate),
+                     kernel=True).asnumpy()
+    kept = out != 0
+    assert abs(1 - kept.mean() - rate) < 0.01
+    np.testing.assert_allclose(out[kept], 1 / seq / (1 - rate), rtol=1e-6)
+
+
+def test_attention_dropout_backward_uses_the_forward_mask():
+    # The gradient must be the derivative of the forward that ran: a central difference of
+    # the same seeded forward along a random direction agrees with it
+    rng = np.random.RandomState(1)
+    qkv = mx.nd.array(rng.randn(12, 3, 3 * 2 * 8))
+    dy = mx.nd.array(rng.randn(12, 3, 16))
+    lengths = mx.nd.array([12, 7, 4])
+    _, grad = _attention_and_grad(qkv, lengths, 2, 0.4, True, dy, seed=3)
+    direction, eps = rng.randn(*qkv.shape).astype(np.float32), 1e-2
+
+    def objective(x):
+        out, _ = _attention_and_grad(mx.nd.array(x), lengths, 2, 0.4, True, dy, seed=3)
+        return float((out.astype(np.float64) * dy.asnumpy()).sum())
+    x = qkv.asnumpy()
+    numeric = (objective(x + eps * direction) - objective(x - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose((grad * direction).sum(), numeric, rtol=2e-3)
+
+
+def _dropout_and_grad(x, rate, dy, seed):
+    from gluonbert.model.dropout import training_flag
+    x = x.copy()
+    x.attach_grad()
+    mx.random.seed(seed)
+    with autograd.record():
+        y = mx.nd.gb_dropout(x, training_flag(mx.nd, x), p=rate)[0]
+    y.backward(dy)
+    return y.asnumpy(), x.grad.asnumpy()
+
+
+def test_dropout_kernel_statistics_reproducibility_and_backward_mask():
+    rate, x = 0.3, mx.nd.ones((300, 1000))
+    dy = mx.nd.array(np.random.RandomState(0).rand(300, 1000) + 0.5)
+    y, dx = _dropout_and_grad(x, rate, dy, seed=1)
+    kept = y != 0
+    assert abs(1 - kept.mean() - rate) < 0.005
+    np.testing.assert_allclose(y[kept], 1 / (1 - rate), rtol=1e-6)
+    # The backward drops exactly what the forward dropped, with the same scale
+    np.testing.assert_allclose(dx, np.where(kept, dy.asnumpy() / (1 - rate), 0), rtol=1e-6)
+    again, _ = _dropout_and_grad(x, rate, dy, seed=1)
+    other, _ = _dropout_and_grad(x, rate, dy, seed=2)
+    np.testing.assert_array_equal(again, y)
+    assert 0.5 < ((other != 0) != kept).mean() / (2 * rate * (1 - rate)) < 1.5
+    # Neighbouring elements are independent: the kept pairs follow (1 - rate)^2
+    pairs = (kept[:, :-1] & kept[:, 1:]).mean()
+    assert abs(pairs - (1 - rate) ** 2) < 0.005
+
+
+def test_dropout_kernel_is_the_identity_at_inference():
+    from gluonbert.model.dropout import training_flag
+    x = mx.nd.array(np.random.RandomState(0).randn(5, 7))
+    y = mx.nd.gb_dropout(x, training_flag(mx.nd, x), p=0.5)[0]
+    np.testing.assert_array_equal(y.asnumpy(), x.asnumpy())
+
+
+def _classifier_outputs_and_grads(batch, train):
+    net, _ = tiny_classifier(dropout=0.0)
+    tokens, segments, valid_lens, labels = batch
+    with autograd.record(train_mode=train):
+        loss = mx.gluon.loss.SoftmaxCELoss()(net((tokens, segments, valid_lens)), labels)
+    loss.backward()
+    # By position: the two models' parameter names differ in their prefixes only
+    grads = [(name, p.grad().asnumpy()) for name, p in net.collect_params().items()
+             if p.grad_req != 'null']
+    return loss.asnumpy(), grads, net._cached_graph[1].tojson()
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_models_compute_the_same_with_the_attention_and_dropout_kernels(train):
+    batch = random_batch(np.random.RandomState(0), 6)
+    loss, grads, graph = _classifier_outputs_and_grads(batch, train)
+    with ops.disabled():
+        want_loss, want_grads, plain = _classifier_outputs_and_grads(batch, train)
+    assert 'gb_attention' in graph and 'gb_attention' not in plain
+    assert 'interleaved_matmul_selfatt_qk' in plain
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5, atol=1e-6)
+    assert len(grads) == len(want_grads)
+    for (name, grad), (_, want) in zip(grads, want_grads):
+        np.testing.assert_allclose(grad, want, rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_a_model_traced_in_training_drops_out_in_training_only():
+    # Gluon traces a hybridized block once for both modes: the kernels must read the mode
+    # from the running graph, not from the trace
+    net, _ = tiny_classifier(dropout=0.3, embedding_layer_norm=True)
+    X = tuple(random_batch(np.random.RandomState(0), 4)[:3])
+    with autograd.record():
+        trained = net(X).asnumpy()
+    graph = net._cached_graph[1].tojson()
+    # One flag for the whole graph, MXNet's Dropout of a one: the only Dropout left in it
+    assert '"gb_dropout"' in graph and graph.count('"op": "Dropout"') == 1
+    inference = net(X).asnumpy()
+    np.testing.assert_array_equal(net(X).asnumpy(), inference)
+    assert np.abs(trained - inference).max() > 1e-3
+    with ops.disabled():
+        plain, _ = tiny_classifier(dropout=0.3, embedding_layer_norm=True)
+        np.testing.assert_allclose(plain(X).asnumpy(), inference, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_accumulate_under_grad_req_add_with_dropout():
+    net, _ = tiny_classifier(dropout=0.3, embedding_layer_norm=True)
+    batch = random_batch(np.random.RandomState(0), 4)
+    tokens, segments, valid_lens, labels = batch
+    params = {n: p for n, p in net.collect_params().items() if p.grad_req != 'null'}
+
+    def backward():
+        mx.random.seed(11)  # the same dropout masks each time
+        with autograd.record():
+            mx.gluon.loss.SoftmaxCELoss()(net((tokens, segments, valid_lens)), labels).backward()
+    backward()
+    once = {n: p.grad().asnumpy().copy() for n, p in params.items()}
+    net.collect_params().setattr('grad_req', 'add')
+    net.collect_params().zero_grad()
+    backward()
+    backward()
+    for name, grad in once.items():
+        np.testing.assert_allclose(params[name].grad().asnumpy(), 2 * grad, rtol=1e-4,
+                                   atol=1e-6, err_msg=name)
+
+
+def test_kernels_switch_off_one_by_one_and_unknown_names_are_refused():
+    net, _ = tiny_classifier(dropout=0.2)
+    X = tuple(random_batch(np.random.RandomState(0), 4)[:3])
+    with ops.disabled('gb_attention'):
+        assert ops.enabled('gb_layer_norm') and not ops.enabled('gb_attention')
+        assert not ops.enabled()
+        net(X)
+    graph = net._cached_graph[1].tojson()
+    assert 'gb_layer_norm' in graph and 'gb_attention' not in graph
+    assert 'interleaved_matmul_selfatt_qk' in graph
+    with pytest.raises(ValueError, match=r"kernels=\['gb_softmax'\] are not gluonbert"):
+        ops.disabled('gb_softmax')
+
+
+def test_without_the_library_models_build_mxnet_operators(monkeypatch):
+    # As when no compiler built it: the same model, on MXNet's operators only
+    monkeypatch.setitem(ops._state, 'loaded', False)
+    net, _ = tiny_classifier(dropout=0.2, embedding_layer_norm=True)
+    X = tuple(random_batch(np.random.RandomState(0), 4)[:3])
+    with autograd.record():
+        net(X)
+    graph = net._cached_graph[1].tojson()
+    assert 'gb_' not in graph and 'Dropout' in graph and 'interleaved_matmul_selfatt_qk' in graph

@@ -1,7 +1,6 @@
 """Every run can be resumed and repeated, from the command line: a pretraining or fine-tuning
 run killed with SIGKILL resumes (``--resume``) to the parameters of an uninterrupted run, on
 one context and on two, and the same command twice gives bit-identical parameters."""
-import os
 import signal
 import subprocess
 import sys
@@ -102,5 +101,5 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, small_data_en
         '--out', str(tmp_path / 'none'), '--resume'], capture_output=True, text=True,
         env=small_data_env, timeout=300)
     assert done.returncode == 2
-    assert 'no checkpoint to resume from in' in done.stderr
+    assert 'no checkpoint to resume from: ' in done.stderr
     assert 'Traceback' not in done.stderr

@@ -166,7 +166,8 @@ def test_out_folder_holding_other_files_is_refused(files, pretrained, tmp_path):
     result = gluonbert_cli('finetune', '--pretrained', pretrained, '--task', 'classification',
                            '--train', train, '--epochs', 1, '--max-len', 16,
                            '--out', tmp_path / 'notes')
-    assert result.returncode == 2 and 'holds other files' in result.stderr
+    assert result.returncode == 2
+    assert 'is not a fine-tuned task model folder (holds todo.txt)' in result.stderr
     assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'mine'
 
 

@@ -32,7 +32,7 @@ def test_lr_of_a_named_parameter_after_n_updates_is_base_times_schedule_times_mu
                           layerwise_decay=0.5, quiet=True)
     names = ['output.weight', 'encoder.blks.0.ffn.dense1.weight', 'hidden.weight']
     deltas, grads = sgd_step_deltas(net, trainer, names, np.random.RandomState(0), updates=3)
-    lr_3 = 0.1 * (10 - 3) / (10 - 2)
+    lr_3 = 0.1 * (10 - 2) / (10 - 2)  # update 3: the linear decay read at 2 updates done
     # output: group x10, depth n+2 -> 1; block 0: depth 1 -> 0.5**3; pooler: depth 3 -> 0.5
     for name, mult in zip(names, [10.0, 0.5 ** 3, 0.5]):
         np.testing.assert_allclose(deltas[name], -lr_3 * mult * grads[name] / 8, rtol=1e-3,

@@ -19,20 +19,22 @@ from tiny_bert import random_batch, summed_loss, tiny_classifier
     ('constant_with_warmup', {'warmup_steps': 4}, 500, 1.0),
     ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 1, 0.1),
     ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 10, 1.0),
-    ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 55, 0.5),
-    ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 100, 0.0),
-    ('linear', {'num_training_steps': 4}, 1, 0.75),
-    ('cosine', {'num_training_steps': 100}, 25, 0.5 * (1 + math.cos(math.pi / 4))),
-    ('cosine', {'num_training_steps': 100}, 50, 0.5),
-    ('cosine', {'warmup_steps': 20, 'num_training_steps': 100}, 60, 0.5),
-    ('cosine', {'num_training_steps': 100}, 100, 0.0),
-    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 25, 0.5),
-    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 50, 1.0),
-    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 75, 0.5),
-    ('cosine_with_restarts', {'num_training_steps': 100}, 100, 0.0),
-    ('polynomial', {'num_training_steps': 10, 'power': 2.0, 'lr_end': 0.1}, 5, 0.9 * 0.25 + 0.1),
-    ('polynomial', {'warmup_steps': 2, 'num_training_steps': 10, 'lr_end': 0.0}, 6, 0.5),
-    ('polynomial', {'num_training_steps': 10, 'lr_end': 0.1}, 10, 0.1),
+    ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 11, 1.0),
+    ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 56, 0.5),
+    ('linear', {'warmup_steps': 10, 'num_training_steps': 100}, 100, 1 / 90),
+    ('linear', {'num_training_steps': 4}, 1, 1.0),
+    ('linear', {'num_training_steps': 4}, 4, 0.25),
+    ('linear', {'num_training_steps': 1}, 1, 1.0),
+    ('cosine', {'num_training_steps': 100}, 26, 0.5 * (1 + math.cos(math.pi / 4))),
+    ('cosine', {'num_training_steps': 100}, 51, 0.5),
+    ('cosine', {'warmup_steps': 20, 'num_training_steps': 100}, 61, 0.5),
+    ('cosine', {'num_training_steps': 100}, 100, 0.5 * (1 + math.cos(math.pi * 0.99))),
+    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 26, 0.5),
+    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 51, 1.0),
+    ('cosine_with_restarts', {'num_training_steps': 100, 'num_cycles': 2}, 76, 0.5),
+    ('polynomial', {'num_training_steps': 10, 'power': 2.0, 'lr_end': 0.1}, 6, 0.9 * 0.25 + 0.1),
+    ('polynomial', {'warmup_steps': 2, 'num_training_steps': 10, 'lr_end': 0.0}, 7, 0.5),
+    ('polynomial', {'num_training_steps': 10, 'lr_end': 0.1}, 10, 0.9 * 0.1 + 0.1),
 ])
 def test_the_curve_is_the_closed_form(name, options, t, expected):
     assert Schedule(name, 1.0, **options).factor(t) == pytest.approx(expected, abs=1e-12)
@@ -40,7 +42,27 @@ def test_the_curve_is_the_closed_form(name, options, t, expected):
 
 def test_the_learning_rate_is_lr_times_the_curve():
     schedule = Schedule('linear', 2e-5, warmup_steps=10, num_training_steps=100)
-    assert schedule(55) == pytest.approx(1e-5)
+    assert schedule(56) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize('name', SCHEDULES)
+def test_every_update_of_a_schedule_has_a_positive_lr(name):
+    """HF's decay reaches its end after the last update: no update is wasted at lr 0, and
+    a one-update run changes the weights."""
+    for warmup, total in ((0, 1), (0, 3), (2, 5), (5, 5)):
+        if name == 'constant' and warmup:
+            continue
+        schedule = Schedule(name, 1.0, warmup, total)
+        assert all(schedule(t) > 0 for t in range(1, total + 1)), (warmup, total)
+
+
+def test_a_one_update_fine_tune_under_the_linear_schedule_changes_the_weights():
+    net, _ = tiny_classifier()
+    trainer = BERTTrainer(net, lr=1e-2, schedule='linear', num_training_steps=1, quiet=True)
+    before = net.output.weight.data().asnumpy().copy()
+    trainer.backward(summed_loss(net, random_batch(np.random.RandomState(0), 4)))
+    assert trainer.step(4).lr == pytest.approx(1e-2)
+    assert np.abs(net.output.weight.data().asnumpy() - before).max() > 0
 
 
 def test_the_first_update_of_a_warmup_has_lr_over_warmup_steps_not_zero():

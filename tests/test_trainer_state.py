@@ -165,7 +165,7 @@ def test_the_leftover_of_a_killed_save_is_ignored_then_removed(tmp_path):
     net, trainer = make(tmp_path)
     train(net, trainer, 1)
     trainer.save()
-    dead = tmp_path / 'ckpt' / '.tmp-step-00000002-999999999'
+    dead = tmp_path / 'ckpt' / '.step-00000002.partial-999999999-x1'
     dead.mkdir()
     (dead / 'params.nd').write_bytes(b'half')
     assert trainer.load() == {}

@@ -1,7 +1,6 @@
 """WordPiece tokenization: BERT's rules one by one, parity with GluonNLP's BERTTokenizer on real
 SNLI sentences, and the vocab.txt format with d2l's special token names."""
 import collections
-from pathlib import Path
 
 import gluonnlp
 import pytest
@@ -9,9 +8,9 @@ import pytest
 import gluonbert
 from gluonbert.data.wordpiece import (WordPieceTokenizer, bert_tokens, read_wordpiece_vocab,
                                       vocab_from_bert_tokens, write_wordpiece_vocab)
+from shared_data import shared_folder
 
 SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
-SNLI = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'snli-1.0-devtest'
 
 
 def tokenizer_of(tokens, **options):
@@ -94,10 +93,9 @@ def test_vocab_holding_a_d2l_special_name_is_refused():
 
 
 def snli_lines():
-    if not SNLI.is_dir():
-        pytest.skip(f'SNLI sentences not found at {SNLI}')
+    snli = shared_folder('snli-1.0-devtest')
     return [line.rstrip('\n') for name in ('s1.test', 's2.test', 's1.dev', 's2.dev')
-            for line in (SNLI / name).open(encoding='utf-8')]
+            for line in (snli / name).open(encoding='utf-8')]
 
 
 def snli_vocab(lines, lower):

@@ -28,6 +28,9 @@ class NLIFormatError(ValueError):
     """A data file that does not have the expected format; the message names file and line."""
 
 
+# The NLI tasks gluonbert fine-tunes on: SNLI (dev/test here) and SICK (TRAIN/TEST)
+TASKS = ('snli', 'sick')
+
 def embedded_snli_dir():
     """The real SNLI slice shipped with gluonbert (3,000 dev and 1,000 test pairs)."""
     return str(Path(__file__).resolve().parent / 'corpus' / 'snli-slice')

@@ -58,8 +58,12 @@ class Vocab:
     def from_json(cls, path):
         """Read a ``vocab.json`` (a JSON list ``idx_to_token``) as d2l's ``load_pretrained_model``
         does; indices keep the file's order and ``token_freqs`` is empty."""
-        with open(path, encoding='utf-8') as f:
-            idx_to_token = json.load(f)
+        try:
+            with open(path, encoding='utf-8') as f:
+                idx_to_token = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f'vocab file {path!r} is not a JSON list of tokens: '
+                             f'{error}') from None
         if not (isinstance(idx_to_token, list) and all(isinstance(t, str) for t in idx_to_token)):
             raise ValueError(f'vocab file {path!r}: expected a JSON list of token strings, '
                              f'got {type(idx_to_token).__name__}')

@@ -34,6 +34,8 @@ import sys
 import threading
 import time
 
+from ..option_types import (non_negative_float, non_negative_int, port, positive_float,
+                            positive_int)
 from .cluster import Cluster
 
 LOOPBACK = '127.0.0.1'
@@ -318,20 +320,20 @@ def _parser():
         description='Run a command as the workers of a job on MXNet\'s parameter server.',
         epilog='example: python -m gluonbert.distributed.launch -n 2 -s 2 -- '
                'python -m gluonbert pretrain --steps 20')
-    parser.add_argument('-n', '--num-workers', type=int, default=1)
-    parser.add_argument('-s', '--num-servers', type=int,
+    parser.add_argument('-n', '--num-workers', type=positive_int, default=1)
+    parser.add_argument('-s', '--num-servers', type=positive_int,
                         help='parameter servers (default: as many as workers)')
     parser.add_argument('--launcher', choices=['local', 'ssh', 'slurm', 'k8s'], default='local',
                         help='local: run here; ssh, slurm, k8s: print what to run')
     parser.add_argument('--hosts', help='ssh: comma-separated hosts; the first runs the '
                         'scheduler')
-    parser.add_argument('--port', type=int, help='the scheduler\'s port (local: a free one; '
+    parser.add_argument('--port', type=port, help='the scheduler\'s port (local: a free one; '
                         f'other launchers: {DEFAULT_PORT})')
-    parser.add_argument('--timeout', type=float,
+    parser.add_argument('--timeout', type=positive_float,
                         help='local: stop the job and exit 124 after this many seconds')
-    parser.add_argument('--grace', type=float, default=5.0,
+    parser.add_argument('--grace', type=non_negative_float, default=5.0,
                         help='seconds between SIGTERM and SIGKILL when stopping (default 5)')
-    parser.add_argument('--task', type=int, help='run as task TASK of 1 + S + N')
+    parser.add_argument('--task', type=non_negative_int, help='run as task TASK of 1 + S + N')
     parser.add_argument('--root-uri', help='with --task: the scheduler\'s address')
     parser.add_argument('--node-host', help='with --task: the address this task listens on')
     parser.add_argument('command', nargs=argparse.REMAINDER,
@@ -345,11 +347,7 @@ def main(argv=None):
     command = opts.command[1:] if opts.command[:1] == ['--'] else opts.command
     if not command:
         parser.error('no worker command; put it after --, e.g. -- python train.py')
-    if opts.num_workers < 1:
-        parser.error(f'-n {opts.num_workers}; expected at least 1 worker')
     num_servers = opts.num_workers if opts.num_servers is None else opts.num_servers
-    if num_servers < 1:
-        parser.error(f'-s {num_servers}; expected at least 1 server')
     port = opts.port or DEFAULT_PORT
     try:
         if opts.task is not None:

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 
 from .convert import to_onnx
-from .folder import staged_folder, write_bytes, write_json
+from .folder import (EXPORT_FILE, INT8_FILE, LABELS_FILE, MODEL_FILE, VOCAB_FILE,
+                     staged_folder, write_bytes, write_json)
 from .opset import OPSET
 from .operators import check_operators
 from .quantize import quantize_int8
@@ -23,8 +24,6 @@ from ..data.vocab import Vocab
 from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, describe_tokenizer,
                                  tokenizer_from_description)
 
-MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
-VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
 _D2L_SPECIALS = ('<unk>', '<pad>', '<cls>', '<sep>')
 
 
@@ -75,7 +74,7 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, tokenizer=None, e
     if not tolerance > 0:
         raise ValueError(f'tolerance={tolerance!r}; expected a positive max abs difference')
     tokenizer = _tokenizer_description(tokenizer, tokens)
-    metadata = _metadata(signature, tokens, label_names, max_len, tokenizer)
+    metadata = _metadata(signature, tokens, label_names, max_len, tokenizer, encoder)
     with staged_folder(folder, overwrite) as staging:
         symbol, params = trace(model, signature)
         check_operators(symbol, model)
@@ -149,8 +148,9 @@ def _tokenizer_description(tokenizer, tokens):
     return description
 
 
-def _metadata(signature, tokens, label_names, max_len, tokenizer):
-    """``metadata_props`` of the model: every value a JSON string."""
+def _metadata(signature, tokens, label_names, max_len, tokenizer, encoder):
+    """``metadata_props`` of the model: every value a JSON string. ``encoder`` gives the sizes
+    that onnxruntime's transformer optimizer needs (``export/optimize.py``)."""
     values = {
         'head': signature.head,
         'task': signature.task,
@@ -162,5 +162,7 @@ def _metadata(signature, tokens, label_names, max_len, tokenizer):
         'tokenizer': tokenizer,
         'vocab': tokens,
         'label_names': None if label_names is None else list(label_names),
+        'encoder': {'num_hiddens': encoder.num_hiddens, 'num_heads': encoder.num_heads,
+                    'num_blks': len(encoder.blks)},
     }
     return {key: json.dumps(value, ensure_ascii=False) for key, value in values.items()}

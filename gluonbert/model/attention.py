@@ -5,10 +5,15 @@ checkpoints load, but compute in the sequence-first layout (seq_len, batch, hidd
 ``interleaved_matmul_selfatt_*`` expect: the three weights are interleaved per head inside
 the graph (a copy of the weights, not of the activations) for one Q/K/V product, one kernel
 computes Q.K^T with the 1/sqrt(d) scaling and one weights.V, and all of it exports to ONNX.
+On CPU in float32 one gluonbert kernel, ``gb_attention`` (see ``gluonbert.ops``), computes all
+of it after the projection instead: scores, mask, softmax, dropout and weighted sum, threaded
+over sequences and heads, where MXNet 1.9.1 runs its fused operators on one core.
 """
 from mxnet.contrib import amp
 from mxnet.gluon import nn
 
+from .. import ops
+from .dropout import training_flag
 from .legacy import LegacyHybridBlock, param_value
 
 # Added to the scores of padding keys; d2l's masked_softmax writes -1e6 there. Either way
@@ -21,6 +26,8 @@ class MultiHeadAttention(LegacyHybridBlock):
 
     ``mask`` has shape (batch * num_heads, seq_len, seq_len): 0 for keys a query may attend
     to, ``MASK_VALUE`` for padding (see ``attention_mask``), or None to attend to every key.
+    Where ``uses_kernel(block)``, it may also be the (batch,) valid lengths, which is what
+    ``BERTEncoder`` passes then.
     """
 
     def __init__(self, num_hiddens, num_heads, dropout, use_bias=False, **kwargs):
@@ -39,7 +46,8 @@ class MultiHeadAttention(LegacyHybridBlock):
         weight, bias = self._interleaved_qkv(F, X)
         qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * self.W_q._units,
                                no_bias=bias is None, flatten=False)
-        return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout))
+        return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout,
+                               kernel=uses_kernel(self)))
 
     def _interleaved_qkv(self, F, X):
         """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
@@ -56,8 +64,19 @@ class MultiHeadAttention(LegacyHybridBlock):
         return weight, bias
 
 
-def attend(F, qkv, mask, num_heads, dropout):
-    """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden)."""
+def uses_kernel(block):
+    """Whether ``block`` (a ``MultiHeadAttention``) computes on ``gb_attention`` in graphs built
+    now: the kernels are usable for its parameters and its dropout drops whole elements."""
+    return not block.dropout._axes and ops.usable_for(block.W_q.weight, 'gb_attention')
+
+
+def attend(F, qkv, mask, num_heads, dropout, kernel=False):
+    """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden),
+    on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``."""
+    if kernel:
+        inputs = (qkv, training_flag(F, qkv)) + (() if mask is None else (mask,))
+        return F.gb_attention(*inputs, heads=num_heads, dropout=dropout._rate,
+                              masked=int(mask is not None), mask_value=MASK_VALUE)[0]
     if amp.amp._amp_initialized:
         # AMP leaves the projection in float16/bfloat16, but MXNet's fused kernels compute in
         # float32 on CPU, and the float32 mask would widen the scores anyway

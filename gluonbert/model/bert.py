@@ -5,15 +5,41 @@ d2l checkpoint loads with ``load_parameters`` and the numbers agree. Beyond d2l,
 options give real BERT's choices: GELU, a LayerNorm (and dropout) on the embeddings, the
 LayerNorm epsilon, and an MLM decoder tied to the token embedding.
 """
+import math
+import numbers
 import warnings
 
 from mxnet.gluon import nn
 
 from . import inputs
-from .attention import attention_mask
+from .attention import attention_mask, uses_kernel
+from .dropout import dropout
 from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 from .transformer import TransformerEncoderBlock, activate, check_activation
+
+
+def check_options(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                  max_len, layer_norm_eps):
+    """Refuse an architecture that would build but compute nonsense (a negative LayerNorm
+    epsilon gives NaN everywhere, a dropout of 1 zeros every activation) or fail deep inside
+    MXNet; ``config.json`` files reach the model through here too."""
+    sizes = dict(vocab_size=vocab_size, num_hiddens=num_hiddens,
+                 ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads, num_blks=num_blks,
+                 max_len=max_len)
+    for name, value in sizes.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name}={value!r}; expected an integer >= 1')
+    if num_hiddens % num_heads:
+        raise ValueError(f'num_hiddens={num_hiddens} is not divisible by num_heads='
+                         f'{num_heads}; each head gets num_hiddens / num_heads features')
+    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) \
+            or not 0 <= dropout < 1:
+        raise ValueError(f'dropout={dropout!r}; expected a probability in [0, 1)')
+    if not isinstance(layer_norm_eps, numbers.Real) or isinstance(layer_norm_eps, bool) \
+            or not 0 < layer_norm_eps < math.inf:
+        raise ValueError(f'layer_norm_eps={layer_norm_eps!r}; expected a small positive '
+                         f'number (1e-5 in d2l, 1e-12 in BERT)')
 
 
 class BERTEncoder(LegacyHybridBlock):
@@ -28,6 +54,8 @@ class BERTEncoder(LegacyHybridBlock):
                  layer_norm_eps=1e-5, **kwargs):
         super().__init__(**kwargs)
         check_activation(activation)
+        check_options(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
+                      max_len, layer_norm_eps)
         self.vocab_size, self.num_hiddens, self.max_len = vocab_size, num_hiddens, max_len
         self.num_heads = num_heads
         with self.name_scope():
@@ -63,12 +91,16 @@ class BERTEncoder(LegacyHybridBlock):
         X = X + F.Embedding(positions, F.reshape(pos_embedding, shape=(self.max_len, -1)),
                             input_dim=self.max_len, output_dim=self.num_hiddens)
         if self.embedding_ln is not None:
-            X = self.embedding_dropout(layer_norm(F, self.embedding_ln, X))
+            X = dropout(F, self.embedding_dropout, layer_norm(F, self.embedding_ln, X),
+                        self.embedding_ln.gamma)
         if valid_lens is None:
             for blk in self.blks:
                 X = blk(X)
         else:
-            mask = attention_mask(F, valid_lens, tokens_t, self.num_heads)
+            # gluonbert's attention kernel masks by the lengths themselves
+            lengths_only = all(uses_kernel(blk.attention) for blk in self.blks)
+            mask = (F.cast(valid_lens, 'float32') if lengths_only
+                    else attention_mask(F, valid_lens, tokens_t, self.num_heads))
             for blk in self.blks:
                 X = blk(X, mask)
         return F.transpose(X, axes=(1, 0, 2))

@@ -15,9 +15,15 @@ def _values(name, array):
 
 
 def _check_range(name, values, low, high, expected):
-    if values.size and (values.min() < low or values.max() >= high):
-        bad = values[(values < low) | (values >= high)].flat[0]
-        raise ValueError(f'{name} holds {bad!r}; expected {expected}')
+    """Whole numbers in [low, high): NaN, 2.5 or an out-of-range id would be truncated or
+    clipped by MXNet into some other, valid id."""
+    if not values.size:
+        return
+    with np.errstate(invalid='ignore'):
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < low) | \
+            (values >= high)
+    if bad.any():
+        raise ValueError(f'{name} holds {values[bad].flat[0]!r}; expected {expected}')
 
 
 def check_input_tuple(block_name, inputs):
@@ -29,8 +35,9 @@ def check_input_tuple(block_name, inputs):
 
 def check_tokens_and_segments(tokens, segments, vocab_size, max_len):
     """Shapes (batch, seq_len) alike, ids in [0, vocab_size), segments 0/1, seq_len <= max_len."""
-    if tokens.ndim != 2:
-        raise ValueError(f'tokens must have shape (batch_size, seq_len), got {tokens.shape}')
+    if tokens.ndim != 2 or 0 in tokens.shape:
+        raise ValueError(f'tokens must have shape (batch_size, seq_len), both at least 1, got '
+                         f'{tokens.shape}')
     if segments.shape != tokens.shape:
         raise ValueError(f'segments shape {segments.shape} differs from tokens shape '
                          f'{tokens.shape}; expected the same (batch_size, seq_len)')
@@ -39,9 +46,9 @@ def check_tokens_and_segments(tokens, segments, vocab_size, max_len):
                          f'position embedding; truncate the inputs or build the model with a '
                          f'larger max_len')
     _check_range('tokens', _values('tokens', tokens), 0, vocab_size,
-                 f'token ids in [0, {vocab_size}) (vocab_size={vocab_size})')
+                 f'token ids in [0, {vocab_size}) (whole numbers; vocab_size={vocab_size})')
     seg = _values('segments', segments)
-    if seg.size and not np.isin(seg, (0, 1)).all():
+    if not np.isin(seg, (0, 1)).all():
         bad = seg[~np.isin(seg, (0, 1))].flat[0]
         raise ValueError(f'segments holds {bad!r}; expected 0 (first sentence) or 1 (second)')
 
@@ -53,11 +60,8 @@ def check_valid_lens(valid_lens, batch_size, seq_len):
     if valid_lens.shape != (batch_size,):
         raise ValueError(f'valid_lens must have shape ({batch_size},) (one length per '
                          f'sequence), got {valid_lens.shape}')
-    lens = _values('valid_lens', valid_lens)
-    if lens.size and (lens.min() < 1 or lens.max() > seq_len or (lens != np.round(lens)).any()):
-        bad = lens[(lens < 1) | (lens > seq_len) | (lens != np.round(lens))].flat[0]
-        raise ValueError(f'valid_lens holds {bad!r}; expected whole numbers in [1, {seq_len}] '
-                         f'(the sequence length)')
+    _check_range('valid_lens', _values('valid_lens', valid_lens), 1, seq_len + 1,
+                 f'whole numbers in [1, {seq_len}] (the sequence length)')
 
 
 def check_pred_positions(pred_positions, batch_size, seq_len):
@@ -66,7 +70,8 @@ def check_pred_positions(pred_positions, batch_size, seq_len):
         raise ValueError(f'pred_positions must have shape ({batch_size}, num_preds), got '
                          f'{pred_positions.shape}')
     _check_range('pred_positions', _values('pred_positions', pred_positions), 0, seq_len,
-                 f'positions in [0, {seq_len}) (the sequence length)')
+                 f'positions in [0, {seq_len}) (whole numbers; {seq_len} is the sequence '
+                 f'length)')
 
 
 def check_encoded(encoded, num_hiddens):

@@ -12,7 +12,10 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock
 from mxnet.util import is_np_array, is_np_shape, np_array, np_shape
 
-_inside_block = contextvars.ContextVar('gluonbert_inside_block', default=False)
+from .. import ops
+
+# Inside the outermost gluonbert block's call: the values its blocks share (once_per_call)
+_call = contextvars.ContextVar('gluonbert_call', default=None)
 
 
 def _map(fn, value):
@@ -49,6 +52,18 @@ def _legacy_parameter_views(block):
             param._data = arrays
 
 
+def once_per_call(F, name, make):
+    """``make()``, made once in the outermost gluonbert block's call (once per graph traced,
+    or per imperative forward) and shared by every block inside it, e.g. the training flag."""
+    shared = _call.get()
+    if shared is None:
+        return make()
+    key = (name, F is mx.sym)
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
+
+
 def param_value(F, param, like):
     """``param`` as an input of the graph being built in ``hybrid_forward``: its symbol, or
     its array on ``like``'s device. For a child block's parameter used without calling the
@@ -67,7 +82,7 @@ class LegacyHybridBlock(HybridBlock):
         """Raise ValueError for inputs the block cannot handle; NDArray inputs only."""
 
     def forward(self, x, *args):
-        if _inside_block.get():
+        if _call.get() is not None:
             return super().forward(x, *args)
         if isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
                                             and isinstance(x[0], mx.nd.NDArray)):
@@ -79,12 +94,15 @@ class LegacyHybridBlock(HybridBlock):
                                f'(backend {self._backend!r}) and cannot be trained; call '
                                f'net.hybridize() before training')
         np_mode = is_np_array() or is_np_shape()
-        token = _inside_block.set(True)
+        token = _call.set({})
+        # A graph partitioned by a backend (oneDNN's, see inference.py) is traced on MXNet's
+        # operators, whose fusions the backend knows; gluonbert's kernels gain in training
+        kernels = ops.disabled() if self._backend else contextlib.nullcontext()
         try:
-            with np_array(False), np_shape(False), _legacy_parameter_views(self):
+            with np_array(False), np_shape(False), _legacy_parameter_views(self), kernels:
                 out = super().forward(*_map(_to_legacy, (x,) + args))
         finally:
-            _inside_block.reset(token)
+            _call.reset(token)
         return _map(_to_np, out) if np_mode and is_np_array() else out
 
     def load_parameters(self, filename, ctx=None, **kwargs):

@@ -2,6 +2,7 @@
 from mxnet.gluon import nn
 
 from .attention import MultiHeadAttention
+from .dropout import dropout
 from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
 
@@ -46,7 +47,7 @@ class AddNorm(LegacyHybridBlock):
             self.ln = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens)
 
     def hybrid_forward(self, F, X, Y):
-        return layer_norm(F, self.ln, self.dropout(Y) + X)
+        return layer_norm(F, self.ln, dropout(F, self.dropout, Y, self.ln.gamma) + X)
 
 
 class TransformerEncoderBlock(LegacyHybridBlock):

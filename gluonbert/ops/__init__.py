@@ -1,29 +1,39 @@
 """Fast CPU kernels for what MXNet 1.9.1 computes slowly, as an MXNet extension library.
 
-``kernels.cc`` holds the kernels (today ``gb_layer_norm``, whose backward is ~10x faster than
-MXNet's); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles it with g++ against the
-``lib_api`` that the MXNet wheel ships. Importing this module (as every model block does)
-loads the library when it is built and up to date; without it every block falls back to
-MXNet's own operators, with the same numbers, and ``status()`` says why.
+The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
+backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
+``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
+them with g++ against the ``lib_api`` that the MXNet wheel ships. Importing this module (as
+every model block does) loads the library when it is built and up to date; without it every
+block falls back to MXNet's own operators, with the same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
+import glob
 import hashlib
 import os
 import subprocess
 
 import mxnet as mx
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kernels.cc')
-LIBRARY = os.path.join(os.path.dirname(SOURCE), '_build', 'libgluonbert_ops.so')
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = sorted(glob.glob(os.path.join(HERE, '*.cc')))
+HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
+LIBRARY = os.path.join(HERE, '_build', 'libgluonbert_ops.so')
+
+# The library's operators, each a kernel that ``disabled`` can switch off
+KERNELS = ('gb_attention', 'gb_dropout', 'gb_layer_norm', 'gb_softmax_ce')
 
 _state = {'loaded': False, 'why': 'not loaded yet'}
-_disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=False)
+_disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=frozenset())
 
 
 def _source_digest():
-    with open(SOURCE, 'rb') as f:
-        return hashlib.sha1(f.read()).hexdigest()
+    digest = hashlib.sha1()
+    for path in SOURCES + HEADERS:
+        with open(path, 'rb') as f:
+            digest.update(os.path.basename(path).encode() + b'\0' + f.read())
+    return digest.hexdigest()
 
 
 def _built_digest():
@@ -36,7 +46,7 @@ def _built_digest():
 
 
 def build(compiler='g++'):
-    """Compile ``kernels.cc`` into ``LIBRARY`` unless it is already built from this source;
+    """Compile ``SOURCES`` into ``LIBRARY`` unless it is already built from these sources;
     True when it compiled."""
     digest = _source_digest()
     if os.path.exists(LIBRARY) and _built_digest() == digest:
@@ -45,17 +55,24 @@ def build(compiler='g++'):
     build_dir = os.path.dirname(LIBRARY)
     os.makedirs(build_dir, exist_ok=True)
     flags = ['-O3', '-fPIC', '-std=c++11', '-fopenmp', '-I', os.path.join(mxnet_dir, 'include')]
-    kernels, lib_api = (os.path.join(build_dir, name) for name in ('kernels.o', 'lib_api.o'))
-    # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked, with
-    # it: linking with it would switch denormals off in every process that loads the library
-    subprocess.run([compiler, '-c', '-ffast-math', *flags, SOURCE, '-o', kernels], check=True)
-    subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
-                    '-o', lib_api], check=True)
-    partial = LIBRARY + '.partial'
-    subprocess.run([compiler, '-shared', '-fopenmp', kernels, lib_api, '-o', partial],
-                   check=True)
-    for obj in (kernels, lib_api):
-        os.remove(obj)
+    objects = []
+    try:
+        for source in SOURCES:
+            objects.append(os.path.join(build_dir, os.path.basename(source)[:-3] + '.o'))
+            # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked,
+            # with it: linking with it would switch denormals off in every process that
+            # loads the library
+            subprocess.run([compiler, '-c', '-ffast-math', *flags, source, '-o', objects[-1]],
+                           check=True)
+        objects.append(os.path.join(build_dir, 'lib_api.o'))
+        subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
+                        '-o', objects[-1]], check=True)
+        partial = LIBRARY + '.partial'
+        subprocess.run([compiler, '-shared', '-fopenmp', *objects, '-o', partial], check=True)
+    finally:
+        for obj in objects:
+            if os.path.exists(obj):
+                os.remove(obj)
     os.replace(partial, LIBRARY)
     with open(LIBRARY + '.sha1', 'w') as f:
         f.write(digest + '\n')
@@ -70,7 +87,8 @@ def load():
         _state['why'] = f'{LIBRARY} is not built (run: python -m gluonbert.ops)'
         return False
     if _built_digest() != _source_digest():
-        _state['why'] = f'{LIBRARY} is older than {SOURCE} (run: python -m gluonbert.ops)'
+        _state['why'] = (f'{LIBRARY} is older than its sources in {HERE} '
+                         f'(run: python -m gluonbert.ops)')
         return False
     try:
         mx.library.load(LIBRARY, verbose=False)
@@ -86,23 +104,35 @@ def status():
     return _state['why']
 
 
-def enabled():
-    """Whether graphs built now may use the kernels (loaded, and not inside ``disabled()``)."""
-    return _state['loaded'] and not _disabled.get()
+def enabled(kernel=None):
+    """Whether graphs built now may use ``kernel`` (one of ``KERNELS``), or all of them: the
+    library is loaded and they are not switched off by ``disabled``."""
+    off = _disabled.get()
+    return _state['loaded'] and (kernel not in off if kernel else not off)
 
 
-def usable_for(param):
-    """Whether a graph computing with ``param`` may use the kernels: they are enabled, they
-    run on CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
+def usable_for(param, kernel):
+    """Whether a graph computing with ``param`` may use ``kernel``: it is enabled, it runs on
+    CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
     from mxnet.contrib import amp
-    return (enabled() and not amp.amp._amp_initialized
+    return (enabled(kernel) and not amp.amp._amp_initialized
             and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
 
 
+def disabled(*kernels):
+    """A context in which graphs are built with MXNet's own operators in place of ``kernels``
+    (default: all of them, as ONNX export needs, which converts nothing else; naming some
+    allows A/B comparisons)."""
+    unknown = set(kernels) - set(KERNELS)
+    if unknown:
+        raise ValueError(f'kernels={sorted(unknown)} are not gluonbert kernels; expected some '
+                         f'of {KERNELS}')
+    return _switched_off(frozenset(kernels or KERNELS))
+
+
 @contextlib.contextmanager
-def disabled():
-    """Build graphs with MXNet's own operators only (ONNX export converts nothing else)."""
-    token = _disabled.set(True)
+def _switched_off(kernels):
+    token = _disabled.set(_disabled.get() | kernels)
     try:
         yield
     finally:

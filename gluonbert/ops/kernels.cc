@@ -11,13 +11,11 @@
 #include <vector>
 #include <omp.h>
 
+#include "common.h"
 #include "mxnet/lib_api.h"
 
 using namespace mxnet::ext;
-
-// exp() loops compiled for AVX-512, AVX2 and plain x86-64 (vectorized with glibc libmvec
-// under -ffast-math); the loader picks the one for this CPU
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+using gluonbert::size_of;
 
 namespace {
 
@@ -32,12 +30,6 @@ int64_t bad_label(const float* label, int64_t rows, int64_t classes) {
 float epsilon(const std::unordered_map<std::string, std::string>& attrs) {
   auto it = attrs.find("eps");
   return it == attrs.end() ? 1e-5f : std::stof(it->second);
-}
-
-int64_t size_of(const MXTensor& t) {
-  int64_t n = 1;
-  for (auto d : t.shape) n *= d;
-  return n;
 }
 
 // inputs: data, gamma, beta; outputs: out, mean, rstd (the last two per row, for backward)
@@ -135,14 +127,7 @@ MXReturnValue layer_norm_attrs(const std::unordered_map<std::string, std::string
 
 MXReturnValue layer_norm_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  for (int type : *in) {
-    if (type != kFloat32) {
-      MX_ERROR_MSG << "gb_layer_norm computes in float32 only";
-      return MX_FAIL;
-    }
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_layer_norm", in, out);
 }
 
 MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::string>& attrs,
@@ -229,12 +214,7 @@ MXReturnValue softmax_ce_attrs(const std::unordered_map<std::string, std::string
 
 MXReturnValue softmax_ce_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  if (in->at(0) != kFloat32 || in->at(1) != kFloat32) {
-    MX_ERROR_MSG << "gb_softmax_ce takes float32 logits and float32 labels";
-    return MX_FAIL;
-  }
-  for (auto& type : *out) type = kFloat32;
-  return MX_SUCCESS;
+  return gluonbert::float32_only("gb_softmax_ce", in, out);
 }
 
 MXReturnValue softmax_ce_shapes(const std::unordered_map<std::string, std::string>& attrs,

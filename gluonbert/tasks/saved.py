@@ -9,65 +9,88 @@ import json
 import os
 
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
-from ..data.vocab import Vocab
 from . import get_task
 
 PARAMS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.params', 'config.json', 'vocab.json'
+FILES = (PARAMS_FILE, CONFIG_FILE, VOCAB_FILE, TOKENIZER_FILE)
+KIND = 'fine-tuned task model folder'
 
 
-def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len,
-                    overwrite=True):
-    """Write the fine-tuned head ``net`` (built by ``task.head(bert, labels)``) to ``folder``,
-    atomically: a reader sees the previous folder or the new one, never a mix."""
-    from ..export.folder import staged_folder, write_json
+def check_replaceable(folder):
+    """Refuse ``folder`` unless it is missing, empty or a previous fine-tuned task model
+    (FileExistsError saying why): saving replaces the folder whole."""
+    from ..atomic import check_replaceable as check
+    check(folder, FILES, PARAMS_FILE, KIND)
+
+
+def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
+    """Write the fine-tuned head ``net`` (built by ``task.head(bert, labels)``) to ``folder``
+    (missing, empty or a previous task model), atomically: a reader sees the previous folder
+    or the new one, never a mix."""
+    from .. import compat
+    from ..atomic import atomic_folder
+    from ..export.folder import write_json
+    from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest
     config = {'task': task.name, 'bert': dict(bert.config), 'labels': labels,
-              'max_len': max_len}
-    with staged_folder(folder, overwrite) as staging:
-        net.save_parameters(os.path.join(staging, PARAMS_FILE))
+              'max_len': max_len, VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}
+    with atomic_folder(folder, FILES, PARAMS_FILE, KIND) as staging:
+        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
         write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
         write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
         write_json(os.path.join(staging, CONFIG_FILE), config)
 
 
-def is_task_model(folder):
-    """Whether ``folder`` holds a model written by ``save_task_model``."""
-    return os.path.isfile(os.path.join(folder, PARAMS_FILE)) and \
-        os.path.isfile(os.path.join(folder, TOKENIZER_FILE))
-
-
-def _read_json(path):
+def _read_tokenizer(path, vocab):
     try:
         with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'{path} not found: a fine-tuned task folder holds '
-                                f'{PARAMS_FILE}, {CONFIG_FILE}, {VOCAB_FILE} and '
-                                f'{TOKENIZER_FILE}') from None
-    except ValueError as error:
+            description = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f'{path} is not valid JSON ({error})') from None
+    try:
+        return tokenizer_from_description(description, vocab)
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from None
+
+
+def _check_config(config, path):
+    """ValueError naming the file unless ``config`` holds what ``save_task_model`` writes."""
+    from . import TASKS
+    labels = config.get('labels')
+    if config.get('task') not in TASKS or not isinstance(config.get('bert'), dict) or \
+            not (labels is None or (isinstance(labels, list) and labels)) or \
+            not isinstance(config.get('max_len'), int):
+        raise ValueError(f'{path}: expected "task" (one of {sorted(TASKS)}), "bert" (BERTModel '
+                         f'options), "labels" (a list of names, or null) and "max_len" (an '
+                         f'integer), as save_task_model writes')
 
 
 def load_task_model(folder, devices=None):
     """``(net, task, vocab, tokenizer, config)`` of a folder written by ``save_task_model``;
-    nothing is built until every file has been read and checked."""
-    from ..model import BERTModel
-    from ..train.checkpoint import _load_parameters
-    config = _read_json(os.path.join(folder, CONFIG_FILE))
-    description = _read_json(os.path.join(folder, TOKENIZER_FILE))
-    vocab = Vocab.from_json(os.path.join(folder, VOCAB_FILE))
-    params = os.path.join(folder, PARAMS_FILE)
-    if not os.path.isfile(params):
-        raise FileNotFoundError(f'{params} not found: {folder!r} is not a fine-tuned task '
-                                f'folder')
-    missing = [key for key in ('task', 'bert', 'labels', 'max_len') if key not in config]
-    if missing:
-        raise ValueError(f'{os.path.join(folder, CONFIG_FILE)} lacks {missing}')
-    task = get_task(config['task'])
-    tokenizer = tokenizer_from_description(description, vocab)
+    every file is read and checked before the model is built."""
+    from ..train.checkpoint import (VOCAB_DIGEST, _build_bert, _load_parameters, _read_config,
+                                    _read_vocab)
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)})')
+    for name in FILES:
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise FileNotFoundError(f'{os.path.join(folder, name)} not found: a {KIND} holds '
+                                    f'{", ".join(FILES)}')
+    config_path = os.path.join(folder, CONFIG_FILE)
+    config = _read_config(config_path)
+    _check_config(config, config_path)
+    vocab = _read_vocab(folder, dict(config))
+    config.pop(VOCAB_DIGEST, None)
+    tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
     bert_config = dict(config['bert'])
-    if bert_config.pop('vocab_size') != len(vocab):
+    if bert_config.pop('vocab_size', None) != len(vocab):
         raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
-                         f'built for vocab_size={config["bert"]["vocab_size"]}')
-    net = task.head(BERTModel(len(vocab), **bert_config), config['labels'])
-    _load_parameters(net, params, vocab, devices)
+                         f'built for vocab_size={config["bert"].get("vocab_size")}')
+    bert = _build_bert(vocab, bert_config, config_path)
+    if not 1 <= config['max_len'] <= bert.encoder.max_len:
+        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
+                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    task = get_task(config['task'])
+    net = task.head(bert, config['labels'])
+    _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
     return net, task, vocab, tokenizer, config

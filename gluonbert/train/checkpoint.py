@@ -2,34 +2,61 @@
 ``pretrained.params``, plus our ``config.json`` with the architecture.
 
 The chapter's ``load_pretrained_model`` reads the first two; the config lets a folder be
-loaded without repeating the hyperparameters. Files are written atomically (temporary file,
-fsync, rename), so an interrupted save never leaves a half-written checkpoint.
+loaded without repeating the hyperparameters. A folder is written whole or not at all
+(``gluonbert.atomic.atomic_folder``): a kill or a full disk during a save leaves the previous
+model intact, never one model's vocab beside another's weights; a folder holding anything but
+a previous model of the same kind is refused, not replaced.
 """
+import hashlib
 import json
 import os
 import re
 
-from ..atomic import atomic_write
+import mxnet as mx
+import numpy as np
+
+from .. import compat
+from ..atomic import atomic_folder, check_replaceable
 from ..data.vocab import Vocab
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
+PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
+VOCAB_DIGEST = 'vocab_sha256'
+ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
+PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE)
+PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
 
 
 def _write_json(path, value):
-    def write(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(value, f, indent=1 if isinstance(value, dict) else None)
-    atomic_write(path, write)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(value, f, indent=1 if isinstance(value, dict) else None)
 
 
-def save_pretrained(net, vocab, folder, config=None):
-    """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    if config is not None:
-        _write_json(os.path.join(folder, CONFIG_FILE), config)
-    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    atomic_write(os.path.join(folder, PARAMS_FILE), net.save_parameters)
+def _vocab_digest(tokens):
+    """SHA-256 of the token list: a vocab.json shuffled (or swapped for another of the same
+    size) beside the weights is caught on load, not used to misread every id."""
+    return hashlib.sha256(json.dumps(list(tokens)).encode('utf-8')).hexdigest()
+
+
+def check_pretrained_folder(folder):
+    """Raise FileExistsError unless ``save_pretrained`` may write ``folder``: for a job to
+    fail before its work, not after."""
+    check_replaceable(os.path.abspath(folder), PRETRAINED_FILES, PARAMS_FILE,
+                      PRETRAINED_KIND)
+
+
+def save_pretrained(net, vocab, folder, config=None, plot=None):
+    """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
+    (and ``plot``, a ``LossPlot``, as loss.png), replacing a previous pretrained folder whole."""
+    with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
+        if config is not None:
+            _write_json(os.path.join(staging, CONFIG_FILE),
+                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
+        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
+        if plot is not None:
+            plot.save(os.path.join(staging, PLOT_FILE), 'step')
 
 
 def _load_parameters(net, params, vocab, devices):
@@ -42,7 +69,7 @@ def _load_parameters(net, params, vocab, devices):
                           r"expected (\([^)]*\)) vs saved (\([^)]*\))", str(error))
         if match is None:
             raise
-        names = {p.name: name for name, p in net._collect_params_with_prefix().items()}
+        names = {p.name: name for name, p in compat.structural_parameters(net).items()}
         name = names.get(match.group(1), match.group(1))
         if name == 'encoder.token_embedding.weight':
             raise ValueError(f'{params}: its token embedding {match.group(3)} does not match '
@@ -51,14 +78,50 @@ def _load_parameters(net, params, vocab, devices):
         raise ValueError(f'{params}: parameter {name} has shape {match.group(3)} in the file, '
                          f'but the model built from its config expects {match.group(2)} (for '
                          f'output.weight: a head with another number of labels)') from None
+    except mx.base.MXNetError as error:
+        raise ValueError(f'{params} is not an MXNet parameter file '
+                         f'({str(error).strip().splitlines()[-1]})') from None
+    for name, param in compat.structural_parameters(net).items():
+        if not np.isfinite(param.list_data()[0].asnumpy()).all():
+            raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
+                             f'model it was saved from had diverged')
 
 
-def _read_vocab(folder):
+def _read_vocab(folder, config):
     path = os.path.join(folder, VOCAB_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path} not found: a pretrained folder holds {VOCAB_FILE} and '
                                 f'{PARAMS_FILE}')
-    return Vocab.from_json(path)
+    vocab = Vocab.from_json(path)
+    digest = config.pop(VOCAB_DIGEST, None)
+    if digest is not None and digest != _vocab_digest(vocab.idx_to_token):
+        raise ValueError(f'{path} is not the vocabulary the model in {folder!r} was saved with '
+                         f'(its {CONFIG_FILE} records another {VOCAB_DIGEST}); every token id '
+                         f'would be read as another token')
+    return vocab
+
+
+def _read_config(path):
+    """The JSON object in ``path``, or ValueError naming the file."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f'{path} is not valid JSON: {error}') from None
+    if not isinstance(config, dict):
+        raise ValueError(f'{path} holds a {type(config).__name__}; expected a JSON object of '
+                         f'BERTModel options')
+    return config
+
+
+def _build_bert(vocab, config, path):
+    """``BERTModel(len(vocab), **config)``, an unknown or malformed option named with the file."""
+    try:
+        return BERTModel(len(vocab), **config)
+    except TypeError as error:
+        raise ValueError(f'{path}: {error}; expected BERTModel options') from None
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from None
 
 
 def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=None,
@@ -74,36 +137,54 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
     if not os.path.isfile(params):
         raise FileNotFoundError(f'{params} not found: {folder!r} is not a pretrained folder '
                                 f'(expected {VOCAB_FILE} and {PARAMS_FILE})')
-    vocab = _read_vocab(folder)
     config_path = os.path.join(folder, CONFIG_FILE)
-    config = {}
-    if os.path.isfile(config_path):
-        with open(config_path, encoding='utf-8') as f:
-            config = json.load(f)
+    config = _read_config(config_path) if os.path.isfile(config_path) else {}
+    vocab = _read_vocab(folder, config)
     given = dict(num_hiddens=num_hiddens, ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads,
-                 num_blks=num_blks, dropout=dropout, max_len=max_len)
+                 num_blks=num_blks, max_len=max_len)
+    for name, value in given.items():
+        if value is not None and name in config and config[name] != value:
+            raise ValueError(f'{name}={value!r}, but the model in {folder!r} was saved with '
+                             f'{name}={config[name]!r} ({CONFIG_FILE}); leave it None to read '
+                             f'it from there')
     config.update({k: v for k, v in given.items() if v is not None})
-    missing = [k for k in given if k not in config]
+    if dropout is not None:
+        config['dropout'] = dropout
+    missing = [k for k in (*ARCHITECTURE, 'dropout') if k not in config]
     if missing:
-        raise ValueError(f'{folder!r} has no {CONFIG_FILE}; pass {", ".join(missing)}')
+        where = (f'its {CONFIG_FILE} lacks' if os.path.isfile(config_path)
+                 else f'it has no {CONFIG_FILE}; pass')
+        raise ValueError(f'{folder!r}: {where} {", ".join(missing)}')
     config.pop('vocab_size', None)
-    bert = BERTModel(len(vocab), **config)
+    bert = _build_bert(vocab, config, config_path)
     _load_parameters(bert, params, vocab, devices)
     return bert, vocab
 
 
 CLASSIFIER_FILE = 'classifier.params'
+CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
 
 
-def save_classifier(net, vocab, folder, labels, max_len):
+def check_classifier_folder(folder):
+    """Raise FileExistsError unless ``save_classifier`` may write ``folder``."""
+    check_replaceable(os.path.abspath(folder), CLASSIFIER_FILES, CLASSIFIER_FILE,
+                      CLASSIFIER_KIND)
+
+
+def save_classifier(net, vocab, folder, labels, max_len, plot=None):
     """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
-    (the BERT architecture, label names, ``max_len``), all that inference needs."""
-    os.makedirs(folder, exist_ok=True)
+    (the BERT architecture, label names, ``max_len``), all that inference needs, and ``plot``
+    (a ``LossPlot``) as curves.png; a previous fine-tuned folder is replaced whole."""
     bert_config = dict(net.encoder_config)
-    _write_json(os.path.join(folder, CONFIG_FILE),
-                dict(bert=bert_config, labels=list(labels), max_len=max_len))
-    _write_json(os.path.join(folder, VOCAB_FILE), list(vocab.idx_to_token))
-    atomic_write(os.path.join(folder, CLASSIFIER_FILE), net.save_parameters)
+    with atomic_folder(folder, CLASSIFIER_FILES, CLASSIFIER_FILE,
+                       CLASSIFIER_KIND) as staging:
+        _write_json(os.path.join(staging, CONFIG_FILE),
+                    dict(bert=bert_config, labels=list(labels), max_len=max_len,
+                         **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
+        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        compat.save_parameters(net, os.path.join(staging, CLASSIFIER_FILE))
+        if plot is not None:
+            plot.save(os.path.join(staging, CURVES_FILE), 'epoch')
 
 
 def load_classifier(folder, devices=None):
@@ -116,13 +197,22 @@ def load_classifier(folder, devices=None):
             raise FileNotFoundError(f'{path} not found: {folder!r} is not a fine-tuned model '
                                     f'folder (expected {CLASSIFIER_FILE}, {CONFIG_FILE}, '
                                     f'{VOCAB_FILE})')
-    vocab = _read_vocab(folder)
-    with open(config_path, encoding='utf-8') as f:
-        config = json.load(f)
-    bert_config = dict(config['bert'])
-    if bert_config.pop('vocab_size') != len(vocab):
+    config = _read_config(config_path)
+    vocab = _read_vocab(folder, config)
+    bert_config, labels = config.get('bert'), config.get('labels')
+    if not isinstance(bert_config, dict) or not isinstance(labels, list) or not labels \
+            or not isinstance(config.get('max_len'), int):
+        raise ValueError(f'{config_path}: expected "bert" (BERTModel options), "labels" (a '
+                         f'list of names) and "max_len" (an integer), as save_classifier '
+                         f'writes')
+    bert_config = dict(bert_config)
+    if bert_config.pop('vocab_size', None) != len(vocab):
         raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
-                         f'built for vocab_size={config["bert"]["vocab_size"]}')
-    net = BERTClassifier(BERTModel(len(vocab), **bert_config), num_classes=len(config['labels']))
+                         f'built for vocab_size={config["bert"].get("vocab_size")}')
+    bert = _build_bert(vocab, bert_config, config_path)
+    if not 1 <= config['max_len'] <= bert.encoder.max_len:
+        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
+                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    net = BERTClassifier(bert, num_classes=len(labels))
     _load_parameters(net, params, vocab, devices)
     return net, vocab, config

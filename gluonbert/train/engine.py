@@ -275,7 +275,7 @@ class Engine:
         ``epoch``, ``lr``) goes to the callbacks' ``on_log`` and to ``state.logs``; the last,
         shorter interval is logged at the end. ``resume``: continue from the trainer's newest
         checkpoint (needs ``batches`` to be an ``EpochBatches`` and a ``BERTTrainer`` with a
-        ``checkpoint_dir``); a missing checkpoint is an error.
+        ``checkpoint_dir``); no checkpoint there is an error (``CheckpointError``).
         """
         if num_updates is None and epochs is None:
             raise ValueError('fit needs num_updates= or epochs=')
@@ -371,11 +371,7 @@ class Engine:
     def _resume(self, batches, state, callbacks):
         if not isinstance(self.trainer, BERTTrainer):
             raise ValueError('resume=True needs a BERTTrainer with checkpoint_dir=')
-        position = self.trainer.load()
-        if position is None:
-            raise FileNotFoundError(f'no checkpoint to resume from in '
-                                    f'{self.trainer.checkpoints.root}')
-        self._restore_position(position, state, callbacks)
+        self._restore_position(self.trainer.load(required=True), state, callbacks)
 
     def _restore_position(self, position, state, callbacks):
         state.epoch, state.batch = position.get('epoch', 0), position.get('batch', 0)

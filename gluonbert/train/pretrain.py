@@ -59,7 +59,8 @@ class PretrainingObjective(LegacyHybridBlock):
         loss = self.loss
         return (type(loss) is gluon.loss.SoftmaxCrossEntropyLoss and loss._axis == -1
                 and loss._sparse_label and not loss._from_logits and loss._weight is None
-                and ops.usable_for(next(iter(self.net.collect_params().values()))))
+                and ops.usable_for(next(iter(self.net.collect_params().values())),
+                                   'gb_softmax_ce'))
 
 
 def _get_batch_loss_bert(net, loss, vocab_size, tokens_X_shards, segments_X_shards,

@@ -1,23 +1,26 @@
 """Learning-rate schedules with HuggingFace's names and curves.
 
 ``Schedule(name, lr, warmup_steps, num_training_steps)`` gives the learning rate of update
-``t`` (1-based). The curves are HF's ``get_*_schedule_with_warmup`` lambdas, read at ``t``:
+``t`` (1-based). The curves are HF's ``get_*_schedule_with_warmup`` lambdas:
 
 =========================  =============================================================
 name                       lr(t) / lr   (W = warmup_steps, T = num_training_steps)
 =========================  =============================================================
 ``constant``               1
-``constant_with_warmup``   t / W while t < W, then 1
-``linear``                 t / W while t < W, then (T - t) / (T - W)
-``cosine``                 t / W while t < W, then (1 + cos(pi * 2 c p)) / 2, c = 0.5
-``cosine_with_restarts``   t / W while t < W, then (1 + cos(pi * ((c p) mod 1))) / 2, c = 1
-``polynomial``             t / W while t < W, then ((lr - lr_end) (1 - p)**power + lr_end) / lr
+``constant_with_warmup``   t / W while t <= W, then 1
+``linear``                 t / W while t <= W, then (T - d) / (T - W)
+``cosine``                 t / W while t <= W, then (1 + cos(pi * 2 c p)) / 2, c = 0.5
+``cosine_with_restarts``   t / W while t <= W, then (1 + cos(pi * ((c p) mod 1))) / 2, c = 1
+``polynomial``             t / W while t <= W, then ((lr - lr_end) (1 - p)**power + lr_end) / lr
 =========================  =============================================================
 
-with ``p = (t - W) / (T - W)``. HF reads its lambda at the number of updates *done*, so its
-first update has lr 0 with warmup (HF #34754); reading it at ``t`` instead, the first update
-has ``lr / W`` (``lr * (T - 1) / T`` for ``linear`` without warmup), the peak comes at update
-``W``, and the last update ``T`` gets the end of the curve (0 for ``linear`` and ``cosine``).
+with ``d = t - 1`` (the updates done before update ``t``) and ``p = (d - W) / (T - W)``.
+The decay is HF's exactly: HF reads its lambda at the updates done, so update ``t`` gets the
+curve at ``d``, the last update ``T`` gets ``lr / (T - W)`` for ``linear`` and the curve
+reaches its end value (0) just after it; in particular update 1 of a schedule without warmup
+gets the full ``lr``, so a one-update run does update the weights. The warmup is read at
+``t`` instead (HF's first warmup update has lr 0, HF #34754): update 1 gets ``lr / W`` and
+the peak comes at update ``W``.
 
 One owner: the trainer reads the schedule once per update and sets the optimizer's lr, so
 the schedule advances once per update whatever the number of devices (mxnet #12713) and is
@@ -77,13 +80,14 @@ class Schedule:
                              f'{self.name!r} schedule')
         if self.name == 'constant':
             return 1.0
-        if t < warmup:
+        if t <= warmup:
             return t / warmup
         if self.name == 'constant_with_warmup':
             return 1.0
-        progress = (t - warmup) / max(1, total - warmup)
+        done = t - 1
+        progress = (done - warmup) / max(1, total - warmup)
         if self.name == 'linear':
-            return max(0.0, (total - t) / max(1, total - warmup))
+            return max(0.0, (total - done) / max(1, total - warmup))
         if self.name == 'cosine':
             return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.num_cycles * 2.0 * progress)))
         if self.name == 'cosine_with_restarts':

@@ -17,9 +17,10 @@ whatever code it holds): arrays are read with ``mx.nd.load``, the rest is JSON. 
 cannot read its generator's state; the trainer reseeds it from ``(seed, updates)`` after
 every update, so two integers restore it.
 
-Writes are atomic: the files go to a temporary folder, each is fsynced, the manifest is
-written, and the folder is renamed into place (then its parent fsynced); a process killed
-at any instant leaves either the previous checkpoints or the new one, never a half one. On
+Writes are atomic (``gluonbert.atomic.atomic_folder``): the files go to a temporary folder,
+the manifest is written, each is fsynced, and the folder is renamed into place, or exchanged
+with a previous checkpoint of the same step in one step; a process killed at any instant
+leaves either the previous checkpoints or the new one, never a half one or none. On
 load every file is checked against the manifest; ``CheckpointManager.load_latest`` falls back
 to the newest good checkpoint and says which one it skipped and why.
 """
@@ -33,15 +34,17 @@ import warnings
 import mxnet as mx
 import numpy as np
 
+from .. import compat
+from ..atomic import atomic_folder, remove_stale_staging
 from ..digest import file_digest
 
 FORMAT = 1
 MANIFEST, STATE, PARAMS, OPTIMIZER = 'MANIFEST.json', 'state.json', 'params.nd', 'optimizer.nd'
 _STEP_DIR = re.compile(r'^step-(\d{8})$')
-_TMP_DIR = re.compile(r'^\.(tmp|old)-step-\d{8}-(\d+)$')
+_META_KEYS = ('num_updates', 'optimizer', 'loss_scale', 'guard', 'rng', 'data_position')
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupt, or does not fit the model."""
 
 
@@ -96,10 +99,10 @@ def capture_optimizer(trainer, named):
     ``trainer`` is a ``gluon.Trainer`` updating on the workers (``update_on_kvstore=False``);
     every device holds the same state, so the first device's is saved.
     """
-    updater, optimizer = trainer._updaters[0], trainer.optimizer
-    index_of = trainer._param2idx
+    updater, optimizer = compat.trainer_updaters(trainer)[0], trainer.optimizer
+    index_of = compat.trainer_param_indices(trainer)
     arrays, structures, counts = {}, {}, {}
-    all_counts = optimizer._all_index_update_counts
+    all_counts = compat.update_counts(optimizer)
     for name, param in named.items():
         index = index_of.get(param.name)
         if index is None:
@@ -113,19 +116,47 @@ def capture_optimizer(trainer, named):
                     'update_counts': counts, 'states': structures}
 
 
-def restore_optimizer(trainer, named, arrays, meta):
-    """Put the optimizer state of ``capture_optimizer`` into ``trainer``, on every device."""
+def check_optimizer(trainer, named, arrays, meta):
+    """Raise CheckpointError unless ``restore_optimizer`` can put ``meta``'s state into
+    ``trainer`` whole: the same optimizer class, only parameters it trains, every array
+    present with its parameter's shape. Changes nothing."""
     optimizer = trainer.optimizer
-    if meta['class'] != type(optimizer).__name__:
-        raise CheckpointError(f'the checkpoint holds {meta["class"]} state; this trainer uses '
-                              f'{type(optimizer).__name__}')
-    index_of = {name: trainer._param2idx[param.name] for name, param in named.items()
-                if param.name in trainer._param2idx}
-    unknown = (set(meta['states']) | set(meta['update_counts'])) - set(index_of)
+    if meta.get('class') != type(optimizer).__name__:
+        raise CheckpointError(f'the checkpoint holds {meta.get("class")} state; this trainer '
+                              f'uses {type(optimizer).__name__}')
+    trained = {name for name, param in named.items()
+               if param.name in compat.trainer_param_indices(trainer)}
+    unknown = (set(meta['states']) | set(meta['update_counts'])) - trained
     if unknown:
         raise CheckpointError(f'the checkpoint has optimizer state for {sorted(unknown)[:5]}, '
-                              f'which this trainer does not train')
-    for updater, context in zip(trainer._updaters, trainer._contexts):
+                              f'which this trainer does not train (another freeze=?)')
+    for name, structure in meta['states'].items():
+        for key in _leaves(structure):
+            if key not in arrays:
+                raise CheckpointError(f'optimizer state array {key!r} is missing')
+            if arrays[key].size != int(np.prod(named[name].shape)):
+                raise CheckpointError(f'optimizer state {key!r} has shape '
+                                      f'{arrays[key].shape}; parameter {name!r} has '
+                                      f'{named[name].shape}')
+
+
+def _leaves(structure):
+    if structure is None:
+        return []
+    if isinstance(structure, str):
+        return [structure]
+    return [key for child in structure for key in _leaves(child)]
+
+
+def restore_optimizer(trainer, named, arrays, meta):
+    """Put the optimizer state of ``capture_optimizer`` into ``trainer``, on every device
+    (after ``check_optimizer``)."""
+    check_optimizer(trainer, named, arrays, meta)
+    optimizer = trainer.optimizer
+    param_indices = compat.trainer_param_indices(trainer)
+    index_of = {name: param_indices[param.name] for name, param in named.items()
+                if param.name in param_indices}
+    for updater, context in zip(compat.trainer_updaters(trainer), compat.trainer_contexts(trainer)):
         updater.states.clear()
         updater.states_synced.clear()
         for name, structure in meta['states'].items():
@@ -133,12 +164,7 @@ def restore_optimizer(trainer, named, arrays, meta):
             updater.states[index] = _unflatten(structure, arrays, context)
             updater.states_synced[index] = True
     counts = {index_of[name]: count for name, count in meta['update_counts'].items()}
-    device_ids = {context.device_id for context in trainer._contexts} | set(
-        optimizer._all_index_update_counts)
-    for device_id in device_ids:
-        optimizer._all_index_update_counts.setdefault(device_id, {})
-        optimizer._all_index_update_counts[device_id].clear()
-        optimizer._all_index_update_counts[device_id].update(counts)
+    compat.set_update_counts(optimizer, compat.trainer_contexts(trainer), counts)
     optimizer.num_update = meta['num_update']
 
 
@@ -147,70 +173,53 @@ def capture_params(named):
     return {name: _legacy(param.list_data()[0]) for name, param in named.items()}
 
 
-def restore_params(named, arrays):
-    """Set every parameter of ``named`` (on all its devices) from ``arrays``."""
+def check_params(named, arrays):
+    """Raise CheckpointError unless ``arrays`` holds every parameter of ``named``, no other,
+    each of its shape. Changes nothing."""
     missing = [name for name in named if name not in arrays]
     extra = [name for name in arrays if name not in named]
     if missing or extra:
         raise CheckpointError(f'the checkpoint does not fit the model: missing {missing[:5]}, '
                               f'unexpected {extra[:5]}')
     for name, param in named.items():
-        value = arrays[name]
-        if tuple(value.shape) != tuple(param.shape):
+        if tuple(arrays[name].shape) != tuple(param.shape):
             raise CheckpointError(f'parameter {name!r} has shape {param.shape}; the checkpoint '
-                                  f'holds {value.shape}')
+                                  f'holds {arrays[name].shape}')
+
+
+def restore_params(named, arrays):
+    """Set every parameter of ``named`` (on all its devices) from ``arrays`` (after
+    ``check_params``)."""
+    check_params(named, arrays)
+    for name, param in named.items():
+        value = arrays[name]
         current = param.list_data()[0]
         param.set_data(value.as_np_ndarray() if isinstance(current, mx.np.ndarray) else value)
 
 
 # ---- files: atomic write, manifest, verified read ----------------------------------------
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checkpoint(root, step, arrays_by_file, meta):
     """Write ``{file: {key: NDArray}}`` and the JSON ``meta`` as ``root/step-<step>``, atomically.
 
-    Returns the checkpoint's path. An existing checkpoint of the same step is replaced.
+    Returns the checkpoint's path. An existing checkpoint of the same step is replaced in one
+    exchange (``gluonbert.atomic.atomic_folder``), so a kill never leaves that step without a
+    complete copy.
     """
     os.makedirs(root, exist_ok=True)
-    name = f'step-{step:08d}'
-    tmp = os.path.join(root, f'.tmp-{name}-{os.getpid()}')
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
-    os.makedirs(tmp)
-    try:
+    final = os.path.join(root, f'step-{step:08d}')
+    names = tuple(arrays_by_file) + (STATE, MANIFEST)
+    with atomic_folder(final, names, MANIFEST, 'checkpoint') as tmp:
         for filename, arrays in arrays_by_file.items():
-            mx.nd.save(os.path.join(tmp, filename), arrays)
+            compat.save_ndarrays(os.path.join(tmp, filename), arrays)
         with open(os.path.join(tmp, STATE), 'w', encoding='utf-8') as f:
             json.dump(dict(meta, format=FORMAT), f)
         files = {}
         for filename in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, filename)
-            _fsync(path)
             files[filename] = {'bytes': os.path.getsize(path), 'sha256': file_digest(path, 'sha256')}
         with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
             json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync(tmp)
-        final = os.path.join(root, name)
-        if os.path.exists(final):  # the same step again, e.g. after a rollback
-            old = os.path.join(root, f'.old-{name}-{os.getpid()}')
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, final)
-        _fsync(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
@@ -220,6 +229,9 @@ def read_checkpoint(path):
     Raises ``CheckpointError`` saying what is wrong: no manifest (an interrupted write), a
     missing file, a file of the wrong size (truncated) or with the wrong checksum (corrupt).
     """
+    if not os.path.isdir(path):
+        raise CheckpointError(f'{path}: not a checkpoint folder ('
+                              + ('a file' if os.path.exists(path) else 'no such folder') + ')')
     manifest_path = os.path.join(path, MANIFEST)
     try:
         with open(manifest_path, encoding='utf-8') as f:
@@ -243,21 +255,18 @@ def read_checkpoint(path):
                                   f'{expected["bytes"]} (truncated?)')
         if file_digest(file_path, 'sha256') != expected['sha256']:
             raise CheckpointError(f'{file_path} does not match its SHA-256 checksum (corrupt)')
-    with open(os.path.join(path, STATE), encoding='utf-8') as f:
-        meta = json.load(f)
-    arrays = {filename: mx.nd.load(os.path.join(path, filename))
-              for filename in files if filename.endswith('.nd')}
-    return arrays, meta
-
-
-def _pid_alive(pid):
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with open(os.path.join(path, STATE), encoding='utf-8') as f:
+            meta = json.load(f)
+        arrays = {filename: compat.load_ndarrays(os.path.join(path, filename))
+                  for filename in files if filename.endswith('.nd')}
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f'{path} is unreadable: {error}') from None
+    missing = [key for key in _META_KEYS if key not in meta]
+    if missing or PARAMS not in arrays:
+        raise CheckpointError(f'{path}: not a gluonbert trainer checkpoint (no '
+                              f'{", ".join(missing) or PARAMS})')
+    return arrays, meta
 
 
 class CheckpointManager:
@@ -287,12 +296,16 @@ class CheckpointManager:
 
     def _remove_leftovers(self):
         """Temporary folders of writers that died mid-save."""
+        remove_stale_staging(self.root)
+
+    def why_empty(self):
+        """Why there is nothing to resume from in ``root``: one line for the user."""
+        if not os.path.exists(self.root):
+            return f'no checkpoint to resume from: {self.root!r} does not exist'
         if not os.path.isdir(self.root):
-            return
-        for name in os.listdir(self.root):
-            match = _TMP_DIR.match(name)
-            if match and not _pid_alive(int(match.group(2))):
-                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+            return f'no checkpoint to resume from: {self.root!r} is a file, not a folder'
+        return (f'no checkpoint to resume from: {self.root!r} holds no step-NNNNNNNN '
+                f'checkpoint folder')
 
     def load_latest(self):
         """``(path, arrays_by_file, meta)`` of the newest good checkpoint, or None if there is

@@ -8,7 +8,6 @@ and backward passes of one batch (``compute(shard)`` gives the shard's ``(loss, 
 returns the per-shard results.
 """
 import mxnet as mx
-from mxnet import autograd
 
 from .engine import Objective, Plain, trainer_parameters
 from .finetune import ClassificationLoss

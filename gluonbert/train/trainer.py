@@ -282,10 +282,14 @@ class BERTTrainer:
             self.num_updates, {state.PARAMS: state.capture_params(self.named),
                                state.OPTIMIZER: optimizer_arrays}, meta)
 
-    def load(self, path=None):
+    def load(self, path=None, required=False):
         """Restore the checkpoint at ``path`` (default: the newest good one in
         ``checkpoint_dir``); returns its data position, or None when there is no checkpoint
-        yet (a fresh start)."""
+        yet (a fresh start). ``required=True`` (a resume) makes no checkpoint an error.
+
+        The whole checkpoint is checked against the model and this trainer (parameters,
+        optimizer, frozen parameters) before anything is changed: a load that fails
+        (``CheckpointError``) leaves the model and the trainer as they were."""
         if path is not None:
             arrays, meta = state.read_checkpoint(path)
         else:
@@ -293,11 +297,19 @@ class BERTTrainer:
                 raise ValueError('load() without a path needs checkpoint_dir=')
             latest = self.checkpoints.load_latest()
             if latest is None:
+                if required:
+                    raise state.CheckpointError(self.checkpoints.why_empty())
                 return None
             _, arrays, meta = latest
         return self._restore(arrays, meta)
 
     def _restore(self, arrays, meta):
+        try:
+            state.check_params(self.named, arrays[state.PARAMS])
+            state.check_optimizer(self.trainer, self.trainable, arrays.get(state.OPTIMIZER, {}),
+                                  meta['optimizer'])
+        except (KeyError, TypeError, AttributeError) as error:
+            raise state.CheckpointError(f'the checkpoint is malformed: {error!r}') from None
         state.restore_params(self.named, arrays[state.PARAMS])
         state.restore_optimizer(self.trainer, self.trainable, arrays.get(state.OPTIMIZER, {}),
                                 meta['optimizer'])

@@ -1,0 +1,449 @@
+// gb_attention: self-attention on the interleaved Q/K/V projection (seq, batch, 3 * hidden)
+// that MXNet's interleaved_matmul_selfatt_qk / _valatt take (per head h the columns
+// q_h, k_h, v_h, each head_dim wide), fused: scores Q.K^T / sqrt(head_dim), an additive
+// padding mask, softmax, dropout and the weighted sum of V, forward and backward.
+//
+// MXNet 1.9.1 runs those two operators single-threaded on CPU and its softmax, dropout and
+// their backwards as separate passes over (batch * heads, seq, seq). Here each (sequence,
+// head) pair is one task for an OpenMP thread, which keeps its (seq, seq) tiles in its own
+// scratch memory. The forward stores the probabilities (output 1, (batch * heads, seq, seq))
+// for the backward: storing them measured faster than keeping each row's log-sum-exp only and
+// recomputing Q.K^T in the backward (1.25x on the fine-tuning shapes, 32 x 128, 4 heads).
+//
+// With `masked=1` a third input masks the scores: either (batch,) valid lengths, whose keys
+// at and after the length get `mask_value` added, or an additive (batch * heads, seq, seq)
+// mask, row b * heads + h for head h of sequence b (the layout of MXNet's fused operators).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "dropout_mask.h"
+#include "mxnet/lib_api.h"
+
+using namespace mxnet::ext;
+using gluonbert::DropoutMask;
+
+namespace {
+
+enum MaskKind { kNoMask, kLengths, kAdditive };
+
+struct Attrs {
+  int64_t heads = 1;
+  float dropout = 0.f;
+  bool masked = false;
+  float mask_value = -1e6f;
+};
+
+bool parse(const std::unordered_map<std::string, std::string>& attrs, Attrs* out) {
+  auto get = [&attrs](const char* name, const char* fallback) {
+    auto it = attrs.find(name);
+    return it == attrs.end() ? std::string(fallback) : it->second;
+  };
+  out->heads = std::stoll(get("heads", "1"));
+  const std::string masked = get("masked", "0");
+  out->masked = masked == "1" || masked == "True" || masked == "true";
+  out->mask_value = std::stof(get("mask_value", "-1e6"));
+  if (out->heads < 1) {
+    MX_ERROR_MSG << "gb_attention: heads=" << out->heads << " must be at least 1";
+    return false;
+  }
+  if (!gluonbert::dropout_rate(attrs, "dropout", &out->dropout)) {
+    MX_ERROR_MSG << "gb_attention: dropout=" << out->dropout << " is not a rate in [0, 1)";
+    return false;
+  }
+  return true;
+}
+
+// The sizes of one call and the (sequence, head) pair a task works on
+struct Problem {
+  int64_t seq, batch, heads, dim;  // dim: one head's width
+  float scale;                     // 1 / sqrt(dim)
+  int64_t qkv_ld() const { return batch * heads * 3 * dim; }  // between sequence positions
+  int64_t out_ld() const { return batch * heads * dim; }
+};
+
+struct Mask {
+  MaskKind kind;
+  float value;
+  const float* data;  // lengths (batch,) or additive (batch * heads, seq, seq)
+};
+
+// ---- a small register-blocked GEMM, vectorised by GCC's vector extensions ----
+
+// Eight floats: one AVX register (two SSE ones); wider types make GCC spill under AVX2.
+// Only ever inlined, so the type's calling convention (which -Wpsabi warns of) never matters.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8 __attribute__((vector_size(32)));
+constexpr int kLanes = 16;  // columns of C per block, two vectors
+constexpr int kRows = 6;    // rows of C per block: 12 accumulators of the 16 AVX registers
+
+inline __attribute__((always_inline)) v8 load(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline __attribute__((always_inline)) void store(float* p, v8 v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Element (r, k) of A, or of A^T if `kTransposed` (A stored k-major)
+template <bool kTransposed>
+inline __attribute__((always_inline)) float at(const float* A, int64_t lda, int64_t r,
+                                               int64_t k) {
+  return kTransposed ? A[k * lda + r] : A[r * lda + k];
+}
+
+template <bool kTransposed, int R>
+inline __attribute__((always_inline)) void gemm_block(
+    int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+    float* C, int64_t ldc) {
+  v8 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = v8{};
+  for (int64_t k = 0; k < K; ++k) {
+    const v8 b0 = load(B + k * ldb), b1 = load(B + k * ldb + 8);
+    for (int r = 0; r < R; ++r) {
+      const float a = at<kTransposed>(A, lda, r, k);
+      acc[r][0] += a * b0;
+      acc[r][1] += a * b1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    store(C + r * ldc, alpha * acc[r][0]);
+    store(C + r * ldc + 8, alpha * acc[r][1]);
+  }
+}
+
+// C (M x N, row stride ldc) = alpha * A . B, all row-major: A is (M x K) with row stride lda,
+// or if `kTransposed` the transpose of a stored (K x M) one, which spares transposing it
+template <bool kTransposed = false>
+inline __attribute__((always_inline)) void gemm(
+    int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+    const float* B, int64_t ldb, float* C, int64_t ldc) {
+  auto rows = [&](int64_t i) { return kTransposed ? A + i : A + i * lda; };
+  int64_t n = 0;
+  for (; n + kLanes <= N; n += kLanes) {
+    int64_t i = 0;
+    for (; i + kRows <= M; i += kRows)
+      gemm_block<kTransposed, kRows>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
+    for (; i < M; ++i)
+      gemm_block<kTransposed, 1>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
+  }
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = n; j < N; ++j) {
+      float sum = 0.f;
+      for (int64_t k = 0; k < K; ++k) sum += at<kTransposed>(A, lda, i, k) * B[k * ldb + j];
+      C[i * ldc + j] = alpha * sum;
+    }
+  }
+}
+
+// ---- one (sequence, head) pair ----
+
+// Per-thread scratch: one pair's scaled Q, K, V and dO (seq x dim), K^T and V^T (dim x seq),
+// and two (seq x seq) tiles. Copying the pair's rows out of the projection costs little and
+// spares the products strided reads that touch a new memory page at every row.
+struct Scratch {
+  std::vector<float> q, k, v, dout, kt, vt, tile1, tile2;
+  explicit Scratch(const Problem& p)
+      : q(p.seq * p.dim), k(q.size()), v(q.size()), dout(q.size()), kt(q.size()),
+        vt(q.size()), tile1(p.seq * p.seq), tile2(tile1.size()) {}
+};
+
+// Where pair `task` = b * heads + h starts in the interleaved projection
+inline const float* qkv_of(const Problem& p, const float* qkv, int64_t task) {
+  const int64_t b = task / p.heads, h = task % p.heads;
+  return qkv + b * p.heads * 3 * p.dim + h * 3 * p.dim;
+}
+
+// Copy one pair's scale * Q, K, V, K^T and V^T into scratch
+inline __attribute__((always_inline)) void gather(const Problem& p, const float* base,
+                                                   Scratch* w) {
+  const int64_t ld = p.qkv_ld(), S = p.seq, D = p.dim;
+  float *q = w->q.data(), *k = w->k.data(), *v = w->v.data();
+  float *kt = w->kt.data(), *vt = w->vt.data();
+  for (int64_t i = 0; i < S; ++i) {
+    const float* row = base + i * ld;
+    for (int64_t d = 0; d < D; ++d) q[i * D + d] = row[d] * p.scale;
+    std::memcpy(k + i * D, row + D, sizeof(float) * D);
+    std::memcpy(v + i * D, row + 2 * D, sizeof(float) * D);
+  }
+  for (int64_t i = 0; i < S; ++i) {
+    for (int64_t d = 0; d < D; ++d) {
+      kt[d * S + i] = k[i * D + d];
+      vt[d * S + i] = v[i * D + d];
+    }
+  }
+}
+
+// The mask of row i of pair `task` added to its scores `s` (the mask by value: see drop_row)
+inline __attribute__((always_inline)) void add_mask(const Problem& p, const Mask mask,
+                                                    int64_t task, int64_t i, float* s) {
+  const int64_t S = p.seq;
+  if (mask.kind == kLengths) {
+    const float length = mask.data[task / p.heads], value = mask.value;
+    for (int64_t j = 0; j < S; ++j) s[j] += static_cast<float>(j) >= length ? value : 0.f;
+  } else if (mask.kind == kAdditive) {
+    const float* m = mask.data + (task * S + i) * S;
+    for (int64_t j = 0; j < S; ++j) s[j] += m[j];
+  }
+}
+
+// Row i of pair `task`: scores in `s` become probabilities
+inline __attribute__((always_inline)) void softmax_row(const Problem& p, const Mask mask,
+                                                        int64_t task, int64_t i, float* s) {
+  const int64_t S = p.seq;
+  add_mask(p, mask, task, i, s);
+  float top = s[0];
+  for (int64_t j = 1; j < S; ++j) top = s[j] > top ? s[j] : top;
+  float sum = 0.f;
+  for (int64_t j = 0; j < S; ++j) {
+    s[j] = std::exp(s[j] - top);
+    sum += s[j];
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < S; ++j) s[j] *= inv;
+}
+
+// Dropout of row i of pair `task`, in place: the mask's offsets count (task, i, j). The mask
+// comes by value: through a reference, the stores to `row` could alias it and no loop
+// would vectorise
+inline __attribute__((always_inline)) void drop_row(const Problem& p, const DropoutMask drop,
+                                                    int64_t task, int64_t i, float* row) {
+  const int64_t S = p.seq;
+  const uint64_t start = static_cast<uint64_t>((task * S + i) * S);
+  uint32_t low = static_cast<uint32_t>(start), high = static_cast<uint32_t>(start >> 32);
+  if (static_cast<uint64_t>(low) + S > (uint64_t{1} << 32)) {  // the row crosses 2^32
+    for (int64_t j = 0; j < S; ++j) {
+      const uint64_t offset = start + j;
+      row[j] = drop.keep(static_cast<uint32_t>(offset), static_cast<uint32_t>(offset >> 32))
+                   ? row[j] * drop.scale : 0.f;
+    }
+    return;
+  }
+  for (int64_t j = 0; j < S; ++j)
+    row[j] = drop.keep(low + static_cast<uint32_t>(j), high) ? row[j] * drop.scale : 0.f;
+}
+
+struct ForwardArgs {
+  Problem p;
+  Mask mask;
+  DropoutMask drop;
+  const float* qkv;
+  float* out;
+  float* probs;  // (batch * heads, seq, seq), for the backward
+};
+
+inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Scratch* w,
+                                                        int64_t task) {
+  const Problem& p = a.p;
+  const int64_t S = p.seq, D = p.dim;
+  const float* base = qkv_of(p, a.qkv, task);
+  gather(p, base, w);
+  float* probs = a.probs + task * S * S;
+  gemm(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
+  for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, probs + i * S);
+  const float* weights = probs;
+  if (a.drop.active()) {
+    float* dropped = w->tile1.data();
+    std::memcpy(dropped, probs, sizeof(float) * S * S);
+    for (int64_t i = 0; i < S; ++i) drop_row(p, a.drop, task, i, dropped + i * S);
+    weights = dropped;
+  }
+  const int64_t b = task / p.heads, h = task % p.heads;
+  gemm(S, D, S, 1.f, weights, S, w->v.data(), D, a.out + b * p.heads * D + h * D, p.out_ld());
+}
+
+struct BackwardArgs {
+  ForwardArgs f;  // qkv, mask, the forward's probabilities, the same dropout
+  const float* dout;
+  float* dqkv;
+};
+
+inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, Scratch* w,
+                                                         int64_t task) {
+  const Problem& p = a.f.p;
+  const int64_t S = p.seq, D = p.dim, ld = p.qkv_ld();
+  const float* base = qkv_of(p, a.f.qkv, task);
+  gather(p, base, w);
+  const float* probs = a.f.probs + task * S * S;
+  // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
+  const float* dropped = probs;
+  if (a.f.drop.active()) {
+    float* tile = w->tile1.data();
+    std::memcpy(tile, probs, sizeof(float) * S * S);
+    for (int64_t i = 0; i < S; ++i) drop_row(p, a.f.drop, task, i, tile + i * S);
+    dropped = tile;
+  }
+  const int64_t b = task / p.heads, h = task % p.heads;
+  float* dout = w->dout.data();
+  for (int64_t i = 0; i < S; ++i)
+    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + b * p.heads * D + h * D,
+                sizeof(float) * D);
+  float* dq = a.dqkv + (base - a.f.qkv);
+  gemm<true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
+  // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
+  float* grad = w->tile2.data();
+  gemm(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
+  for (int64_t i = 0; i < S; ++i) {
+    float* g = grad + i * S;
+    const float* pr = probs + i * S;
+    if (a.f.drop.active()) drop_row(p, a.f.drop, task, i, g);
+    float dot = 0.f;
+    for (int64_t j = 0; j < S; ++j) dot += pr[j] * g[j];
+    for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
+  }
+  // dQ = scale * dS . K, dK = dS^T . (scale * Q)
+  gemm(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
+  gemm<true>(S, D, S, 1.f, grad, S, w->q.data(), D, dq + D, ld);
+}
+
+// Each pair's work compiled for AVX-512, AVX2 + FMA and plain x86-64, picked at run time:
+// target_clones could not ask for FMA beside AVX2, nor reach into an OpenMP loop's body
+#define ISA_VARIANTS(pair, Args)                                                            \
+  __attribute__((target("avx512f,avx512dq,fma"))) void pair##_avx512(                      \
+      const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }                       \
+  __attribute__((target("avx2,fma"))) void pair##_avx2(                                    \
+      const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }                       \
+  void pair##_plain(const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }         \
+  void (*pair##_for_this_cpu())(const Args&, Scratch*, int64_t) {                          \
+    __builtin_cpu_init();                                                                  \
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))          \
+      return pair##_avx512;                                                                \
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return pair##_avx2; \
+    return pair##_plain;                                                                   \
+  }
+
+ISA_VARIANTS(forward_pair, ForwardArgs)
+ISA_VARIANTS(backward_pair, BackwardArgs)
+
+// Every (sequence, head) pair, one task each, spread over the OpenMP threads
+template <typename Args>
+void for_each_pair(const Problem& p, const Args& args,
+                   void (*pair)(const Args&, Scratch*, int64_t)) {
+  const int64_t tasks = p.batch * p.heads;
+#pragma omp parallel
+  {
+    Scratch scratch(p);
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) pair(args, &scratch, task);
+  }
+}
+
+Problem problem_of(const Attrs& attrs, const MXTensor& qkv) {
+  Problem p;
+  p.seq = qkv.shape[0];
+  p.batch = qkv.shape[1];
+  p.heads = attrs.heads;
+  p.dim = qkv.shape[2] / (3 * attrs.heads);
+  p.scale = 1.f / std::sqrt(static_cast<float>(p.dim));
+  return p;
+}
+
+// The mask input's kind follows from its shape: (batch,) lengths or (pairs, seq, seq) scores
+Mask mask_of(const Attrs& attrs, std::vector<MXTensor>* inputs) {
+  if (!attrs.masked) return Mask{kNoMask, 0.f, nullptr};
+  MXTensor& mask = inputs->at(2);
+  return Mask{mask.shape.size() == 1 ? kLengths : kAdditive, attrs.mask_value,
+              mask.data<float>()};
+}
+
+// inputs: qkv, flag[, mask]; outputs: out, the probabilities, the dropout's key
+MXReturnValue attention_forward(const std::unordered_map<std::string, std::string>& attrs,
+                                std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                                const OpResource& res) {
+  Attrs at;
+  parse(attrs, &at);
+  ForwardArgs args;
+  args.p = problem_of(at, inputs->at(0));
+  args.mask = mask_of(at, inputs);
+  args.drop = gluonbert::draw_mask(at.dropout, gluonbert::training(inputs->at(1)), res,
+                                   outputs->at(2).data<float>());
+  args.qkv = inputs->at(0).data<float>();
+  args.out = outputs->at(0).data<float>();
+  args.probs = outputs->at(1).data<float>();
+  static const auto pair = forward_pair_for_this_cpu();
+  for_each_pair(args.p, args, pair);
+  return MX_SUCCESS;
+}
+
+// inputs: the gradients of the three outputs, then the inputs, then the outputs;
+// outputs: the gradients of the inputs (zero but for qkv's)
+MXReturnValue attention_backward(const std::unordered_map<std::string, std::string>& attrs,
+                                 std::vector<MXTensor>* inputs,
+                                 std::vector<MXTensor>* outputs, const OpResource& res) {
+  Attrs at;
+  parse(attrs, &at);
+  const int ins = at.masked ? 3 : 2;
+  std::vector<MXTensor> forward_inputs(inputs->begin() + 3, inputs->begin() + 3 + ins);
+  BackwardArgs args;
+  ForwardArgs& f = args.f;
+  f.p = problem_of(at, forward_inputs[0]);
+  f.mask = mask_of(at, &forward_inputs);
+  f.drop = gluonbert::saved_mask(at.dropout, gluonbert::training(forward_inputs[1]),
+                                 inputs->at(3 + ins + 2).data<float>());
+  f.qkv = forward_inputs[0].data<float>();
+  f.probs = inputs->at(3 + ins + 1).data<float>();
+  args.dout = inputs->at(0).data<float>();
+  args.dqkv = outputs->at(0).data<float>();
+  static const auto pair = backward_pair_for_this_cpu();
+  for_each_pair(f.p, args, pair);
+  for (int k = 1; k < ins; ++k) {
+    MXTensor& grad = outputs->at(k);
+    std::memset(grad.data<float>(), 0, sizeof(float) * gluonbert::size_of(grad));
+  }
+  return MX_SUCCESS;
+}
+
+MXReturnValue attention_attrs(const std::unordered_map<std::string, std::string>& attrs,
+                              int* num_in, int* num_out) {
+  Attrs at;
+  if (!parse(attrs, &at)) return MX_FAIL;
+  *num_in = at.masked ? 3 : 2;
+  *num_out = 3;
+  return MX_SUCCESS;
+}
+
+MXReturnValue attention_types(const std::unordered_map<std::string, std::string>& attrs,
+                              std::vector<int>* in, std::vector<int>* out) {
+  return gluonbert::float32_only("gb_attention", in, out);
+}
+
+MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string>& attrs,
+                               std::vector<std::vector<unsigned int>>* in,
+                               std::vector<std::vector<unsigned int>>* out) {
+  Attrs at;
+  parse(attrs, &at);
+  const auto& qkv = in->at(0);
+  if (qkv.size() != 3 || qkv[2] % (3 * at.heads) != 0) {
+    MX_ERROR_MSG << "gb_attention: qkv must have shape (seq, batch, 3 * heads * head_dim)";
+    return MX_FAIL;
+  }
+  if (in->at(1) != std::vector<unsigned int>{1}) {
+    MX_ERROR_MSG << "gb_attention: the flag must have shape (1,)";
+    return MX_FAIL;
+  }
+  const unsigned int seq = qkv[0], batch = qkv[1], pairs = batch * at.heads;
+  if (at.masked && in->at(2) != std::vector<unsigned int>{batch} &&
+      in->at(2) != std::vector<unsigned int>{pairs, seq, seq}) {
+    MX_ERROR_MSG << "gb_attention: a lengths mask has shape (batch,), an additive one "
+                    "(batch * heads, seq, seq)";
+    return MX_FAIL;
+  }
+  out->at(0) = {seq, batch, qkv[2] / 3};
+  out->at(1) = {pairs, seq, seq};
+  out->at(2) = {2};
+  return MX_SUCCESS;
+}
+
+}  // namespace
+
+REGISTER_OP(gb_attention)
+.setForward(attention_forward, "cpu")
+.setBackward(attention_backward, "cpu")
+.setParseAttrs(attention_attrs)
+.setInferType(attention_types)
+.setInferShape(attention_shapes);

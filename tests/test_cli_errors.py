@@ -1,0 +1,99 @@
+"""Hostile input to every subcommand is one line naming what is wrong, exit status 2, never a
+traceback."""
+import json
+
+import mxnet as mx
+import pytest
+from mxnet import init
+
+import gluonbert
+from gluonbert import cli
+from gluonbert.data.vocab import Vocab
+from gluonbert.data.tokenization import WhitespaceTokenizer
+from gluonbert.tasks import get_task
+from gluonbert.tasks.saved import save_task_model
+from gluonbert.train.checkpoint import save_pretrained
+
+VOCAB = Vocab(reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>', 'a', 'man', 'dog'])
+
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp('cli')
+    mx.random.seed(0)
+    bert = gluonbert.BERTModel(len(VOCAB), 16, 24, 2, 1, 0.0, max_len=32)
+    bert.initialize(init.Xavier())
+    save_pretrained(bert, VOCAB, root / 'pretrained', config=bert.config)
+    task = get_task('snli')
+    labels = ['entailment', 'contradiction', 'neutral']
+    net = task.head(bert, labels)
+    net.output.initialize(init.Xavier())
+    save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / 'finetuned', task, labels,
+                    32)
+    (root / 'afile').write_text('x')
+    (root / 'three.tsv').write_text('a\tb\tc\n')
+    for name, file, content in (('badvocab', 'vocab.json', 'not json'),
+                                ('badconfig', 'config.json', '{"bert": 3}'),
+                                ('badparams', 'model.params', 'garbage'),
+                                ('badtokenizer', 'tokenizer.json', '{"kind": "bpe"}')):
+        folder = root / name
+        folder.mkdir()
+        for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
+            (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
+        (folder / file).write_text(content)
+    return root
+
+
+CASES = [
+    (['evaluate', '--model', '{root}/badvocab'], 'vocab.json\' is not a JSON list'),
+    (['evaluate', '--model', '{root}/badconfig'], 'config.json: expected "task"'),
+    (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace' or"),
+    (['evaluate', '--model', '{root}/badparams'], 'is not an MXNet parameter file'),
+    (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned task model folder'),
+    (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
+    (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
+    (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
+     'line 1: expected a text or text<TAB>text'),
+    (['export', '--model', '{root}/finetuned', '--out', '{root}/afile'], 'is a file'),
+    (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
+    (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),
+    (['finetune', '--pretrained', '{root}/afile'], 'neither a gluonbert folder'),
+    (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
+     "--max-len 64 exceeds the pretrained model's max_len 32"),
+    (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],
+     "device 'cpu:x' is not understood"),
+    (['finetune', '--pretrained', '{root}/pretrained', '--data-dir', '{root}/nosuch',
+      '--max-len', '32'],
+     'nosuch'),
+    (['finetune', '--pretrained', '{root}/pretrained', '--groups', '{{bad', '--max-len', '32'],
+     "--groups '{{bad' is not JSON"),
+    (['pretrain', '--data-dir', '{root}/nosuch'], 'does not exist'),
+    (['pretrain', '--num-heads', '3', '--fallback', 'embedded', '--steps', '1'],
+     'num_hiddens=128 is not divisible by num_heads=3'),
+    (['pretrain', '--batch-size', '100000'], 'GiB for one step\'s activations'),
+    (['pretrain', '--config', '{root}/afile'], 'is not valid JSON/TOML'),
+    (['pretrain', '--config', '{root}'], 'is a folder'),
+    (['pretrain', '--save-config', '{root}'], 'Is a directory'),
+    (['pretrain', '--out', '{root}/finetuned', '--fallback', 'embedded', '--steps', '1',
+      '--batch-size', '4'], 'is not a pretrained folder'),
+]
+
+
+@pytest.mark.parametrize('args, message', CASES, ids=[' '.join(a[:2]) + f' {i}'
+                                                      for i, (a, _) in enumerate(CASES)])
+def test_hostile_input_is_one_line_and_exit_2(folders, capsys, args, message):
+    args = [a.format(root=folders) for a in args]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if not line.startswith('MXNet ')]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    assert lines[0].startswith('gluonbert') and ': error: ' in lines[0]
+    assert message.format(root=folders) in lines[0], lines[0]
+
+
+def test_a_folder_the_pretrain_job_refused_is_left_as_it_was(folders, capsys):
+    before = sorted(p.name for p in (folders / 'finetuned').iterdir())
+    cli.main(['pretrain', '--out', str(folders / 'finetuned'), '--fallback', 'embedded',
+              '--steps', '1', '--batch-size', '4'])
+    assert sorted(p.name for p in (folders / 'finetuned').iterdir()) == before
+    assert json.loads((folders / 'finetuned' / 'config.json').read_text())['max_len'] == 32

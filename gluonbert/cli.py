@@ -401,16 +401,17 @@ def _main_folders(out):
 def check_outputs(args):
     """Refuse, before any work, an output folder the job could not replace at its end."""
     from .export.folder import check_export_folder
-    from .train.checkpoint import check_classifier_folder, check_pretrained_folder
+    from .tasks.saved import check_replaceable as check_task_folder
+    from .train.checkpoint import check_pretrained_folder
     if args.command == 'main':
         pretrained, finetuned, onnx = _main_folders(args.out)
         check_pretrained_folder(pretrained)
-        check_classifier_folder(finetuned)
+        check_task_folder(finetuned)
         check_export_folder(onnx)
     elif args.command == 'pretrain':
         check_pretrained_folder(args.out)
     elif args.command == 'finetune':
-        check_classifier_folder(args.out)
+        check_task_folder(args.out)
     elif args.command == 'export':
         check_export_folder(args.out)
 

@@ -165,12 +165,6 @@ CLASSIFIER_FILE = 'classifier.params'
 CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
 
 
-def check_classifier_folder(folder):
-    """Raise FileExistsError unless ``save_classifier`` may write ``folder``."""
-    check_replaceable(os.path.abspath(folder), CLASSIFIER_FILES, CLASSIFIER_FILE,
-                      CLASSIFIER_KIND)
-
-
 def save_classifier(net, vocab, folder, labels, max_len, plot=None):
     """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
     (the BERT architecture, label names, ``max_len``), all that inference needs, and ``plot``

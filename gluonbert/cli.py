@@ -21,7 +21,6 @@ import tomllib
 from . import runtime
 from .atomic import atomic_write
 from .data.masking import MASKING_STRATEGIES, MaskingConfig
-from .data.nli import TASKS
 from .data.packing import SHORT_SEQ_PROB
 from .model.transformer import ACTIVATIONS
 from .option_types import (OptionType, check_memory, decay, max_len, non_negative_float,
@@ -30,6 +29,7 @@ from .option_types import (OptionType, check_memory, decay, max_len, non_negativ
 from .optimizer import OPTIMIZERS
 from .train.schedules import SCHEDULES
 from .train.stale import POLICIES
+from .tasks import TASKS
 from .distributed.kvstore import KVSTORE_TYPES
 
 # What a user can fix: bad values, missing or unwritable files and folders, a full disk
@@ -178,12 +178,27 @@ def _run_options(parser, checkpoint_every):
 
 def _finetune_options(parser, d):
     parser.add_argument('--pretrained', required=True,
-                        help='pretrained folder (vocab.json, pretrained.params, config.json)')
-    parser.add_argument('--task', choices=TASKS, default='snli',
-                        help='snli: train on dev, test on test (the files here); sick: its '
-                        'TRAIN and TEST splits (default: %(default)s)')
-    parser.add_argument('--data-dir', help='folder of the task\'s files (default: resolved '
-                        'as for WikiText-2)')
+                        help='a gluonbert folder (vocab.json, pretrained.params, config.json) '
+                        'or an HF BERT folder (config.json, model.safetensors, vocab.txt; its '
+                        'WordPiece tokenizer is used)')
+    parser.add_argument('--task', choices=sorted(TASKS), default='snli',
+                        help='classification, regression (scores), token-classification '
+                        '(CoNLL), or the presets snli and sick, which find their own data '
+                        '(default: %(default)s)')
+    data = parser.add_argument_group('data')
+    data.add_argument('--train', help='labelled file to train on (snli/sick: their own data)')
+    data.add_argument('--dev', help='labelled file that picks the best model (default: every '
+                      '10th training example, held out)')
+    data.add_argument('--test', help='labelled file the best model is scored on at the end')
+    data.add_argument('--data-dir', help='snli/sick: folder of their files (default: '
+                      'resolved as for WikiText-2)')
+    _file_options(parser)
+    evaluation = parser.add_argument_group('evaluation and the best model')
+    evaluation.add_argument('--eval-every', type=non_negative_int, default=0,
+                            help='updates between evaluations on dev (default: 0, after each '
+                            'epoch)')
+    evaluation.add_argument('--patience', type=positive_int,
+                            help='stop after this many evaluations without a better dev score')
     parser.add_argument('--max-len', type=max_len, default=d['max_len'],
                         help='at most the pretrained model\'s max_len (default: %(default)s)')
     parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
@@ -220,11 +235,27 @@ def _finetune_options(parser, d):
                         help='re-initialize the BERT randomly (to measure what pretraining '
                         'brings)')
     parser.add_argument('--train-limit', type=non_negative_int, default=0, help='use the '
-                        'first N training pairs (0: all)')
+                        'first N training examples (0: all)')
     parser.add_argument('--test-limit', type=non_negative_int, default=0, help='use the '
-                        'first N test pairs (0: all)')
+                        'first N dev and test examples (0: all)')
     _run_options(parser, checkpoint_every=0)
     _common(parser, d['out'])
+
+
+def _file_options(parser):
+    """How labelled files are read: columns and format (``Task.read``'s options)."""
+    files = parser.add_argument_group('reading files (CSV, TSV, JSON Lines; CoNLL for '
+                                      'token-classification)')
+    files.add_argument('--text-columns', help='column(s) holding the text, comma-separated: '
+                       'one, or two for a pair (default: sentence1,sentence2, sentence, '
+                       'premise,hypothesis or text, whichever the file has)')
+    files.add_argument('--label-column', help='column holding the label or score '
+                       '(default: label)')
+    files.add_argument('--format', choices=['csv', 'tsv', 'jsonl'],
+                       help='default: from the file extension')
+    files.add_argument('--quoting', action='store_true',
+                       help='TSV: honour double quotes (off by default: GLUE files hold raw '
+                       'quotes)')
 
 
 def build_parser():
@@ -251,42 +282,50 @@ def build_parser():
                           help='use the embedded slice when WikiText-2 is not found')
     _corpus_options(pretrain)
     finetune = commands.add_parser(
-        'finetune', help='fine-tune a pretrained BERT on SNLI or SICK',
-        description="Fine-tune as d2l's NLI chapter (BERTClassifier: <cls> features through "
-        "hidden into a 3-way output). Defaults are the chapter's.")
+        'finetune', help='fine-tune a pretrained BERT on a task and your own files',
+        description='Fine-tune a pretrained BERT on a task: evaluate on dev every epoch (or '
+        '--eval-every updates), keep the best model by the task\'s main metric in --out with '
+        'its tokenizer, stop early with --patience, resume with --resume, and score the best '
+        'model on --test. Defaults are the d2l NLI chapter\'s.')
     _finetune_options(finetune, CHAPTER_FINETUNE)
     finetune.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded SNLI slice when SNLI is not found')
     evaluate = commands.add_parser(
-        'evaluate', help='test accuracy and confusion matrix of a fine-tuned folder',
-        description='Evaluate a folder written by `gluonbert finetune` on a task\'s test split.')
+        'evaluate', help='the task metrics of a fine-tuned folder on a labelled file',
+        description='Score a folder written by `gluonbert finetune` on a labelled file '
+        '(--test; snli and sick default to their test split), tokenized as in training.')
     evaluate.add_argument('--model', required=True, help='fine-tuned folder')
-    evaluate.add_argument('--task', choices=TASKS, default='snli')
-    evaluate.add_argument('--data-dir')
+    evaluate.add_argument('--test', help='labelled file to score (read as in training)')
+    _file_options(evaluate)
+    evaluate.add_argument('--data-dir', help='snli/sick: where to find their data')
     evaluate.add_argument('--batch-size', type=positive_int, default=256)
-    evaluate.add_argument('--test-limit', type=non_negative_int, default=0)
+    evaluate.add_argument('--test-limit', type=non_negative_int, default=0,
+                          help='score the first N examples (0: all)')
     evaluate.add_argument('--devices', default='cpu')
     export = commands.add_parser(
         'export', help='export a fine-tuned folder to ONNX, verified under onnxruntime',
         description='Export a folder written by `gluonbert finetune` to ONNX (dynamic batch '
-        'and length, vocab and labels beside it) and check onnxruntime against MXNet on random '
-        'and real pairs; refused when they differ by more than 1e-4. Serve the result without '
-        'MXNet with `python export/predict.py FOLDER pairs.tsv`.')
+        'and length; vocab, labels and tokenizer beside it) and check onnxruntime against '
+        'MXNet on random and real examples; refused when they differ by more than 1e-4. '
+        'Serve the result without MXNet with `python export/predict.py FOLDER input.txt`.')
     export.add_argument('--model', required=True, help='fine-tuned folder')
-    export.add_argument('--task', choices=TASKS, default='snli',
-                        help='where the real pairs for the check come from')
-    export.add_argument('--data-dir')
+    export.add_argument('--data', help='a labelled file whose first 64 examples are checked '
+                        'besides random ones (snli/sick: their test split)')
+    _file_options(export)
+    export.add_argument('--data-dir', help='snli/sick: where to find their data')
     export.add_argument('--int8', action='store_true',
                         help='also write a dynamic-int8 quantized model.int8.onnx')
     export.add_argument('--out', default='runs/onnx', help='folder to write (default: '
                         '%(default)s)')
     predict = commands.add_parser(
-        'predict', help='labels and probabilities of sentence pairs with a fine-tuned folder',
-        description='Read premise<TAB>hypothesis lines and print the predicted label and the '
-        'probability of each label, tokenized as in training.')
+        'predict', help='predictions of a fine-tuned folder for lines of text',
+        description='Read lines (a text, or text<TAB>text; a sentence of words for '
+        'token-classification) and print predictions as export/predict.py does, tokenized '
+        'as in training.')
     predict.add_argument('--model', required=True, help='fine-tuned folder')
-    predict.add_argument('pairs', nargs='?', default='-',
-                         help='TSV file of premise<TAB>hypothesis lines (default: stdin)')
+    predict.add_argument('input', nargs='?', default='-',
+                         help='file of input lines (default: stdin)')
+    predict.add_argument('--batch-size', type=positive_int, default=64)
     for sub in commands.choices.values():
         _config_options(sub)
     parser.subcommands = commands.choices
@@ -406,7 +445,7 @@ def run_main(opts):
                          out=finetuned))
     jobs.finetune(finetune_opts, fallback='embedded')
     print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
-    jobs.export(argparse.Namespace(model=finetune_opts.out, task='snli', data_dir=None,
+    jobs.export(argparse.Namespace(model=finetune_opts.out, data=None, data_dir=None,
                                    int8=False, out=onnx_folder), fallback='embedded')
     print(f'serve it without MXNet: python export/predict.py {onnx_folder} pairs.tsv')
 
@@ -420,20 +459,21 @@ def _main_folders(out):
 def check_outputs(args):
     """Refuse, before any work, an output folder the job could not replace at its end."""
     from .export.folder import check_export_folder
-    from .train.checkpoint import check_classifier_folder, check_pretrained_folder
+    from .tasks.saved import check_replaceable as check_task_folder
+    from .train.checkpoint import check_pretrained_folder
     if args.command == 'main':
         pretrained, finetuned, onnx = _main_folders(args.out)
         check_pretrained_folder(pretrained)
-        check_classifier_folder(finetuned)
+        check_task_folder(finetuned)
         check_export_folder(onnx)
     elif args.command == 'pretrain':
         check_pretrained_folder(args.out)
     elif args.command == 'finetune':
-        check_classifier_folder(args.out)
-    if getattr(args, 'resume', False):
-        _check_resumable(args)
+        check_task_folder(args.out)
     elif args.command == 'export':
         check_export_folder(args.out)
+    if getattr(args, 'resume', False):
+        _check_resumable(args)
 
 
 def _check_resumable(args):
@@ -468,7 +508,7 @@ def main(argv=None):
         elif args.command == 'export':
             jobs.export(args)
         elif args.command == 'predict':
-            jobs.predict_pairs(args)
+            jobs.predict_lines(args)
     except USER_ERRORS as error:
         print(f'gluonbert {args.command}: error: {error}', file=sys.stderr)
         return 2

@@ -3,25 +3,25 @@
 Each takes plain values (the parsed options), prints what it does, and returns its results,
 so that scripts and tests can run them without the CLI.
 """
-import contextlib
 import json
 import os
 import sys
 
 import mxnet as mx
+import numpy as np
 from mxnet import gluon, init
 
 from . import runtime
 from .atomic import atomic_write
 from .data import load_wiki_dataset
-from .data.nli import LABELS, SNLIBERTDataset, load_snli, locate_sick, read_sick
 from .data.synthetic import SyntheticBatches
+from .data.tokenization import WhitespaceTokenizer
 from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
 from .distributed.watchdog import Heartbeat
 from .metrics import confusion_matrix, format_confusion_matrix
-from .model import BERTClassifier, BERTModel, hybridize_for_inference
+from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
 from .train.batches import EpochBatches
 from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, ProgressBar,
@@ -29,10 +29,16 @@ from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, P
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
                                  validation)
 from .pretrained import save_hf_pretrained
-from .train.checkpoint import (load_classifier, load_pretrained_model, save_classifier,
-                               save_pretrained)
+from .pretrained.folders import load_pretrained_folder
+from .tasks import get_task
+from .tasks.classification import ClassificationTask
+from .tasks.saved import check_replaceable, load_task_model, save_task_model
+from .tasks.serving import (examples_from_lines, format_predictions, header, read_lines,
+                            served_kind)
+from .tasks.splits import load_splits
+from .train.checkpoint import save_pretrained
 from .train.engine import Engine
-from .train.finetune import ClassificationLoss, evaluate_accuracy, predict
+from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
@@ -74,7 +80,9 @@ def _pretraining_data(opts, fallback, devices, kvstore):
                                 fallback=fallback)
     print(f'data: {len(dataset)} sentence pairs, vocabulary of {len(dataset.vocab)}')
     batches = EpochBatches(dataset.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
-    return CorpusStart(batches, dataset.vocab, len(dataset.vocab))
+    # WikiText-2 comes split into words: d2l's whitespace tokenization is the one it saw
+    return CorpusStart(batches, dataset.vocab, len(dataset.vocab),
+                       tokenizer=WhitespaceTokenizer())
 
 
 def pretrain(opts, fallback=None):
@@ -135,7 +143,8 @@ def pretrain(opts, fallback=None):
     if not engine.is_chief:
         return summary
     if vocab is not None:
-        save_pretrained(net, vocab, opts.out, config=net.config, plot=_step_plot(state.logs, keys))
+        save_pretrained(net, vocab, opts.out, config=net.config,
+                        plot=_step_plot(state.logs, keys), tokenizer=start.tokenizer)
         print(f'saved {opts.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
     if getattr(opts, 'save_hf', None):
         save_hf_pretrained(net, vocab, opts.save_hf, tokenizer=start.hf_tokenizer)
@@ -164,26 +173,29 @@ def _write_json(path, value):
         json.dump(value, f, indent=1)
 
 
-def load_nli(task, data_dir=None, fallback=None):
-    """``(train, test)`` triples of an NLI task: 'snli' (dev for training, test for testing
-    when only the InferSent files are here) or 'sick' (its TRAIN and TEST)."""
-    if task == 'snli':
-        return load_snli(data_dir, fallback=fallback)
-    if task == 'sick':
-        path = locate_sick(data_dir)
-        return read_sick(path, 'TRAIN'), read_sick(path, 'TEST')
-    raise ValueError(f"task={task!r}; expected 'snli' or 'sick'")
+def task_columns(opts):
+    """The file-reading options the user gave (``--text-columns``, ``--label-column``,
+    ``--format``, ``--quoting``), as ``Task.read`` keywords."""
+    columns = {}
+    if getattr(opts, 'text_columns', None):
+        columns['text_columns'] = [c.strip() for c in opts.text_columns.split(',')]
+    if getattr(opts, 'label_column', None):
+        columns['label_column'] = opts.label_column
+    if getattr(opts, 'format', None):
+        columns['fmt'] = opts.format
+    if getattr(opts, 'quoting', False):
+        columns['quoting'] = True
+    return columns
 
 
-def _limit(triple, limit):
-    return triple if not limit else tuple(column[:limit] for column in triple)
-
-
-def _objective_and_strategy(name, net):
-    """The engine's objective and strategy for ``--strategy``: R-Drop changes the loss, FGM
-    the backward pass."""
-    objective = ClassificationLoss(net, gluon.loss.SoftmaxCELoss())
+def _objective_and_strategy(name, task, net):
+    """The engine's objective and strategy for ``--strategy``: R-Drop changes a classifier's
+    loss, FGM the backward pass."""
+    objective = task.objective(net)
     if name == 'rdrop':
+        if not isinstance(objective, ClassificationLoss):
+            raise ValueError(f'--strategy rdrop: R-Drop compares two predicted class '
+                             f'distributions; task {task.name!r} has none')
         return RDrop(objective, alpha=1.0), None
     if name == 'fgm':
         return objective, FGM(net.encoder.token_embedding.weight, epsilon=1.0)
@@ -208,121 +220,182 @@ def _finetune_trainer(net, opts, steps_per_epoch):
                        quiet=not opts.show_groups)
 
 
-def _nli_arrays(dataset):
-    return (dataset.all_token_ids, dataset.all_segments, dataset.valid_lens, dataset.labels)
-
-
 def finetune(opts, fallback=None):
-    """Fine-tune a pretrained folder on an NLI task as the d2l chapter does, on the training
-    engine (checkpoints every ``--checkpoint-every`` updates and at each epoch's end,
-    ``--resume``); save the classifier, its curves and print a confusion matrix. Returns the
-    metrics."""
+    """Fine-tune a pretrained folder (gluonbert's or HF's) on a task (``--task``: any of
+    ``tasks.TASKS``) on the training engine: evaluate on the dev split every epoch or every
+    ``--eval-every`` updates, keep the best model by the task's main metric in ``--out``
+    (with its tokenizer), stop early after ``--patience`` evaluations without improvement,
+    checkpoint and ``--resume``; then score the best model on ``--test``. Returns a dict of
+    the best dev metrics, the test metrics and the trivial baseline's."""
     devices = parse_devices(opts.devices)
     seed_everything(opts.seed)
-    bert, vocab = load_pretrained_model(opts.pretrained, dropout=opts.dropout, devices=devices)
-    source = f'pretrained {opts.pretrained}'
+    task = get_task(opts.task)
+    if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
+        check_replaceable(opts.out)
+    bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,
+                                                          devices=devices)
+    source = f'pretrained {opts.pretrained} ({kind})'
     if opts.max_len > bert.encoder.max_len:
         raise ValueError(f'--max-len {opts.max_len} exceeds the pretrained model\'s max_len '
                          f'{bert.encoder.max_len}')
     if opts.from_scratch:
         bert.initialize(init.Xavier(), ctx=devices, force_reinit=True)
         source = 'random initialisation (same architecture and vocab)'
-    train, test = load_nli(opts.task, opts.data_dir, fallback)
-    train, test = _limit(train, opts.train_limit), _limit(test, opts.test_limit)
-    print(f'fine-tuning from {source} on {opts.task}: {len(train[0])} training and '
-          f'{len(test[0])} test pairs')
-    train_batches = EpochBatches(_nli_arrays(SNLIBERTDataset(train, opts.max_len, vocab)),
-                                 opts.batch_size, shuffle=True, seed=opts.seed)
-    test_batches = EpochBatches(_nli_arrays(SNLIBERTDataset(test, opts.max_len, vocab)),
-                                opts.batch_size, shuffle=False)
-    net = BERTClassifier(bert, num_classes=len(LABELS))
+    splits = load_splits(task, opts.train, opts.dev, opts.test, columns=task_columns(opts),
+                         data_dir=opts.data_dir, fallback=fallback,
+                         train_limit=opts.train_limit, eval_limit=opts.test_limit)
+    labels = task.labels_from(splits.train)
+    print(f'fine-tuning from {source} on {task.name}: {len(splits.train)} training, '
+          f'{len(splits.dev)} dev' + (f', {len(splits.test)} test' if splits.test else '') +
+          f' examples ({splits.note})')
+    train = task.encode(splits.train, tokenizer, vocab, opts.max_len, labels)
+    dev = task.encode(splits.dev, tokenizer, vocab, opts.max_len, labels)
+    print(f'{_unknown_share(train, vocab):.1%} of the training tokens are unknown to the '
+          f'vocabulary ({len(vocab)} tokens)' +
+          (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
+    train_batches = EpochBatches(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
+    net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = _finetune_trainer(net, opts, steps_per_epoch=len(train_batches))
-    objective, strategy = _objective_and_strategy(opts.strategy, net)
+    objective, strategy = _objective_and_strategy(opts.strategy, task, net)
     engine = Engine(objective, trainer, devices, strategy=strategy)
-    evaluation = Evaluation(lambda: {'test_acc': evaluate_accuracy(net, test_batches, devices)})
-    keys = ('loss', 'accuracy', 'test_acc')
+
+    def evaluate():
+        return {f'dev_{k}': v for k, v in
+                task.evaluate(net, dev, splits.dev, devices, opts.batch_size).items()}
+
+    def save_best(metrics):
+        save_task_model(net, bert, vocab, tokenizer, opts.out, task, labels, opts.max_len)
+
+    main_metric = f'dev_{task.main_metric}'
+    evaluation = Evaluation(evaluate, every=opts.eval_every or None, metric=main_metric,
+                            mode='max' if task.greater_is_better else 'min',
+                            patience=opts.patience, on_best=save_best)
+    keys = ('loss', main_metric)
     total = opts.epochs * -(-len(train_batches) // opts.accumulate)
-    callbacks = [ProgressBar(total, 'fine-tune', keys), evaluation, LogLines(total, keys),
-                 MetricsLog(checkpoint_dir(opts), plot=keys),
+    if opts.eval_every < 0:
+        raise ValueError(f'--eval-every {opts.eval_every}; expected a number of updates >= 1, '
+                         f'or 0 to evaluate after each epoch')
+    if opts.eval_every > total:
+        raise ValueError(f'--eval-every {opts.eval_every} exceeds the run\'s {total} updates: '
+                         f'no evaluation would pick the model to keep')
+    callbacks = [ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
+                 LogLines(total, keys), MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
     state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
                        resume=opts.resume)
-    labels, predictions = predict(net, test_batches, devices)
-    matrix = confusion_matrix(labels, predictions, len(LABELS))
-    save_classifier(net, vocab, opts.out, LABELS, opts.max_len,
-                    plot=_epoch_plot(state.logs, evaluation.history))
-    train_metrics, test_acc = state.logs[-1], evaluation.history[-1]['test_acc']
-    examples_per_sec = state.samples / state.elapsed
-    print(f'loss {train_metrics["loss"]:.3f}, train acc {train_metrics["accuracy"]:.3f}, '
-          f'test acc {test_acc:.3f}; {examples_per_sec:.1f} examples/sec on {devices}')
-    print(format_confusion_matrix(matrix, LABELS))
-    print(f'saved {opts.out}/ (classifier.params, vocab.json, config.json, curves.png)')
-    return dict(train_loss=train_metrics['loss'], train_acc=train_metrics['accuracy'],
-                test_acc=test_acc, examples_per_sec=examples_per_sec,
-                confusion_matrix=matrix.tolist())
+    if state.stop_reason:
+        print(state.stop_reason)
+    best = next(m for m in evaluation.history if m[main_metric] == evaluation.best)
+    print(f'best {main_metric} {evaluation.best:.4f} (update {evaluation.best_update}); '
+          f'{state.samples / state.elapsed:.1f} examples/sec on {devices}')
+    result = dict(task=task.name, main_metric=task.main_metric, dev=best, test=None,
+                  baseline=task.baseline(splits.train, splits.test or splits.dev),
+                  updates=state.updates, examples_per_sec=state.samples / state.elapsed)
+    if splits.test is not None:
+        net, *_ = load_task_model(opts.out, devices)
+        hybridize_for_inference(net, devices)  # as `gluonbert evaluate`: the same numbers
+        test = task.encode(splits.test, tokenizer, vocab, opts.max_len, labels)
+        result['test'] = _score(net, task, splits.test, test, labels, devices,
+                                opts.batch_size)
+        print('test (best model): ' + _metrics_line(result['test']))
+    print('trivial baseline: ' + _metrics_line(result['baseline']))
+    print(f'saved {opts.out}/ (model.params, vocab.json, tokenizer.json, config.json); '
+          f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
+          f'curves.png')
+    return result
 
 
-def _epoch_plot(logs, evaluations):
-    """Train loss and accuracy and test accuracy by epoch."""
-    plot = LossPlot(('train loss', 'train acc', 'test acc'))
-    for log, evaluation in zip(logs, evaluations):
-        plot.add(evaluation['epoch'], log['loss'], log['accuracy'], evaluation['test_acc'])
-    return plot
+def _unknown_share(features, vocab):
+    """The share of ``<unk>`` among the real (unpadded) tokens of encoded features."""
+    real = np.arange(features.tokens.shape[-1]) < features.valid_lens[..., None]
+    return float((features.tokens[real] == vocab['<unk>']).mean())
+
+
+def _metrics_line(metrics):
+    return ', '.join(f'{k} {v:.4f}' for k, v in metrics.items() if isinstance(v, float))
+
+
+def _score(net, task, examples, features, labels, devices, batch_size):
+    """The task's metrics of ``net`` on encoded examples; a classifier's confusion matrix is
+    printed and returned with them."""
+    predictions = task.postprocess(task.predict(net, features, devices, batch_size),
+                                   features, examples)
+    metrics = task.metrics(predictions, examples)
+    if isinstance(task, ClassificationTask):
+        ids = {label: i for i, label in enumerate(labels)}
+        matrix = confusion_matrix([ids[e.label] for e in examples],
+                                  [ids[p] for p in predictions], len(ids))
+        print(format_confusion_matrix(matrix, labels))
+        metrics['confusion_matrix'] = matrix.tolist()
+    return metrics
+
+
+def _eval_examples(task, path, opts, fallback):
+    """The examples of the labelled file ``path``, or a preset's test split."""
+    if path is not None:
+        examples = task.read(path, **task_columns(opts))
+    elif hasattr(task, 'default_splits'):
+        examples = task.default_splits(opts.data_dir, fallback)[2]
+    else:
+        raise ValueError(f'--test is required for task {task.name!r} (the labelled file to '
+                         f'score)')
+    limit = getattr(opts, 'test_limit', 0)
+    return examples[:limit] if limit else examples
 
 
 def evaluate(opts, fallback=None):
-    """Accuracy and confusion matrix of a fine-tuned folder on an NLI task's test split."""
+    """The task's metrics of a fine-tuned folder on a labelled file (``--test``, or a
+    preset's test split), with a confusion matrix for classification."""
     devices = parse_devices(opts.devices)
-    net, vocab, config = load_classifier(opts.model, devices)
-    _, test = load_nli(opts.task, opts.data_dir, fallback)
-    test = _limit(test, opts.test_limit)
-    test_iter = gluon.data.DataLoader(SNLIBERTDataset(test, config['max_len'], vocab),
-                                      opts.batch_size)
+    net, task, vocab, tokenizer, config = load_task_model(opts.model, devices)
+    examples = _eval_examples(task, opts.test, opts, fallback)
+    features = task.encode(examples, tokenizer, vocab, config['max_len'], config['labels'])
     hybridize_for_inference(net, devices)
-    labels, predictions = predict(net, test_iter, devices)
-    matrix = confusion_matrix(labels, predictions, len(config['labels']))
-    accuracy = float((labels == predictions).mean())
-    print(f'test accuracy {accuracy:.3f} on {len(labels)} {opts.task} pairs')
-    print(format_confusion_matrix(matrix, config['labels']))
-    return dict(accuracy=accuracy, confusion_matrix=matrix.tolist())
+    metrics = _score(net, task, examples, features, config['labels'], devices,
+                     opts.batch_size)
+    print(f'{task.name} on {len(examples)} examples: {_metrics_line(metrics)}')
+    return metrics
 
 
 def export(opts, fallback=None):
-    """Export a fine-tuned folder to ONNX, verified under onnxruntime on random batches and on
-    real test pairs; prints and returns the ``ExportReport``."""
+    """Export a fine-tuned folder to ONNX with its tokenizer, verified under onnxruntime on
+    random batches and on real examples (``--data``, or a preset's test split); prints and
+    returns the ``ExportReport``."""
     from .export import export_onnx
-    net, vocab, config = load_classifier(opts.model)
-    _, test = load_nli(opts.task, opts.data_dir, fallback)
-    test_set = SNLIBERTDataset(_limit(test, 64), config['max_len'], vocab)
-    examples = (test_set.all_token_ids, test_set.all_segments, test_set.valid_lens)
-    report = export_onnx(net, opts.out, vocab, config['labels'], config['max_len'],
+    net, task, vocab, tokenizer, config = load_task_model(opts.model)
+    examples = None
+    if opts.data is not None or hasattr(task, 'default_splits'):
+        real = _eval_examples(task, opts.data, opts, fallback)[:64]
+        examples = task.encode(real, tokenizer, vocab, config['max_len'],
+                               config['labels']).inputs
+    names = config['labels'] if task.name != 'regression' else None
+    report = export_onnx(net, opts.out, vocab, names, config['max_len'], tokenizer=tokenizer,
                          examples=examples, quantize=opts.int8, overwrite=True)
     print(report)
     return report
 
 
-def predict_pairs(opts):
-    """Labels and probabilities of sentence pairs (``premise<TAB>hypothesis`` lines) with a
-    fine-tuned folder, tokenized as in training; printed as TSV."""
-    net, vocab, config = load_classifier(opts.model)
+def predict_lines(opts):
+    """Predictions for the lines of ``opts.input`` (a file, or '-' for stdin) with a
+    fine-tuned folder, read and printed as ``export/predict.py`` does (``tasks.serving``)."""
+    net, task, vocab, tokenizer, config = load_task_model(opts.model)
     hybridize_for_inference(net)
-    stream = sys.stdin if opts.pairs == '-' else open(opts.pairs, encoding='utf-8')
-    with stream:
-        rows = [line.rstrip('\n').split('\t') for line in stream if line.strip()]
-    for number, row in enumerate(rows, 1):
-        if len(row) != 2:
-            raise ValueError(f'{opts.pairs}, pair {number}: expected premise<TAB>hypothesis, '
-                             f'got {len(row)} field(s)')
-    premises, hypotheses = zip(*rows) if rows else ((), ())
-    with contextlib.redirect_stdout(sys.stderr):  # stdout is the TSV; the dataset's count goes aside
-        dataset = SNLIBERTDataset((list(premises), list(hypotheses), [0] * len(rows)),
-                                  config['max_len'], vocab)
-    features = [mx.nd.array(a) for a in (dataset.all_token_ids, dataset.all_segments,
-                                         dataset.valid_lens)]
-    probabilities = mx.nd.softmax(net(tuple(features))).asnumpy() if rows else []
-    print('\t'.join(['label'] + [f'p_{name}' for name in config['labels']]))  # as predict.py
-    for p in probabilities:
-        print(config['labels'][int(p.argmax())] + '\t' + '\t'.join(f'{v:.4f}' for v in p))
-    return probabilities
+    if opts.input == '-':
+        data, source = sys.stdin.buffer.read(), 'stdin'
+    else:
+        with open(opts.input, 'rb') as f:
+            data, source = f.read(), opts.input
+    kind = served_kind(task)
+    examples = examples_from_lines(kind, read_lines(data, source), source)
+    first = header(kind, config['labels'])
+    if first is not None:
+        print(first)
+    for start in range(0, len(examples), opts.batch_size):
+        batch = examples[start:start + opts.batch_size]
+        features = task.encode(batch, tokenizer, vocab, config['max_len'], config['labels'])
+        outputs = task.predict(net, features, [mx.cpu()], opts.batch_size)
+        predictions = task.postprocess(outputs, features, batch)
+        for line in format_predictions(kind, batch, predictions, outputs):
+            print(line)

@@ -45,9 +45,8 @@ def test_missing_checkpoint_is_a_short_error():
     result = gluonbert('evaluate', '--model', '/no/such/folder')
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "gluonbert evaluate: error: /no/such/folder/classifier.params not found: '/no/such/"
-        "folder' is not a fine-tuned model folder (expected classifier.params, config.json, "
-        "vocab.json)"]
+        "gluonbert evaluate: error: '/no/such/folder' is not a fine-tuned task model folder "
+        "(expected model.params, config.json, vocab.json, tokenizer.json)"]
 
 
 def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_env):
@@ -60,23 +59,25 @@ def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_e
     for stage in ('== stage 1/3', '== stage 2/3', '== stage 3/3'):
         assert stage in result.stdout
     assert 'max |onnxruntime - mxnet|' in result.stdout
-    assert 'sentence pairs/sec' in result.stdout and 'test acc' in result.stdout
+    assert 'sentence pairs/sec' in result.stdout
+    assert 'test (best model): accuracy' in result.stdout
     assert 'true \\ predicted' in result.stdout
     for name in ('pretrained/pretrained.params', 'pretrained/loss.png',
-                 'finetuned/classifier.params', 'finetuned/curves.png', 'onnx/model.onnx'):
+                 'finetuned/model.params', 'finetuned/tokenizer.json',
+                 'finetuned.checkpoints/curves.png', 'onnx/model.onnx', 'onnx/tokenizer.json'):
         assert (tmp_path / 'run' / name).is_file(), name
     assert json.loads(saved.read_text())['steps'] == 8
     evaluated = gluonbert('evaluate', '--model', str(tmp_path / 'run' / 'finetuned'),
                           '--test-limit', '100', env=small_data_env)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert 'test accuracy' in evaluated.stdout and 'on 100 snli pairs' in evaluated.stdout
+    assert 'snli on 100 examples: accuracy' in evaluated.stdout
     pairs = 'A man is sleeping .\tA person rests .\nTwo dogs run .\tNo animal moves .\n'
     predicted = subprocess.run([sys.executable, '-m', 'gluonbert', 'predict', '--model',
                                 str(tmp_path / 'run' / 'finetuned')], input=pairs,
                                capture_output=True, text=True, env=small_data_env)
     lines = predicted.stdout.splitlines()
     assert predicted.returncode == 0
-    assert lines[0] == 'label\tp_entailment\tp_contradiction\tp_neutral'
+    assert lines[0] == 'label\tp_entailment\tp_contradiction\tp_neutral'  # as predict.py
     assert len(lines) == 3 and all(abs(sum(map(float, l.split('\t')[1:])) - 1) < 1e-3
                                    for l in lines[1:])
 

@@ -9,7 +9,10 @@ from mxnet import init
 import gluonbert
 from gluonbert import cli
 from gluonbert.data.vocab import Vocab
-from gluonbert.train.checkpoint import save_classifier, save_pretrained
+from gluonbert.data.tokenization import WhitespaceTokenizer
+from gluonbert.tasks import get_task
+from gluonbert.tasks.saved import save_task_model
+from gluonbert.train.checkpoint import save_pretrained
 
 VOCAB = Vocab(reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>', 'a', 'man', 'dog'])
 
@@ -21,17 +24,21 @@ def folders(tmp_path_factory):
     bert = gluonbert.BERTModel(len(VOCAB), 16, 24, 2, 1, 0.0, max_len=32)
     bert.initialize(init.Xavier())
     save_pretrained(bert, VOCAB, root / 'pretrained', config=bert.config)
-    net = gluonbert.BERTClassifier(bert, 3)
+    task = get_task('snli')
+    labels = ['entailment', 'contradiction', 'neutral']
+    net = task.head(bert, labels)
     net.output.initialize(init.Xavier())
-    save_classifier(net, VOCAB, root / 'finetuned', ['entailment', 'contradiction', 'neutral'],
+    save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / 'finetuned', task, labels,
                     32)
     (root / 'afile').write_text('x')
+    (root / 'three.tsv').write_text('a\tb\tc\n')
     for name, file, content in (('badvocab', 'vocab.json', 'not json'),
                                 ('badconfig', 'config.json', '{"bert": 3}'),
-                                ('badparams', 'classifier.params', 'garbage')):
+                                ('badparams', 'model.params', 'garbage'),
+                                ('badtokenizer', 'tokenizer.json', '{"kind": "bpe"}')):
         folder = root / name
         folder.mkdir()
-        for other in ('vocab.json', 'config.json', 'classifier.params'):
+        for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
     return root
@@ -39,16 +46,18 @@ def folders(tmp_path_factory):
 
 CASES = [
     (['evaluate', '--model', '{root}/badvocab'], 'vocab.json\' is not a JSON list'),
-    (['evaluate', '--model', '{root}/badconfig'], 'config.json: expected "bert"'),
+    (['evaluate', '--model', '{root}/badconfig'], 'config.json: expected "task"'),
+    (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace' or"),
     (['evaluate', '--model', '{root}/badparams'], 'is not an MXNet parameter file'),
-    (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned model folder'),
+    (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned task model folder'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
-    (['predict', '--model', '{root}/finetuned', '{root}/afile'], 'expected premise<TAB>'),
+    (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
+     'line 1: expected a text or text<TAB>text'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile'], 'is a file'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),
-    (['finetune', '--pretrained', '{root}/afile'], 'is not a pretrained folder'),
+    (['finetune', '--pretrained', '{root}/afile'], 'neither a gluonbert folder'),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
      "--max-len 64 exceeds the pretrained model's max_len 32"),
     (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],

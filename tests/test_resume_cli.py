@@ -91,9 +91,9 @@ def test_killed_finetuning_resumes_to_the_uninterrupted_parameters(tmp_path, pre
     gluonbert(run + ['--out', str(tmp_path / 'a'), '--resume'], env)
     gluonbert(run + ['--out', str(tmp_path / 'b')], env)
     gluonbert(run + ['--out', str(tmp_path / 'c')], env)
-    straight = params(tmp_path / 'b' / 'classifier.params')
-    assert_identical(params(tmp_path / 'c' / 'classifier.params'), straight)  # same seed
-    assert_identical(params(tmp_path / 'a' / 'classifier.params'), straight)
+    straight = params(tmp_path / 'b' / 'model.params')
+    assert_identical(params(tmp_path / 'c' / 'model.params'), straight)  # same seed
+    assert_identical(params(tmp_path / 'a' / 'model.params'), straight)
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, small_data_env):

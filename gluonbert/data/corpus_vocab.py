@@ -10,6 +10,7 @@ size is reported, as is the share of unknown tokens over the corpus.
 import collections
 
 from .corpus import read_documents
+from .tokenization import WordTokenizer
 from .vocab import Vocab
 from .wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, is_uncased, read_wordpiece_vocab,
                         vocab_from_bert_tokens)
@@ -18,25 +19,6 @@ from .wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, is_uncased, read_wor
 RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
 # d2l's chapter keeps the words seen at least five times
 WORD_MIN_FREQ = 5
-
-
-class WordTokenizer:
-    """Words for d2l's word vocabulary: BERT's basic tokenization (lower-case, accents and
-    control characters removed, punctuation split off), since raw text is not pre-tokenized
-    as WikiText is (where d2l only splits at spaces); words outside ``vocab`` stay as they
-    are and become ``'<unk>'`` when looked up."""
-
-    lower = True
-
-    def __init__(self, vocab=None):
-        self.vocab = vocab
-        self._basic = WordPieceTokenizer(Vocab(reserved_tokens=[]))
-
-    def basic_tokenize(self, text):
-        return self._basic.basic_tokenize(text)
-
-    def __call__(self, text):
-        return self.basic_tokenize(text)
 
 
 def _texts(sources, on_bytes=None):

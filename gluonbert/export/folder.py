@@ -8,10 +8,11 @@ import json
 import os
 
 from ..atomic import atomic_folder, check_replaceable
+from ..data.tokenization import TOKENIZER_FILE
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
 VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
-EXPORT_FILES = (MODEL_FILE, INT8_FILE, VOCAB_FILE, LABELS_FILE, EXPORT_FILE)
+EXPORT_FILES = (MODEL_FILE, INT8_FILE, VOCAB_FILE, LABELS_FILE, TOKENIZER_FILE, EXPORT_FILE)
 EXPORT_KIND = 'gluonbert ONNX export'
 
 

@@ -3,9 +3,9 @@
 The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
 backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
 ``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
-them with g++ against the ``lib_api`` that the MXNet wheel ships. ``import gluonbert`` loads the
-library when it is built and up to date; without it every block falls back to MXNet's own
-operators, with the same numbers, and ``status()`` says why.
+them with g++ against the ``lib_api`` that the MXNet wheel ships. Importing this module (as
+every model block does) loads the library when it is built and up to date; without it every
+block falls back to MXNet's own operators, with the same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
@@ -137,3 +137,6 @@ def _switched_off(kernels):
         yield
     finally:
         _disabled.reset(token)
+
+
+load()  # on import, so that the kernels are registered before any block builds a graph

@@ -1,13 +1,18 @@
-"""A pretrained folder of either kind, for continued pretraining: gluonbert's (d2l's layout:
-``vocab.json``, ``pretrained.params``, ``config.json``) or HF's (``config.json``,
-``model.safetensors``, ``vocab.txt``), with the tokenizer its vocabulary was made for."""
+"""Any pretrained folder a job starts from, with the tokenizer its vocabulary was made for.
+
+A gluonbert folder (``vocab.json``, ``pretrained.params``, ``config.json``, as ``gluonbert
+pretrain`` and d2l's ``bert.small`` write) carries its tokenizer in ``tokenizer.json`` when
+``gluonbert pretrain`` wrote it; without one (d2l's folders, older ones) the vocabulary says:
+WordPiece (uncased) when it holds ``##`` pieces, else d2l's lower-case whitespace split. An HF
+folder (``config.json``, ``model.safetensors``, ``vocab.txt``) carries its WordPiece settings
+in ``tokenizer_config.json``.
+"""
+import json
 import os
 
-from ..data.corpus_vocab import WordTokenizer
+from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, WordTokenizer,
+                                 tokenizer_from_description)
 from ..data.wordpiece import WordPieceTokenizer
-from ..train.checkpoint import PARAMS_FILE, load_pretrained_model
-from .hf import VOCAB_FILE as HF_VOCAB_FILE
-from .hf import from_pretrained, load_tokenizer
 
 
 def is_wordpiece(vocab):
@@ -15,9 +20,30 @@ def is_wordpiece(vocab):
     return any(token.startswith('##') for token in vocab.idx_to_token)
 
 
-def tokenizer_for(vocab):
-    """The tokenizer of a gluonbert vocabulary: WordPiece (uncased) or d2l's words."""
-    return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WordTokenizer(vocab)
+def _gluonbert_tokenizer(folder, vocab):
+    path = os.path.join(folder, TOKENIZER_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as f:
+            return tokenizer_from_description(json.load(f), vocab)
+    return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WhitespaceTokenizer()
+
+
+def load_pretrained_folder(folder, *, dropout=None, devices=None):
+    """``(bert, vocab, tokenizer, kind)`` of a gluonbert or HF folder; ``kind`` is
+    'gluonbert' or 'hf'. Heads an HF folder lacks are initialised and reported;
+    FileNotFoundError names what either kind holds."""
+    from ..train.checkpoint import PARAMS_FILE, load_pretrained_model
+    from .hf import VOCAB_FILE as HF_VOCAB, from_pretrained, load_tokenizer
+    folder = os.fspath(folder)
+    if os.path.isfile(os.path.join(folder, PARAMS_FILE)):
+        bert, vocab = load_pretrained_model(folder, dropout=dropout, devices=devices)
+        return bert, vocab, _gluonbert_tokenizer(folder, vocab), 'gluonbert'
+    if os.path.isfile(os.path.join(folder, HF_VOCAB)):
+        bert, vocab = from_pretrained(folder, dropout=dropout, devices=devices)
+        return bert, vocab, load_tokenizer(folder, vocab), 'hf'
+    raise FileNotFoundError(f'--pretrained {folder!r}: neither a gluonbert folder '
+                            f'({PARAMS_FILE}, vocab.json, config.json) nor an HF folder '
+                            f'(config.json, model.safetensors, {HF_VOCAB})')
 
 
 def tokenizer_with_vocab(tokenizer, vocab):
@@ -28,18 +54,6 @@ def tokenizer_with_vocab(tokenizer, vocab):
                                   strip_accents=tokenizer.strip_accents,
                                   tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
                                   max_input_chars_per_word=tokenizer.max_input_chars_per_word)
-    return WordTokenizer(vocab)
-
-
-def load_pretrained_folder(folder, *, dropout=None, devices=None):
-    """``(bert, vocab, tokenizer, kind)`` of a gluonbert or HF folder; ``kind`` is
-    ``'gluonbert'`` or ``'hf'``. Heads an HF folder lacks are initialised and reported."""
-    if os.path.isfile(os.path.join(folder, PARAMS_FILE)):
-        bert, vocab = load_pretrained_model(folder, dropout=dropout, devices=devices)
-        return bert, vocab, tokenizer_for(vocab), 'gluonbert'
-    if os.path.isfile(os.path.join(folder, HF_VOCAB_FILE)):
-        bert, vocab = from_pretrained(folder, dropout=dropout, devices=devices)
-        return bert, vocab, load_tokenizer(folder, vocab), 'hf'
-    raise FileNotFoundError(f'--pretrained {folder!r} is neither a gluonbert folder '
-                            f'({PARAMS_FILE}, vocab.json) nor an HF folder (config.json, '
-                            f'model.safetensors, {HF_VOCAB_FILE})')
+    if isinstance(tokenizer, WordTokenizer):
+        return WordTokenizer(vocab)
+    return tokenizer

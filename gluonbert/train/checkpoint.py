@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import compat
 from ..atomic import atomic_folder, check_replaceable
+from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
 from ..model import BERTModel
 
@@ -24,7 +25,7 @@ VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'confi
 PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
 VOCAB_DIGEST = 'vocab_sha256'
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
-PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE)
+PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE, TOKENIZER_FILE)
 PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
 
 
@@ -46,9 +47,11 @@ def check_pretrained_folder(folder):
                       PRETRAINED_KIND)
 
 
-def save_pretrained(net, vocab, folder, config=None, plot=None):
+def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
     """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
-    (and ``plot``, a ``LossPlot``, as loss.png), replacing a previous pretrained folder whole."""
+    (and ``plot``, a ``LossPlot``, as loss.png; ``tokenizer``'s settings as tokenizer.json,
+    so that fine-tuning and serving split text as pretraining did), replacing a previous
+    pretrained folder whole."""
     with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
         if config is not None:
             _write_json(os.path.join(staging, CONFIG_FILE),
@@ -57,6 +60,8 @@ def save_pretrained(net, vocab, folder, config=None, plot=None):
         compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
         if plot is not None:
             plot.save(os.path.join(staging, PLOT_FILE), 'step')
+        if tokenizer is not None:
+            _write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
 
 
 def _load_parameters(net, params, vocab, devices):
@@ -163,12 +168,6 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
 
 CLASSIFIER_FILE = 'classifier.params'
 CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
-
-
-def check_classifier_folder(folder):
-    """Raise FileExistsError unless ``save_classifier`` may write ``folder``."""
-    check_replaceable(os.path.abspath(folder), CLASSIFIER_FILES, CLASSIFIER_FILE,
-                      CLASSIFIER_KIND)
 
 
 def save_classifier(net, vocab, folder, labels, max_len, plot=None):

@@ -1,0 +1,132 @@
+"""The contract every fine-tuning task follows, and the parts most tasks share.
+
+A task is one way of reading files and scoring a model on them:
+
+    files --read--> examples --encode--> Features --(engine, objective)--> trained head
+    Features --predict--> outputs --postprocess--> predictions --metrics--> {name: value}
+
+``Task`` methods, in data-flow order:
+
+- ``read(path, **columns)``: the raw examples of one file (a list); a bad row is a
+  ``TaskDataError`` naming the file and line;
+- ``labels_from(examples)``: the label set of the training split (a sorted list, saved with
+  the model), or None for tasks without one (regression, QA, multiple choice);
+- ``encode(examples, tokenizer, vocab, max_len, labels)``: ``Features``, numpy arrays in the
+  head's input layout (``tokens``, ``segments``, ``valid_lens``), the training targets
+  (``labels``) and the map from feature rows back to examples; ``tokenizer`` is a callable
+  text -> token strings (``gluonbert.data.tokenization``);
+- ``head(bert, labels)``: the ``gluonbert.model.heads`` block to fine-tune;
+- ``objective(net)``: the training engine's ``Objective`` (loss summed over a shard);
+- ``predict(net, features, devices, batch_size)``: the head's raw outputs (numpy);
+- ``postprocess(outputs, features, examples)``: one prediction per example;
+- ``metrics(predictions, examples)``: ``{name: value}`` with ``main_metric`` among the keys;
+- ``baseline(train_examples, eval_examples)``: the same metrics for a trivial predictor
+  (majority class, mean score, always-O, ...), to read the model's numbers against.
+
+No module of ``gluonbert.tasks`` imports MXNet at import time (only inside ``head``,
+``objective`` and ``predict``): reading, encoding and post-processing are the code that
+``export/predict.py`` runs where only numpy and onnxruntime are installed.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class TaskDataError(ValueError):
+    """A data file or split that a task cannot use; the message names the file (and line)."""
+
+
+@dataclass
+class Features:
+    """A split encoded for a head: numpy arrays with one row per feature (samples on axis 0).
+
+    ``example_index[i]`` is the example that feature row ``i`` comes from (several rows per
+    example when long inputs are split into windows); ``extra`` holds what a task needs to map
+    outputs back to its examples (word ids of tokens, character offsets, ...).
+    """
+    tokens: np.ndarray
+    segments: np.ndarray
+    valid_lens: np.ndarray
+    labels: np.ndarray = None
+    example_index: np.ndarray = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.example_index is None:
+            self.example_index = np.arange(len(self.tokens))
+
+    def __len__(self):
+        return len(self.tokens)
+
+    @property
+    def inputs(self):
+        """``(tokens, segments, valid_lens)``, as the heads take them."""
+        return self.tokens, self.segments, self.valid_lens
+
+    @property
+    def arrays(self):
+        """The arrays a training batch holds: the inputs, then the labels."""
+        if self.labels is None:
+            raise TaskDataError('these features have no labels; encode a labelled split to '
+                                'train or evaluate on it')
+        return self.inputs + (self.labels,)
+
+
+class Task:
+    """One fine-tuning task: files -> examples -> features -> head + objective -> predictions
+    -> metrics. Subclasses set the class attributes and implement the methods below."""
+    name = None
+    main_metric = None
+    greater_is_better = True
+    metrics_note = ''  # how the metrics are computed, when it needs saying (printed)
+
+    def read(self, path, **columns):
+        """The raw examples of the file ``path``; ``columns`` choose its fields."""
+        raise NotImplementedError
+
+    def labels_from(self, examples):
+        """The sorted label set of ``examples`` (the training split), or None."""
+        return None
+
+    def encode(self, examples, tokenizer, vocab, max_len, labels):
+        """``Features`` of ``examples``; TaskDataError for a label outside ``labels``."""
+        raise NotImplementedError
+
+    def head(self, bert, labels):
+        """A fresh head over ``bert`` (a ``BERTModel``), its output layer uninitialized."""
+        raise NotImplementedError
+
+    def objective(self, net):
+        """The engine's Objective for ``net``: the head's own per-example loss, summed."""
+        from .objective import HeadObjective
+        return HeadObjective(net)
+
+    def predict(self, net, features, devices, batch_size=64):
+        """The head's outputs on every feature row, as numpy arrays (a tuple for heads with
+        several outputs), in inference mode."""
+        from .inference import predict_outputs
+        return predict_outputs(net, features, devices, batch_size)
+
+    def postprocess(self, outputs, features, examples):
+        """One prediction per example from the head's ``outputs``."""
+        raise NotImplementedError
+
+    def metrics(self, predictions, examples):
+        """``{name: value}`` of ``predictions`` against the examples' gold labels."""
+        raise NotImplementedError
+
+    def baseline(self, train_examples, eval_examples):
+        """The metrics of a trivial predictor fitted on ``train_examples``."""
+        raise NotImplementedError
+
+    def evaluate(self, net, features, examples, devices, batch_size=64):
+        """``metrics`` of ``net`` on an encoded split: predict, postprocess, score."""
+        outputs = self.predict(net, features, devices, batch_size)
+        return self.metrics(self.postprocess(outputs, features, examples), examples)
+
+
+def check_not_empty(examples, source):
+    """``examples``, or TaskDataError when the split holds none."""
+    if not examples:
+        raise TaskDataError(f'{source} holds no example; expected a non-empty split')
+    return examples

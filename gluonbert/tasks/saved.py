@@ -1,0 +1,96 @@
+"""A fine-tuned task model as a folder: everything serving needs, written whole or not at all.
+
+``model.params`` (the head: encoder, pooler, output layer), ``vocab.json``, ``tokenizer.json``
+(the exact tokenizer, ``data.tokenization``) and ``config.json`` (task, BERT architecture,
+label set, max_len). ``load_task_model`` rebuilds the head and its tokenizer from them, so
+evaluation, export and prediction tokenize as training did.
+"""
+import json
+import os
+
+from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
+from . import get_task
+
+PARAMS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.params', 'config.json', 'vocab.json'
+FILES = (PARAMS_FILE, CONFIG_FILE, VOCAB_FILE, TOKENIZER_FILE)
+KIND = 'fine-tuned task model folder'
+
+
+def check_replaceable(folder):
+    """Refuse ``folder`` unless it is missing, empty or a previous fine-tuned task model
+    (FileExistsError saying why): saving replaces the folder whole."""
+    from ..atomic import check_replaceable as check
+    check(folder, FILES, PARAMS_FILE, KIND)
+
+
+def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
+    """Write the fine-tuned head ``net`` (built by ``task.head(bert, labels)``) to ``folder``
+    (missing, empty or a previous task model), atomically: a reader sees the previous folder
+    or the new one, never a mix."""
+    from .. import compat
+    from ..atomic import atomic_folder
+    from ..export.folder import write_json
+    from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest
+    config = {'task': task.name, 'bert': dict(bert.config), 'labels': labels,
+              'max_len': max_len, VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}
+    with atomic_folder(folder, FILES, PARAMS_FILE, KIND) as staging:
+        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
+        write_json(os.path.join(staging, CONFIG_FILE), config)
+
+
+def _read_tokenizer(path, vocab):
+    try:
+        with open(path, encoding='utf-8') as f:
+            description = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f'{path} is not valid JSON ({error})') from None
+    try:
+        return tokenizer_from_description(description, vocab)
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from None
+
+
+def _check_config(config, path):
+    """ValueError naming the file unless ``config`` holds what ``save_task_model`` writes."""
+    from . import TASKS
+    labels = config.get('labels')
+    if config.get('task') not in TASKS or not isinstance(config.get('bert'), dict) or \
+            not (labels is None or (isinstance(labels, list) and labels)) or \
+            not isinstance(config.get('max_len'), int):
+        raise ValueError(f'{path}: expected "task" (one of {sorted(TASKS)}), "bert" (BERTModel '
+                         f'options), "labels" (a list of names, or null) and "max_len" (an '
+                         f'integer), as save_task_model writes')
+
+
+def load_task_model(folder, devices=None):
+    """``(net, task, vocab, tokenizer, config)`` of a folder written by ``save_task_model``;
+    every file is read and checked before the model is built."""
+    from ..train.checkpoint import (VOCAB_DIGEST, _build_bert, _load_parameters, _read_config,
+                                    _read_vocab)
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)})')
+    for name in FILES:
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise FileNotFoundError(f'{os.path.join(folder, name)} not found: a {KIND} holds '
+                                    f'{", ".join(FILES)}')
+    config_path = os.path.join(folder, CONFIG_FILE)
+    config = _read_config(config_path)
+    _check_config(config, config_path)
+    vocab = _read_vocab(folder, dict(config))
+    config.pop(VOCAB_DIGEST, None)
+    tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
+    bert_config = dict(config['bert'])
+    if bert_config.pop('vocab_size', None) != len(vocab):
+        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
+                         f'built for vocab_size={config["bert"].get("vocab_size")}')
+    bert = _build_bert(vocab, bert_config, config_path)
+    if not 1 <= config['max_len'] <= bert.encoder.max_len:
+        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
+                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    task = get_task(config['task'])
+    net = task.head(bert, config['labels'])
+    _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
+    return net, task, vocab, tokenizer, config

@@ -6,8 +6,10 @@ Tasks with options (the columns of ``snli`` and ``sick``, ...) are presets: subc
 their values set.
 """
 from .base import Features, Task, TaskDataError
+from .multiple_choice import MultipleChoice
+from .question_answering import QuestionAnswering
 
-TASKS = {}
+TASKS = {task.name: task for task in (QuestionAnswering, MultipleChoice)}
 
 
 def get_task(name):

@@ -1,0 +1,72 @@
+"""The ``question-answering`` task: SQuAD v1.1 JSON, windows over long contexts, the span head,
+n-best span search, and Exact Match / F1 as the official v1.1 script computes them.
+
+Pre-processing is ``qa_windows``, post-processing ``qa_answers``, scoring ``squad_metric``
+(all pure numpy, shared with ``export/predict.py``); this module ties them to the head.
+"""
+import statistics
+import sys
+
+from .base import Task, check_not_empty
+from .qa_answers import nbest_answers
+from .qa_windows import encode_examples, read_squad, split_words
+from .squad_metric import ENGLISH_ARTICLES, squad_scores
+
+
+class QuestionAnswering(Task):
+    """Extractive QA. ``doc_stride`` is the step between window starts (default
+    ``max_len // 3``), ``max_query_len`` the question's token budget (default
+    ``max_len // 6``), ``n_best`` and ``max_answer_len`` (tokens) bound the span search,
+    ``articles`` the words the metric drops (English by default)."""
+    name = 'question-answering'
+    main_metric = 'f1'
+    greater_is_better = True
+
+    def __init__(self, doc_stride=None, max_query_len=None, n_best=20, max_answer_len=30,
+                 articles=ENGLISH_ARTICLES):
+        self.doc_stride, self.max_query_len = doc_stride, max_query_len
+        self.n_best, self.max_answer_len, self.articles = n_best, max_answer_len, articles
+
+    def read(self, path, **columns):
+        if columns:
+            raise ValueError(f'columns {sorted(columns)}: the question-answering task reads '
+                             f'SQuAD v1.1 JSON, whose fields are fixed')
+        return check_not_empty(read_squad(path), path)
+
+    def encode(self, examples, tokenizer, vocab, max_len, labels=None):
+        features = encode_examples(examples, tokenizer, vocab, max_len, self.doc_stride,
+                                   self.max_query_len)
+        mismatches = features.extra['mismatches']
+        if mismatches:
+            qid, gold, recovered = mismatches[0]
+            print(f'{self.name}: {len(mismatches)} of {features.extra["answers_checked"]} gold '
+                  f'answers are not whole tokens; trained on the covering tokens (e.g. '
+                  f'question {qid}: {gold!r} -> {recovered!r})', file=sys.stderr)
+        return features
+
+    def head(self, bert, labels=None):
+        from ..model.heads import BERTForQuestionAnswering
+        return BERTForQuestionAnswering(bert)
+
+    def postprocess(self, outputs, features, examples):
+        """The best answer text of each example."""
+        start_logits, end_logits = outputs
+        return [nbest[0]['text'] if nbest else '' for nbest in
+                nbest_answers(features, start_logits, end_logits,
+                              [example.context for example in examples], self.n_best,
+                              self.max_answer_len)]
+
+    def metrics(self, predictions, examples):
+        if len(predictions) != len(examples):
+            raise ValueError(f'{len(predictions)} predictions for {len(examples)} examples')
+        golds = {example.qid: example.gold_texts for example in examples}
+        answers = {example.qid: text for example, text in zip(examples, predictions)}
+        return squad_scores(answers, golds, self.articles)
+
+    def baseline(self, train_examples, eval_examples):
+        """The first words of each context, as many as the median training answer has."""
+        length = round(statistics.median(len(text.split()) for example in train_examples
+                                         for text in example.gold_texts[:1]))
+        predictions = [' '.join(word for word, _ in split_words(example.context)[:length])
+                       for example in eval_examples]
+        return self.metrics(predictions, eval_examples)

@@ -1,38 +1,56 @@
 """Extractive QA outputs: start/end logits of an example's windows -> its n best answer texts.
 
 One rule over all windows of an example (google-research/bert #783): a span is a start and an
-end token of the context, end not before start, at most ``max_answer_len`` tokens long, whose
-start token is in the window where that token has most context (``extra['max_context']``),
-so each span is scored in exactly one window; its score is start logit + end logit there.
-The search is exact (every such span of every window), not BERT's top-20 starts x ends
-shortcut. ``<cls>`` (no answer) is never a candidate: every SQuAD v1.1 question has one.
-The answer text is the raw context between the span's first and last token's characters.
+end token of the context, end not before start, at most ``max_answer_len`` tokens long, and it
+is scored in exactly one window: of the windows holding the whole span, the one that gives it
+most context, min(tokens left of it, tokens right of it) + 0.01 x window length, the first on
+ties. That is BERT's ``_check_is_max_context`` applied to the whole span rather than to its
+start token alone, so a long answer that starts late in one window and ends in the next is
+still found in a window that holds it. The score is start logit + end logit in that window.
+The search is exact (every span of every window), not BERT's top-20 starts x ends shortcut.
+``<cls>`` (no answer) is never a candidate: every SQuAD v1.1 question has one.
+The answer text is the raw context from the span's first token's first character to its last
+token's last character.
 
 Pure numpy (no MXNet): ``export/predict.py`` serves QA with this same code.
 """
 import numpy as np
 
 
-def window_spans(start_logits, end_logits, char_starts, max_context, max_answer_len, n_best):
-    """The ``n_best`` best spans of one window as ``(score, start, end)``, best first."""
-    context = np.flatnonzero(char_starts >= 0)
-    if not len(context):
+def _context_score(a, b, start, length):
+    """Context of spans ``[a, b]`` (context token indices) in the window ``[start, start +
+    length)``; -inf where the window does not hold the span."""
+    inside = (a >= start) & (b < start + length)
+    score = np.minimum(a - start, start + length - 1 - b) + 0.01 * length
+    return np.where(inside, score, -np.inf)
+
+
+def window_spans(start_logits, end_logits, first, window, others, max_answer_len, n_best):
+    """The ``n_best`` best spans of one window as ``(score, start, end)`` positions, best
+    first. ``first`` is the position of its first context token; ``window`` its ``(start
+    token, length)`` in the context; ``others`` the ``(start, length)`` of the example's
+    other windows."""
+    start, length = window
+    if length == 0:
         return []
-    first, last = context[0], context[-1] + 1
-    starts = start_logits[first:last].astype(np.float64)
-    ends = end_logits[first:last].astype(np.float64)
-    scores = starts[:, None] + ends[None, :]
-    length = np.arange(last - first)[None, :] - np.arange(last - first)[:, None]
-    allowed = (length >= 0) & (length < max_answer_len) & max_context[first:last, None]
-    scores = np.where(allowed, scores, -np.inf)
-    flat = scores.reshape(-1)
+    a = start + np.arange(length)[:, None]
+    b = start + np.arange(length)[None, :]
+    allowed = (b >= a) & (b - a < max_answer_len)
+    own = _context_score(a, b, start, length)
+    if others:
+        other_starts, other_lengths = (np.array(x)[:, None, None] for x in zip(*others))
+        other = _context_score(a, b, other_starts, other_lengths)
+        beaten = (other > own) | ((other == own) & (other_starts < start))
+        allowed &= ~beaten.any(axis=0)
+    scores = (start_logits[first:first + length, None].astype(np.float64)
+              + end_logits[None, first:first + length].astype(np.float64))
+    flat = np.where(allowed, scores, -np.inf).reshape(-1)
     count = min(n_best, int(allowed.sum()))
     if count == 0:
         return []
     top = np.argpartition(-flat, count - 1)[:count]
     top = top[np.argsort(-flat[top], kind='stable')]
-    width = last - first
-    return [(float(flat[i]), first + i // width, first + i % width) for i in top]
+    return [(float(flat[i]), first + i // length, first + i % length) for i in top]
 
 
 def nbest_answers(features, start_logits, end_logits, contexts, n_best=20, max_answer_len=30):
@@ -52,20 +70,28 @@ def nbest_answers(features, start_logits, end_logits, contexts, n_best=20, max_a
         raise ValueError(f'logits of shapes {start_logits.shape} and {end_logits.shape}; '
                          f'expected {shape}, one row per window')
     char_starts, char_ends = features.extra['char_starts'], features.extra['char_ends']
-    candidates = [[] for _ in contexts]
-    for w, example in enumerate(features.example_index):
-        for score, start, end in window_spans(start_logits[w], end_logits[w], char_starts[w],
-                                              features.extra['max_context'][w],
-                                              max_answer_len, n_best):
-            candidates[example].append((score, int(char_starts[w, start]),
-                                        int(char_ends[w, end])))
+    in_context = char_starts >= 0
+    firsts = in_context.argmax(axis=1)
+    windows = list(zip(features.extra['window_start'].tolist(),
+                       in_context.sum(axis=1).tolist()))
+    rows_of = [[] for _ in contexts]
+    for row, example in enumerate(features.example_index):
+        rows_of[example].append(row)
     results = []
-    for context, spans in zip(contexts, candidates):
+    for context, rows in zip(contexts, rows_of):
+        spans = []
+        for row in rows:
+            start, length = windows[row]
+            others = [windows[r] for r in rows if r != row and windows[r][0] < start + length
+                      and start < windows[r][0] + windows[r][1]]  # overlapping windows only
+            for score, start, end in window_spans(start_logits[row], end_logits[row],
+                                                  firsts[row], windows[row], others,
+                                                  max_answer_len, n_best):
+                spans.append((score, int(char_starts[row, start]), int(char_ends[row, end])))
         spans = sorted(spans, key=lambda span: -span[0])[:n_best]
         scores = np.array([score for score, _, _ in spans])
-        probs = np.exp(scores - scores.max()) if len(spans) else scores
-        probs = probs / probs.sum() if len(spans) else probs
-        results.append([dict(text=context[s:e], score=score, probability=float(p),
+        probs = np.exp(scores - scores.max()) if spans else scores
+        results.append([dict(text=context[s:e], score=score, probability=float(p / probs.sum()),
                              start_char=s, end_char=e)
                         for (score, s, e), p in zip(spans, probs)])
     return results

@@ -8,7 +8,8 @@ How a context becomes model inputs (as BERT's ``run_squad.py``, with exact chara
 3. the context tokens are cut into windows of ``max_len - len(question) - 3`` tokens whose
    starts are ``doc_stride`` tokens apart: ``doc_stride`` is the STEP between window starts
    (BERT's and GluonNLP's meaning; the overlap of two windows is window length - doc_stride).
-   It must be at most the window length, so every context token lands in some window;
+   It must be at most the window length, so every context token lands in some window; an
+   answer of up to window length - doc_stride + 1 tokens lies whole in some window;
 4. each window is ``<cls> question <sep> context-window <sep>`` (segments 0 then 1); its label is
    the answer's first and last token position, or ``(0, 0)`` (``<cls>``) when the answer is
    not wholly inside the window, as BERT labels it.
@@ -16,13 +17,14 @@ How a context becomes model inputs (as BERT's ``run_squad.py``, with exact chara
 A gold answer whose ``answer_start`` does not point at its text in the context is refused with
 an error. Every gold answer is mapped to the smallest token span covering it and back to raw
 text; answers that do not come back identical (a piece straddles the answer's edge) are listed
-in the features' ``extra['mismatches']``.
+in the features' ``extra['mismatches']``, questions whose answer lies whole in no window (too
+long for the windows) in ``extra['unplaced']``: they train as "no answer" in every window.
 
 Pure Python and numpy (no MXNet): ``export/predict.py`` serves QA with this same code.
 Serving API: ``encode_examples([QAExample(qid, question, context)], tokenizer, vocab,
 max_len, doc_stride)`` -> ``Features`` (one row per window; ``extra`` holds each context
-token's character span and whether the window gives it most context); the head's start/end
-logits of those rows then go to ``qa_answers.best_answers`` with the contexts.
+token's character span and where each window starts); the head's start/end logits of those
+rows then go to ``qa_answers.best_answers`` with the contexts.
 """
 import json
 from dataclasses import dataclass, field
@@ -221,21 +223,6 @@ def window_starts(num_tokens, window_len, doc_stride):
     return starts
 
 
-def max_context_window(starts, window_len, num_tokens):
-    """For each token, the window in which it has the most context on its shorter side
-    (BERT's ``_check_is_max_context``: min(left, right) + 0.01 * window length, first wins)."""
-    best = np.full(num_tokens, -1, dtype=np.int64)
-    best_score = np.full(num_tokens, -np.inf)
-    positions = np.arange(num_tokens)
-    for w, start in enumerate(starts):
-        length = min(window_len, num_tokens - start)
-        inside = (positions >= start) & (positions < start + length)
-        score = np.minimum(positions - start, start + length - 1 - positions) + 0.01 * length
-        better = inside & (score > best_score)
-        best[better], best_score[better] = w, score[better]
-    return best
-
-
 def default_doc_stride(max_len):
     """BERT's 128 for a max_len of 384, in proportion for other lengths."""
     return max(1, max_len // 3)
@@ -264,9 +251,9 @@ def encode_examples(examples, tokenizer, vocab, max_len, doc_stride=None, max_qu
     window: ``labels`` (int32, (n, 2)) are the answer's start/end positions, ``(0, 0)`` when
     it is not in the window; ``example_index`` the example of each row; ``extra`` holds
     ``char_starts``/``char_ends`` ((n, max_len), the raw context span of each context token,
-    -1 elsewhere), ``max_context`` (whether the row is the window where that token has most
-    context: spans start only there), ``mismatches`` (``(qid, gold, recovered)`` of gold
-    answers that do not round-trip) and ``answers_checked``.
+    -1 elsewhere), ``window_start`` ((n,), the context token each window starts at),
+    ``mismatches`` (``(qid, gold, recovered)`` of gold answers that do not round-trip),
+    ``answers_checked`` and ``unplaced`` (qids whose answer lies whole in no window).
 
     ``doc_stride`` (default ``max_len // 3``) is the step between window starts;
     ``max_query_len`` (default ``max_len // 6``) truncates questions. Labels come from each
@@ -284,7 +271,7 @@ def encode_examples(examples, tokenizer, vocab, max_len, doc_stride=None, max_qu
                          f'context token')
     to_ids, aligner = _token_ids(vocab), _Aligner(tokenizer)
     specials = dict(zip(_SPECIALS, to_ids(_SPECIALS)))
-    rows, mismatches, checked, contexts = [], [], 0, {}
+    rows, mismatches, unplaced, checked, contexts = [], [], [], 0, {}
     for index, example in enumerate(examples):
         query_ids = to_ids(tokenizer(example.question)[:max_query_len])
         if example.context not in contexts:  # SQuAD asks several questions per context
@@ -303,16 +290,18 @@ def encode_examples(examples, tokenizer, vocab, max_len, doc_stride=None, max_qu
             if number == 0:
                 label = (first, last)
         window_len = max_len - 3 - len(query_ids)
-        win_starts = window_starts(len(tokens), window_len, doc_stride)
-        best = max_context_window(win_starts, window_len, len(tokens))
-        for w, start in enumerate(win_starts):
-            stop = min(start + window_len, len(tokens))
-            rows.append(_window(index, query_ids, tokens, starts, ends, best == w, start, stop,
-                                label, specials))
-    return _stack(rows, max_len, specials['<pad>'], mismatches, checked)
+        windows = [_window(index, query_ids, tokens, starts, ends, start,
+                           min(start + window_len, len(tokens)), label, specials)
+                   for start in window_starts(len(tokens), window_len, doc_stride)]
+        if label is not None and all(w['positions'] == (0, 0) for w in windows):
+            unplaced.append(example.qid)
+        rows.extend(windows)
+    features = _stack(rows, max_len, specials['<pad>'])
+    features.extra.update(mismatches=mismatches, answers_checked=checked, unplaced=unplaced)
+    return features
 
 
-def _window(index, query, tokens, starts, ends, is_best, start, stop, label, specials):
+def _window(index, query, tokens, starts, ends, start, stop, label, specials):
     """One window's ids (``<cls> query <sep> tokens[start:stop] <sep>``) and bookkeeping."""
     offset = len(query) + 2  # position of the window's first context token
     cls, sep = specials['<cls>'], specials['<sep>']
@@ -320,28 +309,26 @@ def _window(index, query, tokens, starts, ends, is_best, start, stop, label, spe
     positions = (0, 0)
     if label is not None and start <= label[0] and label[1] < stop:
         positions = (label[0] - start + offset, label[1] - start + offset)
-    return dict(index=index, ids=ids, offset=offset, positions=positions,
-                starts=starts[start:stop], ends=ends[start:stop], best=is_best[start:stop])
+    return dict(index=index, ids=ids, offset=offset, positions=positions, start=start,
+                starts=starts[start:stop], ends=ends[start:stop])
 
 
-def _stack(rows, max_len, pad, mismatches, checked):
+def _stack(rows, max_len, pad):
     n = len(rows)
     tokens = np.full((n, max_len), pad, dtype=np.int32)
     segments = np.zeros((n, max_len), dtype=np.int32)
     char_starts = np.full((n, max_len), -1, dtype=np.int64)
     char_ends = np.full((n, max_len), -1, dtype=np.int64)
-    max_context = np.zeros((n, max_len), dtype=bool)
     for r, row in enumerate(rows):
         ids, offset, width = row['ids'], row['offset'], len(row['starts'])
         tokens[r, :len(ids)] = ids
         segments[r, offset:len(ids)] = 1
         char_starts[r, offset:offset + width] = row['starts']
         char_ends[r, offset:offset + width] = row['ends']
-        max_context[r, offset:offset + width] = row['best']
     return Features(
         tokens=tokens, segments=segments,
         valid_lens=np.array([len(row['ids']) for row in rows], dtype=np.float32),
         labels=np.array([row['positions'] for row in rows], dtype=np.int32).reshape(n, 2),
         example_index=np.array([row['index'] for row in rows], dtype=np.int64),
-        extra=dict(char_starts=char_starts, char_ends=char_ends, max_context=max_context,
-                   mismatches=mismatches, answers_checked=checked))
+        extra=dict(char_starts=char_starts, char_ends=char_ends,
+                   window_start=np.array([row['start'] for row in rows], dtype=np.int64)))

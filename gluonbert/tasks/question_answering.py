@@ -42,6 +42,11 @@ class QuestionAnswering(Task):
             print(f'{self.name}: {len(mismatches)} of {features.extra["answers_checked"]} gold '
                   f'answers are not whole tokens; trained on the covering tokens (e.g. '
                   f'question {qid}: {gold!r} -> {recovered!r})', file=sys.stderr)
+        unplaced = features.extra['unplaced']
+        if unplaced:
+            print(f'{self.name}: the answers of {len(unplaced)} questions are longer than a '
+                  f'window holds whole (e.g. question {unplaced[0]}); they train as "no '
+                  f'answer"; raise max_len or lower doc_stride', file=sys.stderr)
         return features
 
     def head(self, bert, labels=None):

@@ -122,11 +122,11 @@ def test_max_len_beyond_the_exported_one_is_refused(snli_export, without_mxnet, 
            f'exported and verified for' in result.stderr
 
 
-def test_line_without_a_tab_is_refused_with_its_number(snli_export, without_mxnet):
+def test_line_of_three_texts_is_refused_with_its_number(snli_export, without_mxnet):
     folder, _, _ = snli_export
-    result = predict(without_mxnet, folder, stdin='a dog\ta cat\nno tab here\n')
+    result = predict(without_mxnet, folder, stdin='a dog\ta cat\none\ttwo\tthree\n')
     assert result.returncode == 2
-    assert "stdin, line 2: expected premise<TAB>hypothesis (one tab), found 0 tabs" \
+    assert 'stdin, line 2: expected a text or text<TAB>text (at most one tab), found 2 tabs' \
         in result.stderr
 
 
@@ -140,7 +140,7 @@ def test_vocab_file_of_another_export_is_detected(snli_export, without_mxnet, tm
     assert 'vocab.json differs from the vocab embedded in the model' in result.stderr
 
 
-def test_heads_other_than_pair_classification_are_refused(without_mxnet, tmp_path):
+def test_heads_it_does_not_serve_are_refused(without_mxnet, tmp_path):
     vocab = ['<unk>', '<pad>', '<cls>', '<sep>', 'a', 'b']
     bert = gluonbert.BERTModel(len(vocab), 16, 24, 2, 1, 0.0, max_len=8)
     bert.initialize(init.Xavier())
@@ -150,4 +150,4 @@ def test_heads_other_than_pair_classification_are_refused(without_mxnet, tmp_pat
     result = predict(without_mxnet, tmp_path / 'qa', stdin='a\tb\n')
     assert result.returncode == 2
     assert 'holds a BERTForQuestionAnswering (task \'question_answering\'); predict.py ' \
-           'serves sentence-pair classification and regression heads' in result.stderr
+           'serves classification, regression, token-classification heads' in result.stderr

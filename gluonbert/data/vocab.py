@@ -67,7 +67,13 @@ class Vocab:
             raise ValueError(f'vocab file {path!r}: expected unique tokens including "<unk>", '
                              f'got {len(idx_to_token)} tokens, {len(set(idx_to_token))} unique, '
                              f'"<unk>" {"present" if "<unk>" in idx_to_token else "absent"}')
+        return cls.from_tokens(idx_to_token)
+
+    @classmethod
+    def from_tokens(cls, idx_to_token):
+        """A vocabulary of exactly ``idx_to_token`` (index order kept), e.g. an export's
+        ``vocab.json``; ``token_freqs`` is empty."""
         vocab = cls()
-        vocab.idx_to_token = idx_to_token
-        vocab.token_to_idx = {token: idx for idx, token in enumerate(idx_to_token)}
+        vocab.idx_to_token = list(idx_to_token)
+        vocab.token_to_idx = {token: idx for idx, token in enumerate(vocab.idx_to_token)}
         return vocab

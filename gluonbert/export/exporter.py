@@ -1,10 +1,11 @@
 """``export_onnx``: a fine-tuned gluonbert head to a verified, self-describing ONNX folder.
 
 The folder holds ``model.onnx`` (and ``model.int8.onnx`` if asked), ``vocab.json`` (d2l's
-``idx_to_token`` list), ``labels.json`` (label names in label-id order) and ``export.json``
-(inputs, outputs, max_len, tokenization, verification). The vocabulary, label names, max_len
-and tokenization are also in the ONNX model's ``metadata_props``, so the model file alone is
-enough to serve it.
+``idx_to_token`` list), ``labels.json`` (label names in label-id order), ``tokenizer.json``
+(the settings of the tokenizer the model was trained with, ``data.tokenization``) and
+``export.json`` (inputs, outputs, max_len, tokenizer, verification). The vocabulary, label
+names, max_len and tokenizer are also in the ONNX model's ``metadata_props``, so the model
+file alone is enough to serve it.
 """
 import json
 import os
@@ -18,12 +19,12 @@ from .quantize import quantize_int8
 from .signature import INPUT_DTYPE, check_label_names, find_encoder, signature_of
 from .trace import trace
 from .verify import verify
+from ..data.vocab import Vocab
+from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, describe_tokenizer,
+                                 tokenizer_from_description)
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
 VOCAB_FILE, LABELS_FILE, EXPORT_FILE = 'vocab.json', 'labels.json', 'export.json'
-D2L_TOKENIZATION = ("d2l-nli: lowercase, split on whitespace, '<unk>' for unknown tokens, the "
-                    "pair truncated from its longer side to max_len - 3 tokens, then '<cls>' "
-                    "premise '<sep>' hypothesis '<sep>', segments 0 then 1, padded with '<pad>'")
 _D2L_SPECIALS = ('<unk>', '<pad>', '<cls>', '<sep>')
 
 
@@ -49,15 +50,18 @@ class ExportReport:
         return '\n'.join(lines + [self.verification.table()])
 
 
-def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, tolerance=1e-4,
-                quantize=False, output_names=None, overwrite=False):
+def export_onnx(model, folder, vocab, label_names, max_len, *, tokenizer=None, examples=None,
+                tolerance=1e-4, quantize=False, output_names=None, overwrite=False):
     """Export the fine-tuned head ``model`` to ONNX in ``folder`` and verify it.
 
     ``model``: a gluonbert head (``BERTClassifier``, ``gluonbert.model.heads.BERTFor...``) or
     any HybridBlock over a ``BERTEncoder`` called with ``(tokens, segments, valid_lens)``.
     ``vocab``: its vocabulary (a ``Vocab`` or the ``idx_to_token`` list); ``label_names``:
     the class names in label-id order (None for heads without a label set); ``max_len``: the
-    longest sequence to serve, at most the encoder's ``max_len``. ``examples``: real inputs
+    longest sequence to serve, at most the encoder's ``max_len``. ``tokenizer``: the one the
+    model was trained with (a ``WordPieceTokenizer``, a ``WhitespaceTokenizer`` or its
+    ``describe_tokenizer`` dict); default d2l's (lower-case, split on whitespace) for a
+    vocabulary with d2l's special tokens. ``examples``: real inputs
     ``(tokens, segments, valid_lens)`` (e.g. a dataset's arrays) verified besides random ones.
     The export is refused, and nothing written, when onnxruntime differs from MXNet by more
     than ``tolerance``. ``quantize=True`` also writes a dynamic-int8 ``model.int8.onnx``.
@@ -70,7 +74,8 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
     _check_max_len(max_len, encoder.max_len)
     if not tolerance > 0:
         raise ValueError(f'tolerance={tolerance!r}; expected a positive max abs difference')
-    metadata = _metadata(signature, tokens, label_names, max_len)
+    tokenizer = _tokenizer_description(tokenizer, tokens)
+    metadata = _metadata(signature, tokens, label_names, max_len, tokenizer)
     with staged_folder(folder, overwrite) as staging:
         symbol, params = trace(model, signature)
         check_operators(symbol, model)
@@ -90,20 +95,24 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, examples=None, to
             'tolerance': tolerance, 'max_abs_diff': report.max_abs_diff,
             'max_beyond_float32': report.max_beyond_float32, 'batches': report.batches,
             'int8_max_abs_diff': int8_diff})
-        files = _write_folder(staging, models, tokens, label_names, description)
+        files = _write_folder(staging, models, tokens, label_names, tokenizer, description)
     return ExportReport(os.path.abspath(folder), files, signature.head,
                         dict(signature.inputs), dict(signature.outputs), report.max_abs_diff,
                         report, int8_diff)
 
 
-def _write_folder(staging, models, tokens, label_names, description):
-    """Write the models, vocab.json, labels.json and export.json; return the file names."""
-    files = list(models) + [VOCAB_FILE] + ([LABELS_FILE] if label_names else []) + [EXPORT_FILE]
+def _write_folder(staging, models, tokens, label_names, tokenizer, description):
+    """Write the models, vocab.json, labels.json, tokenizer.json and export.json; return the
+    file names."""
+    files = list(models) + [VOCAB_FILE] + ([LABELS_FILE] if label_names else []) + \
+        ([TOKENIZER_FILE] if tokenizer else []) + [EXPORT_FILE]
     for name, proto in models.items():
         write_bytes(os.path.join(staging, name), proto.SerializeToString())
     write_json(os.path.join(staging, VOCAB_FILE), tokens)
     if label_names:
         write_json(os.path.join(staging, LABELS_FILE), list(label_names))
+    if tokenizer:
+        write_json(os.path.join(staging, TOKENIZER_FILE), tokenizer)
     write_json(os.path.join(staging, EXPORT_FILE), dict(description, files=files))
     return files
 
@@ -128,9 +137,20 @@ def _check_max_len(max_len, encoder_max_len):
                          f'(the encoder\'s position embedding has {encoder_max_len} rows)')
 
 
-def _metadata(signature, tokens, label_names, max_len):
+def _tokenizer_description(tokenizer, tokens):
+    """The tokenizer's settings as a dict, checked by building it back; None when not given
+    and the vocabulary lacks d2l's special tokens (nothing to serve text with)."""
+    if tokenizer is None:
+        if not all(special in tokens for special in _D2L_SPECIALS):
+            return None
+        tokenizer = WhitespaceTokenizer()
+    description = tokenizer if isinstance(tokenizer, dict) else describe_tokenizer(tokenizer)
+    tokenizer_from_description(description, Vocab.from_tokens(tokens))
+    return description
+
+
+def _metadata(signature, tokens, label_names, max_len, tokenizer):
     """``metadata_props`` of the model: every value a JSON string."""
-    d2l_vocab = all(special in tokens for special in _D2L_SPECIALS)
     values = {
         'head': signature.head,
         'task': signature.task,
@@ -139,7 +159,7 @@ def _metadata(signature, tokens, label_names, max_len):
                    for name, axes in signature.inputs.items()},
         'outputs': {name: None if axes is None else list(axes)
                     for name, axes in signature.outputs.items()},
-        'tokenization': D2L_TOKENIZATION if d2l_vocab else None,
+        'tokenizer': tokenizer,
         'vocab': tokens,
         'label_names': None if label_names is None else list(label_names),
     }

@@ -6,10 +6,16 @@ Tasks with options (the columns of ``snli`` and ``sick``, ...) are presets: subc
 their values set.
 """
 from .base import Features, Task, TaskDataError
+from .classification import ClassificationTask
 from .multiple_choice import MultipleChoice
+from .presets import SICKTask, SNLITask
 from .question_answering import QuestionAnswering
+from .regression import RegressionTask
+from .token_classification import TokenClassificationTask
 
-TASKS = {task.name: task for task in (QuestionAnswering, MultipleChoice)}
+TASKS = {task.name: task for task in (ClassificationTask, RegressionTask,
+                                      TokenClassificationTask, SNLITask, SICKTask,
+                                      QuestionAnswering, MultipleChoice)}
 
 
 def get_task(name):

@@ -1,100 +1,60 @@
-"""Deterministic splits that keep every passage on one side (SQuAD by article, Cosmos QA by
-context), for data sets of which only one labelled file is at hand.
+"""The train, dev and test examples of a fine-tuning run, from files or a preset's data.
 
-Groups are ordered by a seeded SHA-256 of their name (the same on every machine and Python,
-unlike ``hash``); walking that order, each group joins the split whose share of the examples
-the running count has reached. So no group is in two splits, shares follow ``fractions`` in
-examples, and the same file, fractions and seed give the same split.
+``--train`` is required unless the task is a preset that finds its own data (``snli``,
+``sick``); without ``--dev``, every tenth training example is held out for it (the dev split
+picks the best model, so it is never the test split); ``--test`` is optional. Limits keep the
+first examples of each split (for quick runs).
 """
-import csv
-import hashlib
-import json
-import os
+from dataclasses import dataclass
 
-from ..export.folder import staged_folder, write_bytes
-from .choices import read_rows
+from .base import check_not_empty
 
-DEFAULT_FRACTIONS = (('train', 0.8), ('dev', 0.1), ('test', 0.1))
+DEV_EVERY = 10  # without a dev split: every 10th training example is held out for it
 
 
-def assign_groups(sizes, fractions=DEFAULT_FRACTIONS, seed=0):
-    """``{group: split name}`` for ``sizes`` (``{group: number of examples}``)."""
-    names = [name for name, _ in fractions]
-    shares = [share for _, share in fractions]
-    if len(set(names)) != len(names) or any(s <= 0 for s in shares) \
-            or abs(sum(shares) - 1) > 1e-9:
-        raise ValueError(f'fractions={fractions}: expected distinct names with positive '
-                         f'shares summing to 1')
-    order = sorted(sizes, key=lambda group: hashlib.sha256(
-        f'{seed}\0{group}'.encode('utf-8')).hexdigest())
-    total, ends, running = sum(sizes.values()), [], 0.0
-    for share in shares:
-        running += share
-        ends.append(running * total)
-    assignment, count = {}, 0
-    for group in order:
-        assignment[group] = names[next(k for k, end in enumerate(ends)
-                                       if count < end or k == len(ends) - 1)]
-        count += sizes[group]
-    empty = [name for name in names if name not in assignment.values()]
-    if empty:
-        raise ValueError(f'{len(sizes)} groups cannot fill the splits {names} with '
-                         f'fractions={fractions}: {empty} would be empty')
-    return assignment
+def hold_out(examples, every=DEV_EVERY):
+    """``(kept, held_out)``: every ``every``-th example held out, the others kept."""
+    held = examples[every - 1::every]
+    kept = [e for i, e in enumerate(examples, 1) if i % every]
+    return kept, held
 
 
-def split_by_group(items, group_of, fractions=DEFAULT_FRACTIONS, seed=0):
-    """``{split name: items}``, items in their original order, each group in one split."""
-    sizes = {}
-    for item in items:
-        sizes[group_of(item)] = sizes.get(group_of(item), 0) + 1
-    assignment = assign_groups(sizes, fractions, seed)
-    splits = {name: [] for name, _ in fractions}
-    for item in items:
-        splits[assignment[group_of(item)]].append(item)
+@dataclass
+class Splits:
+    train: list
+    dev: list
+    test: list = None  # None: no test split
+    note: str = ''     # where the splits came from, for the log
+
+
+def load_splits(task, train=None, dev=None, test=None, *, columns=None, data_dir=None,
+                fallback=None, train_limit=0, eval_limit=0):
+    """The ``Splits`` of ``task``: ``train``/``dev``/``test`` are file paths (None: not
+    given), ``columns`` the reading options (``text_columns``, ``label_column``, ...)."""
+    columns = columns or {}
+    for name, value in (('train_limit', train_limit), ('eval_limit', eval_limit)):
+        if not (isinstance(value, int) and value >= 0):
+            raise ValueError(f'{name}={value!r}; expected a count >= 0 (0: all)')
+    if train is None:
+        if not hasattr(task, 'default_splits'):
+            raise ValueError(f'--train is required for task {task.name!r} (the file to '
+                             f'fine-tune on); snli and sick find their data themselves')
+        splits = Splits(*task.default_splits(data_dir, fallback), note='the task\'s own data')
+    else:
+        splits = Splits(task.read(train, **columns), None, note=f'train {train}')
+    if dev is not None:
+        splits.dev, splits.note = task.read(dev, **columns), splits.note + f', dev {dev}'
+    elif splits.dev is None:
+        splits.train, splits.dev = hold_out(splits.train)
+        splits.note += f', dev: every {DEV_EVERY}th training example held out'
+    if test is not None:
+        splits.test, splits.note = task.read(test, **columns), splits.note + f', test {test}'
+    splits.train = check_not_empty(_first(splits.train, train_limit), 'the training split')
+    splits.dev = check_not_empty(_first(splits.dev, eval_limit), 'the dev split')
+    if splits.test is not None:
+        splits.test = check_not_empty(_first(splits.test, eval_limit), 'the test split')
     return splits
 
 
-def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
-    """Write ``folder/<split>.json`` (SQuAD v1.1 files) from ``path``, split by article title
-    and sized by questions. Returns ``{split name: number of questions}``."""
-    with open(path, encoding='utf-8') as f:
-        dataset = json.load(f)
-    articles = dataset['data']
-    sizes = {}
-    for article in articles:
-        questions = sum(len(paragraph['qas']) for paragraph in article['paragraphs'])
-        sizes[article['title']] = sizes.get(article['title'], 0) + questions
-    assignment = assign_groups(sizes, fractions, seed)
-    counts = {}
-    with staged_folder(folder) as staging:
-        for name, _ in fractions:
-            chosen = [a for a in articles if assignment[a['title']] == name]
-            counts[name] = sum(sizes[title] for title in {a['title'] for a in chosen})
-            data = dict(dataset, data=chosen)
-            write_bytes(os.path.join(staging, f'{name}.json'), json.dumps(data).encode('utf-8'))
-    return counts
-
-
-def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS, seed=0):
-    """Write ``folder/<split><ext>`` from a CSV/TSV/JSON Lines file, rows grouped by
-    ``column`` (Cosmos QA: the context). Returns ``{split name: number of rows}``."""
-    header, rows = read_rows(path)
-    if column not in header:
-        raise ValueError(f'{path}: no column {column!r} to split by; the header has {header}')
-    splits = split_by_group(rows, lambda row: row[column], fractions, seed)
-    extension = os.path.splitext(path)[1].lower()
-    with staged_folder(folder) as staging:
-        for name, chosen in splits.items():
-            target = os.path.join(staging, name + extension)
-            with open(target, 'w', encoding='utf-8', newline='') as f:
-                if extension in ('.jsonl', '.json'):
-                    for row in chosen:
-                        f.write(json.dumps({k: row[k] for k in header}) + '\n')
-                else:
-                    writer = (csv.writer(f) if extension == '.csv'
-                              else csv.writer(f, delimiter='\t', quoting=csv.QUOTE_NONE,
-                                              lineterminator='\n'))
-                    writer.writerow(header)
-                    writer.writerows([row[k] for k in header] for row in chosen)
-    return {name: len(chosen) for name, chosen in splits.items()}
+def _first(examples, limit):
+    return examples[:limit] if limit else examples

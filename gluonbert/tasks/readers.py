@@ -1,0 +1,153 @@
+"""Reading labelled files: tables (CSV, TSV, JSON Lines) and CoNLL token files.
+
+Every reader returns rows with the line they came from, and every error names the file and
+the line. TSV is split on tabs with no quote handling (GLUE's files hold raw double quotes:
+STS-B has hundreds) unless ``quoting=True``; CSV follows the CSV quoting rules. Files are
+read as UTF-8; a file that is not is one error naming it and the byte offset.
+"""
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+from .base import TaskDataError
+
+FORMATS = ('csv', 'tsv', 'jsonl')
+_EXTENSIONS = {'.csv': 'csv', '.tsv': 'tsv', '.txt': 'tsv', '.jsonl': 'jsonl', '.json': 'jsonl',
+               '.ndjson': 'jsonl'}
+
+
+@dataclass
+class Row:
+    """One record of a table: its fields by column name and where it was read."""
+    fields: dict
+    where: str  # 'file, line N'
+
+
+def table_format(path, fmt=None):
+    """The format of ``path``: ``fmt`` when given, else from its extension."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ValueError(f'format={fmt!r}; expected one of {FORMATS}')
+        return fmt
+    found = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if found is None:
+        raise TaskDataError(f'{path}: cannot tell the format from the extension; expected '
+                            f'one of {sorted(_EXTENSIONS)} or an explicit format '
+                            f'({", ".join(FORMATS)})')
+    return found
+
+
+def read_text(path):
+    """The text of ``path`` (UTF-8, a leading BOM dropped); clear errors for what is not."""
+    if not os.path.isfile(path):
+        raise TaskDataError(f'{path}: no such file')
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as error:
+        bad = data[error.start:error.start + 1]
+        raise TaskDataError(f'{path}: not UTF-8 (byte {error.start} is {bad!r}); expected a '
+                            f'UTF-8 text file') from None
+    return text[1:] if text.startswith('\ufeff') else text
+
+
+def read_table(path, fmt=None, quoting=False):
+    """The rows of a CSV, TSV or JSON Lines file, fields by column name (the header line of
+    CSV and TSV files, the keys of JSON objects)."""
+    fmt = table_format(path, fmt)
+    text = read_text(path)
+    if fmt == 'jsonl':
+        return _json_lines(path, text)
+    lines = text.split('\n')
+    if lines and lines[-1] == '':
+        lines.pop()
+    if fmt == 'csv' or quoting:
+        records = _quoted_records(path, lines, ',' if fmt == 'csv' else '\t')
+    else:
+        records = [(number, line.rstrip('\r').split('\t')) for number, line in
+                   enumerate(lines, 1)]
+    if not records:
+        raise TaskDataError(f'{path}: empty file; expected a header line and rows')
+    (_, header), rows = records[0], []
+    for number, values in records[1:]:
+        if values == [''] or not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise TaskDataError(f'{path}, line {number}: {len(values)} fields, the header has '
+                                f'{len(header)} ({fmt.upper()}' +
+                                (', no quote handling' if fmt == 'tsv' and not quoting else '')
+                                + ')')
+        rows.append(Row(dict(zip(header, values)), f'{path}, line {number}'))
+    return rows
+
+
+def _quoted_records(path, lines, delimiter):
+    """``(line number, fields)`` of quoted records, which may span lines."""
+    records = []
+    reader = csv.reader((line + '\n' for line in lines), delimiter=delimiter, strict=True)
+    try:
+        start = 1
+        for values in reader:
+            records.append((start, [v.rstrip('\r') for v in values]))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise TaskDataError(f'{path}, line {reader.line_num}: {error}') from None
+    return records
+
+
+def _json_lines(path, text):
+    rows = []
+    for number, line in enumerate(text.split('\n'), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise TaskDataError(f'{path}, line {number}: not JSON ({error.msg})') from None
+        if not isinstance(value, dict):
+            raise TaskDataError(f'{path}, line {number}: a JSON {type(value).__name__}; '
+                                f'expected one object per line')
+        rows.append(Row(value, f'{path}, line {number}'))
+    return rows
+
+
+def field(row, name, option):
+    """The field ``name`` of ``row``; TaskDataError naming the option that chose it and the
+    columns the row has."""
+    if name not in row.fields:
+        raise TaskDataError(f'{row.where}: no column {name!r} ({option}); the columns are '
+                            f'{", ".join(map(repr, row.fields))}')
+    return row.fields[name]
+
+
+@dataclass
+class TaggedSentence:
+    """One sentence of a CoNLL file: its words, their tags, and where it starts."""
+    words: list
+    tags: list
+    where: str
+
+
+def read_conll(path):
+    """The sentences of a CoNLL file: the word in the first column, the tag in the last
+    (POS and chunk columns between are ignored), tab or space separated; ``-DOCSTART-`` lines
+    skipped; sentences end at blank or whitespace-only lines."""
+    sentences, words, tags, start = [], [], [], None
+    for number, line in enumerate(read_text(path).split('\n'), 1):
+        fields = line.split()
+        if not fields or fields[0] == '-DOCSTART-':
+            if words:
+                sentences.append(TaggedSentence(words, tags, f'{path}, line {start}'))
+            words, tags = [], []
+            continue
+        if len(fields) < 2:
+            raise TaskDataError(f'{path}, line {number}: {line.strip()!r} has one column; '
+                                f'expected the word first and its tag last')
+        start = number if not words else start
+        words.append(fields[0])
+        tags.append(fields[-1])
+    if words:
+        sentences.append(TaggedSentence(words, tags, f'{path}, line {start}'))
+    return sentences

@@ -1,0 +1,53 @@
+"""Sequence regression: one text or a pair -> a score (STS-B's 0-5 similarity); Pearson and
+Spearman correlations. The label column is read as a number, never as classes (STS-B's
+string scores must not become 26 labels)."""
+import numpy as np
+
+from ..metrics import regression_metrics
+from .base import Task, TaskDataError, check_not_empty
+from .sentences import check_labelled, encode_text_examples, read_text_examples
+
+
+def _score(value):
+    score = float(value)
+    if not np.isfinite(score):
+        raise ValueError(value)
+    return score
+
+
+class RegressionTask(Task):
+    name = 'regression'
+    main_metric = 'pearson'
+    greater_is_better = True
+
+    def read(self, path, text_columns=None, label_column='label', fmt=None, quoting=False):
+        return read_text_examples(path, text_columns, label_column, fmt, quoting, _score,
+                                  'finite number')
+
+    def labels_from(self, examples):
+        check_labelled(check_not_empty(examples, 'the training split'))
+        if len({e.label for e in examples}) < 2:
+            raise TaskDataError('every training score is the same; expected varied scores')
+        return None
+
+    def encode(self, examples, tokenizer, vocab, max_len, labels):
+        return encode_text_examples(
+            examples, tokenizer, vocab, max_len,
+            lambda exs: np.array([e.label for e in exs], dtype=np.float32))
+
+    def head(self, bert, labels):
+        from ..model.heads import BERTForSequenceClassification
+        return BERTForSequenceClassification(bert, 1)
+
+    def postprocess(self, outputs, features, examples):
+        return [float(score) for score in np.asarray(outputs).reshape(-1)]
+
+    def metrics(self, predictions, examples):
+        check_labelled(examples)
+        return regression_metrics([e.label for e in examples], predictions)
+
+    def baseline(self, train_examples, eval_examples):
+        """Always the training split's mean score (correlations are 0 by definition)."""
+        check_labelled(train_examples)
+        mean = float(np.mean([e.label for e in train_examples]))
+        return self.metrics([mean] * len(eval_examples), eval_examples)

@@ -1,0 +1,82 @@
+"""Token classification (NER) on CoNLL files: a tag per word, the label set read from the
+training file; the label sits on each word's first sub-word, the other pieces are not scored;
+sentences longer than ``max_len`` are split into windows of whole words, so that every word
+gets a prediction; entity-level precision, recall and F1 on words (``metrics.ENTITY_SCHEME``).
+"""
+import collections
+
+import numpy as np
+
+from ..metrics import entity_metrics
+from .base import Features, Task, TaskDataError, check_not_empty
+from .encoding import IGNORE_LABEL, encode_words
+from .readers import read_conll
+
+
+class TokenClassificationTask(Task):
+    name = 'token-classification'
+    main_metric = 'f1'
+    greater_is_better = True
+
+    def read(self, path, **columns):
+        if columns:
+            raise ValueError(f'token-classification reads CoNLL files (word first, tag last); '
+                             f'it takes no column options, got {sorted(columns)}')
+        return read_conll(path)
+
+    def labels_from(self, examples):
+        check_not_empty(examples, 'the training split')
+        labels = sorted({tag for sentence in examples for tag in sentence.tags})
+        if len(labels) < 2:
+            raise TaskDataError(f'the training split has one tag {labels}; expected at least '
+                                f'two')
+        return labels
+
+    def encode(self, examples, tokenizer, vocab, max_len, labels):
+        check_not_empty(examples, 'the split')
+        inputs, (example_index, word_ids) = encode_words([s.words for s in examples],
+                                                         tokenizer, vocab, max_len)
+        targets = None
+        if all(sentence.tags is not None for sentence in examples):
+            targets = self._targets(examples, labels, example_index, word_ids)
+        return Features(*inputs, labels=targets, example_index=example_index,
+                        extra={'word_ids': word_ids, 'labels': list(labels)})
+
+    @staticmethod
+    def _targets(examples, labels, example_index, word_ids):
+        """Tag ids on each word's first piece, ``IGNORE_LABEL`` elsewhere."""
+        ids = {label: i for i, label in enumerate(labels)}
+        targets = np.full(word_ids.shape, IGNORE_LABEL, dtype=np.float32)
+        for row, (number, words) in enumerate(zip(example_index, word_ids)):
+            sentence = examples[number]
+            for position in np.flatnonzero(words >= 0):
+                tag = sentence.tags[words[position]]
+                if tag not in ids:
+                    raise TaskDataError(f'{sentence.where}: tag {tag!r} is not one of the '
+                                        f'training tags {list(labels)}')
+                targets[row, position] = ids[tag]
+        return targets
+
+    def head(self, bert, labels):
+        from ..model.heads import BERTForTokenClassification
+        return BERTForTokenClassification(bert, len(labels))
+
+    def postprocess(self, outputs, features, examples):
+        """The predicted tags of each example's words, gathered from its windows."""
+        names = features.extra['labels']
+        best = np.asarray(outputs).argmax(axis=-1)
+        tags = [[None] * len(sentence.words) for sentence in examples]
+        for row, number in enumerate(features.example_index):
+            words = features.extra['word_ids'][row]
+            for position in np.flatnonzero(words >= 0):
+                tags[number][words[position]] = names[best[row, position]]
+        return tags
+
+    def metrics(self, predictions, examples):
+        return entity_metrics([s.tags for s in examples], predictions)
+
+    def baseline(self, train_examples, eval_examples):
+        """Every word gets the training split's most frequent tag (``O`` in NER files)."""
+        counts = collections.Counter(tag for s in train_examples for tag in s.tags)
+        majority = counts.most_common(1)[0][0]
+        return self.metrics([[majority] * len(s.words) for s in eval_examples], eval_examples)

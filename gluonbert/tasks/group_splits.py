@@ -11,8 +11,7 @@ import hashlib
 import json
 import os
 
-from ..export.folder import staged_folder, write_bytes
-from .choices import read_rows
+from .readers import read_table
 
 DEFAULT_FRACTIONS = (('train', 0.8), ('dev', 0.1), ('test', 0.1))
 
@@ -57,44 +56,48 @@ def split_by_group(items, group_of, fractions=DEFAULT_FRACTIONS, seed=0):
 
 def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
     """Write ``folder/<split>.json`` (SQuAD v1.1 files) from ``path``, split by article title
-    and sized by questions. Returns ``{split name: number of questions}``."""
+    and sized by questions; the folder is written whole or not at all. Returns ``{split
+    name: number of questions}``."""
+    from ..export.folder import staged_folder, write_bytes
     with open(path, encoding='utf-8') as f:
         dataset = json.load(f)
-    articles = dataset['data']
     sizes = {}
-    for article in articles:
+    for article in dataset['data']:
         questions = sum(len(paragraph['qas']) for paragraph in article['paragraphs'])
         sizes[article['title']] = sizes.get(article['title'], 0) + questions
     assignment = assign_groups(sizes, fractions, seed)
-    counts = {}
+    counts = {name: 0 for name, _ in fractions}
+    for title, size in sizes.items():
+        counts[assignment[title]] += size
     with staged_folder(folder) as staging:
         for name, _ in fractions:
-            chosen = [a for a in articles if assignment[a['title']] == name]
-            counts[name] = sum(sizes[title] for title in {a['title'] for a in chosen})
-            data = dict(dataset, data=chosen)
-            write_bytes(os.path.join(staging, f'{name}.json'), json.dumps(data).encode('utf-8'))
+            chosen = [a for a in dataset['data'] if assignment[a['title']] == name]
+            write_bytes(os.path.join(staging, f'{name}.json'),
+                        json.dumps(dict(dataset, data=chosen)).encode('utf-8'))
     return counts
 
 
 def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS, seed=0):
-    """Write ``folder/<split><ext>`` from a CSV/TSV/JSON Lines file, rows grouped by
-    ``column`` (Cosmos QA: the context). Returns ``{split name: number of rows}``."""
-    header, rows = read_rows(path)
+    """Write ``folder/<split><ext>`` from a CSV, TSV or JSON Lines file, rows grouped by
+    ``column`` (Cosmos QA: the context); the folder is written whole or not at all. Returns
+    ``{split name: number of rows}``."""
+    from ..export.folder import staged_folder
+    rows = read_table(path)
+    header = list(rows[0].fields) if rows else []
     if column not in header:
-        raise ValueError(f'{path}: no column {column!r} to split by; the header has {header}')
-    splits = split_by_group(rows, lambda row: row[column], fractions, seed)
+        raise ValueError(f'{path}: no column {column!r} to split by; the columns are {header}')
+    splits = split_by_group(rows, lambda row: row.fields[column], fractions, seed)
     extension = os.path.splitext(path)[1].lower()
     with staged_folder(folder) as staging:
         for name, chosen in splits.items():
-            target = os.path.join(staging, name + extension)
-            with open(target, 'w', encoding='utf-8', newline='') as f:
-                if extension in ('.jsonl', '.json'):
-                    for row in chosen:
-                        f.write(json.dumps({k: row[k] for k in header}) + '\n')
-                else:
-                    writer = (csv.writer(f) if extension == '.csv'
-                              else csv.writer(f, delimiter='\t', quoting=csv.QUOTE_NONE,
-                                              lineterminator='\n'))
-                    writer.writerow(header)
-                    writer.writerows([row[k] for k in header] for row in chosen)
+            with open(os.path.join(staging, name + extension), 'w', encoding='utf-8',
+                      newline='') as f:
+                if extension in ('.jsonl', '.json', '.ndjson'):
+                    f.writelines(json.dumps(row.fields) + '\n' for row in chosen)
+                    continue
+                writer = (csv.writer(f) if extension == '.csv' else
+                          csv.writer(f, delimiter='\t', quoting=csv.QUOTE_NONE,
+                                     lineterminator='\n'))
+                writer.writerow(header)
+                writer.writerows([row.fields[k] for k in header] for row in chosen)
     return {name: len(chosen) for name, chosen in splits.items()}

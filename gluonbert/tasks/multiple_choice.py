@@ -7,7 +7,7 @@ import collections
 
 import numpy as np
 
-from .base import Task, TaskDataError, check_not_empty
+from .base import Task, TaskDataError
 from .choices import accuracy, encode_choices, read_choices
 
 
@@ -18,8 +18,8 @@ class MultipleChoice(Task):
     main_metric = 'accuracy'
     greater_is_better = True
 
-    def read(self, path, text_columns=None, label_column='label'):
-        return check_not_empty(read_choices(path, text_columns, label_column), path)
+    def read(self, path, text_columns=None, label_column='label', fmt=None, quoting=False):
+        return read_choices(path, text_columns, label_column, fmt, quoting)
 
     def encode(self, examples, tokenizer, vocab, max_len, labels=None):
         return encode_choices(examples, tokenizer, vocab, max_len)

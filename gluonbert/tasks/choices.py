@@ -2,15 +2,16 @@
 
 Each candidate becomes one sequence ``<cls> context <sep> question ending <sep>`` (segments 0
 then 1), the pair truncated longest side first (``encoding.truncate_pair``), as HF's
-``run_swag.py`` does; an example's
-candidates stack into the ``(batch, num_choices, seq_len)`` layout ``BERTForMultipleChoice``
-takes. Readers know two layouts by their header (``id, context, question, answer0..3, label``:
-Cosmos QA; ``sent1, sent2, ending0..3, label``: SWAG), or take the columns by name.
+``run_swag.py`` does; an example's candidates stack into the ``(batch, num_choices,
+seq_len)`` layout ``BERTForMultipleChoice`` takes. Readers know two layouts by their header
+(``id, context, question, answer0..3, label``: Cosmos QA; ``sent1, sent2, ending0..3,
+label``: SWAG), or take the columns by name.
 
 Pure Python and numpy (no MXNet): ``export/predict.py`` serves multiple choice with this same
-code. Serving API: ``encode_choices([ChoiceExample(context, question, endings)], tokenizer,
-vocab, max_len)`` -> ``Features``; the model's ``(batch, num_choices)`` scores then give
-``argmax`` per example.
+code. Serving API: ``served_example(fields, where)`` reads a line's tab-separated fields
+``context, question, ending0, ending1, ...``; ``encode_choices(examples, tokenizer, vocab,
+max_len)`` -> ``Features``; the head's ``(batch, num_choices)`` scores then give ``argmax``
+per example (``MultipleChoice.postprocess``).
 """
 from dataclasses import dataclass
 
@@ -34,6 +35,15 @@ class ChoiceExample:
     endings: list
     label: int = None
     qid: str = ''
+
+
+def served_example(fields, where):
+    """The ``ChoiceExample`` of one served input line's tab-separated ``fields``:
+    ``context<TAB>question<TAB>ending0<TAB>ending1...`` (the question may be empty)."""
+    if len(fields) < 4:
+        raise TaskDataError(f'{where}: expected context<TAB>question<TAB>ending0<TAB>ending1'
+                            f'... (at least two endings), found {len(fields)} fields')
+    return ChoiceExample(fields[0], fields[1], list(fields[2:]), None, where)
 
 
 def _layout(header, path):

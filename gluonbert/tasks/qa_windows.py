@@ -21,10 +21,12 @@ in the features' ``extra['mismatches']``, questions whose answer lies whole in n
 long for the windows) in ``extra['unplaced']``: they train as "no answer" in every window.
 
 Pure Python and numpy (no MXNet): ``export/predict.py`` serves QA with this same code.
-Serving API: ``encode_examples([QAExample(qid, question, context)], tokenizer, vocab,
-max_len, doc_stride)`` -> ``Features`` (one row per window; ``extra`` holds each context
-token's character span and where each window starts); the head's start/end logits of those
-rows then go to ``qa_answers.best_answers`` with the contexts.
+Serving API: ``served_example(fields, where)`` reads a line's tab-separated fields
+``question, context``; ``encode_examples(examples, tokenizer, vocab, max_len, doc_stride)``
+-> ``Features`` (one row per window; ``extra`` holds each context token's character span and
+where each window starts); the head's start/end logits of those rows then go to
+``qa_answers.nbest_answers`` / ``best_answers`` with the contexts
+(``QuestionAnswering.postprocess``).
 """
 import json
 from dataclasses import dataclass, field
@@ -88,6 +90,15 @@ def read_squad(path):
     if not examples:
         raise TaskDataError(f'{path}: holds no questions')
     return examples
+
+
+def served_example(fields, where):
+    """The ``QAExample`` of one served input line's tab-separated ``fields``:
+    ``question<TAB>context``; ``where`` (e.g. 'stdin, line 3') becomes its id."""
+    if len(fields) != 2 or not all(f.strip() for f in fields):
+        raise TaskDataError(f'{where}: expected question<TAB>context (one tab, both '
+                            f'non-empty), found {len(fields) - 1} tabs')
+    return QAExample(where, fields[0], fields[1])
 
 
 def _field(record, key, path, where):

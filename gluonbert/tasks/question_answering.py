@@ -27,10 +27,14 @@ class QuestionAnswering(Task):
         self.doc_stride, self.max_query_len = doc_stride, max_query_len
         self.n_best, self.max_answer_len, self.articles = n_best, max_answer_len, articles
 
-    def read(self, path, **columns):
-        if columns:
-            raise ValueError(f'columns {sorted(columns)}: the question-answering task reads '
-                             f'SQuAD v1.1 JSON, whose fields are fixed')
+    def read(self, path, text_columns=None, label_column=None, fmt=None, quoting=False):
+        """The questions of a SQuAD v1.1 JSON file, whose fields are fixed: ``label_column``
+        and ``quoting`` do not apply, ``text_columns`` and a ``fmt`` other than 'json' are
+        refused."""
+        if text_columns or fmt not in (None, 'json'):
+            raise ValueError(f'text_columns={text_columns!r}, format={fmt!r}: the '
+                             f'question-answering task reads SQuAD v1.1 JSON, whose fields '
+                             f'are fixed')
         return check_not_empty(read_squad(path), path)
 
     def encode(self, examples, tokenizer, vocab, max_len, labels=None):

@@ -2,8 +2,10 @@
 a real training step on the multiple-choice head."""
 import os
 
+import mxnet as mx
 import numpy as np
 import pytest
+from task_training import objective_losses, tiny_task_head
 
 from gluonbert.data.vocab import Vocab
 from gluonbert.tasks import TaskDataError, get_task
@@ -102,30 +104,14 @@ def test_the_cosmos_qa_dev_file_reads_as_its_readme_counts():
 
 
 def test_the_objective_trains_the_multiple_choice_head():
-    import mxnet as mx
-    from mxnet import autograd, gluon, init
-    import gluonbert
     task = get_task('multiple-choice')
     texts = ['the sky is blue', 'grass is green', 'snow is white', 'coal is black']
     examples = [ChoiceExample(text, 'what colour', ['blue', 'green', 'white', 'black'], i)
                 for i, text in enumerate(texts)]
     vocab = vocab_of(*texts, 'what colour')
     features = task.encode(examples, whitespace, vocab, 16, None)
-    mx.random.seed(0)
-    bert = gluonbert.BERTModel(len(vocab), 32, 64, 2, 2, 0.0, max_len=16)
-    bert.initialize(init.Xavier())
-    head = task.head(bert, None)
-    head.output.initialize(init.Xavier())
-    objective = task.objective(head)
-    trainer = gluon.Trainer(head.collect_params(), 'adam', {'learning_rate': 1e-3})
-    batch = [mx.nd.array(a) for a in features.arrays]
-    losses = []
-    for _ in range(40):
-        with autograd.record():
-            loss, (loss_sum, count) = objective(batch, objective.totals(features.arrays))
-        loss.backward()
-        trainer.step(len(features))
-        losses.append(loss_sum.asscalar() / count.asscalar())
+    head = tiny_task_head(task, vocab, 16)
+    losses = objective_losses(task, head, features, 40)
     assert losses[-1] < losses[0] / 3
     outputs = task.predict(head, features, [mx.cpu()])
     assert task.metrics(task.postprocess(outputs, features, examples), examples) == {

@@ -2,6 +2,8 @@
 pre- and post-processing give MXNet's answers: same windows, same span search, same picks."""
 import numpy as np
 import pytest
+from mxnet import init
+from task_training import tiny_task_head
 
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.vocab import Vocab
@@ -15,18 +17,6 @@ LINES = [f'what took the mill ?\t{CONTEXT}', f'what did the village build ?\t{CO
          'who stood ?\tthe mill stood .']
 CHOICE_LINES = ['the river rose .\twhat then ?\ta flood came .\tthe mill sang .',
                 'a bridge was built .\t\tpeople crossed .\tthe river burned .']
-
-
-def tiny_head(task, vocab, max_len):
-    import mxnet as mx
-    from mxnet import init
-    import gluonbert
-    mx.random.seed(1)
-    bert = gluonbert.BERTModel(len(vocab), 16, 32, 2, 1, 0.0, max_len=max_len)
-    bert.initialize(init.Normal(0.5))
-    head = task.head(bert, None)
-    head.output.initialize(init.Normal(0.5))
-    return head
 
 
 def served(task, head, vocab, examples, max_len, folder):
@@ -51,7 +41,8 @@ def test_question_answering_serves_lines_over_windows_as_mxnet_answers(tmp_path)
     examples = [served_question(line.split('\t'), f'stdin, line {n}')
                 for n, line in enumerate(LINES, 1)]
     vocab = Vocab(' '.join(LINES).split(), reserved_tokens=['<pad>', '<cls>', '<sep>'])
-    head = tiny_head(task, vocab, 32)
+    head = tiny_task_head(task, vocab, 32, hidden=16, blocks=1, initializer=init.Normal(0.5),
+                          seed=1)
     features = task.encode(examples, WhitespaceTokenizer(), vocab, 32, None)
     assert np.bincount(features.example_index).tolist()[0] > 2
     mxnet_answers, onnx_answers = served(task, head, vocab, examples, 32, tmp_path / 'qa')
@@ -66,7 +57,8 @@ def test_multiple_choice_serves_lines_as_mxnet_picks(tmp_path):
                 for n, line in enumerate(CHOICE_LINES, 1)]
     assert examples[1].question == '' and len(examples[0].endings) == 2
     vocab = Vocab(' '.join(CHOICE_LINES).split(), reserved_tokens=['<pad>', '<cls>', '<sep>'])
-    head = tiny_head(task, vocab, 16)
+    head = tiny_task_head(task, vocab, 16, hidden=16, blocks=1, initializer=init.Normal(0.5),
+                          seed=1)
     mxnet_picks, onnx_picks = served(task, head, vocab, examples, 16, tmp_path / 'mc')
     assert onnx_picks == mxnet_picks and set(onnx_picks) <= {0, 1}
 

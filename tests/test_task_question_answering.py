@@ -4,8 +4,10 @@ import collections
 import json
 import os
 
+import mxnet as mx
 import numpy as np
 import pytest
+from task_training import objective_losses, tiny_task_head
 
 from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
 from gluonbert.tasks import TaskDataError, get_task
@@ -278,37 +280,14 @@ def test_real_squad_articles_round_trip_every_gold_answer_through_windows_and_se
     assert get_task('question-answering').metrics(predicted, examples)['exact_match'] > 99
 
 
-def tiny_span_head(vocab):
-    import mxnet as mx
-    from mxnet import init
-    import gluonbert
-    mx.random.seed(0)
-    bert = gluonbert.BERTModel(len(vocab), 32, 64, 2, 2, 0.0, max_len=32)
-    bert.initialize(init.Xavier())
-    head = get_task('question-answering').head(bert)
-    head.output.initialize(init.Xavier())
-    return head
-
-
 def test_the_objective_trains_the_span_head_on_encoded_windows():
-    import mxnet as mx
-    from mxnet import autograd, gluon
     task = get_task('question-answering')
     tokenizer, vocab = tokenizer_and_vocab()
     examples = [example([('villages', 10)]), example([('1895', 24)], 'when', qid='q2'),
                 example([('golden', 49)], 'where golden', qid='q3')]
     features = task.encode(examples, tokenizer, vocab, 32, None)
-    head = tiny_span_head(vocab)
-    objective = task.objective(head)
-    trainer = gluon.Trainer(head.collect_params(), 'adam', {'learning_rate': 1e-3})
-    batch = [mx.nd.array(a) for a in features.arrays]
-    losses = []
-    for _ in range(30):
-        with autograd.record():
-            loss, (loss_sum, count) = objective(batch, objective.totals(features.arrays))
-        loss.backward()
-        trainer.step(len(features))
-        losses.append(loss_sum.asscalar() / count.asscalar())
+    head = tiny_task_head(task, vocab, 32)
+    losses = objective_losses(task, head, features, 30)
     assert losses[-1] < losses[0] / 3
     predictions = task.postprocess(task.predict(head, features, [mx.cpu()]), features,
                                    examples)

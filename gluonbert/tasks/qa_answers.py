@@ -33,24 +33,28 @@ def window_spans(start_logits, end_logits, first, window, others, max_answer_len
     start, length = window
     if length == 0:
         return []
-    a = start + np.arange(length)[:, None]
-    b = start + np.arange(length)[None, :]
-    allowed = (b >= a) & (b - a < max_answer_len)
+    # spans as (first token i, extra tokens d): a band of max_answer_len ends per start
+    i = np.arange(length)[:, None]
+    d = np.arange(min(max_answer_len, length))[None, :]
+    a, b = start + i, start + i + d
+    allowed = i + d < length
     own = _context_score(a, b, start, length)
     if others:
         other_starts, other_lengths = (np.array(x)[:, None, None] for x in zip(*others))
         other = _context_score(a, b, other_starts, other_lengths)
         beaten = (other > own) | ((other == own) & (other_starts < start))
         allowed &= ~beaten.any(axis=0)
-    scores = (start_logits[first:first + length, None].astype(np.float64)
-              + end_logits[None, first:first + length].astype(np.float64))
+    start_scores = start_logits[first:first + length].astype(np.float64)
+    end_scores = end_logits[first:first + length].astype(np.float64)
+    scores = start_scores[:, None] + end_scores[np.minimum(i + d, length - 1)]
     flat = np.where(allowed, scores, -np.inf).reshape(-1)
     count = min(n_best, int(allowed.sum()))
     if count == 0:
         return []
     top = np.argpartition(-flat, count - 1)[:count]
     top = top[np.argsort(-flat[top], kind='stable')]
-    return [(float(flat[i]), first + i // length, first + i % length) for i in top]
+    width = d.shape[1]
+    return [(float(flat[k]), first + k // width, first + k // width + k % width) for k in top]
 
 
 def nbest_answers(features, start_logits, end_logits, contexts, n_best=20, max_answer_len=30):

@@ -221,6 +221,8 @@ def test_read_squad_gives_every_question_with_its_answers(tmp_path):
     ([{'id': 'a', 'question': 'Q', 'answers': [{'text': 'village', 'answer_start': 9}]}],
      r"question a: answer 'village' with answer_start=9 is not in its context"),
     ([{'id': 'a', 'question': 'Q', 'answers': []}], 'question a has no answers'),
+    ([{'id': 'a', 'question': 'Q', 'answers': [{'text': ' ', 'answer_start': 9}]}],
+     r"question a: answer ' ' is blank"),
     ([{'id': 'a', 'answers': [{'text': 'village', 'answer_start': 10}]}],
      "question a lacks the key 'question'"),
 ])

@@ -108,9 +108,12 @@ def _field(record, key, path, where):
 
 
 def check_answer_in_context(context, text, start, where='answer'):
-    """Raise ``TaskDataError`` unless ``context[start:start + len(text)] == text``."""
+    """Raise ``TaskDataError`` unless ``context[start:start + len(text)] == text``, a text
+    that is not blank."""
+    if not isinstance(text, str) or not text.strip():
+        raise TaskDataError(f'{where}: answer {text!r} is blank; expected the answer\'s text')
     if not isinstance(start, int) or not 0 <= start <= len(context) - len(text) \
-            or context[start:start + len(text)] != text or not text.strip():
+            or context[start:start + len(text)] != text:
         found = context[start:start + len(text)] if isinstance(start, int) else None
         raise TaskDataError(f'{where}: answer {text!r} with answer_start={start!r} is not in '
                             f'its context (found {found!r} there); expected the answer text at '

@@ -116,3 +116,14 @@ def test_the_objective_trains_the_multiple_choice_head():
     outputs = task.predict(head, features, [mx.cpu()])
     assert task.metrics(task.postprocess(outputs, features, examples), examples) == {
         'accuracy': 1.0}
+
+
+@pytest.mark.skipif(not os.path.exists(COSMOS), reason='../shared/data/cosmos-qa is absent')
+def test_fine_tuning_on_real_cosmos_qa_questions_lowers_the_loss():
+    task = get_task('multiple-choice')
+    examples = read_choices(COSMOS)[:8]
+    vocab = vocab_of(*(' '.join([e.context, e.question] + e.endings) for e in examples))
+    features = task.encode(examples, whitespace, vocab, 64, None)
+    assert features.tokens.shape[:2] == (8, 4)
+    losses = objective_losses(task, tiny_task_head(task, vocab, 64), features, 40)
+    assert losses[-1] < losses[0] / 2

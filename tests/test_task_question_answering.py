@@ -294,3 +294,14 @@ def test_the_objective_trains_the_span_head_on_encoded_windows():
     predictions = task.postprocess(task.predict(head, features, [mx.cpu()]), features,
                                    examples)
     assert task.metrics(predictions, examples)['exact_match'] == 100.0
+
+
+@pytest.mark.skipif(not os.path.exists(SQUAD), reason='../shared/data/squad-1.1 is absent')
+def test_fine_tuning_on_real_squad_questions_lowers_the_loss():
+    task = get_task('question-answering')
+    examples = read_squad(SQUAD)[:8]
+    tokenizer, vocab = squad_wordpiece(examples, min_count=1)
+    features = task.encode(examples, tokenizer, vocab, 64, None)
+    assert len(features) > len(examples)  # long contexts: several windows each
+    losses = objective_losses(task, tiny_task_head(task, vocab, 64), features, 40)
+    assert losses[-1] < losses[0] / 2

@@ -75,12 +75,13 @@ def d2l_step():
 
 
 def gluonbert_step():
-    """One gluonbert fine-tuning step on a batch: ``step(X, y)`` (``train_classifier``'s)."""
+    """One gluonbert fine-tuning step on a batch: ``step(X, y)``, the training engine's step
+    as ``train_classifier`` and ``gluonbert finetune`` run it."""
     import gluonbert
     import mxnet as mx
     from mxnet import gluon, init
-    from gluonbert.train.sharding import shard_batch
-    from gluonbert.train.strategies import Plain
+    from gluonbert.train.engine import Engine
+    from gluonbert.train.finetune import ClassificationLoss
     c = CONFIG
     bert = gluonbert.BERTModel(c['vocab_size'], c['num_hiddens'], c['ffn_num_hiddens'],
                                c['num_heads'], c['num_blks'], c['dropout'], c['max_len'])
@@ -89,13 +90,11 @@ def gluonbert_step():
     net.output.initialize()
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
-    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    engine = Engine(ClassificationLoss(net, gluon.loss.SoftmaxCrossEntropyLoss()), trainer,
+                    [mx.cpu()])
 
     def step(X, y):
-        batch = [mx.nd.array(x, dtype=x.dtype) for x in (*X, y)]
-        losses, _ = Plain().backward(net, shard_batch(batch, [mx.cpu()]), loss)
-        trainer.step(BATCH)
-        sum(float(l.sum().asnumpy()) for l in losses)
+        engine.step((*X, y))
         mx.nd.waitall()
     return step
 

@@ -3,8 +3,8 @@ on 1 and 2 local ``dist_sync`` workers, with the efficiency against one context.
 
 The chapter's pretraining configuration (vocabulary 20,256, 128 hidden, 256 FFN, 2 heads, 2
 blocks, dropout 0.2, max_len 64, global batch 512) on synthetic batches, run by
-``python -m gluonbert.distributed.pretrain`` in fresh processes: alone with
-``--contexts cpu:0,...`` (KVStore ``device``), or under ``python -m
+``python -m gluonbert pretrain --synthetic`` in fresh processes: alone with
+``--devices cpu:0,...`` (KVStore ``device``), or under ``python -m
 gluonbert.distributed.launch -n N -s 1`` (KVStore ``dist_sync``, one server).
 
 CPU contexts share the machine's cores, so splitting cannot speed up; what the efficiency
@@ -34,7 +34,7 @@ import tempfile
 from harness import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRETRAIN = [sys.executable, '-m', 'gluonbert.distributed.pretrain', '--log-every', '1000']
+PRETRAIN = [sys.executable, '-m', 'gluonbert', 'pretrain', '--synthetic', '--log-every', '1000']
 LAUNCH = [sys.executable, '-m', 'gluonbert.distributed.launch', '--timeout', '1800']
 
 
@@ -75,8 +75,10 @@ def measure(prefix, device_list, workers, steps, batch_size, cores):
         env.pop('OMP_NUM_THREADS', None)
     with tempfile.TemporaryDirectory() as folder:
         summary = os.path.join(folder, 'summary.json')
-        command = prefix + PRETRAIN + ['--contexts', device_list, '--steps', str(steps),
-                                       '--batch-size', str(batch_size), '--summary', summary]
+        command = prefix + PRETRAIN + ['--devices', device_list, '--steps', str(steps),
+                                       '--batch-size', str(batch_size), '--summary', summary,
+                                       '--checkpoint-dir', os.path.join(folder, 'checkpoints'),
+                                       '--checkpoint-every', '0']
         before = children_cpu_seconds()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env,
                               preexec_fn=preexec)

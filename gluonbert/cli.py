@@ -19,6 +19,7 @@ import sys
 import tomllib
 
 from . import runtime
+from .distributed.kvstore import KVSTORE_TYPES
 
 USER_ERRORS = (ValueError, FileNotFoundError)
 
@@ -66,13 +67,49 @@ def _pretrain_options(parser, d):
     data.add_argument('--batch-size', type=int, default=d['batch_size'])
     data.add_argument('--masking', choices=['token', 'whole_word', 'span'], default='token',
                       help='MLM masking: d2l\'s per token, whole words, or spans')
+    data.add_argument('--synthetic', action='store_true',
+                      help='random batches of the same layout instead of WikiText-2 (for '
+                      'benchmarks and tests of the training path; saves no model)')
+    data.add_argument('--vocab-size', type=int, default=20256,
+                      help='--synthetic: the vocabulary size (default: %(default)s, '
+                      "WikiText-2's)")
     train = parser.add_argument_group('training')
     train.add_argument('--steps', type=int, default=d['steps'])
+    train.add_argument('--optimizer', default='adam',
+                       help='adam (the chapter\'s), adamw, bertadam, or an MXNet optimizer '
+                       'such as sgd (default: %(default)s)')
     train.add_argument('--lr', type=float, default=1e-3,
-                       help="Adam's learning rate (default: %(default)s; d2l's 0.01 collapses "
+                       help="the learning rate (default: %(default)s; d2l's 0.01 collapses "
                        "the <cls> encoding of this small model within 150 steps, leaving "
                        "nothing for fine-tuning)")
+    train.add_argument('--weight-decay', type=float, default=0.0,
+                       help='off for biases and LayerNorm (default: %(default)s, as the chapter)')
+    train.add_argument('--log-every', type=int, default=10,
+                       help='steps between logged losses (default: %(default)s)')
+    _run_options(parser, checkpoint_every=100)
+    workers = parser.add_argument_group('several workers (python -m gluonbert.distributed.launch '
+                                        '... -- gluonbert pretrain ...)')
+    workers.add_argument('--kvstore', choices=[k for k in KVSTORE_TYPES if k != 'dist_async'],
+                         help='default: dist_sync under the launcher, else device (dist_async '
+                         'updates on the servers, where BERTTrainer cannot check the step)')
+    workers.add_argument('--timeout', type=float, default=300.0,
+                         help='seconds without a completed step (or to join the job) before a '
+                         'worker exits with status 124 (default: %(default)s)')
+    workers.add_argument('--summary', metavar='FILE',
+                         help='write a JSON summary (step times, throughput) here')
     _common(parser, d['out'])
+
+
+def _run_options(parser, checkpoint_every):
+    run = parser.add_argument_group('checkpoints and resuming')
+    run.add_argument('--checkpoint-dir', help='where checkpoints and the metrics log go '
+                     '(default: OUT.checkpoints, beside --out)')
+    run.add_argument('--checkpoint-every', type=int, default=checkpoint_every,
+                     help='updates between checkpoints; 0: only at the end (and at the end of '
+                     'each epoch when fine-tuning) (default: %(default)s)')
+    run.add_argument('--resume', action='store_true',
+                     help='continue from the newest checkpoint in --checkpoint-dir, to the '
+                     'same parameters as an uninterrupted run')
 
 
 def _finetune_options(parser, d, pretrained_required=True):
@@ -122,6 +159,7 @@ def _finetune_options(parser, d, pretrained_required=True):
                         'training pairs (0: all)')
     parser.add_argument('--test-limit', type=int, default=0, help='use the first N test '
                         'pairs (0: all)')
+    _run_options(parser, checkpoint_every=0)
     _common(parser, d['out'])
 
 
@@ -276,7 +314,8 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2
-    if args.command in ('main', 'pretrain', 'finetune'):  # where threads matter; to stderr
+    # Where threads matter, to stderr; a launcher's workers leave it to the chief (see jobs)
+    if args.command in ('main', 'pretrain', 'finetune') and not os.environ.get('DMLC_ROLE'):
         print(runtime.describe(), file=sys.stderr)
     try:
         from . import jobs

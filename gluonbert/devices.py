@@ -27,3 +27,30 @@ def parse_devices(spec):
     if len(set(devices)) != len(devices):
         raise ValueError(f'devices {spec!r} names a device twice')
     return devices
+
+
+def check_contexts(contexts):
+    """``contexts`` as a list, refusing an empty list, non-contexts, GPUs that do not exist
+    and duplicates."""
+    contexts = list(contexts) if contexts is not None else []
+    if not contexts:
+        raise ValueError('contexts is empty; expected at least one, e.g. [mx.cpu()] or '
+                         '[mx.gpu(0), mx.gpu(1)]')
+    num_gpus = None
+    for i, context in enumerate(contexts):
+        if not isinstance(context, mx.Context):
+            raise TypeError(f'contexts[{i}]={context!r} is a {type(context).__name__}; '
+                            f'expected an mx.Context such as mx.cpu(0) or mx.gpu(0) '
+                            f'(gluonbert.devices.parse_devices reads "cpu:0,cpu:1")')
+        if context.device_type not in ('cpu', 'gpu'):
+            raise ValueError(f'contexts[{i}]={context}; expected cpu or gpu contexts')
+        if context.device_type == 'gpu':
+            num_gpus = mx.context.num_gpus() if num_gpus is None else num_gpus
+            if context.device_id >= num_gpus:
+                raise ValueError(f'contexts[{i}]={context} does not exist: MXNet sees '
+                                 f'{num_gpus} GPU(s)')
+    duplicates = sorted({str(c) for c in contexts if contexts.count(c) > 1})
+    if duplicates:
+        raise ValueError(f'contexts {contexts} name {", ".join(duplicates)} more than once; '
+                         f'each context must appear once')
+    return contexts

@@ -24,17 +24,21 @@ class LossPlot:
     def add(self, x, *values):
         self.points.append((x, *values))
 
-    def save(self, path, xlabel):
+    def save(self, path, xlabel, fmt=None):
+        """Write the plot to ``path`` (PNG unless ``fmt`` says otherwise); NaN values are
+        gaps: a series is drawn through its own points only."""
+        import math
+
         import matplotlib
         matplotlib.use('Agg')
         from matplotlib import pyplot as plt
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        xs = [p[0] for p in self.points]
         for i, name in enumerate(self.legend):
-            ax.plot(xs, [p[i + 1] for p in self.points], label=name)
+            points = [(p[0], p[i + 1]) for p in self.points if not math.isnan(p[i + 1])]
+            ax.plot([x for x, _ in points], [y for _, y in points], label=name)
         ax.set_xlabel(xlabel)
         ax.set_ylabel('loss')
         ax.legend()
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=100, format=fmt)
         plt.close(fig)

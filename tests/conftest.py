@@ -22,16 +22,21 @@ def np_mode():
     npx.reset_np()
 
 
-@pytest.fixture
-def small_data_env(tmp_path):
-    """Environment for subprocesses: ``$GLUONBERT_DATA`` holds only the slices shipped with
-    gluonbert (WikiText-2 and SNLI), so runs are quick and never read the full data sets."""
+def small_data_environment(folder):
+    """Environment for subprocesses: ``$GLUONBERT_DATA`` (in ``folder``) holds only the
+    slices shipped with gluonbert (WikiText-2 and SNLI), so runs are quick and never read the
+    full data sets."""
     from gluonbert.data import embedded_slice_dir
     from gluonbert.data.nli import embedded_snli_dir
-    data = tmp_path / 'data'
+    data = folder / 'data'
     data.mkdir()
     (data / 'wikitext-2').symlink_to(embedded_slice_dir())
     (data / 'snli-1.0-devtest').symlink_to(embedded_snli_dir())
-    env = dict(os.environ, GLUONBERT_DATA=str(data), GLUONBERT_NO_DOWNLOAD='1',
-               GLUONBERT_CACHE=str(tmp_path / 'cache'))
-    return env
+    return dict(os.environ, GLUONBERT_DATA=str(data), GLUONBERT_NO_DOWNLOAD='1',
+                GLUONBERT_CACHE=str(folder / 'cache'))
+
+
+@pytest.fixture
+def small_data_env(tmp_path):
+    """``small_data_environment`` in the test's own folder."""
+    return small_data_environment(tmp_path)

@@ -1,5 +1,5 @@
 """A worker of test_distributed_launch.py: pretrains the tiny BERT of test_parallel_step.py
-with ``DataParallel`` on ``dist_sync`` and writes its parameters, whatever its rank, so that
+with the training engine on a ``dist`` KVStore and writes its parameters, whatever its rank, so that
 the test can compare the workers with each other and with one process.
 
 ``python distributed_worker.py OUT_DIR BATCH_SIZES CONTEXTS KVSTORE``: one step per global
@@ -13,27 +13,28 @@ import warnings
 import mxnet as mx
 from mxnet import gluon
 
+from gluonbert.data.synthetic import synthetic_pretraining_batch
 from gluonbert.devices import parse_devices
-from gluonbert.distributed import (DataParallel, IdleDevicesWarning, PretrainingLoss,
-                                   synthetic_pretraining_batch)
-from gluonbert.train.pretrain import PretrainingObjective
-from test_parallel_step import MAX_LEN, SGD, VOCAB_SIZE, tiny_bert
+from gluonbert.distributed import create_kvstore
+from gluonbert.distributed.kvstore import resolve_update_on_kvstore
+from gluonbert.train.engine import IdleDevicesWarning
+from test_parallel_step import MAX_LEN, SGD, VOCAB_SIZE, pretraining_engine, tiny_bert
 
 
 def main(out_dir, batch_sizes, contexts, kvstore):
     net = tiny_bert(contexts)
-    objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
-    objective.hybridize(static_alloc=True, static_shape=True)
-    parallel = DataParallel(net, contexts, kvstore, connect_timeout=60)
-    trainer = parallel.trainer(*SGD)
+    trainer = gluon.Trainer(net.collect_params(), *SGD,
+                            kvstore=create_kvstore(kvstore, connect_timeout=60),
+                            update_on_kvstore=resolve_update_on_kvstore(kvstore))
+    engine = pretraining_engine(net, contexts, trainer)
     warnings.simplefilter('ignore', IdleDevicesWarning)
     for step, size in enumerate(batch_sizes):
-        batch = synthetic_pretraining_batch(step, size, vocab_size=VOCAB_SIZE, max_len=MAX_LEN)
-        parallel.step(trainer, batch, PretrainingLoss(objective))
-    mx.nd.save(os.path.join(out_dir, f'rank-{parallel.rank}.nd'),
+        engine.step(synthetic_pretraining_batch(step, size, vocab_size=VOCAB_SIZE,
+                                                max_len=MAX_LEN))
+    mx.nd.save(os.path.join(out_dir, f'rank-{engine.rank}.nd'),
                {name: param.data(contexts[-1])
                 for name, param in net._collect_params_with_prefix().items()})
-    print(f'rank {parallel.rank} of {parallel.num_workers} done', flush=True)
+    print(f'rank {engine.rank} of {engine.num_workers} done', flush=True)
 
 
 if __name__ == '__main__':

@@ -1,16 +1,19 @@
-"""One data-parallel step: 1, 2 or 3 contexts on any local KVStore give the parameters of one
-context on the same batches, for pretraining and fine-tuning, uneven and too-small batches
-included; a too-small batch leaves named idle contexts."""
+"""The engine's data-parallel step: 1, 2 or 3 contexts on any local KVStore give the
+parameters of one context on the same batches, for pretraining and fine-tuning, uneven and
+too-small batches included; a too-small batch leaves named idle contexts."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import gluon, init
 
 from gluonbert import BERTModel
-from gluonbert.distributed import (ClassificationLoss, DataParallel, IdleDevicesWarning,
-                                   PretrainingLoss, synthetic_pretraining_batch, worker_slice)
-from gluonbert.train.pretrain import PretrainingObjective, train_bert
-from gluonbert.train.sharding import shard_sizes
+from gluonbert.data.synthetic import synthetic_pretraining_batch
+from gluonbert.distributed import create_kvstore
+from gluonbert.distributed.kvstore import resolve_update_on_kvstore
+from gluonbert.train.engine import Engine, IdleDevicesWarning
+from gluonbert.train.finetune import ClassificationLoss
+from gluonbert.train.pretrain import PretrainingLoss, PretrainingObjective, train_bert
+from gluonbert.train.sharding import shard_sizes, worker_slice
 from gluonbert.train.trainer import BERTTrainer
 from tiny_bert import random_batch, tiny_classifier, values
 
@@ -35,24 +38,32 @@ def tiny_bert(contexts):
     return net
 
 
-def pretrained_values(contexts, kvstore):
-    net = tiny_bert(contexts)
+def sgd_trainer(net, kvstore):
+    """A plain gluon.Trainer on a KVStore of type ``kvstore`` (created and checked)."""
+    return gluon.Trainer(net.collect_params(), *SGD, kvstore=create_kvstore(kvstore),
+                         update_on_kvstore=resolve_update_on_kvstore(kvstore))
+
+
+def pretraining_engine(net, contexts, trainer):
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
     objective.hybridize(static_alloc=True, static_shape=True)
-    parallel = DataParallel(net, contexts, kvstore)
-    trainer = parallel.trainer(*SGD)
+    return Engine(PretrainingLoss(objective), trainer, contexts)
+
+
+def pretrained_values(contexts, kvstore):
+    net = tiny_bert(contexts)
+    engine = pretraining_engine(net, contexts, sgd_trainer(net, kvstore))
     for batch in pretraining_batches():
-        parallel.step(trainer, batch, PretrainingLoss(objective))
+        engine.step(batch)
     return values(net._collect_params_with_prefix())
 
 
 def finetuned_values(contexts, kvstore):
     net, _ = tiny_classifier(contexts=contexts)
-    parallel = DataParallel(net, contexts, kvstore)
-    trainer = parallel.trainer(*SGD)
-    loss = ClassificationLoss(net, gluon.loss.SoftmaxCELoss())
+    engine = Engine(ClassificationLoss(net, gluon.loss.SoftmaxCELoss()),
+                    sgd_trainer(net, kvstore), contexts)
     for i, size in enumerate(BATCH_SIZES):
-        parallel.step(trainer, random_batch(np.random.RandomState(i), size), loss)
+        engine.step(random_batch(np.random.RandomState(i), size))
     return values(net._collect_params_with_prefix())
 
 
@@ -72,7 +83,7 @@ def one_context_finetuned():
     return finetuned_values(contexts_of(1), 'device')
 
 
-@pytest.mark.filterwarnings('ignore::gluonbert.distributed.IdleDevicesWarning')
+@pytest.mark.filterwarnings('ignore::gluonbert.train.engine.IdleDevicesWarning')
 @pytest.mark.parametrize('kvstore', ['device', 'local'])
 @pytest.mark.parametrize('num_contexts', [2, 3])
 def test_pretraining_on_several_contexts_gives_the_one_context_parameters(
@@ -81,7 +92,7 @@ def test_pretraining_on_several_contexts_gives_the_one_context_parameters(
                        one_context_pretrained)
 
 
-@pytest.mark.filterwarnings('ignore::gluonbert.distributed.IdleDevicesWarning')
+@pytest.mark.filterwarnings('ignore::gluonbert.train.engine.IdleDevicesWarning')
 @pytest.mark.parametrize('kvstore', ['device', 'local'])
 @pytest.mark.parametrize('num_contexts', [2, 3])
 def test_finetuning_on_several_contexts_gives_the_one_context_parameters(
@@ -93,32 +104,31 @@ def test_finetuning_on_several_contexts_gives_the_one_context_parameters(
 def test_a_batch_smaller_than_the_contexts_runs_on_fewer_and_names_the_idle_ones():
     contexts = contexts_of(3)
     net, _ = tiny_classifier(contexts=contexts)
-    parallel = DataParallel(net, contexts)
-    trainer = parallel.trainer(*SGD)
-    loss = ClassificationLoss(net, gluon.loss.SoftmaxCELoss())
+    engine = Engine(ClassificationLoss(net, gluon.loss.SoftmaxCELoss()),
+                    sgd_trainer(net, 'device'), contexts)
     with pytest.warns(IdleDevicesWarning, match=r'a batch of 2 samples left cpu\(2\) without'):
-        report = parallel.step(trainer, random_batch(np.random.RandomState(0), 2), loss)
-    assert report.idle == (mx.cpu(2),) and report.samples == 2 and report.applied
-    assert len(report.terms) == 2  # one shard per busy context
+        outcome = engine.step(random_batch(np.random.RandomState(0), 2))
+    assert outcome.action == 'applied'
+    assert {ctx for _, ctx in engine._sums} == {mx.cpu(0), mx.cpu(1)}  # statistics of 2 shards
 
 
 def test_the_step_composes_with_the_bert_trainer_on_its_kvstore(one_context_finetuned):
     contexts = contexts_of(2)
     net, _ = tiny_classifier(contexts=contexts)
-    parallel = DataParallel(net, contexts, 'local')
+    store = create_kvstore('local')
     trainer = BERTTrainer(net, 'sgd', lr=0.5, wd=0.0, optimizer_params={'momentum': 0.9},
-                          kvstore=parallel.kvstore, quiet=True)
-    loss = ClassificationLoss(net, gluon.loss.SoftmaxCELoss())
+                          kvstore=store, quiet=True)
+    engine = Engine(ClassificationLoss(net, gluon.loss.SoftmaxCELoss()), trainer, contexts)
     for i, size in enumerate(BATCH_SIZES):
-        parallel.step(trainer, random_batch(np.random.RandomState(i), size), loss)
-    assert trainer.trainer._kvstore is parallel.kvstore
+        engine.step(random_batch(np.random.RandomState(i), size))
+    assert trainer.trainer._kvstore is store
     assert_same_values(values(net._collect_params_with_prefix()), one_context_finetuned)
 
 
 def test_train_bert_runs_on_a_trainer_of_any_local_kvstore(one_context_pretrained):
     contexts = contexts_of(2)
     net = tiny_bert(contexts)
-    trainer = DataParallel(net, contexts, 'local').trainer(*SGD)
+    trainer = sgd_trainer(net, 'local')
     batches = [[mx.nd.array(a, dtype=a.dtype) for a in batch] for batch in pretraining_batches()]
     train_bert(batches, net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE, contexts, len(batches),
                trainer=trainer, quiet=True)
@@ -129,17 +139,15 @@ def test_parameters_on_other_contexts_are_refused():
     net = tiny_bert(contexts_of(1))
     with pytest.raises(ValueError, match=r"is on \[cpu\(0\)\], the contexts are "
                                          r"\[cpu\(0\), cpu\(1\)\]; .*reset_ctx"):
-        DataParallel(net, contexts_of(2))
+        pretraining_engine(net, contexts_of(2), sgd_trainer(net, 'device'))
 
 
-def test_a_trainer_on_another_kvstore_is_refused():
+def test_a_distributed_store_given_by_name_is_refused():
     net = tiny_bert(contexts_of(1))
-    parallel = DataParallel(net, contexts_of(1), 'local')
-    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})
-    objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), VOCAB_SIZE)
-    with pytest.raises(ValueError, match="the trainer sums gradients with kvstore='device', "
-                                         "not this DataParallel's 'local' store"):
-        parallel.step(trainer, pretraining_batches()[0], PretrainingLoss(objective))
+    trainer = gluon.Trainer(net.collect_params(), *SGD, kvstore='dist_sync')
+    with pytest.raises(ValueError, match="kvstore='dist_sync' given by name; create it with "
+                                         "gluonbert.distributed.create_kvstore"):
+        pretraining_engine(net, contexts_of(1), trainer)
 
 
 def test_workers_get_balanced_slices_and_a_too_small_batch_leaves_the_last_idle():

@@ -4,7 +4,9 @@ import mxnet as mx
 from mxnet import gluon, init
 
 import gluonbert
-from gluonbert.train.strategies import FGM, Plain, RDrop, average_parameters, symmetric_kl
+from gluonbert.train.engine import GluonTrainer, Plain
+from gluonbert.train.finetune import ClassificationLoss
+from gluonbert.train.strategies import FGM, RDrop, average_parameters, symmetric_kl
 
 
 def classifier(dropout, seed=0):
@@ -29,6 +31,19 @@ def grads(net):
 LOSS = gluon.loss.SoftmaxCELoss()
 
 
+def losses_of(objective):
+    """Per-example losses of ``objective`` on the shards, recorded for backward."""
+    with mx.autograd.record():
+        return [objective(shard, {})[0] for shard in shards()]
+
+
+def backward(strategy, net):
+    """One batch's backward pass through the engine's ``strategy`` interface."""
+    trainer = GluonTrainer(gluon.Trainer(net.collect_params(), 'sgd'))
+    objective = ClassificationLoss(net, LOSS)
+    strategy.backward(lambda shard: objective(shard, {}), shards(), trainer)
+
+
 def test_symmetric_kl_is_zero_for_equal_and_positive_for_different_predictions():
     a = mx.nd.array([[1.0, 2.0, 0.5]])
     assert abs(symmetric_kl(a, a).asscalar()) < 1e-7
@@ -41,27 +56,27 @@ def test_symmetric_kl_is_zero_for_equal_and_positive_for_different_predictions()
 
 def test_rdrop_without_dropout_is_plain_cross_entropy():
     net = classifier(dropout=0.0)
-    plain, _ = Plain().backward(net, shards(), LOSS)
-    rdrop, _ = RDrop(alpha=4.0).backward(net, shards(), LOSS)
+    plain = losses_of(ClassificationLoss(net, LOSS))
+    rdrop = losses_of(RDrop(ClassificationLoss(net, LOSS), alpha=4.0))
     onp.testing.assert_allclose(rdrop[0].asnumpy(), plain[0].asnumpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_rdrop_with_dropout_adds_a_positive_consistency_term():
     net = classifier(dropout=0.5)
     mx.random.seed(1)
-    without, _ = RDrop(alpha=0.0).backward(net, shards(), LOSS)
+    without = losses_of(RDrop(ClassificationLoss(net, LOSS), alpha=0.0))
     mx.random.seed(1)
-    again, _ = RDrop(alpha=1.0).backward(net, shards(), LOSS)
+    again = losses_of(RDrop(ClassificationLoss(net, LOSS), alpha=1.0))
     assert (again[0].asnumpy() > without[0].asnumpy()).all()
 
 
 def test_fgm_with_zero_noise_doubles_the_gradient_and_restores_the_embedding():
     net = classifier(dropout=0.0)
-    Plain().backward(net, shards(), LOSS)
+    backward(Plain(), net)
     plain = grads(net)
     embedding = net.encoder.token_embedding.weight
     before = embedding.data().asnumpy().copy()
-    FGM(embedding, epsilon=0.0).backward(net, shards(), LOSS)
+    backward(FGM(embedding, epsilon=0.0), net)
     for name, grad in grads(net).items():
         onp.testing.assert_allclose(grad, 2 * plain[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert (embedding.data().asnumpy() == before).all()
@@ -69,11 +84,11 @@ def test_fgm_with_zero_noise_doubles_the_gradient_and_restores_the_embedding():
 
 def test_fgm_noise_changes_the_gradient_but_not_the_embedding():
     net = classifier(dropout=0.0)
-    Plain().backward(net, shards(), LOSS)
+    backward(Plain(), net)
     plain = grads(net)
     embedding = net.encoder.token_embedding.weight
     before = embedding.data().asnumpy().copy()
-    FGM(embedding, epsilon=5.0).backward(net, shards(), LOSS)
+    backward(FGM(embedding, epsilon=5.0), net)
     assert not onp.allclose(grads(net)['output.weight'], 2 * plain['output.weight'])
     assert (embedding.data().asnumpy() == before).all()
 

@@ -25,10 +25,13 @@ def test_four_micro_batches_update_as_one_batch_of_four_times_the_size():
     accumulated, actions = train(4, batches)
     assert actions == (['accumulating'] * 3 + ['applied']) * 3
     # Adam moves every weight by about lr = 1e-2 per update; sums in another order differ
-    # by float32 rounding (W_k's bias has a zero gradient up to rounding: softmax ignores it)
+    # by float32 rounding. W_k's bias has a zero gradient up to rounding (softmax ignores a
+    # shift), which Adam's normalisation turns into steps of any size up to lr: it is only
+    # checked to have moved no more than that.
     for name in whole:
-        np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-5, atol=1e-5,
-                                   err_msg=name)
+        noise_only = name.endswith('W_k.bias')
+        np.testing.assert_allclose(accumulated[name], whole[name], rtol=1e-5,
+                                   atol=3 * 1e-2 if noise_only else 1e-5, err_msg=name)
 
 
 def test_micro_batches_are_equal_slices_of_the_batch():

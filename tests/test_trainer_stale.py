@@ -50,6 +50,8 @@ def test_skip_leaves_stale_parameters_untouched_and_updates_the_rest():
     before = values(trainer.named)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
+        # scipy, when installed, warns about its own deprecated names inside mx.nd.array
+        warnings.simplefilter('ignore', DeprecationWarning)
         outcome = one_step(net, trainer)
     after = values(trainer.named)
     assert outcome.action == 'applied' and set(outcome.stale) == HEADS
@@ -63,7 +65,7 @@ def test_warn_warns_once_for_the_same_stale_parameters():
     with pytest.warns(UserWarning, match='nsp.output.bias: unused') as record:
         one_step(net, trainer, seed=0)
         one_step(net, trainer, seed=1)
-    assert len(record) == 1
+    assert [issubclass(w.category, UserWarning) for w in record].count(True) == 1
 
 
 def test_expected_stale_parameters_pass_under_the_error_policy():

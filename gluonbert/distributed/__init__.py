@@ -1,11 +1,11 @@
-"""Data parallelism: one step over any list of contexts (``parallel``), the KVStore that sums
-the gradients (``kvstore``), and several machines on MXNet's parameter server: the job's
-``DMLC_*`` settings (``cluster``), each worker's slice of the global batches (``batches``),
-bounded waits (``watchdog``), the launcher (``python -m gluonbert.distributed.launch``) and a
-pretraining job to run under it (``python -m gluonbert.distributed.pretrain``)."""
-from .batches import synthetic_pretraining_batch, worker_slice
+"""Several machines on MXNet's parameter server: what is truly about processes.
+
+The job's ``DMLC_*`` settings (``cluster``), the KVStore that sums gradients across
+contexts and workers, created and checked up front (``kvstore``), bounded waits
+(``watchdog``) and the launcher (``python -m gluonbert.distributed.launch``). The training
+step itself, data parallel over any contexts and workers, is the training engine's
+(``gluonbert.train.engine``); ``gluonbert pretrain`` runs under the launcher as one worker.
+"""
 from .cluster import Cluster, cluster_from_env
-from .kvstore import KVSTORE_TYPES, check_contexts, create_kvstore
-from .parallel import (ClassificationLoss, DataParallel, IdleDevicesWarning, PretrainingLoss,
-                       StepReport)
-from .watchdog import Watchdog
+from .kvstore import KVSTORE_TYPES, create_kvstore
+from .watchdog import Heartbeat, Watchdog

@@ -317,7 +317,7 @@ def _parser():
         prog='python -m gluonbert.distributed.launch',
         description='Run a command as the workers of a job on MXNet\'s parameter server.',
         epilog='example: python -m gluonbert.distributed.launch -n 2 -s 2 -- '
-               'python -m gluonbert.distributed.pretrain --steps 20')
+               'python -m gluonbert pretrain --steps 20')
     parser.add_argument('-n', '--num-workers', type=int, default=1)
     parser.add_argument('-s', '--num-servers', type=int,
                         help='parameter servers (default: as many as workers)')

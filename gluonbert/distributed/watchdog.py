@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from ..train.callbacks import Callback
+
 EXIT_NO_PROGRESS = 124  # as coreutils' timeout
 
 
@@ -61,3 +63,22 @@ class Watchdog:
                 sys.stderr.flush()
                 sys.stdout.flush()
                 os._exit(EXIT_NO_PROGRESS)
+
+
+
+class Heartbeat(Callback):
+    """A training-engine callback that ends a worker with status 124 when no update completes
+    for ``timeout`` seconds (a dead peer on another host leaves it blocked in a push)."""
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self._watchdog = None
+
+    def on_start(self, engine, state):
+        self._watchdog = Watchdog(self.timeout, f'step {state.updates + 1} to complete')
+
+    def on_update(self, engine, state, outcome):
+        self._watchdog.beat(f'step {state.updates + 1} to complete')
+
+    def on_end(self, engine, state):
+        self._watchdog.stop()

@@ -6,10 +6,18 @@ mx2onnx needs the pinned onnx 1.14. Every dense layer (``Gemm`` by a constant we
 ``DynamicQuantizeLinear`` of its input (uint8, one scale per batch), ``MatMulInteger`` with
 the int8 weight (symmetric, one scale per output unit), and a float rescale; onnxruntime fuses
 these into ``DynamicQuantizeMatMul``. Products of two activations (attention) stay float32.
+
+Weights use 7 bits (-63..63, onnxruntime's ``reduce_range``): on x86 CPUs without VNNI (AVX2,
+AVX-512 before Cascade Lake, AMD before Zen 4) the uint8 x int8 kernel adds pairs of products
+in int16 and saturates with full-range weights (255 * 127 * 2 > 32767). Measured on an AVX2
+EPYC: a tiny classifier's int8 output was off by more than the output itself with 8-bit
+weights.
 """
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+WEIGHT_LEVELS = 63  # 7-bit weights: no int16 saturation without VNNI (see above)
 
 
 def quantize_int8(model_proto):
@@ -44,9 +52,10 @@ def _is_dense(node, weights):
 
 def _dynamic_int8_dense(node, weights, graph, name):
     weight = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)  # (units, in)
-    scale = np.abs(weight).max(axis=1) / 127.0
+    scale = np.abs(weight).max(axis=1) / WEIGHT_LEVELS
     scale[scale == 0] = 1.0
-    quantized = np.clip(np.rint(weight / scale[:, None]), -127, 127).astype(np.int8)
+    quantized = np.clip(np.rint(weight / scale[:, None]), -WEIGHT_LEVELS,
+                        WEIGHT_LEVELS).astype(np.int8)
     graph.initializer.extend([
         numpy_helper.from_array(np.ascontiguousarray(quantized.T), f'{name}_weight_int8'),
         numpy_helper.from_array(scale.astype(np.float32), f'{name}_weight_scale'),

@@ -1,26 +1,21 @@
 """BERT pretraining on MLM + NSP, mirroring the d2l chapter's ``train_bert``.
 
-The chapter's loop, made fast and correct on several devices: the model and both losses run
-as one static graph per device, the gradient is that of the whole batch whatever the
-sharding (d2l sums per-shard means), and the loop reads losses back one step late so that
-Python never waits on the step it has just queued.
+The chapter's loop on the training engine (``engine.py``), made fast and correct on several
+devices: the model and both losses run as one static graph per device
+(``PretrainingObjective``), and the gradient is that of the whole batch whatever the sharding
+(``PretrainingLoss``; d2l sums per-shard means).
 """
-import time
-
-import mxnet as mx
-from mxnet import autograd, gluon
+import numpy as np
+from mxnet import gluon
 
 from .. import ops
 from ..model.legacy import LegacyHybridBlock
-from .sharding import shard_batch
+from .callbacks import Callback
+from .engine import Engine, Objective
 
 
-def _host(array):
-    return array.asnumpy() if hasattr(array, 'asnumpy') else array
-
-
-def _scalar(array):
-    return float(_host(array))
+def _host_sum(array):
+    return float((array.asnumpy() if hasattr(array, 'asnumpy') else np.asarray(array)).sum())
 
 
 class PretrainingObjective(LegacyHybridBlock):
@@ -84,65 +79,74 @@ def _get_batch_loss_bert(net, loss, vocab_size, tokens_X_shards, segments_X_shar
     return mlm_ls, nsp_ls, ls
 
 
+class PretrainingLoss(Objective):
+    """The engine's pretraining objective: d2l's loss of the whole batch (its mean MLM loss
+    over the predicted positions plus its mean NSP loss), as each shard's share.
+
+    ``objective`` is a ``PretrainingObjective``. A shard's loss is its summed MLM loss times
+    ``pairs / positions`` of the global batch plus its summed NSP loss, so that the trainer's
+    division by the batch's pairs gives d2l's two means. Logged: ``mlm_loss`` and
+    ``nsp_loss``, means over the logged steps' positions and pairs.
+    """
+    stat_names = ('mlm_sum', 'mlm_weights', 'nsp_sum', 'pairs')
+
+    def __init__(self, objective):
+        self.objective = objective
+
+    def totals(self, batch):
+        # + 1e-8 as d2l, for a batch without predictions
+        return {'pairs': batch[0].shape[0], 'positions': _host_sum(batch[4]) + 1e-8}
+
+    def __call__(self, shard, totals):
+        mlm_sum, weight_sum, nsp_sum = self.objective(*shard)
+        loss = mlm_sum * (totals['pairs'] / totals['positions']) + nsp_sum
+        return loss, (mlm_sum, weight_sum, nsp_sum, shard[0].shape[0])
+
+    def summarize(self, sums):
+        return {'mlm_loss': sums['mlm_sum'] / (sums['mlm_weights'] + 1e-8),
+                'nsp_loss': sums['nsp_sum'] / max(sums['pairs'], 1)}
+
+
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, trainer=None,
                hybridize=True, on_step=None, quiet=False):
     """Pretrain ``net`` for ``num_steps`` updates, as d2l's ``train_bert``.
 
     The objective is the batch's mean MLM loss over predicted positions plus its mean NSP
-    loss, exactly as on one device whatever the number of ``devices``. ``trainer`` defaults
-    to d2l's Adam with learning rate 0.01. ``on_step(step, mlm_loss, nsp_loss)`` is called
-    after each step with that step's losses. Throughput is measured on the wall clock, data
-    loading and the first step's graph construction included. Returns a dict of the mean
-    losses, the number of sentence pairs per second and the per-step history.
+    loss, exactly as on one device whatever the number of ``devices``. ``trainer`` (a
+    ``gluon.Trainer`` or a ``BERTTrainer``) defaults to d2l's Adam with learning rate 0.01.
+    ``on_step(step, mlm_loss, nsp_loss)`` is called after each step with that step's losses
+    (read back one step late). Throughput is measured on the wall clock, data loading and the
+    first step's graph construction included. Returns a dict of the mean losses, the number
+    of sentence pairs per second and the per-step history.
     """
-    if num_steps < 1:
+    if not (isinstance(num_steps, int) and num_steps >= 1):
         raise ValueError(f'num_steps={num_steps}; expected a positive number of steps')
-    devices = list(devices)
     if trainer is None:
         trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})
     objective = PretrainingObjective(net, loss, vocab_size)
     if hybridize:
         objective.hybridize(static_alloc=True, static_shape=True)
-    history, pending = [], None
-    samples, step = 0, 0
-    start = time.perf_counter()
-
-    def read_back(queued):
-        step_id, mlm_sum, weight_sum, nsp_sum, batch_size = queued
-        mlm_l = sum(map(_scalar, mlm_sum)) / (sum(map(_scalar, weight_sum)) + 1e-8)
-        nsp_l = sum(map(_scalar, nsp_sum)) / batch_size
-        history.append((step_id, mlm_l, nsp_l))
-        if on_step is not None:
-            on_step(step_id, mlm_l, nsp_l)
-
-    while step < num_steps:
-        for batch in train_iter:
-            batch_size = batch[0].shape[0]
-            shards = shard_batch(batch, devices)
-            weight_total = float(_host(batch[4]).sum()) + 1e-8
-            with autograd.record():
-                outputs = [objective(*shard) for shard in shards]
-                # Normalise by the whole batch, so any sharding gives one device's gradient
-                losses = [mlm / weight_total + nsp / batch_size for mlm, _, nsp in outputs]
-            autograd.backward(losses)
-            trainer.step(1)
-            step += 1
-            if pending is not None:
-                read_back(pending)
-            pending = (step, *zip(*outputs), batch_size)
-            samples += batch_size
-            if step == num_steps:
-                break
-    read_back(pending)
-    mx.nd.waitall()
-    elapsed = time.perf_counter() - start  # wall clock, data loading included
+    callbacks = [] if on_step is None else [_OnStep(on_step)]
+    state = Engine(PretrainingLoss(objective), trainer, devices).fit(
+        train_iter, num_updates=num_steps, log_every=1, callbacks=callbacks)
+    history = [(log['update'], log['mlm_loss'], log['nsp_loss']) for log in state.logs]
     window = history[-max(1, len(history) // 10):]  # report the last tenth, as losses move
     result = {'mlm_loss': sum(h[1] for h in history) / len(history),
               'nsp_loss': sum(h[2] for h in history) / len(history),
               'final_mlm_loss': sum(h[1] for h in window) / len(window),
               'final_nsp_loss': sum(h[2] for h in window) / len(window),
-              'pairs_per_sec': samples / elapsed, 'history': history}
+              'pairs_per_sec': state.samples / state.elapsed, 'history': history}
     if not quiet:
         print(f'MLM loss {result["mlm_loss"]:.3f}, NSP loss {result["nsp_loss"]:.3f}')
-        print(f'{result["pairs_per_sec"]:.1f} sentence pairs/sec on {devices}')
+        print(f'{result["pairs_per_sec"]:.1f} sentence pairs/sec on {list(devices)}')
     return result
+
+
+class _OnStep(Callback):
+    """``train_bert``'s ``on_step(step, mlm_loss, nsp_loss)`` as an engine callback."""
+
+    def __init__(self, on_step):
+        self.on_step = on_step
+
+    def on_log(self, engine, state, metrics):
+        self.on_step(metrics['update'], metrics['mlm_loss'], metrics['nsp_loss'])

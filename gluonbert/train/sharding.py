@@ -4,7 +4,11 @@
 fails with "Too many slices" on a batch smaller than the device count; here sizes differ by
 at most one sample. A batch smaller than the device count is refused unless the caller
 accepts idle devices (``allow_idle=True``): then the last devices get no shard, and the
-caller must make their gradient count as zero (see ``gluonbert.distributed.parallel``).
+caller must make their gradient count as zero (see ``gluonbert.train.engine``).
+
+Across workers, every worker draws the same global batch and keeps its slice
+(``worker_slice``, by ``kv.rank``), so each knows the global totals that make the summed
+update that of one process on the whole batch.
 """
 import mxnet as mx
 
@@ -45,3 +49,19 @@ def shard_batch(batch, devices, *, allow_idle=False):
 
 def _as_array(array):
     return array if isinstance(array, mx.nd.NDArray) else mx.nd.array(array)
+
+
+def worker_slice(batch, rank, num_workers):
+    """Worker ``rank``'s balanced slice of every array of ``batch`` (axis 0), or None when
+    the batch has fewer samples than workers and this worker gets none."""
+    if not (isinstance(num_workers, int) and num_workers >= 1):
+        raise ValueError(f'num_workers={num_workers!r}; expected an integer >= 1')
+    if not (isinstance(rank, int) and 0 <= rank < num_workers):
+        raise ValueError(f'rank={rank!r}; expected an integer in 0..{num_workers - 1}')
+    if num_workers == 1:
+        return tuple(batch)
+    sizes = shard_sizes(batch[0].shape[0], num_workers, allow_idle=True)
+    begin = sum(sizes[:rank])
+    if sizes[rank] == 0:
+        return None
+    return tuple(array[begin:begin + sizes[rank]] for array in batch)

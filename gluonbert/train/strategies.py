@@ -1,27 +1,17 @@
 """Fine-tuning strategies (as documented for wenxin/PaddleNLP): R-Drop, adversarial noise on
 the word embeddings (FGM), and averaging the parameters of several fine-tuned models.
 
-``Plain``, ``RDrop`` and ``FGM`` share one interface used by ``train_classifier``:
-``backward(net, shards, loss)`` runs the forward and backward passes of one batch and returns
-the per-shard losses (one value per example) and outputs.
+R-Drop changes the loss, so it is an engine ``Objective`` wrapping the classification loss;
+FGM changes how a batch's gradient is computed (two passes), so it is an engine strategy,
+with ``engine.Plain``'s interface: ``backward(compute, shards, trainer)`` runs the forward
+and backward passes of one batch (``compute(shard)`` gives the shard's ``(loss, stats)``) and
+returns the per-shard results.
 """
 import mxnet as mx
 from mxnet import autograd
 
-
-def _forward_backward(net, shards, loss):
-    with autograd.record():
-        outputs = [net(tuple(features)) for *features, _ in shards]
-        losses = [loss(out, shard[-1]) for out, shard in zip(outputs, shards)]
-    autograd.backward(losses)
-    return losses, outputs
-
-
-class Plain:
-    """Ordinary fine-tuning: one forward and one backward pass."""
-
-    def backward(self, net, shards, loss):
-        return _forward_backward(net, shards, loss)
+from .engine import Objective, Plain, trainer_parameters
+from .finetune import ClassificationLoss
 
 
 def _log_softmax(x):
@@ -34,30 +24,39 @@ def symmetric_kl(logits_a, logits_b):
     return ((log_a.exp() - log_b.exp()) * (log_a - log_b)).sum(axis=-1) / 2
 
 
-class RDrop:
-    """R-Drop (Liang et al. 2021): the batch is duplicated along the batch axis so that two
-    dropout masks see each example; the loss is the mean of both cross-entropies plus
-    ``alpha`` times the symmetric KL divergence between the two predictions."""
+def _doubled(x):
+    if isinstance(x, mx.np.ndarray):
+        return mx.np.concatenate([x, x], axis=0)
+    return mx.nd.concat(x, x, dim=0)
 
-    def __init__(self, alpha=1.0):
+
+class RDrop(Objective):
+    """R-Drop (Liang et al. 2021) on a ``ClassificationLoss``: the batch is duplicated along
+    the batch axis so that two dropout masks see each example; the loss is the mean of both
+    cross-entropies plus ``alpha`` times the symmetric KL divergence between the two
+    predictions. Statistics are those of the first copy."""
+
+    def __init__(self, objective, alpha=1.0):
+        if not isinstance(objective, ClassificationLoss):
+            raise ValueError(f'RDrop wraps a ClassificationLoss, not '
+                             f'{type(objective).__name__}')
         if alpha < 0:
             raise ValueError(f'alpha={alpha}; expected >= 0')
-        self.alpha = alpha
+        self.objective, self.alpha = objective, alpha
+        self.stat_names = objective.stat_names
 
-    def backward(self, net, shards, loss):
-        losses, outputs = [], []
-        with autograd.record():
-            for *features, labels in shards:
-                n = labels.shape[0]
-                doubled = tuple(mx.nd.concat(x, x, dim=0) if not isinstance(x, mx.np.ndarray)
-                                else mx.np.concatenate([x, x], axis=0) for x in features)
-                out = net(doubled)
-                first, second = out[:n], out[n:]
-                ce = (loss(first, labels) + loss(second, labels)) / 2
-                losses.append(ce + self.alpha * symmetric_kl(first, second))
-                outputs.append(first)
-        autograd.backward(losses)
-        return losses, outputs
+    def __call__(self, shard, totals):
+        *features, labels = shard
+        net, loss = self.objective.net, self.objective.loss
+        n = labels.shape[0]
+        out = net(tuple(_doubled(x) for x in features))
+        first, second = out[:n], out[n:]
+        losses = (loss(first, labels) + loss(second, labels)) / 2 \
+            + self.alpha * symmetric_kl(first, second)
+        return ClassificationLoss.scored(losses, first, labels)
+
+    def summarize(self, sums):
+        return self.objective.summarize(sums)
 
 
 class FGM:
@@ -71,20 +70,22 @@ class FGM:
             raise ValueError(f'epsilon={epsilon}; expected >= 0')
         self.embedding, self.epsilon = embedding, epsilon
 
-    def backward(self, net, shards, loss):
-        losses, outputs = _forward_backward(net, shards, loss)
-        params = [p for p in net.collect_params().values() if p.grad_req != 'null']
+    def backward(self, compute, shards, trainer):
+        results = Plain().backward(compute, shards, trainer)
+        params = [p for p in trainer_parameters(trainer) if p.grad_req == 'write']
         clean = {p.name: [g.copy() for g in p.list_grad()] for p in params}
         originals = [data.copy() for data in self.embedding.list_data()]
         for data, grad in zip(self.embedding.list_data(), self.embedding.list_grad()):
             data += grad * (self.epsilon / (grad.norm() + 1e-12))
-        _forward_backward(net, shards, loss)
+        Plain().backward(compute, shards, trainer)
         for data, original in zip(self.embedding.list_data(), originals):
             original.copyto(data)  # exact restore: (w + r) - r need not equal w in floats
+        # grad_req='write' kept only the adversarial gradient: add the clean one back
+        # ('add', under accumulation, already holds both)
         for p in params:
             for grad, saved in zip(p.list_grad(), clean[p.name]):
                 grad += saved
-        return losses, outputs
+        return results
 
 
 def average_parameters(models, into):

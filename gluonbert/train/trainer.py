@@ -25,6 +25,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from .. import compat
 from ..optimizer import OPTIMIZERS  # importing it registers the gb_* optimizers
 from . import mixed_precision, state
 from .clipping import clip_factor, global_norm
@@ -109,6 +110,8 @@ class BERTTrainer:
         if isinstance(kvstore, str) and 'async' in kvstore:
             raise ValueError(f'kvstore={kvstore!r} updates on the servers, where the gradient '
                              f'cannot be checked or clipped; use dist_sync or device')
+        self.kvstore = kvstore
+        self._store_ready = False
         self.named = named_parameters(params)
         self.settings = resolve(self.named, groups, no_decay=no_decay,
                                 layerwise_decay=layerwise_decay, num_layers=num_layers,
@@ -167,6 +170,11 @@ class BERTTrainer:
         return format_table(self.settings, self.lr, self.wd)
 
     @property
+    def pending_micro_batches(self):
+        """Micro-batches counted since the last update (0 at an update boundary)."""
+        return self._pending_micro
+
+    @property
     def loss_scale(self):
         return self.loss_scaler.scale
 
@@ -200,6 +208,9 @@ class BERTTrainer:
         return self._update(samples, loss_finite)
 
     def _update(self, samples, loss_finite):
+        if not self._store_ready:
+            compat.initialise_store(self.trainer)
+            self._store_ready = True
         stale = self.stale_policy.check(self.trainable)
         unused = {entry.name for entry in stale if entry.reason == UNUSED}
         self.trainer.allreduce_grads()

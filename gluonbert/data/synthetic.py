@@ -1,31 +1,8 @@
-"""Global batches, the same on every worker, and each worker's slice of them.
-
-Every worker draws the same sequence of global batches (a seeded loader, or synthetic
-batches that are a function of the step) and keeps its slice, chosen by ``kv.rank`` and
-``kv.num_workers``. So every worker runs the same number of steps (a worker that ran out of
-data first would leave the others waiting in a push), a resumed run continues the same
-sequence with any number of workers, and each worker knows the global batch's totals (its
-sentence pairs and masked positions) that make the summed update that of one process on the
-whole batch. A global batch smaller than the number of workers leaves the last workers idle
-for that step.
+"""Synthetic pretraining batches: random data in ``load_data_wiki``'s layout, a function of
+``(seed, step)`` alone, so that every process of a distributed job and every rerun draws the
+same ones. For benchmarks and tests of the training path where the data does not matter.
 """
 import numpy as np
-
-from ..train.sharding import shard_sizes
-
-
-def worker_slice(batch, rank, num_workers):
-    """Worker ``rank``'s balanced slice of every array of ``batch`` (axis 0), or None when
-    the batch has fewer samples than workers and this worker gets none."""
-    if not (isinstance(num_workers, int) and num_workers >= 1):
-        raise ValueError(f'num_workers={num_workers!r}; expected an integer >= 1')
-    if not (isinstance(rank, int) and 0 <= rank < num_workers):
-        raise ValueError(f'rank={rank!r}; expected an integer in 0..{num_workers - 1}')
-    sizes = shard_sizes(batch[0].shape[0], num_workers, allow_idle=True)
-    begin = sum(sizes[:rank])
-    if sizes[rank] == 0:
-        return None
-    return tuple(array[begin:begin + sizes[rank]] for array in batch)
 
 
 def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_preds=None,
@@ -56,3 +33,25 @@ def synthetic_pretraining_batch(step, batch_size, *, vocab_size, max_len, num_pr
     return (tokens.astype(np.int32), segments, valid_lens.astype(np.float32),
             pred_positions.astype(np.int32), mlm_weights.astype(np.float32),
             mlm_labels.astype(np.int32), nsp_labels.astype(np.float32))
+
+
+class SyntheticBatches:
+    """An endless source of ``synthetic_pretraining_batch`` batches with ``EpochBatches``'
+    interface (``epoch(e, start)``, ``len``): epoch ``e``'s batch ``b`` is step
+    ``e * batches_per_epoch + b``."""
+
+    def __init__(self, batch_size, *, vocab_size, max_len, seed=0, batches_per_epoch=1000):
+        self.batch_size, self.vocab_size, self.max_len = batch_size, vocab_size, max_len
+        self.seed, self.batches_per_epoch = seed, batches_per_epoch
+
+    def __len__(self):
+        return self.batches_per_epoch
+
+    def epoch(self, epoch, start=0):
+        for b in range(start, self.batches_per_epoch):
+            yield synthetic_pretraining_batch(epoch * self.batches_per_epoch + b,
+                                              self.batch_size, vocab_size=self.vocab_size,
+                                              max_len=self.max_len, seed=self.seed)
+
+    def __iter__(self):
+        return self.epoch(0)

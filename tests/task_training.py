@@ -1,9 +1,12 @@
-"""A tiny BERT under a task's head, and a few training steps through the task's objective,
-shared by the question-answering and multiple-choice tests."""
+"""A tiny BERT under a task's head, and short fine-tuning runs on the training engine with
+the task's objective, shared by the question-answering and multiple-choice tests."""
 import mxnet as mx
-from mxnet import autograd, gluon, init
+from mxnet import gluon, init
 
 import gluonbert
+from gluonbert.train.batches import EpochBatches
+from gluonbert.train.callbacks import Evaluation
+from gluonbert.train.engine import Engine
 
 
 def tiny_task_head(task, vocab, max_len, *, hidden=32, blocks=2, initializer=None, seed=0):
@@ -16,17 +19,18 @@ def tiny_task_head(task, vocab, max_len, *, hidden=32, blocks=2, initializer=Non
     return head
 
 
-def objective_losses(task, head, features, steps, lr=1e-3):
-    """Mean loss per step of ``steps`` Adam updates on all of ``features`` as one batch,
-    through ``task.objective``."""
-    objective = task.objective(head)
-    trainer = gluon.Trainer(head.collect_params(), 'adam', {'learning_rate': lr})
-    batch = [mx.nd.array(a) for a in features.arrays]
-    losses = []
-    for _ in range(steps):
-        with autograd.record():
-            loss, (loss_sum, count) = objective(batch, objective.totals(features.arrays))
-        loss.backward()
-        trainer.step(len(features))
-        losses.append(loss_sum.asscalar() / count.asscalar())
-    return losses
+def fine_tune(task, head, features, updates, *, lr=1e-3, batch_size=None, examples=None):
+    """``(losses, evaluations)``: the objective's loss logged after each of ``updates`` Adam
+    updates on shuffled batches of ``features`` (default: all in one batch), and, with
+    ``examples`` (those ``features`` encode), the task's metrics on them after every 10."""
+    engine = Engine(task.objective(head),
+                    gluon.Trainer(head.collect_params(), 'adam', {'learning_rate': lr}),
+                    [mx.cpu()])
+    callbacks = []
+    if examples is not None:
+        callbacks.append(Evaluation(
+            lambda: task.evaluate(head, features, examples, [mx.cpu()]), every=10,
+            metric=task.main_metric, mode='max' if task.greater_is_better else 'min'))
+    state = engine.fit(EpochBatches(features.arrays, batch_size or len(features), seed=0),
+                       num_updates=updates, log_every=1, callbacks=callbacks)
+    return [entry['loss'] for entry in state.logs], (callbacks[0].history if callbacks else [])

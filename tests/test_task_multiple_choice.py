@@ -5,7 +5,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-from task_training import objective_losses, tiny_task_head
+from task_training import fine_tune, tiny_task_head
 
 from gluonbert.data.vocab import Vocab
 from gluonbert.tasks import TaskDataError, get_task
@@ -111,7 +111,7 @@ def test_the_objective_trains_the_multiple_choice_head():
     vocab = vocab_of(*texts, 'what colour')
     features = task.encode(examples, whitespace, vocab, 16, None)
     head = tiny_task_head(task, vocab, 16)
-    losses = objective_losses(task, head, features, 40)
+    losses, _ = fine_tune(task, head, features, 40)
     assert losses[-1] < losses[0] / 3
     outputs = task.predict(head, features, [mx.cpu()])
     assert task.metrics(task.postprocess(outputs, features, examples), examples) == {
@@ -125,5 +125,8 @@ def test_fine_tuning_on_real_cosmos_qa_questions_lowers_the_loss():
     vocab = vocab_of(*(' '.join([e.context, e.question] + e.endings) for e in examples))
     features = task.encode(examples, whitespace, vocab, 64, None)
     assert features.tokens.shape[:2] == (8, 4)
-    losses = objective_losses(task, tiny_task_head(task, vocab, 64), features, 40)
+    losses, evaluations = fine_tune(task, tiny_task_head(task, vocab, 64), features, 40,
+                                    examples=examples)
     assert losses[-1] < losses[0] / 2
+    assert [e['update'] for e in evaluations] == [10, 20, 30, 40]
+    assert evaluations[-1]['accuracy'] == 1.0  # the eight questions it trained on

@@ -7,7 +7,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-from task_training import objective_losses, tiny_task_head
+from task_training import fine_tune, tiny_task_head
 
 from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
 from gluonbert.tasks import TaskDataError, get_task
@@ -289,7 +289,7 @@ def test_the_objective_trains_the_span_head_on_encoded_windows():
                 example([('golden', 49)], 'where golden', qid='q3')]
     features = task.encode(examples, tokenizer, vocab, 32, None)
     head = tiny_task_head(task, vocab, 32)
-    losses = objective_losses(task, head, features, 30)
+    losses, _ = fine_tune(task, head, features, 30)
     assert losses[-1] < losses[0] / 3
     predictions = task.postprocess(task.predict(head, features, [mx.cpu()]), features,
                                    examples)
@@ -303,5 +303,8 @@ def test_fine_tuning_on_real_squad_questions_lowers_the_loss():
     tokenizer, vocab = squad_wordpiece(examples, min_count=1)
     features = task.encode(examples, tokenizer, vocab, 64, None)
     assert len(features) > len(examples)  # long contexts: several windows each
-    losses = objective_losses(task, tiny_task_head(task, vocab, 64), features, 40)
-    assert losses[-1] < losses[0] / 2
+    losses, evaluations = fine_tune(task, tiny_task_head(task, vocab, 64), features, 40,
+                                    batch_size=8, examples=examples)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 2  # shuffled batches of 8 windows
+    assert [e['update'] for e in evaluations] == [10, 20, 30, 40]
+    assert all(0 <= e['f1'] <= 100 and 0 <= e['exact_match'] <= e['f1'] for e in evaluations)

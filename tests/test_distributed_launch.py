@@ -242,7 +242,8 @@ def test_without_a_launcher_a_worker_whose_peer_died_exits_within_its_timeout(
         jobs, tmp_path):
     port = str(free_port())
     pretrain = [sys.executable, '-m', 'gluonbert', 'pretrain'] + TINY_JOB + [
-        '--steps', '100000', '--log-every', '1', '--timeout', '5']
+        '--steps', '100000', '--log-every', '1', '--timeout', '5',
+        '--checkpoint-dir', str(tmp_path / 'checkpoints')]
     logs = [tmp_path / f'task-{task}.log' for task in range(4)]
     tasks = []
     for task, log in enumerate(logs):

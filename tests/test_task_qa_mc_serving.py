@@ -1,5 +1,9 @@
 """Question answering and multiple choice served from ONNX with the tasks' own MXNet-free
 pre- and post-processing give MXNet's answers: same windows, same span search, same picks."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from mxnet import init
@@ -11,6 +15,7 @@ from gluonbert.tasks import TaskDataError, get_task
 from gluonbert.tasks.choices import served_example as served_choice
 from gluonbert.tasks.qa_windows import served_example as served_question
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTEXT = ('the old mill stood by the river for two hundred years . in 1890 a flood took the '
            'mill , and the village built a bridge where it had stood .')
 LINES = [f'what took the mill ?\t{CONTEXT}', f'what did the village build ?\t{CONTEXT}',
@@ -71,3 +76,23 @@ def test_multiple_choice_serves_lines_as_mxnet_picks(tmp_path):
 def test_served_lines_of_the_wrong_shape_are_one_clear_error(read, line, message):
     with pytest.raises(TaskDataError, match=message):
         read(line.split('\t'), 'stdin, line 1')
+
+
+def test_pre_and_post_processing_import_and_run_without_mxnet():
+    code = ('import sys\n'
+            'from gluonbert.data.tokenization import WhitespaceTokenizer\n'
+            'from gluonbert.data.vocab import Vocab\n'
+            'from gluonbert.tasks import get_task\n'
+            'from gluonbert.tasks import choices, qa_answers, qa_windows, squad_metric\n'
+            'task = get_task("question-answering")\n'
+            'example = qa_windows.served_example(["who ?", "the mill stood ."], "line 1")\n'
+            'vocab = Vocab("who ? the mill stood .".split(), reserved_tokens=["<pad>", '
+            '"<cls>", "<sep>"])\n'
+            'features = task.encode([example], WhitespaceTokenizer(), vocab, 16, None)\n'
+            'mill = 1.0 * (features.tokens == vocab["mill"])\n'
+            'print(task.postprocess((mill, mill), features, [example]))\n'
+            'assert "mxnet" not in sys.modules, "mxnet was imported"\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['mill']"

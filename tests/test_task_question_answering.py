@@ -12,6 +12,7 @@ from task_training import fine_tune, tiny_task_head
 from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
 from gluonbert.tasks import TaskDataError, get_task
 from gluonbert.tasks.qa_answers import best_answers, nbest_answers
+from gluonbert.tasks.question_answering import QuestionAnswering
 from gluonbert.tasks.qa_windows import (QAExample, encode_examples, read_squad, token_offsets,
                                         window_starts)
 
@@ -241,6 +242,15 @@ def test_task_scores_predictions_and_a_first_words_baseline():
     # median training answer: 1 word -> 'Unaffable' for both
     assert task.baseline(examples[:1], examples) == {'exact_match': 0.0,
                                                     'f1': pytest.approx(100 * 1 / 3)}
+
+
+def test_task_settings_rebuild_the_same_task():
+    task = QuestionAnswering(doc_stride=7, max_query_len=5, n_best=3, max_answer_len=4,
+                             articles=('le', 'la'))
+    copy = QuestionAnswering(**json.loads(json.dumps(task.settings())))
+    assert copy.settings() == task.settings() and copy.articles == ('le', 'la')
+    with pytest.raises(ValueError, match='max_answer_len=0'):
+        QuestionAnswering(max_answer_len=0)
 
 
 def squad_wordpiece(examples, min_count=5):

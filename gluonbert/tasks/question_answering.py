@@ -24,8 +24,20 @@ class QuestionAnswering(Task):
 
     def __init__(self, doc_stride=None, max_query_len=None, n_best=20, max_answer_len=30,
                  articles=ENGLISH_ARTICLES):
+        if n_best < 1 or max_answer_len < 1:
+            raise ValueError(f'n_best={n_best}, max_answer_len={max_answer_len}: expected '
+                             f'both >= 1')
         self.doc_stride, self.max_query_len = doc_stride, max_query_len
-        self.n_best, self.max_answer_len, self.articles = n_best, max_answer_len, articles
+        self.n_best, self.max_answer_len = n_best, max_answer_len
+        self.articles = tuple(articles)
+
+    def settings(self):
+        """The options as a JSON-able dict, ``QuestionAnswering(**settings)`` rebuilding the
+        task: saved with a model and its export so that serving windows and searches spans as
+        evaluation did."""
+        return {'doc_stride': self.doc_stride, 'max_query_len': self.max_query_len,
+                'n_best': self.n_best, 'max_answer_len': self.max_answer_len,
+                'articles': list(self.articles)}
 
     def read(self, path, text_columns=None, label_column=None, fmt=None, quoting=False):
         """The questions of a SQuAD v1.1 JSON file, whose fields are fixed: ``label_column``

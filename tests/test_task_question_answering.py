@@ -245,7 +245,7 @@ def test_task_scores_predictions_and_a_first_words_baseline():
 
 
 def test_task_settings_rebuild_the_same_task():
-    task = QuestionAnswering(doc_stride=7, max_query_len=5, n_best=3, max_answer_len=4,
+    task = QuestionAnswering(doc_stride=7, max_query_len=5, max_answer_len=4,
                              articles=('le', 'la'))
     copy = QuestionAnswering(**json.loads(json.dumps(task.settings())))
     assert copy.settings() == task.settings() and copy.articles == ('le', 'la')

@@ -8,7 +8,7 @@ import statistics
 import sys
 
 from .base import Task, check_not_empty
-from .qa_answers import nbest_answers
+from .qa_answers import best_answers
 from .qa_windows import encode_examples, read_squad, split_words
 from .squad_metric import ENGLISH_ARTICLES, squad_scores
 
@@ -16,28 +16,25 @@ from .squad_metric import ENGLISH_ARTICLES, squad_scores
 class QuestionAnswering(Task):
     """Extractive QA. ``doc_stride`` is the step between window starts (default
     ``max_len // 3``), ``max_query_len`` the question's token budget (default
-    ``max_len // 6``), ``n_best`` and ``max_answer_len`` (tokens) bound the span search,
-    ``articles`` the words the metric drops (English by default)."""
+    ``max_len // 6``), ``max_answer_len`` (tokens) bounds the span search, ``articles`` are
+    the words the metric drops (English by default)."""
     name = 'question-answering'
     main_metric = 'f1'
     greater_is_better = True
 
-    def __init__(self, doc_stride=None, max_query_len=None, n_best=20, max_answer_len=30,
+    def __init__(self, doc_stride=None, max_query_len=None, max_answer_len=30,
                  articles=ENGLISH_ARTICLES):
-        if n_best < 1 or max_answer_len < 1:
-            raise ValueError(f'n_best={n_best}, max_answer_len={max_answer_len}: expected '
-                             f'both >= 1')
+        if max_answer_len < 1:
+            raise ValueError(f'max_answer_len={max_answer_len}; expected >= 1 (tokens)')
         self.doc_stride, self.max_query_len = doc_stride, max_query_len
-        self.n_best, self.max_answer_len = n_best, max_answer_len
-        self.articles = tuple(articles)
+        self.max_answer_len, self.articles = max_answer_len, tuple(articles)
 
     def settings(self):
         """The options as a JSON-able dict, ``QuestionAnswering(**settings)`` rebuilding the
         task: saved with a model and its export so that serving windows and searches spans as
         evaluation did."""
         return {'doc_stride': self.doc_stride, 'max_query_len': self.max_query_len,
-                'n_best': self.n_best, 'max_answer_len': self.max_answer_len,
-                'articles': list(self.articles)}
+                'max_answer_len': self.max_answer_len, 'articles': list(self.articles)}
 
     def read(self, path, text_columns=None, label_column=None, fmt=None, quoting=False):
         """The questions of a SQuAD v1.1 JSON file, whose fields are fixed: ``label_column``
@@ -72,10 +69,8 @@ class QuestionAnswering(Task):
     def postprocess(self, outputs, features, examples):
         """The best answer text of each example."""
         start_logits, end_logits = outputs
-        return [nbest[0]['text'] if nbest else '' for nbest in
-                nbest_answers(features, start_logits, end_logits,
-                              [example.context for example in examples], self.n_best,
-                              self.max_answer_len)]
+        return best_answers(features, start_logits, end_logits,
+                            [example.context for example in examples], self.max_answer_len)
 
     def metrics(self, predictions, examples):
         if len(predictions) != len(examples):

@@ -7,12 +7,15 @@ their values set.
 """
 from .base import Features, Task, TaskDataError
 from .classification import ClassificationTask
+from .multiple_choice import MultipleChoice
 from .presets import SICKTask, SNLITask
+from .question_answering import QuestionAnswering
 from .regression import RegressionTask
 from .token_classification import TokenClassificationTask
 
 TASKS = {task.name: task for task in (ClassificationTask, RegressionTask,
-                                      TokenClassificationTask, SNLITask, SICKTask)}
+                                      TokenClassificationTask, SNLITask, SICKTask,
+                                      QuestionAnswering, MultipleChoice)}
 
 
 def get_task(name):

@@ -1,0 +1,103 @@
+"""Deterministic splits that keep every passage on one side (SQuAD by article, Cosmos QA by
+context), for data sets of which only one labelled file is at hand.
+
+Groups are ordered by a seeded SHA-256 of their name (the same on every machine and Python,
+unlike ``hash``); walking that order, each group joins the split whose share of the examples
+the running count has reached. So no group is in two splits, shares follow ``fractions`` in
+examples, and the same file, fractions and seed give the same split.
+"""
+import csv
+import hashlib
+import json
+import os
+
+from .readers import read_table
+
+DEFAULT_FRACTIONS = (('train', 0.8), ('dev', 0.1), ('test', 0.1))
+
+
+def assign_groups(sizes, fractions=DEFAULT_FRACTIONS, seed=0):
+    """``{group: split name}`` for ``sizes`` (``{group: number of examples}``)."""
+    names = [name for name, _ in fractions]
+    shares = [share for _, share in fractions]
+    if len(set(names)) != len(names) or any(s <= 0 for s in shares) \
+            or abs(sum(shares) - 1) > 1e-9:
+        raise ValueError(f'fractions={fractions}: expected distinct names with positive '
+                         f'shares summing to 1')
+    order = sorted(sizes, key=lambda group: hashlib.sha256(
+        f'{seed}\0{group}'.encode('utf-8')).hexdigest())
+    total, ends, running = sum(sizes.values()), [], 0.0
+    for share in shares:
+        running += share
+        ends.append(running * total)
+    assignment, count = {}, 0
+    for group in order:
+        assignment[group] = names[next(k for k, end in enumerate(ends)
+                                       if count < end or k == len(ends) - 1)]
+        count += sizes[group]
+    empty = [name for name in names if name not in assignment.values()]
+    if empty:
+        raise ValueError(f'{len(sizes)} groups cannot fill the splits {names} with '
+                         f'fractions={fractions}: {empty} would be empty')
+    return assignment
+
+
+def split_by_group(items, group_of, fractions=DEFAULT_FRACTIONS, seed=0):
+    """``{split name: items}``, items in their original order, each group in one split."""
+    sizes = {}
+    for item in items:
+        sizes[group_of(item)] = sizes.get(group_of(item), 0) + 1
+    assignment = assign_groups(sizes, fractions, seed)
+    splits = {name: [] for name, _ in fractions}
+    for item in items:
+        splits[assignment[group_of(item)]].append(item)
+    return splits
+
+
+def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
+    """Write ``folder/<split>.json`` (SQuAD v1.1 files) from ``path``, split by article title
+    and sized by questions; the folder is written whole or not at all. Returns ``{split
+    name: number of questions}``."""
+    from ..export.folder import staged_folder, write_bytes
+    with open(path, encoding='utf-8') as f:
+        dataset = json.load(f)
+    sizes = {}
+    for article in dataset['data']:
+        questions = sum(len(paragraph['qas']) for paragraph in article['paragraphs'])
+        sizes[article['title']] = sizes.get(article['title'], 0) + questions
+    assignment = assign_groups(sizes, fractions, seed)
+    counts = {name: 0 for name, _ in fractions}
+    for title, size in sizes.items():
+        counts[assignment[title]] += size
+    with staged_folder(folder) as staging:
+        for name, _ in fractions:
+            chosen = [a for a in dataset['data'] if assignment[a['title']] == name]
+            write_bytes(os.path.join(staging, f'{name}.json'),
+                        json.dumps(dict(dataset, data=chosen)).encode('utf-8'))
+    return counts
+
+
+def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS, seed=0):
+    """Write ``folder/<split><ext>`` from a CSV, TSV or JSON Lines file, rows grouped by
+    ``column`` (Cosmos QA: the context); the folder is written whole or not at all. Returns
+    ``{split name: number of rows}``."""
+    from ..export.folder import staged_folder
+    rows = read_table(path)
+    header = list(rows[0].fields) if rows else []
+    if column not in header:
+        raise ValueError(f'{path}: no column {column!r} to split by; the columns are {header}')
+    splits = split_by_group(rows, lambda row: row.fields[column], fractions, seed)
+    extension = os.path.splitext(path)[1].lower()
+    with staged_folder(folder) as staging:
+        for name, chosen in splits.items():
+            with open(os.path.join(staging, name + extension), 'w', encoding='utf-8',
+                      newline='') as f:
+                if extension in ('.jsonl', '.json', '.ndjson'):
+                    f.writelines(json.dumps(row.fields) + '\n' for row in chosen)
+                    continue
+                writer = (csv.writer(f) if extension == '.csv' else
+                          csv.writer(f, delimiter='\t', quoting=csv.QUOTE_NONE,
+                                     lineterminator='\n'))
+                writer.writerow(header)
+                writer.writerows([row.fields[k] for k in header] for row in chosen)
+    return {name: len(chosen) for name, chosen in splits.items()}

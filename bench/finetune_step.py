@@ -17,8 +17,8 @@ import sys
 import time
 
 import torch_env
-from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, gluonbert_row,
-                     print_table, start_amp, worker_result, write_json)
+from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
+                     gluonbert_row, print_table, start_amp, worker_result, write_json)
 from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -176,17 +176,7 @@ def main():
     amp_args = ['--amp', args.amp] if args.amp else []  # d2l's and HF's workers ignore it
     runs = d2l_and_gluonbert(args.amp)
     ours = gluonbert_row(args.amp)
-    gluonbert_run = runs.pop(ours)  # put back last, after the others
-    skipped = '--no-torch' if args.no_torch else None
-    if not args.no_torch:
-        try:
-            torch_env.torch_python()
-            runs['hf transformers (torch)'] = ('hf', None)
-        except RuntimeError as e:
-            skipped = str(e)
-    if skipped:
-        print(f'hf transformers (torch) skipped: {skipped}')
-    runs[ours] = gluonbert_run
+    skipped = add_hf_row(runs, ours, args.no_torch)
     rows = compare(__file__, runs, ['--steps', args.steps, *amp_args], args.repeats, BATCH,
                    'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '

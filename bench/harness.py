@@ -44,6 +44,24 @@ def d2l_and_gluonbert(amp=None):
             gluonbert_row(amp): ('gluonbert', None)}
 
 
+def add_hf_row(runs, ours, no_torch):
+    """Put HF transformers' row (``'hf'`` worker, in ``bench/.venv-torch``) into ``runs``
+    before gluonbert's row ``ours``, which stays last; returns why it was skipped, or None."""
+    import torch_env
+    gluonbert_run = runs.pop(ours)
+    skipped = '--no-torch' if no_torch else None
+    if not no_torch:
+        try:
+            torch_env.torch_python()
+            runs['hf transformers (torch)'] = ('hf', None)
+        except RuntimeError as e:
+            skipped = str(e)
+    if skipped:
+        print(f'hf transformers (torch) skipped: {skipped}')
+    runs[ours] = gluonbert_run
+    return skipped
+
+
 def gluonbert_row(amp=None):
     return f'gluonbert ({amp} AMP)' if amp else 'gluonbert (defaults)'
 

@@ -27,8 +27,9 @@ import time
 
 import op_profile
 import torch_env
-from harness import (add_amp_option, check_amp, compare, d2l_and_gluonbert, fresh_runs,
-                     gluonbert_row, print_table, start_amp, worker_result, write_json)
+from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
+                     fresh_runs, gluonbert_row, print_table, start_amp, worker_result,
+                     write_json)
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -261,20 +262,10 @@ def main():
     check_amp(parser, args.amp)
     runs = d2l_and_gluonbert(args.amp)
     ours = gluonbert_row(args.amp)
-    gluonbert_run = runs.pop(ours)  # put back last, after the others
     cores = str(len(os.sched_getaffinity(0)))
     runs['gluonnlp (defaults)'] = ('gluonnlp', None)
     runs[f'gluonnlp (OMP_NUM_THREADS={cores})'] = ('gluonnlp', {'OMP_NUM_THREADS': cores})
-    skipped = '--no-torch' if args.no_torch else None
-    if not args.no_torch:
-        try:
-            torch_env.torch_python()
-            runs['hf transformers (torch)'] = ('hf', None)
-        except RuntimeError as e:
-            skipped = str(e)
-    if skipped:
-        print(f'hf transformers (torch) skipped: {skipped}')
-    runs[ours] = gluonbert_run
+    skipped = add_hf_row(runs, ours, args.no_torch)
     worker_args = ['--steps', args.steps, '--batch-size', args.batch_size]
     amp_args = ['--amp', args.amp] if args.amp else []
     rows = {}

@@ -1,6 +1,5 @@
 """Every saved folder (pretrained, fine-tuned, ONNX export, checkpoint) is written whole or
 not at all, replaces only a previous folder of its kind, and never deletes what a folder held."""
-import json
 import os
 import resource
 import signal
@@ -17,10 +16,13 @@ from mxnet import init
 import gluonbert
 from gluonbert import cli
 from gluonbert.atomic import atomic_folder
+from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.vocab import Vocab
 from gluonbert.export import export_onnx
 from gluonbert.train.checkpoint import (load_classifier, load_pretrained_model,
                                         save_classifier, save_pretrained)
+from gluonbert.tasks import get_task
+from gluonbert.tasks.saved import save_task_model
 from gluonbert.train.state import CheckpointManager, write_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +57,11 @@ def runs_folder(tmp_path):
     """A folder as users keep one: a fine-tuned model, a pretrained one, notes."""
     runs = tmp_path / 'runs'
     vocab = vocab_of(30)
-    save_classifier(classifier(vocab), vocab, runs / 'finetuned', LABELS, 16)
+    model, task = bert(vocab), get_task('snli')
+    net = task.head(model, LABELS)
+    net.output.initialize(init.Xavier())
+    save_task_model(net, model, vocab, WhitespaceTokenizer(), runs / 'finetuned', task, LABELS,
+                    16)
     save_pretrained(bert(vocab), vocab, runs / 'pretrained')
     (runs / 'notes.txt').write_text('what I tried')
     return runs

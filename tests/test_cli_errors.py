@@ -47,7 +47,7 @@ def folders(tmp_path_factory):
 CASES = [
     (['evaluate', '--model', '{root}/badvocab'], 'vocab.json\' is not a JSON list'),
     (['evaluate', '--model', '{root}/badconfig'], 'config.json: expected "task"'),
-    (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace' or"),
+    (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace', 'words' or"),
     (['evaluate', '--model', '{root}/badparams'], 'is not an MXNet parameter file'),
     (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned task model folder'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),

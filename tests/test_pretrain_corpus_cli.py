@@ -72,7 +72,7 @@ def test_learn_vocab_pretrain_resume_continue_with_added_tokens_and_finetune(
                  '--batch-size', '16', '--max-len', '32', '--train-limit', '64',
                  '--test-limit', '32', '--out', str(tmp_path / 'ft'),
                  '--fallback', 'embedded']) == 0
-    assert (tmp_path / 'ft' / 'classifier.params').is_file()
+    assert (tmp_path / 'ft' / 'model.params').is_file()
 
 
 @pytest.mark.parametrize('argv, message', [

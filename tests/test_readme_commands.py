@@ -46,6 +46,7 @@ def runnable(command):
     command = command.replace('./run.sh', f'{python} {THE_MAIN_JOB}')
     for pattern, replacement in SMALLER:
         command = re.sub(pattern, replacement, command)
+    command = command.replace('../shared/data/', f'{shared_folder("")}/')
     for marker, extra in ADDED.items():
         if marker in command and '--help' not in command and '--config' not in command:
             command += extra

@@ -54,11 +54,21 @@ def split_by_group(items, group_of, fractions=DEFAULT_FRACTIONS, seed=0):
     return splits
 
 
+def _split_folder(folder, fractions, extension):
+    """The atomic writer of a new folder of split files (``train.json``, ...); an existing
+    folder, a previous split included, is never replaced (its files may have been edited)."""
+    from ..atomic import atomic_folder
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise FileExistsError(f'folder={os.fspath(folder)!r} exists and is not empty; expected '
+                              f'a new folder for the split files')
+    names = [name + extension for name, _ in fractions]
+    return atomic_folder(folder, names, names[0], 'split folder')
+
+
 def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
     """Write ``folder/<split>.json`` (SQuAD v1.1 files) from ``path``, split by article title
     and sized by questions; the folder is written whole or not at all. Returns ``{split
     name: number of questions}``."""
-    from ..export.folder import staged_folder, write_bytes
     with open(path, encoding='utf-8') as f:
         dataset = json.load(f)
     sizes = {}
@@ -69,11 +79,11 @@ def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
     counts = {name: 0 for name, _ in fractions}
     for title, size in sizes.items():
         counts[assignment[title]] += size
-    with staged_folder(folder) as staging:
+    with _split_folder(folder, fractions, '.json') as staging:
         for name, _ in fractions:
             chosen = [a for a in dataset['data'] if assignment[a['title']] == name]
-            write_bytes(os.path.join(staging, f'{name}.json'),
-                        json.dumps(dict(dataset, data=chosen)).encode('utf-8'))
+            with open(os.path.join(staging, f'{name}.json'), 'w', encoding='utf-8') as f:
+                json.dump(dict(dataset, data=chosen), f)
     return counts
 
 
@@ -81,14 +91,13 @@ def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS
     """Write ``folder/<split><ext>`` from a CSV, TSV or JSON Lines file, rows grouped by
     ``column`` (Cosmos QA: the context); the folder is written whole or not at all. Returns
     ``{split name: number of rows}``."""
-    from ..export.folder import staged_folder
     rows = read_table(path)
     header = list(rows[0].fields) if rows else []
     if column not in header:
         raise ValueError(f'{path}: no column {column!r} to split by; the columns are {header}')
     splits = split_by_group(rows, lambda row: row.fields[column], fractions, seed)
     extension = os.path.splitext(path)[1].lower()
-    with staged_folder(folder) as staging:
+    with _split_folder(folder, fractions, extension) as staging:
         for name, chosen in splits.items():
             with open(os.path.join(staging, name + extension), 'w', encoding='utf-8',
                       newline='') as f:

@@ -13,7 +13,8 @@ from shared_data import shared_folder
 
 REPO = Path(__file__).resolve().parents[1]
 # Only the sizes shrink: every other option is run as the README writes it
-SMALLER = [(r'--steps \d+', '--steps 4'), (r'--epochs \d+', '--epochs 1')]
+SMALLER = [(r'--steps \d+', '--steps 4'), (r'--epochs \d+', '--epochs 1'),
+           (r'--warmup-steps \d+', '--warmup-steps 1')]
 ADDED = {'gluonbert pretrain': ' --batch-size 32',
          'gluonbert finetune': ' --train-limit 64 --test-limit 64',
          'gluonbert evaluate': ' --test-limit 64'}
@@ -61,11 +62,38 @@ def test_the_readme_shows_the_sequences_this_test_runs():
     assert any('export/predict.py runs/main/onnx' in c for c in commands)
 
 
+def write_user_files(folder):
+    """The files the README's own-corpus commands name as the user's: corpora (``books/``,
+    ``web.txt``, ``papers/``), ``new_words.txt`` and a small stand-in for a downloaded
+    ``bert-base-uncased/`` (an HF folder with a WordPiece vocabulary learned from them)."""
+    import random
+
+    import mxnet as mx
+
+    from gluonbert import BERTModel, save_hf_pretrained
+    from gluonbert.data.corpus import CorpusSource
+    from gluonbert.data.corpus_vocab import learn_wordpiece_vocab
+    from test_data_corpus import write_corpus
+    (folder / 'books').mkdir()
+    (folder / 'papers').mkdir()
+    write_corpus(folder / 'books' / 'part-1.txt', 120, random.Random(0))
+    write_corpus(folder / 'web.txt', 60, random.Random(1), per_line=True)
+    write_corpus(folder / 'papers' / 'paper-1.txt', 60, random.Random(2))
+    (folder / 'new_words.txt').write_text('quokka\nwombat\n', encoding='utf-8')
+    vocab = learn_wordpiece_vocab([CorpusSource(str(folder / 'books'))], 300)
+    mx.random.seed(0)
+    bert = BERTModel(len(vocab), 32, 64, 2, 1, 0.1, max_len=128, activation='gelu',
+                     embedding_layer_norm=True, tie_mlm_decoder=True)
+    bert.initialize(mx.init.Normal(0.02))
+    save_hf_pretrained(bert, vocab, str(folder / 'bert-base-uncased'))
+
+
 @pytest.mark.slow
 def test_every_readme_command_sequence_runs_as_written(tmp_path, small_data_env):
     data = Path(small_data_env['GLUONBERT_DATA'])
     (data / 'sick').symlink_to(shared_folder('sick'))
     (tmp_path / 'export').symlink_to(REPO / 'export')  # `python export/predict.py`
+    write_user_files(tmp_path)
     env = dict(small_data_env, PYTHONPATH=str(REPO))
     for command in readme_commands():
         result = subprocess.run(runnable(command), shell=True, cwd=tmp_path, env=env,

@@ -67,8 +67,8 @@ def _check_config(config, path):
 def load_task_model(folder, devices=None):
     """``(net, task, vocab, tokenizer, config)`` of a folder written by ``save_task_model``;
     every file is read and checked before the model is built."""
-    from ..train.checkpoint import (VOCAB_DIGEST, _build_bert, _load_parameters, _read_config,
-                                    _read_vocab)
+    from ..train.checkpoint import (VOCAB_DIGEST, _load_parameters, _read_config, _read_vocab,
+                                    fine_tuned_bert)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)})')
@@ -82,14 +82,7 @@ def load_task_model(folder, devices=None):
     vocab = _read_vocab(folder, dict(config))
     config.pop(VOCAB_DIGEST, None)
     tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
-    bert_config = dict(config['bert'])
-    if bert_config.pop('vocab_size', None) != len(vocab):
-        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
-                         f'built for vocab_size={config["bert"].get("vocab_size")}')
-    bert = _build_bert(vocab, bert_config, config_path)
-    if not 1 <= config['max_len'] <= bert.encoder.max_len:
-        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
-                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    bert = fine_tuned_bert(folder, config, vocab, config_path)
     task = get_task(config['task'])
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)

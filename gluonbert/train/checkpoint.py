@@ -186,6 +186,20 @@ def save_classifier(net, vocab, folder, labels, max_len, plot=None):
             plot.save(os.path.join(staging, CURVES_FILE), 'epoch')
 
 
+def fine_tuned_bert(folder, config, vocab, config_path):
+    """The (uninitialised) BERT of a fine-tuned folder's ``config`` (its ``bert`` options and
+    ``max_len``), checked against the folder's ``vocab``."""
+    bert_config = dict(config['bert'])
+    if bert_config.pop('vocab_size', None) != len(vocab):
+        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
+                         f'built for vocab_size={config["bert"].get("vocab_size")}')
+    bert = _build_bert(vocab, bert_config, config_path)
+    if not 1 <= config['max_len'] <= bert.encoder.max_len:
+        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
+                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    return bert
+
+
 def load_classifier(folder, devices=None):
     """``(net, vocab, config)`` of a folder written by ``save_classifier``."""
     from ..model import BERTClassifier
@@ -204,14 +218,7 @@ def load_classifier(folder, devices=None):
         raise ValueError(f'{config_path}: expected "bert" (BERTModel options), "labels" (a '
                          f'list of names) and "max_len" (an integer), as save_classifier '
                          f'writes')
-    bert_config = dict(bert_config)
-    if bert_config.pop('vocab_size', None) != len(vocab):
-        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
-                         f'built for vocab_size={config["bert"].get("vocab_size")}')
-    bert = _build_bert(vocab, bert_config, config_path)
-    if not 1 <= config['max_len'] <= bert.encoder.max_len:
-        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
-                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    bert = fine_tuned_bert(folder, config, vocab, config_path)
     net = BERTClassifier(bert, num_classes=len(labels))
     _load_parameters(net, params, vocab, devices)
     return net, vocab, config

@@ -18,7 +18,8 @@ import time
 
 import torch_env
 from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
-                     gluonbert_row, print_table, start_amp, worker_result, write_json)
+                     gluonbert_row, hf_bert_config, print_table, start_amp, worker_result,
+                     write_json)
 from op_profile import operator_profile, profiles
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -109,14 +110,9 @@ def gluonbert_step():
 def hf_step():
     """One HF ``BertForSequenceClassification`` step on a batch: ``step(X, y)``."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
     c = CONFIG
-    config = BertConfig(vocab_size=c['vocab_size'], hidden_size=c['num_hiddens'],
-                        num_hidden_layers=c['num_blks'], num_attention_heads=c['num_heads'],
-                        intermediate_size=c['ffn_num_hiddens'], hidden_act='relu',
-                        hidden_dropout_prob=c['dropout'],
-                        attention_probs_dropout_prob=c['dropout'],
-                        max_position_embeddings=c['max_len'], type_vocab_size=2, num_labels=3)
+    config = hf_bert_config(c, num_labels=3)
     net = BertForSequenceClassification(config).train()
     trainer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     positions = torch.arange(SEQ_LEN)[None]

@@ -62,6 +62,17 @@ def add_hf_row(runs, ours, no_torch):
     return skipped
 
 
+def hf_bert_config(c, **options):
+    """HF's ``BertConfig`` of the bench config ``c`` (d2l's sizes, ReLU FFN, its dropout);
+    ``options`` such as ``num_labels`` go to ``BertConfig`` too. Runs in the torch venv."""
+    from transformers import BertConfig
+    return BertConfig(vocab_size=c['vocab_size'], hidden_size=c['num_hiddens'],
+                      num_hidden_layers=c['num_blks'], num_attention_heads=c['num_heads'],
+                      intermediate_size=c['ffn_num_hiddens'], hidden_act='relu',
+                      hidden_dropout_prob=c['dropout'], attention_probs_dropout_prob=c['dropout'],
+                      max_position_embeddings=c['max_len'], type_vocab_size=2, **options)
+
+
 def gluonbert_row(amp=None):
     return f'gluonbert ({amp} AMP)' if amp else 'gluonbert (defaults)'
 

@@ -28,8 +28,8 @@ import time
 import op_profile
 import torch_env
 from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
-                     fresh_runs, gluonbert_row, print_table, start_amp, worker_result,
-                     write_json)
+                     fresh_runs, gluonbert_row, hf_bert_config, print_table, start_amp,
+                     worker_result, write_json)
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
 # generation make the first steps several times slower on both sides
@@ -173,14 +173,9 @@ def run_hf(batch_size, steps):
     """HF's ``BertForPreTraining`` (ReLU FFN as in d2l), its MLM head on the masked positions."""
     import numpy as onp
     import torch
-    from transformers import BertConfig, BertForPreTraining
+    from transformers import BertForPreTraining
     c = CONFIG
-    config = BertConfig(vocab_size=c['vocab_size'], hidden_size=c['num_hiddens'],
-                        num_hidden_layers=c['num_blks'], num_attention_heads=c['num_heads'],
-                        intermediate_size=c['ffn_num_hiddens'], hidden_act='relu',
-                        hidden_dropout_prob=c['dropout'],
-                        attention_probs_dropout_prob=c['dropout'],
-                        max_position_embeddings=c['max_len'], type_vocab_size=2)
+    config = hf_bert_config(c)
     net = BertForPreTraining(config).train()
     loss = torch.nn.CrossEntropyLoss(reduction='none')
     trainer = torch.optim.Adam(net.parameters(), lr=1e-3)

@@ -22,6 +22,7 @@ from . import runtime
 from .atomic import atomic_write
 from .data.masking import MASKING_STRATEGIES, MaskingConfig
 from .data.packing import SHORT_SEQ_PROB
+from .data.preprocess import PreprocessSettings
 from .model.transformer import ACTIVATIONS
 from .option_types import (OptionType, check_memory, decay, max_len, non_negative_float,
                            non_negative_int, pattern, positive_float, positive_int,
@@ -162,6 +163,11 @@ def _corpus_options(parser):
     corpus.add_argument('--short-seq-prob', type=probability, default=SHORT_SEQ_PROB,
                         help="share of examples packed to a shorter random length, as BERT's "
                         '(default: %(default)s)')
+    corpus.add_argument('--shard-size', type=positive_int,
+                        default=PreprocessSettings.shard_size,
+                        help='examples per preprocessed shard; each worker of a distributed '
+                        'run reads its own shards, so have several per worker (default: '
+                        '%(default)s)')
 
 
 def _run_options(parser, checkpoint_every):

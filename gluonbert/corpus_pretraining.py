@@ -28,9 +28,10 @@ from .atomic import atomic_write
 from .pretrained.folders import load_pretrained_folder, tokenizer_with_vocab
 from .pretrained.vocab_extension import extend_vocab, read_added_tokens
 from .train.batches import EpochBatches
+from .train.sharding import shard_sizes
 from .train.pretrain_validation import evaluate_pretraining
 
-# How long the other workers of a distributed run wait for rank 0's preprocessing
+# How long the other workers of a distributed run wait for rank 0's vocabulary and shards
 _PREPROCESS_WAIT_S = 24 * 3600
 # The validation metrics as logged (beside the training's mlm_loss and nsp_loss)
 VALIDATION_KEYS = ('valid_mlm_loss', 'valid_perplexity', 'valid_mlm_accuracy',
@@ -57,7 +58,36 @@ class CorpusStart:
 
 class ShardBatches(EpochBatches):
     """``EpochBatches`` over a ``ShardedDataset``: each epoch shuffles windows of shards
-    together (``ShardedDataset.order``), and a batch is one indexed read per shard."""
+    together (``ShardedDataset.order``), and a batch is one indexed read per shard.
+
+    Over one worker's shards (a dataset opened with ``num_workers`` > 1) a batch is this
+    worker's share of the global batch of ``batch_size`` (shares differ by at most one
+    example), drawn from its own shards only: the engine trains on the whole share and sums
+    the global batch's totals over the workers. Every worker takes the same steps: an epoch
+    has as many batches as the worker with the fewest examples fills, and a worker's other
+    examples wait for a later epoch's order.
+    """
+
+    def __init__(self, dataset, batch_size, *, shuffle=True, seed=0):
+        self.num_workers = dataset.num_workers
+        shares = shard_sizes(batch_size, self.num_workers, allow_idle=True)
+        if not min(shares):
+            raise ValueError(f'--batch-size {batch_size} with {self.num_workers} workers: each '
+                             f'worker draws its own share of the global batch; expected at '
+                             f'least {self.num_workers}')
+        self._full_batches = min(examples // share for examples, share
+                                 in zip(dataset.examples_per_worker(), shares))
+        if self.num_workers > 1 and not self._full_batches:
+            raise ValueError(f'--batch-size {batch_size}: a worker\'s shards hold '
+                             f'{min(dataset.examples_per_worker())} examples, fewer than its '
+                             f'share of a global batch; expected a smaller batch or fewer '
+                             f'workers')
+        super().__init__(dataset, shares[dataset.rank], shuffle=shuffle, seed=seed)
+
+    def __len__(self):
+        if self.num_workers > 1:
+            return self._full_batches
+        return super().__len__()
 
     def order(self, epoch):
         if not self.shuffle:
@@ -78,15 +108,20 @@ def validation(net, valid, devices, batch_size):
     return evaluate
 
 
-def corpus_start(opts, devices, *, rank=0):
+def corpus_start(opts, devices, *, rank=0, num_workers=1):
     """The ``CorpusStart`` of ``--corpus`` runs: the starting model and vocabulary, the
-    preprocessed shards, and the training batches over them."""
+    preprocessed shards, and the training batches over them (worker ``rank`` of
+    ``num_workers``: its own shards only, see ``ShardBatches``)."""
     sources = corpus_sources(opts.corpus, opts.doc_per_line)
-    bert, vocab, tokenizer, notes = starting_point(opts, sources, devices)
+    bert, vocab, tokenizer, notes = starting_point(opts, sources, devices, rank=rank)
     for note in notes:
         print(note)
-    data = preprocessed(opts, sources, vocab, tokenizer, rank=rank)
+    data = preprocessed(opts, sources, vocab, tokenizer, rank=rank, num_workers=num_workers)
     batches = ShardBatches(data.train, opts.batch_size, shuffle=True, seed=opts.seed)
+    if num_workers > 1 and rank == 0:
+        print(f'{num_workers} workers, each reading its own shards ({len(data.train.shards)} '
+              f'of {len(data.meta["splits"]["train"]["shards"])} here): an epoch is '
+              f'{len(batches)} global batches')
     return CorpusStart(batches, vocab, len(vocab), bert, data.valid, tokenizer)
 
 
@@ -110,10 +145,11 @@ def corpus_sources(specs, doc_per_line=False):
     return sources
 
 
-def starting_point(opts, sources, devices):
+def starting_point(opts, sources, devices, *, rank=0):
     """``(bert or None, vocab, tokenizer, notes)``: the ``--pretrained`` model (extended by
     ``--add-tokens``) with its vocabulary, or None and the vocabulary of ``--vocab`` /
-    ``--learn-vocab`` / d2l's words for a fresh model. ``notes`` are lines for the log."""
+    ``--learn-vocab`` / d2l's words for a fresh model. ``notes`` are lines for the log.
+    A learned vocabulary is learned by worker ``rank`` 0 only (see ``_learned_vocab``)."""
     if opts.pretrained:
         for option in ('vocab', 'learn_vocab'):
             if getattr(opts, option):
@@ -136,7 +172,7 @@ def starting_point(opts, sources, devices):
         raise ValueError('--add-tokens needs --pretrained: it extends a pretrained model\'s '
                          'vocabulary (a fresh model gets the corpus\'s vocabulary)')
     if opts.learn_vocab:
-        vocab = _learned_vocab(sources, opts.learn_vocab)
+        vocab = _learned_vocab(sources, opts.learn_vocab, rank)
         tokenizer = WordPieceTokenizer(vocab)
         notes = [f'learned WordPiece vocabulary: {len(vocab)} tokens (asked '
                  f'{opts.learn_vocab})']
@@ -147,12 +183,17 @@ def starting_point(opts, sources, devices):
     return None, vocab, tokenizer, notes
 
 
-def _learned_vocab(sources, size):
+def _learned_vocab(sources, size, rank=0):
     """The WordPiece vocabulary learned from ``sources``, cached by corpora and size so that a
-    rerun or a resumed run gets the same one without learning it again."""
+    rerun or a resumed run gets the same one without learning it again. HF's trainer orders
+    tokens of equal count differently from one process to the next, so in a distributed run
+    rank 0 learns it and the other workers wait for its file (else their cache keys, and so
+    their preprocessed folders, would differ)."""
     described = json.dumps([[s.signature(), s.weight, s.doc_per_line] for s in sources] +
                            [size], sort_keys=True)
     path = cache_dir() / f'wordpiece-{hashlib.sha1(described.encode()).hexdigest()[:16]}.txt'
+    if rank != 0:
+        _wait_for(str(path), 'learning the vocabulary')
     if path.is_file():
         return read_wordpiece_vocab(str(path))
     vocab = learn_wordpiece_vocab(sources, size)
@@ -166,20 +207,22 @@ def masking_config(opts):
     return MaskingConfig(rate=opts.mask_rate, strategy=opts.masking)
 
 
-def preprocessed(opts, sources, vocab, tokenizer, *, rank=0):
+def preprocessed(opts, sources, vocab, tokenizer, *, rank=0, num_workers=1):
     """The run's ``CorpusData``: the cached shards of these corpora, vocabulary and settings,
-    written first when absent (by rank 0; the other workers wait for them)."""
+    written first when absent (by rank 0; the other workers wait for them); ``train`` holds
+    worker ``rank``'s shards of ``num_workers``."""
     settings = PreprocessSettings(max_len=opts.max_len, seed=opts.seed,
                                   masking=masking_config(opts),
                                   short_seq_prob=opts.short_seq_prob,
-                                  valid_fraction=opts.valid_fraction)
+                                  valid_fraction=opts.valid_fraction,
+                                  shard_size=opts.shard_size)
     folder = str(cache_dir() / f'corpus-{cache_key(sources, vocab, settings)}')
     if not os.path.isfile(os.path.join(folder, META_FILE)):
         if rank == 0:
             preprocess(sources, vocab, tokenizer, folder, settings)
         else:
-            _wait_for(folder)
-    train = ShardedDataset(folder)
+            _wait_for(os.path.join(folder, META_FILE), 'preprocessing')
+    train = ShardedDataset(folder, rank=rank, num_workers=num_workers)
     valid = ShardedDataset(folder, 'valid') if opts.valid_fraction else None
     data = CorpusData(train, valid, folder, train.meta)
     for line in describe(data.meta):
@@ -187,10 +230,11 @@ def preprocessed(opts, sources, vocab, tokenizer, *, rank=0):
     return data
 
 
-def _wait_for(folder):
+def _wait_for(path, work):
+    """Wait until rank 0's ``work`` has written ``path``."""
     deadline = time.monotonic() + _PREPROCESS_WAIT_S
-    while not os.path.isfile(os.path.join(folder, META_FILE)):
+    while not os.path.isfile(path):
         if time.monotonic() > deadline:
-            raise TimeoutError(f'rank 0 did not finish preprocessing {folder} in '
+            raise TimeoutError(f'rank 0 did not finish {work} ({path}) in '
                                f'{_PREPROCESS_WAIT_S} s')
         time.sleep(1.0)

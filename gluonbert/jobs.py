@@ -65,8 +65,10 @@ def _pretraining_data(opts, fallback, devices, kvstore):
     if getattr(opts, 'corpus', None):
         if opts.synthetic:
             raise ValueError('--corpus with --synthetic: choose one data source')
-        rank = kvstore.rank if isinstance(kvstore, mx.kv.KVStore) else 0
-        return corpus_start(opts, devices, rank=rank)
+        if isinstance(kvstore, mx.kv.KVStore):
+            return corpus_start(opts, devices, rank=kvstore.rank,
+                                num_workers=kvstore.num_workers)
+        return corpus_start(opts, devices)
     for option in ('pretrained', 'vocab', 'learn_vocab', 'add_tokens', 'save_hf'):
         if getattr(opts, option, None):
             raise ValueError(f'--{option.replace("_", "-")} needs --corpus (WikiText-2 and '

@@ -5,9 +5,11 @@ import random
 from types import SimpleNamespace
 
 import mxnet as mx
+import numpy as np
 import pytest
 
 from gluonbert import corpus_pretraining as cp
+from gluonbert.data.shards import ShardedDataset
 from test_data_corpus import write_corpus
 from test_vocab_extension import TOKENS
 
@@ -28,7 +30,8 @@ def corpus(tmp_path):
 def options(path, **overrides):
     values = dict(corpus=[path], doc_per_line=False, vocab=None, learn_vocab=None,
                   pretrained=None, add_tokens=None, dropout=0.1, max_len=32, seed=0,
-                  masking='token', mask_rate=0.15, short_seq_prob=0.1, valid_fraction=0.1)
+                  masking='token', mask_rate=0.15, short_seq_prob=0.1, valid_fraction=0.1,
+                  shard_size=1 << 14)
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -85,3 +88,40 @@ def test_a_pretrained_folder_keeps_its_vocabulary_and_takes_added_tokens(corpus,
 def test_conflicting_or_missing_options_are_named(corpus, overrides, message):
     with pytest.raises(ValueError, match=message):
         start(options(corpus, **overrides))
+
+
+def worker_batches(corpus, batch_size, num_workers=2):
+    opts = options(corpus, shard_size=10)
+    sources, (_, vocab, tokenizer, _) = start(opts)
+    folder = cp.preprocessed(opts, sources, vocab, tokenizer).folder
+    return [cp.ShardBatches(ShardedDataset(folder, rank=rank, num_workers=num_workers),
+                            batch_size, seed=0) for rank in range(num_workers)]
+
+
+def test_each_worker_draws_its_share_of_every_global_batch_from_its_own_shards(corpus):
+    workers = worker_batches(corpus, 7)
+    examples = [len(batches.dataset) for batches in workers]
+    assert examples == workers[0].dataset.examples_per_worker()
+    # As many steps on each worker: the batches the smaller share fills
+    assert len(workers[0]) == len(workers[1]) == min(examples[0] // 4, examples[1] // 3) > 1
+    for rank, batches in enumerate(workers):
+        assert batches.num_workers == 2
+        drawn = list(batches.epoch(1))
+        assert len(drawn) == len(batches) and {len(b[0]) for b in drawn} == {4 - rank}
+        order = batches.order(1)
+        own = batches.dataset[order[:len(drawn) * (4 - rank)]]
+        for column, array in enumerate(own):
+            np.testing.assert_array_equal(np.concatenate([b[column] for b in drawn]), array)
+
+
+def test_a_global_batch_smaller_than_the_workers_is_refused(corpus):
+    with pytest.raises(ValueError, match='--batch-size 1 with 2 workers'):
+        worker_batches(corpus, 1)
+
+
+def test_the_engine_refuses_shares_of_another_number_of_workers(corpus):
+    from test_parallel_step import pretraining_engine, sgd_trainer, tiny_bert
+    net = tiny_bert([mx.cpu()])
+    engine = pretraining_engine(net, [mx.cpu()], sgd_trainer(net, 'device'))
+    with pytest.raises(ValueError, match='shares of 2 workers, the KVStore has 1'):
+        engine.fit(worker_batches(corpus, 7)[0], num_updates=1)

@@ -3,6 +3,7 @@ union of the workers' batches, failures stop the job with the failed process nam
 status, a SIGKILLed worker leaves nothing behind and the run resumes with another number of
 workers, and the printed multi-host plans carry every process's variables."""
 import os
+import random
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from gluonbert.data.synthetic import synthetic_pretraining_batch
 from gluonbert.distributed.launch import free_port, main as launch_main
 from gluonbert.distributed.watchdog import EXIT_NO_PROGRESS
+from test_data_corpus import write_corpus
 from test_parallel_step import MAX_LEN, VOCAB_SIZE, pretraining_engine, sgd_trainer, tiny_bert
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -96,18 +98,22 @@ def single_process_pretraining(batch_sizes):
     return {name: p.data().asnumpy() for name, p in net._collect_params_with_prefix().items()}
 
 
-def run_workers(jobs, out_dir, num_workers, kvstore, sizes):
+def run_workers(jobs, out_dir, num_workers, kvstore, sizes, data='global'):
     return jobs.run(LAUNCH + ['-n', str(num_workers), '-s', '2', '--timeout', '100', '--',
                               sys.executable, 'distributed_worker.py', str(out_dir),
-                              ','.join(map(str, sizes)), 'cpu:0,cpu:1', kvstore])
+                              ','.join(map(str, sizes)), 'cpu:0,cpu:1', kvstore, data])
 
 
-@pytest.mark.parametrize('kvstore', ['dist_sync', 'dist_device_sync'])
+@pytest.mark.parametrize('kvstore, data', [('dist_sync', 'global'),
+                                           ('dist_device_sync', 'global'),
+                                           ('dist_sync', 'shares')])
 def test_synchronous_workers_equal_one_process_on_the_union_of_their_batches(
-        jobs, tmp_path, kvstore):
-    # 2 workers x 2 contexts; a batch of 1 leaves worker 1 idle and one context of worker 0
+        jobs, tmp_path, kvstore, data):
+    # 2 workers x 2 contexts; a batch of 1 leaves worker 1 idle and one context of worker 0.
+    # 'shares': each worker steps on its own share only, and the global batch's masked
+    # positions (which scale every share's MLM loss) are summed over the workers
     sizes = [7, 5, 1, 6]
-    code, out, err = run_workers(jobs, tmp_path, 2, kvstore, sizes)
+    code, out, err = run_workers(jobs, tmp_path, 2, kvstore, sizes, data)
     assert code == 0, err
     assert sorted(re.findall(r'\[worker \d\] rank (\d) of 2 done', out)) == ['0', '1']
     ranks = [mx.nd.load(str(tmp_path / f'rank-{r}.nd')) for r in (0, 1)]
@@ -216,6 +222,34 @@ def test_a_sigkilled_worker_stops_the_job_and_the_run_resumes_with_another_worke
     for name, value in straight.items():
         np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), rtol=1e-5,
                                    atol=1e-6, err_msg=f'{name} (resumed at step {start})')
+
+
+@pytest.mark.slow
+def test_each_worker_of_a_corpus_run_reads_only_its_own_shards(jobs, tmp_path):
+    corpus = tmp_path / 'corpus.txt'
+    write_corpus(corpus, 150, random.Random(0))
+    jobs.env['GLUONBERT_CACHE'] = str(tmp_path / 'cache')
+    pretrain = [sys.executable, 'audited_run.py', str(tmp_path / 'opened'), 'gluonbert',
+                'pretrain', '--corpus', str(corpus), '--learn-vocab', '120', '--shard-size',
+                '16', '--num-hiddens', '16', '--ffn-num-hiddens', '32', '--num-heads', '2',
+                '--num-blks', '1', '--max-len', '32', '--batch-size', '7', '--steps', '4',
+                '--log-every', '1', '--checkpoint-dir', str(tmp_path / 'checkpoints'),
+                '--out', str(tmp_path / 'pretrained')]
+    code, out, err = jobs.run(LAUNCH + ['-n', '2', '-s', '1', '--'] + pretrain, timeout=300)
+    assert code == 0, err
+    assert jobs.leftovers() == []
+    shards = sorted(os.listdir(next((tmp_path / 'cache').glob('corpus-*')) / 'train'))
+    assert len(shards) >= 4
+    match = re.search(r'2 workers, each reading its own shards \((\d+) of (\d+) here\): an '
+                      r'epoch is (\d+) global batches', out)
+    assert match and int(match.group(2)) == len(shards), out
+    assert re.search(r'MLM loss \d+\.\d+, NSP loss \d+\.\d+ \(mean over steps 4-4\)', out), out
+    opened = [set(log.read_text().split()) for log in tmp_path.glob('opened.*')]
+    assert len(opened) == 2 and all(opened), opened  # the two workers (the servers read none)
+    rank_0, rank_1 = set(shards[0::2]), set(shards[1::2])
+    for files in opened:
+        assert files <= rank_0 or files <= rank_1, f'a worker read {sorted(files)}'
+    assert (opened[0] <= rank_0) != (opened[1] <= rank_0), opened  # one worker each
 
 
 def test_tasks_become_their_roles_as_under_slurm_or_kubernetes(jobs):

@@ -86,8 +86,10 @@ class ShardedDataset:
         counts = meta['splits'][split]['shards']
         if len(counts) < num_workers:
             raise ValueError(f'{folder!r} has {len(counts)} {split} shards for {num_workers} '
-                             f'workers; preprocess with a smaller shard size')
+                             f'workers, each reading its own; preprocess with a smaller shard '
+                             f'size (gluonbert pretrain --shard-size)')
         self.folder, self.split, self.meta = folder, split, meta
+        self.rank, self.num_workers = rank, num_workers
         self.shards = list(range(len(counts)))[rank::num_workers]
         self.counts = [counts[s] for s in self.shards]
         self._starts = np.concatenate([[0], np.cumsum(self.counts)])
@@ -95,6 +97,12 @@ class ShardedDataset:
 
     def __len__(self):
         return int(self._starts[-1])
+
+    def examples_per_worker(self):
+        """The number of examples in each worker's shards, from ``meta.json``: every worker
+        knows the others' shares without opening their shards."""
+        counts = self.meta['splits'][self.split]['shards']
+        return [sum(counts[r::self.num_workers]) for r in range(self.num_workers)]
 
     def order(self, seed, epoch):
         """A shuffled order of all examples that reads few shards at a time: the shards in a

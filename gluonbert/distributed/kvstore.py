@@ -15,6 +15,7 @@ servers when ``dist_async`` has no updater there (mxnet #11855), and waits forev
 scheduler that never answers. Each of these is an error naming the value here.
 """
 import mxnet as mx
+import numpy as np
 
 from .. import compat
 from .cluster import LAUNCH_HINT, cluster_from_env
@@ -22,6 +23,9 @@ from .watchdog import Watchdog
 
 KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 DEFAULT_CONNECT_TIMEOUT = 120.0
+# The keys of WorkerSums, far above the trainer's (one per parameter, from 0) and below
+# 2**31 / 9973: MXNet 1.9.1 picks a key's server as `key * 9973` in a 32-bit int
+_SUMS_KEY = 100_000
 
 
 def check_kvstore_type(kvstore):
@@ -85,3 +89,33 @@ def create_kvstore(kvstore='device', *, connect_timeout=DEFAULT_CONNECT_TIMEOUT)
         # The first barrier returns once every worker has joined
         compat.barrier(store)
     return store
+
+
+class WorkerSums:
+    """Sums of a few host numbers over the workers of a synchronous ``dist`` KVStore, the same
+    on every worker, so that all of them take the same decision (the global batch's totals
+    when each worker reads its own data, the loss a spike guard judges).
+
+    ``sums(values)`` pushes the values as one small float64 array under a key of its own (one
+    per length: a key's size is fixed) and pulls the servers' sum. Every worker must call it
+    at the same points, with as many values; the optimizer must run on the workers (servers
+    without one store the sum of the pushes).
+    """
+
+    def __init__(self, store):
+        if not (isinstance(store, mx.kv.KVStore) and store.type in ('dist_sync',
+                                                                     'dist_device_sync')):
+            raise ValueError(f'kvstore={getattr(store, "type", store)!r}; summing over the '
+                             f'workers needs a dist_sync or dist_device_sync KVStore')
+        self.store = store
+        self._keys = set()
+
+    def __call__(self, values):
+        array = mx.nd.array(np.asarray(values, dtype=np.float64), dtype='float64')
+        key = _SUMS_KEY + array.size
+        if key not in self._keys:  # the first call of every worker: init waits for them all
+            self.store.init(key, mx.nd.zeros(array.shape, dtype='float64'))
+            self._keys.add(key)
+        self.store.push(key, array)
+        self.store.pull(key, out=array)
+        return array.asnumpy()

@@ -25,7 +25,12 @@ class EpochBatches:
     ``last_batch`` is ``'keep'`` (a smaller last batch) or ``'discard'``. Iterating gives
     epoch 0; ``epoch(e, start=b)`` gives epoch ``e`` from its batch ``b``. Batches are tuples
     of NumPy arrays.
+
+    ``num_workers``: how many workers' batches make one global batch. 1 here: each batch is
+    the global batch, which every worker of a distributed run draws alike and the engine
+    slices by rank; ``corpus_pretraining.ShardBatches`` draws each worker's own share instead.
     """
+    num_workers = 1
 
     def __init__(self, data, batch_size, *, shuffle=True, seed=0, last_batch='keep'):
         _check_positive_int('batch_size', batch_size)

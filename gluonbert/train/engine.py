@@ -12,6 +12,17 @@ device on the whole batch (d2l sums per-device means instead). The trainer is a
 ``BERTTrainer`` (accumulation, clipping, schedule, stale policy, non-finite guard,
 checkpoints) or a plain ``gluon.Trainer``, as d2l's loops take.
 
+Across workers the global batch comes one of two ways. Usually every worker draws the same
+global batch (``EpochBatches``: a seeded order) and keeps its slice, so each knows the
+batch's totals (its sample count, its masked positions) without talking to the others. A
+corpus too large for every worker to read is split instead: each worker reads only its own
+shards and draws its own share of every global batch (``batches.num_workers`` > 1, see
+``corpus_pretraining.ShardBatches``); the step then trains on the whole share, and the
+totals are summed over the workers through the KVStore (``WorkerSums``), one small
+push and pull per step, so the update is still that of one process on the union of the
+shares. With a spike guard, the loss it judges is summed over the workers the same way, so
+that every worker skips or rolls back the same steps.
+
 The loop (``fit``) runs epochs of an ``EpochBatches`` (resumable at any batch) or of any
 iterable (d2l's ``train_iter``), counts updates, and calls the callbacks (``callbacks.py``:
 progress bar, evaluation, metrics log, checkpoints). Statistics add up on the devices and
@@ -28,6 +39,7 @@ from mxnet import autograd
 
 from .. import compat
 from ..devices import check_contexts
+from ..distributed.kvstore import WorkerSums
 from .sharding import shard_batch, worker_slice
 from .trainer import BERTTrainer, StepOutcome
 
@@ -40,7 +52,9 @@ class Objective:
     """What a job trains: the loss of one shard and the statistics it reports.
 
     ``totals(batch)``: host values of the whole global batch that every shard's loss needs
-    (e.g. its number of masked positions); ``__call__(shard, totals)`` runs under
+    (e.g. its number of masked positions), each a sum over the batch's samples, so that the
+    totals of the workers' shares add up to the global batch's; ``__call__(shard, totals)``
+    runs under
     ``autograd.record`` and returns ``(loss, stats)``: ``loss`` an array whose sum is the
     shard's loss summed over its samples (the trainer divides by the global batch's samples),
     ``stats`` one scalar per ``stat_names`` (arrays or numbers), summed over shards and steps;
@@ -163,7 +177,9 @@ class Engine:
         self._sums, self._host_sums, self._pending = {}, {}, None
         self._logged_until = 0
         self._warned_idle = set()
+        self._worker_sums = None
         self.callbacks = []
+        self.batch_samples = 0  # the samples of the last step's global batch
 
     def _check_placement(self):
         expected = set(self.devices)
@@ -181,21 +197,27 @@ class Engine:
 
     # ---- the step --------------------------------------------------------------------------
 
-    def step(self, batch):
+    def step(self, batch, *, worker_share=False):
         """One micro-batch of the global ``batch`` (arrays, samples on axis 0, the same on
-        every worker). Returns the trainer's ``StepOutcome``."""
-        batch_size = batch[0].shape[0]
-        totals = self.objective.totals(batch)
-        part = worker_slice(batch, self.rank, self.num_workers)
+        every worker), or with ``worker_share`` of this worker's own share of it (every
+        worker calls ``step`` with its share). Returns the trainer's ``StepOutcome``."""
+        if worker_share:
+            part = tuple(batch) if batch[0].shape[0] else None
+            totals, batch_size = self._global_totals(batch)
+        else:
+            batch_size = batch[0].shape[0]
+            totals = self.objective.totals(batch)
+            part = worker_slice(batch, self.rank, self.num_workers)
+        self.batch_samples = batch_size
         shards = [] if part is None else shard_batch(
             [_as_device_array(a) for a in part], self.devices, allow_idle=True)
-        loss = None
+        loss, results = None, []
         if shards:
             results = self.strategy.backward(lambda shard: self._loss(shard, totals, batch_size),
                                              shards, self.trainer)
             self._add_stats(shards, results)
-            if getattr(self.trainer, 'spike_guard', None) is not None:
-                loss = [shard_loss for shard_loss, _ in results]  # the spike guard reads it
+        if getattr(self.trainer, 'spike_guard', None) is not None:
+            loss = self._guarded_loss([shard_loss for shard_loss, _ in results])
         idle = tuple(self.devices[len(shards):])
         if idle:
             self._warn_idle(idle, batch_size)
@@ -203,6 +225,32 @@ class Engine:
                 return StepOutcome('skipped')  # the servers update on each push: push nothing
             self._zero_gradients(idle)
         return self.trainer.step(batch_size, loss=loss)
+
+    def _summed_over_workers(self, values):
+        if self._worker_sums is None:
+            if not getattr(self.trainer, 'divides_by_batch', True):
+                raise ValueError(f'kvstore {self.kvstore_type!r} updates on the servers; '
+                                 f'summing values over the workers needs the optimizer on '
+                                 f'the workers (update_on_kvstore=False)')
+            self._worker_sums = WorkerSums(self.trainer.kvstore)
+        return self._worker_sums(values)
+
+    def _global_totals(self, share):
+        """``(totals, samples)`` of the global batch whose share this worker holds."""
+        local = self.objective.totals(share)
+        names = sorted(local)
+        if self.num_workers == 1:
+            return local, share[0].shape[0]
+        sums = self._summed_over_workers([share[0].shape[0]] + [local[n] for n in names])
+        return dict(zip(names, sums[1:].tolist())), int(round(sums[0]))
+
+    def _guarded_loss(self, shard_losses):
+        """The loss the spike guard judges: this worker's shard losses, or on several
+        workers their sum over the workers (a number), so that all of them decide alike."""
+        if self.num_workers == 1:
+            return shard_losses or None
+        local = sum(float(loss.sum().asscalar()) for loss in shard_losses)
+        return float(self._summed_over_workers([local])[0])
 
     def _loss(self, shard, totals, batch_size):
         loss, stats = self.objective(shard, totals)
@@ -286,6 +334,10 @@ class Engine:
                             ('log_every', log_every)):
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f'{name}={value!r}; expected an integer >= 1 or None')
+        worker_share = getattr(batches, 'num_workers', 1) > 1
+        if worker_share and batches.num_workers != self.num_workers:
+            raise ValueError(f'the batches are shares of {batches.num_workers} workers, the '
+                             f'KVStore has {self.num_workers}')
         callbacks = self.callbacks = list(callbacks)
         state = FitState(updates=self.trainer.num_updates)
         if resume:
@@ -302,9 +354,9 @@ class Engine:
         while not done():
             finished_epoch = True
             for batch in self._epoch(batches, state.epoch, state.batch):
-                outcome = self.step(batch)
+                outcome = self.step(batch, worker_share=worker_share)
                 state.batch += 1
-                state.samples += batch[0].shape[0]
+                state.samples += self.batch_samples
                 if outcome.reason is not None:  # skipped or rolled back by a guard
                     for cb in callbacks:
                         cb.on_guard(self, state, outcome)

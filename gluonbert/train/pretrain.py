@@ -95,12 +95,12 @@ class PretrainingLoss(Objective):
         self.objective = objective
 
     def totals(self, batch):
-        # + 1e-8 as d2l, for a batch without predictions
-        return {'pairs': batch[0].shape[0], 'positions': _host_sum(batch[4]) + 1e-8}
+        return {'pairs': batch[0].shape[0], 'positions': _host_sum(batch[4])}
 
     def __call__(self, shard, totals):
         mlm_sum, weight_sum, nsp_sum = self.objective(*shard)
-        loss = mlm_sum * (totals['pairs'] / totals['positions']) + nsp_sum
+        # + 1e-8 as d2l, for a batch without predictions
+        loss = mlm_sum * (totals['pairs'] / (totals['positions'] + 1e-8)) + nsp_sum
         return loss, (mlm_sum, weight_sum, nsp_sum, shard[0].shape[0])
 
     def summarize(self, sums):

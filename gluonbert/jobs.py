@@ -112,10 +112,6 @@ def pretrain(opts, fallback=None):
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
-    if opts.spike_factor and engine.num_workers > 1:
-        raise ValueError('--spike-factor with several workers: each worker sees only its '
-                         'own loss and they could disagree on a skip; use one process with '
-                         'several --devices')
     keys = ('mlm_loss', 'nsp_loss')
     timer = StepTimes()
     callbacks = [LogLines(opts.steps, keys + VALIDATION_KEYS), timer,

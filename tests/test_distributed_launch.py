@@ -2,6 +2,7 @@
 union of the workers' batches, failures stop the job with the failed process named and its
 status, a SIGKILLed worker leaves nothing behind and the run resumes with another number of
 workers, and the printed multi-host plans carry every process's variables."""
+import json
 import os
 import random
 import re
@@ -124,6 +125,21 @@ def test_synchronous_workers_equal_one_process_on_the_union_of_their_batches(
                                       err_msg=f'{name} differs between the workers')
         np.testing.assert_allclose(ranks[0][name].asnumpy(), value, rtol=1e-5, atol=1e-6,
                                    err_msg=name)
+    assert jobs.leftovers() == []
+
+
+def test_workers_judge_a_loss_spike_on_the_global_batch_and_skip_it_together(jobs, tmp_path):
+    # The spike is planted in worker 0's slice only: judged on its own loss, worker 0 would
+    # skip the step while worker 1 applied it, and their parameters would part
+    code, out, err = jobs.run(LAUNCH + ['-n', '2', '-s', '1', '--timeout', '100', '--',
+                                        sys.executable, 'spike_guard_worker.py', str(tmp_path),
+                                        '10', '7'])
+    assert code == 0, err
+    outcomes = [json.loads((tmp_path / f'rank-{r}.json').read_text()) for r in (0, 1)]
+    assert outcomes[0] == outcomes[1] == ['applied'] * 7 + ['skipped'] + ['applied'] * 2
+    ranks = [mx.nd.load(str(tmp_path / f'rank-{r}.nd')) for r in (0, 1)]
+    for name, value in ranks[0].items():
+        np.testing.assert_array_equal(ranks[1][name].asnumpy(), value.asnumpy(), err_msg=name)
     assert jobs.leftovers() == []
 
 

@@ -8,7 +8,8 @@ caller must make their gradient count as zero (see ``gluonbert.train.engine``).
 
 Across workers, every worker draws the same global batch and keeps its slice
 (``worker_slice``, by ``kv.rank``), so each knows the global totals that make the summed
-update that of one process on the whole batch.
+update that of one process on the whole batch (workers that read their own shards draw
+their shares instead: see ``gluonbert.train.engine``).
 """
 import mxnet as mx
 

@@ -109,7 +109,8 @@ class BERTTrainer:
     spike_factor: a finite loss above this many times the median of the last
         ``spike_window`` applied losses is a spike and skips its update; ``spike_patience``
         spikes in a row roll back (None: no spike guard). Needs ``loss=`` in ``step``; in a
-        multi-worker run, pass the global batch's loss so that every worker agrees.
+        multi-worker run, pass the global batch's loss so that every worker agrees (the
+        engine sums it over the workers).
     checkpoint_dir, keep_last: where ``save`` writes, and how many checkpoints stay.
     seed: MXNet's generator is reseeded from ``(seed, updates)`` after each update, which
         makes resumes exact (None: leave MXNet's generator alone).

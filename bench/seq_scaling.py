@@ -3,8 +3,8 @@
 The d2l chapter's width (vocab 20,256, 128 hidden, 256 FFN, 2 heads, dropout 0.2) with 2, 4
 and 12 blocks and ``max_len`` = sequence length 64, 128, 256 and 512. Every cell does the same
 token work: the batch is ``--tokens-per-batch`` / seq_len sequences (default 16,384 tokens:
-256 x 64 ... 32 x 512), each with d2l's ``round(0.15 * seq_len)`` MLM predictions (10, 19,
-38, 77). Synthetic batches; one side per fresh process: d2l's ``BERTModel`` in the chapter's
+256 x 64 ... 32 x 512), each with d2l's ``round(rate * seq_len)`` MLM predictions at the
+masking rate of gluonbert's ``MaskingConfig`` (by default 10, 19, 38, 77). Synthetic batches; one side per fresh process: d2l's ``BERTModel`` in the chapter's
 step (``split_and_load``, ``_get_batch_loss_bert``, ``trainer.step``) vs gluonbert's
 ``train_bert``. Each step is timed to its end (update included); the first two steps are left
 out. A cell's time is the median over ``--repeats`` processes of each process's median step.
@@ -28,11 +28,19 @@ WARMUP = 2
 WIDTH = dict(vocab_size=20256, num_hiddens=128, ffn_num_hiddens=256, num_heads=2, dropout=0.2)
 
 
+def predictions(seq_len):
+    """d2l's MLM predictions per sequence at gluonbert's masking rate. Called in the workers
+    only, once MXNet is imported: importing gluonbert first would set ``OMP_NUM_THREADS``,
+    for d2l's side too."""
+    from gluonbert.data.masking import MaskingConfig
+    return round(MaskingConfig().rate * seq_len)
+
+
 def batches(np, batch_size, seq_len, steps, seed=0):
     """Synthetic pretraining batches: valid lengths in [5/8, 1] of seq_len, predictions among
     the first 5/8 of the positions, the second half of the positions in segment 1."""
     rng = np.random.RandomState(seed)
-    vocab, num_preds, short = WIDTH['vocab_size'], round(0.15 * seq_len), seq_len * 5 // 8
+    vocab, num_preds, short = WIDTH['vocab_size'], predictions(seq_len), seq_len * 5 // 8
     for _ in range(steps):
         yield (rng.randint(5, vocab, (batch_size, seq_len)).astype('int32'),
                (np.arange(seq_len)[None] >= seq_len // 2).repeat(batch_size, 0).astype('int32'),
@@ -75,7 +83,8 @@ def main():
     if args.steps <= WARMUP:
         parser.error(f'--steps must be more than the {WARMUP} warm-up steps')
     if args.worker:
-        worker_result(WORKERS[args.worker](*args.cell, args.steps), 0)
+        times = WORKERS[args.worker](*args.cell, args.steps)
+        worker_result(times, 0, num_preds=predictions(args.cell[1]))
         return
     cells = []
     print(f'pretraining step, {args.tokens_per_batch} tokens per batch, '
@@ -85,12 +94,12 @@ def main():
     for layers in args.layers:
         for seq_len in args.seq_lens:
             batch_size = max(1, args.tokens_per_batch // seq_len)
-            cell = dict(layers=layers, seq_len=seq_len, batch_size=batch_size,
-                        num_preds=round(0.15 * seq_len))
+            cell = dict(layers=layers, seq_len=seq_len, batch_size=batch_size)
             for side in WORKERS:
                 results = fresh_runs(__file__, side,
                                      ['--steps', args.steps, '--cell', layers, seq_len, batch_size],
                                      args.repeats)
+                cell['num_preds'] = results[0]['num_preds']
                 cell[side] = dict(seconds=statistics.median(r['seconds'] for r in results),
                                   peak_rss_mib=max(r['rss'] for r in results))
             cell['speed_up'] = cell['d2l']['seconds'] / cell['gluonbert']['seconds']

@@ -4,10 +4,11 @@ The d2l chapter's width (vocab 20,256, 128 hidden, 256 FFN, 2 heads, dropout 0.2
 and 12 blocks and ``max_len`` = sequence length 64, 128, 256 and 512. Every cell does the same
 token work: the batch is ``--tokens-per-batch`` / seq_len sequences (default 16,384 tokens:
 256 x 64 ... 32 x 512), each with d2l's ``round(rate * seq_len)`` MLM predictions at the
-masking rate of gluonbert's ``MaskingConfig`` (by default 10, 19, 38, 77). Synthetic batches; one side per fresh process: d2l's ``BERTModel`` in the chapter's
-step (``split_and_load``, ``_get_batch_loss_bert``, ``trainer.step``) vs gluonbert's
-``train_bert``. Each step is timed to its end (update included); the first two steps are left
-out. A cell's time is the median over ``--repeats`` processes of each process's median step.
+masking rate of gluonbert's ``MaskingConfig`` (by default 10, 19, 38, 77). Synthetic batches;
+one side per fresh process: d2l's ``BERTModel`` in the chapter's step (``split_and_load``,
+``_get_batch_loss_bert``, ``trainer.step``) vs gluonbert's ``train_bert``. Each step is
+timed to its end (update included); the first two steps are left out. A cell's time is the
+median over ``--repeats`` processes of each process's median step.
 
 d2l runs as users run it: MXNet's default of half the cores for OpenMP (one thread here),
 while gluonbert sets ``OMP_NUM_THREADS`` to the core count. Set ``OMP_NUM_THREADS`` (and, on a

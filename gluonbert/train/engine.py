@@ -54,11 +54,10 @@ class Objective:
     ``totals(batch)``: host values of the whole global batch that every shard's loss needs
     (e.g. its number of masked positions), each a sum over the batch's samples, so that the
     totals of the workers' shares add up to the global batch's; ``__call__(shard, totals)``
-    runs under
-    ``autograd.record`` and returns ``(loss, stats)``: ``loss`` an array whose sum is the
-    shard's loss summed over its samples (the trainer divides by the global batch's samples),
-    ``stats`` one scalar per ``stat_names`` (arrays or numbers), summed over shards and steps;
-    ``summarize(sums)`` turns those sums into the metrics to log.
+    runs under ``autograd.record`` and returns ``(loss, stats)``: ``loss`` an array whose sum
+    is the shard's loss summed over its samples (the trainer divides by the global batch's
+    samples), ``stats`` one scalar per ``stat_names`` (arrays or numbers), summed over shards
+    and steps; ``summarize(sums)`` turns those sums into the metrics to log.
     """
     stat_names = ()
 

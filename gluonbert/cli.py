@@ -2,10 +2,11 @@
 
     gluonbert main                 the README's main job, end to end on the embedded default
     gluonbert pretrain --help      pretrain a BERT on WikiText-2 (MLM + NSP)
-    gluonbert finetune --help      fine-tune a pretrained folder on SNLI or SICK
-    gluonbert evaluate --help      accuracy and confusion matrix of a fine-tuned folder
+    gluonbert finetune --help      fine-tune a pretrained folder on a task and your own files
+    gluonbert evaluate --help      the task metrics of a fine-tuned folder on a labelled file
     gluonbert export --help        ONNX export of a fine-tuned folder, checked under onnxruntime
-    gluonbert predict --help       labels and probabilities of sentence pairs
+    gluonbert predict --help       predictions of a fine-tuned folder for lines of text
+    gluonbert split --help         train/dev/test files from one labelled file, by passage
 
 Every subcommand takes ``--config FILE`` (JSON or TOML: option names with underscores, as
 written by ``--save-config FILE``), whose values become the defaults that command-line
@@ -332,6 +333,22 @@ def build_parser():
     predict.add_argument('input', nargs='?', default='-',
                          help='file of input lines (default: stdin)')
     predict.add_argument('--batch-size', type=positive_int, default=64)
+    split = commands.add_parser(
+        'split', help='split one labelled file into train/dev/test, each passage on one side',
+        description='Split a SQuAD v1.1 JSON file by article title, or a CSV/TSV/JSON Lines '
+        'file by the values of one column (--by), into OUT/train, dev and test files, so '
+        'that no passage is both trained and tested. Same file, fractions and seed: same '
+        'split. OUT must be new.')
+    split.add_argument('file', help='SQuAD v1.1 .json, or .csv/.tsv/.jsonl')
+    split.add_argument('--out', required=True, help='new folder for the split files')
+    split.add_argument('--by', default='context',
+                       help='tables: rows with equal values of this column stay together '
+                       '(default: %(default)s, as Cosmos QA)')
+    split.add_argument('--dev-fraction', type=probability, default=0.1,
+                       help='share of the examples in dev (default: %(default)s)')
+    split.add_argument('--test-fraction', type=probability, default=0.1,
+                       help='share of the examples in test (default: %(default)s)')
+    split.add_argument('--seed', type=seed, default=0)
     for sub in commands.choices.values():
         _config_options(sub)
     parser.subcommands = commands.choices
@@ -515,6 +532,8 @@ def main(argv=None):
             jobs.export(args)
         elif args.command == 'predict':
             jobs.predict_lines(args)
+        elif args.command == 'split':
+            jobs.split(args)
     except USER_ERRORS as error:
         print(f'gluonbert {args.command}: error: {error}', file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The jobs behind the command line: pretrain, fine-tune, evaluate, export and predict.
+"""The jobs behind the command line: pretrain, fine-tune, evaluate, export, predict, split.
 
 Each takes plain values (the parsed options), prints what it does, and returns its results,
 so that scripts and tests can run them without the CLI.
@@ -397,3 +397,15 @@ def predict_lines(opts):
         predictions = task.postprocess(outputs, features, batch)
         for line in format_predictions(kind, batch, predictions, outputs):
             print(line)
+
+
+def split(opts):
+    """Write ``opts.out``'s train/dev/test files from ``opts.file`` (``tasks.group_splits``)
+    and print how many examples each holds."""
+    from .tasks.group_splits import split_file, split_fractions
+    counts = split_file(opts.file, opts.out, opts.by,
+                        split_fractions(opts.dev_fraction, opts.test_fraction), opts.seed)
+    unit = 'questions' if opts.file.lower().endswith('.json') else 'rows'
+    print(f'{opts.out}: ' + ', '.join(f'{name} {count} {unit}' for name, count in
+                                      counts.items()))
+    return counts

@@ -76,3 +76,69 @@ def test_cosmos_qa_splits_by_context_into_readable_files(tmp_path):
     assert sum(len(c) for c in contexts.values()) == 2445  # each context on one side
     assert sorted(e.qid for p in parts.values() for e in p) == sorted(
         e.qid for e in task.read(COSMOS))
+
+
+def _squad_file(path, titles):
+    articles = [{'title': title, 'paragraphs': [{'context': f'{title} lies by the sea .', 'qas': [
+        {'id': f'{title}-{q}', 'question': f'where does {title} lie ?',
+         'answers': [{'text': 'by the sea', 'answer_start': len(title) + 6}]}
+        for q in range(3)]}]} for title in titles]
+    path.write_text(json.dumps({'version': '1.1', 'data': articles}))
+    return str(path)
+
+
+def test_split_command_writes_squad_files_by_title_and_counts_questions(tmp_path, capsys):
+    from gluonbert.cli import main
+    source = _squad_file(tmp_path / 'qa.json', [f'town{i}' for i in range(30)])
+    assert main(['split', source, '--out', str(tmp_path / 'out'), '--dev-fraction', '0.2',
+                 '--test-fraction', '0.2', '--seed', '1']) == 0
+    task = get_task('question-answering')
+    parts = {name: task.read(str(tmp_path / 'out' / f'{name}.json'))
+             for name in ('train', 'dev', 'test')}
+    assert capsys.readouterr().out.strip().endswith(
+        ', '.join(f'{name} {len(parts[name])} questions' for name in parts))
+    sizes = [len(p) for p in parts.values()]  # 3 questions a title, about 18 + 6 + 6 titles
+    assert sum(sizes) == 90 and all(size % 3 == 0 and size > 0 for size in sizes)
+    assert sizes[0] == max(sizes)
+    titles = [{e.title for e in p} for p in parts.values()]
+    assert len(set.union(*titles)) == sum(map(len, titles)) == 30
+
+
+def test_split_command_groups_table_rows_by_the_column_and_can_leave_out_test(tmp_path):
+    from gluonbert.cli import main
+    rows = ['context\tquestion\tlabel'] + [f'story {i // 2}\tq{i}\t{i % 2}' for i in range(40)]
+    (tmp_path / 'mc.tsv').write_text('\n'.join(rows) + '\n')
+    assert main(['split', str(tmp_path / 'mc.tsv'), '--out', str(tmp_path / 'out'),
+                 '--test-fraction', '0']) == 0
+    assert sorted(os.listdir(tmp_path / 'out')) == ['dev.tsv', 'train.tsv']
+    read = {name: (tmp_path / 'out' / f'{name}.tsv').read_text().splitlines()
+            for name in ('train', 'dev')}
+    assert all(lines[0] == rows[0] for lines in read.values())
+    assert sorted(read['train'][1:] + read['dev'][1:]) == sorted(rows[1:])
+    stories = [{line.split('\t')[0] for line in lines[1:]} for lines in read.values()]
+    assert not stories[0] & stories[1] and len(read['dev']) - 1 == 4
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--by', 'nope'], "no column 'nope' to split by"),
+    (['--dev-fraction', '0.5', '--test-fraction', '0.5'], 'leave nothing to train on'),
+])
+def test_split_command_refuses_bad_options_in_one_line(tmp_path, capsys, args, message):
+    from gluonbert.cli import main
+    (tmp_path / 'mc.csv').write_text('context,label\n' + 'a,0\nb,1\nc,0\n' * 5)
+    assert main(['split', str(tmp_path / 'mc.csv'), '--out', str(tmp_path / 'o')] + args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count('\n') == 1 and not (tmp_path / 'o').exists()
+
+
+def test_split_command_never_replaces_a_folder_and_refuses_json_that_is_not_squad(tmp_path,
+                                                                                  capsys):
+    from gluonbert.cli import main
+    source = _squad_file(tmp_path / 'qa.json', [f't{i}' for i in range(10)])
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'notes.txt').write_text('mine')
+    assert main(['split', source, '--out', str(tmp_path / 'out')]) == 2
+    assert os.listdir(tmp_path / 'out') == ['notes.txt']
+    (tmp_path / 'list.json').write_text('[1, 2]')
+    assert main(['split', str(tmp_path / 'list.json'), '--out', str(tmp_path / 'o2')]) == 2
+    assert 'expected SQuAD v1.1 JSON' in capsys.readouterr().err

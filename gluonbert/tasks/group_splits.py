@@ -69,8 +69,7 @@ def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
     """Write ``folder/<split>.json`` (SQuAD v1.1 files) from ``path``, split by article title
     and sized by questions; the folder is written whole or not at all. Returns ``{split
     name: number of questions}``."""
-    with open(path, encoding='utf-8') as f:
-        dataset = json.load(f)
+    dataset = _read_squad_json(path)
     sizes = {}
     for article in dataset['data']:
         questions = sum(len(paragraph['qas']) for paragraph in article['paragraphs'])
@@ -85,6 +84,43 @@ def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
             with open(os.path.join(staging, f'{name}.json'), 'w', encoding='utf-8') as f:
                 json.dump(dict(dataset, data=chosen), f)
     return counts
+
+
+def _read_squad_json(path):
+    """The parsed SQuAD v1.1 file ``path``; ValueError naming it unless it holds titled
+    articles of paragraphs with questions."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            dataset = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f'{path} is not valid JSON ({error})') from None
+    articles = dataset.get('data') if isinstance(dataset, dict) else None
+    if not isinstance(articles, list) or not all(
+            isinstance(a, dict) and 'title' in a and isinstance(a.get('paragraphs'), list)
+            for a in articles):
+        raise ValueError(f'{path}: expected SQuAD v1.1 JSON ({{"data": [{{"title": ..., '
+                         f'"paragraphs": [...]}}, ...]}})')
+    return dataset
+
+
+def split_file(path, folder, by='context', fractions=DEFAULT_FRACTIONS, seed=0):
+    """``split_squad_file`` for a ``.json`` file, else ``split_table_file`` grouped by
+    ``by``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'file={os.fspath(path)!r} not found')
+    if os.path.splitext(path)[1].lower() == '.json':
+        return split_squad_file(path, folder, fractions, seed)
+    return split_table_file(path, folder, by, fractions, seed)
+
+
+def split_fractions(dev, test):
+    """``(('train', 1 - dev - test), ('dev', dev), ('test', test))`` without the empty
+    ones; ValueError unless the training share is positive."""
+    if dev + test >= 1:
+        raise ValueError(f'--dev-fraction {dev} and --test-fraction {test} leave nothing to '
+                         f'train on; expected a sum below 1')
+    shares = (('train', 1 - dev - test), ('dev', dev), ('test', test))
+    return tuple((name, share) for name, share in shares if share > 0)
 
 
 def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS, seed=0):

@@ -190,8 +190,9 @@ def _finetune_options(parser, d):
                         'WordPiece tokenizer is used)')
     parser.add_argument('--task', choices=sorted(TASKS), default='snli',
                         help='classification, regression (scores), token-classification '
-                        '(CoNLL), or the presets snli and sick, which find their own data '
-                        '(default: %(default)s)')
+                        '(CoNLL), question-answering (SQuAD v1.1 JSON), multiple-choice (Cosmos '
+                        'QA or SWAG CSV), or the presets snli and sick, which find their own '
+                        'data (default: %(default)s)')
     data = parser.add_argument_group('data')
     data.add_argument('--train', help='labelled file to train on (snli/sick: their own data)')
     data.add_argument('--dev', help='labelled file that picks the best model (default: every '
@@ -208,6 +209,16 @@ def _finetune_options(parser, d):
                             help='stop after this many evaluations without a better dev score')
     parser.add_argument('--max-len', type=max_len, default=d['max_len'],
                         help='at most the pretrained model\'s max_len (default: %(default)s)')
+    qa = parser.add_argument_group('question-answering (saved with the model, so that '
+                                   'evaluate, predict and the export window and search alike)')
+    qa.add_argument('--doc-stride', type=positive_int,
+                    help='tokens from one window\'s start to the next over a long context '
+                    '(the step, not the overlap; default: max_len // 3, BERT\'s 128 at 384)')
+    qa.add_argument('--max-query-len', type=positive_int,
+                    help='tokens of the question kept (default: max_len // 6)')
+    qa.add_argument('--max-answer-len', type=positive_int,
+                    help='the longest answer the span search considers, in tokens (default: '
+                    '30)')
     parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
     parser.add_argument('--epochs', type=positive_int, default=d['epochs'])
     parser.add_argument('--lr', type=positive_float, default=d['lr'])

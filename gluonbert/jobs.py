@@ -30,7 +30,7 @@ from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, mas
                                  validation)
 from .pretrained import save_hf_pretrained
 from .pretrained.folders import load_pretrained_folder
-from .tasks import get_task
+from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import (examples_from_lines, format_predictions, header, read_lines,
@@ -186,6 +186,28 @@ def task_columns(opts):
     return columns
 
 
+# finetune's options that are settings of the question-answering task
+QA_OPTIONS = ('doc_stride', 'max_query_len', 'max_answer_len')
+
+
+def finetune_task(opts):
+    """The task of ``--task`` with its settings from the options (``--doc-stride``,
+    ``--max-query-len``, ``--max-answer-len`` for question-answering), fitted to
+    ``--max-len``; ValueError naming an option given to a task that has no such setting."""
+    settings = {name: getattr(opts, name) for name in QA_OPTIONS
+                if getattr(opts, name, None) is not None}
+    if settings and opts.task != QuestionAnswering.name:
+        name = next(iter(settings))
+        raise ValueError(f'--{name.replace("_", "-")} {settings[name]}: a setting of --task '
+                         f'{QuestionAnswering.name}; --task {opts.task} has no such setting')
+    task = get_task(opts.task, **settings)
+    try:
+        task.fit_to(opts.max_len)
+    except ValueError as error:
+        raise ValueError(f'--task {opts.task} at --max-len {opts.max_len}: {error}') from None
+    return task
+
+
 def _objective_and_strategy(name, task, net):
     """The engine's objective and strategy for ``--strategy``: R-Drop changes a classifier's
     loss, FGM the backward pass."""
@@ -227,7 +249,7 @@ def finetune(opts, fallback=None):
     the best dev metrics, the test metrics and the trivial baseline's."""
     devices = parse_devices(opts.devices)
     seed_everything(opts.seed)
-    task = get_task(opts.task)
+    task = finetune_task(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
         check_replaceable(opts.out)
     bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,
@@ -370,7 +392,8 @@ def export(opts, fallback=None):
                                config['labels']).inputs
     names = config['labels'] if task.name != 'regression' else None
     report = export_onnx(net, opts.out, vocab, names, config['max_len'], tokenizer=tokenizer,
-                         examples=examples, quantize=opts.int8, overwrite=True)
+                         examples=examples, task_settings=task.settings(), quantize=opts.int8,
+                         overwrite=True)
     print(report)
     return report
 

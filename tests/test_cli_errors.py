@@ -30,6 +30,11 @@ def folders(tmp_path_factory):
     net.output.initialize(init.Xavier())
     save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / 'finetuned', task, labels,
                     32)
+    for name in ('question-answering', 'multiple-choice'):
+        task = get_task(name)
+        net = task.head(bert, None)
+        net.output.initialize(init.Xavier())
+        save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / name, task, None, 32)
     (root / 'afile').write_text('x')
     (root / 'three.tsv').write_text('a\tb\tc\n')
     for name, file, content in (('badvocab', 'vocab.json', 'not json'),
@@ -67,6 +72,12 @@ CASES = [
      'nosuch'),
     (['finetune', '--pretrained', '{root}/pretrained', '--groups', '{{bad', '--max-len', '32'],
      "--groups '{{bad' is not JSON"),
+    (['finetune', '--pretrained', '{root}/pretrained', '--task', 'classification',
+      '--max-answer-len', '5'], '--max-answer-len 5: a setting of --task question-answering; '
+     '--task classification has no such setting'),
+    (['finetune', '--pretrained', '{root}/pretrained', '--task', 'question-answering',
+      '--max-len', '32', '--doc-stride', '40'],
+     '--task question-answering at --max-len 32: doc_stride=40: expected 1 to 24'),
     (['pretrain', '--data-dir', '{root}/nosuch'], 'does not exist'),
     (['pretrain', '--num-heads', '3', '--fallback', 'embedded', '--steps', '1'],
      'num_hiddens=128 is not divisible by num_heads=3'),

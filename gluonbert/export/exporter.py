@@ -3,9 +3,9 @@
 The folder holds ``model.onnx`` (and ``model.int8.onnx`` if asked), ``vocab.json`` (d2l's
 ``idx_to_token`` list), ``labels.json`` (label names in label-id order), ``tokenizer.json``
 (the settings of the tokenizer the model was trained with, ``data.tokenization``) and
-``export.json`` (inputs, outputs, max_len, tokenizer, verification). The vocabulary, label
-names, max_len and tokenizer are also in the ONNX model's ``metadata_props``, so the model
-file alone is enough to serve it.
+``export.json`` (inputs, outputs, max_len, tokenizer, task settings, verification). The
+vocabulary, label names, max_len, tokenizer and task settings are also in the ONNX model's
+``metadata_props``, so the model file alone is enough to serve it.
 """
 import json
 import os
@@ -50,7 +50,8 @@ class ExportReport:
 
 
 def export_onnx(model, folder, vocab, label_names, max_len, *, tokenizer=None, examples=None,
-                tolerance=1e-4, quantize=False, output_names=None, overwrite=False):
+                task_settings=None, tolerance=1e-4, quantize=False, output_names=None,
+                overwrite=False):
     """Export the fine-tuned head ``model`` to ONNX in ``folder`` and verify it.
 
     ``model``: a gluonbert head (``BERTClassifier``, ``gluonbert.model.heads.BERTFor...``) or
@@ -62,6 +63,8 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, tokenizer=None, e
     ``describe_tokenizer`` dict); default d2l's (lower-case, split on whitespace) for a
     vocabulary with d2l's special tokens. ``examples``: real inputs
     ``(tokens, segments, valid_lens)`` (e.g. a dataset's arrays) verified besides random ones.
+    ``task_settings``: the fine-tuning task's ``settings()`` (question answering: its windows
+    and span length), so that serving rebuilds the task as it was evaluated.
     The export is refused, and nothing written, when onnxruntime differs from MXNet by more
     than ``tolerance``. ``quantize=True`` also writes a dynamic-int8 ``model.int8.onnx``.
     Works in either ``npx`` mode; returns an ``ExportReport``.
@@ -74,7 +77,8 @@ def export_onnx(model, folder, vocab, label_names, max_len, *, tokenizer=None, e
     if not tolerance > 0:
         raise ValueError(f'tolerance={tolerance!r}; expected a positive max abs difference')
     tokenizer = _tokenizer_description(tokenizer, tokens)
-    metadata = _metadata(signature, tokens, label_names, max_len, tokenizer, encoder)
+    metadata = _metadata(signature, tokens, label_names, max_len, tokenizer, encoder,
+                         task_settings)
     with staged_folder(folder, overwrite) as staging:
         symbol, params = trace(model, signature)
         check_operators(symbol, model)
@@ -148,12 +152,13 @@ def _tokenizer_description(tokenizer, tokens):
     return description
 
 
-def _metadata(signature, tokens, label_names, max_len, tokenizer, encoder):
+def _metadata(signature, tokens, label_names, max_len, tokenizer, encoder, task_settings):
     """``metadata_props`` of the model: every value a JSON string. ``encoder`` gives the sizes
     that onnxruntime's transformer optimizer needs (``export/optimize.py``)."""
     values = {
         'head': signature.head,
         'task': signature.task,
+        'task_settings': dict(task_settings or {}),
         'max_len': max_len,
         'inputs': {name: {'dtype': INPUT_DTYPE.__name__, 'axes': list(axes)}
                    for name, axes in signature.inputs.items()},

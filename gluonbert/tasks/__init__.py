@@ -1,10 +1,13 @@
 """Fine-tuning tasks by name: each reads files, encodes them for a head, trains through the
 engine's objective, and turns outputs into predictions and metrics (see ``base.py``).
 
-``get_task('classification')`` returns a fresh task; ``TASKS`` maps each name to its class.
+``get_task('classification')`` returns a fresh task (``get_task('question-answering',
+doc_stride=128)`` one with settings); ``TASKS`` maps each name to its class.
 Tasks with options (the columns of ``snli`` and ``sick``, ...) are presets: subclasses with
 their values set.
 """
+import inspect
+
 from .base import Features, Task, TaskDataError
 from .classification import ClassificationTask
 from .multiple_choice import MultipleChoice
@@ -18,12 +21,31 @@ TASKS = {task.name: task for task in (ClassificationTask, RegressionTask,
                                       QuestionAnswering, MultipleChoice)}
 
 
-def get_task(name):
-    """A new instance of the task called ``name``; ValueError naming the known ones."""
+def get_task(name, **settings):
+    """A new instance of the task called ``name`` with ``settings`` (``Task.settings()``);
+    ValueError naming the known tasks, or a setting the task does not take."""
     task_class = TASKS.get(name)
     if task_class is None:
         raise ValueError(f'task={name!r}; expected one of {", ".join(sorted(TASKS))}')
-    return task_class()
+    known = set(inspect.signature(task_class).parameters)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f'task {name!r} has no setting {", ".join(unknown)}; expected '
+                         + (f'some of {", ".join(sorted(known))}' if known else 'none'))
+    return task_class(**settings)
 
 
-__all__ = ['Features', 'TASKS', 'Task', 'TaskDataError', 'get_task']
+def rebuilt_task(name, settings, max_len):
+    """The task ``name`` as saved with a model: built with ``settings`` (a dict; None, as in
+    folders saved before tasks had settings, gives the defaults) and fitted to the model's
+    ``max_len``; ValueError saying which value is wrong."""
+    settings = {} if settings is None else settings
+    if not isinstance(settings, dict):
+        raise ValueError(f'task settings {settings!r}; expected an object of setting names '
+                         f'and values')
+    task = get_task(name, **settings)
+    task.fit_to(max_len)
+    return task
+
+
+__all__ = ['Features', 'TASKS', 'Task', 'TaskDataError', 'get_task', 'rebuilt_task']

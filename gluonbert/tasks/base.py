@@ -7,6 +7,9 @@ A task is one way of reading files and scoring a model on them:
 
 ``Task`` methods, in data-flow order:
 
+- ``settings()`` and ``fit_to(max_len)``: the task's own options as a JSON-able dict
+  (``get_task(name, **settings)`` rebuilds the task; saved with a model and its export) and
+  the check, before any data is read, that they fit sequences of ``max_len`` tokens;
 - ``read(path, **columns)``: the raw examples of one file (a list); a bad row is a
   ``TaskDataError`` naming the file and line;
 - ``labels_from(examples)``: the label set of the training split (a sorted list, saved with
@@ -79,6 +82,14 @@ class Task:
     main_metric = None
     greater_is_better = True
     metrics_note = ''  # how the metrics are computed, when it needs saying (printed)
+
+    def settings(self):
+        """The task's own options, as keywords of its constructor (none by default)."""
+        return {}
+
+    def fit_to(self, max_len):
+        """Check the settings against ``max_len`` (ValueError), filling in those that default
+        from it; nothing to do for a task without settings."""
 
     def read(self, path, **columns):
         """The raw examples of the file ``path``; ``columns`` choose its fields."""

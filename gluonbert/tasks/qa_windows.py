@@ -247,6 +247,23 @@ def default_max_query_len(max_len):
     return max(1, max_len // 6)
 
 
+def window_settings(max_len, doc_stride=None, max_query_len=None):
+    """``(doc_stride, max_query_len)`` for windows of ``max_len`` tokens, defaults filled in;
+    ValueError unless they leave room for the question and a context token and make windows
+    that cover every context token."""
+    max_query_len = default_max_query_len(max_len) if max_query_len is None else max_query_len
+    doc_stride = default_doc_stride(max_len) if doc_stride is None else doc_stride
+    min_window = max_len - 3 - max_query_len
+    if max_query_len < 1 or min_window < 1:
+        raise ValueError(f'max_len={max_len}, max_query_len={max_query_len}: expected room for '
+                         f'<cls>, <sep>, <sep>, the question and at least one context token')
+    if not 1 <= doc_stride <= min_window:
+        raise ValueError(f'doc_stride={doc_stride}: expected 1 to {min_window} (the shortest '
+                         f'window: max_len - 3 - max_query_len), so that windows cover every '
+                         f'context token')
+    return doc_stride, max_query_len
+
+
 _SPECIALS = ['<cls>', '<sep>', '<pad>', '<unk>']
 
 
@@ -273,16 +290,7 @@ def encode_examples(examples, tokenizer, vocab, max_len, doc_stride=None, max_qu
     ``max_query_len`` (default ``max_len // 6``) truncates questions. Labels come from each
     example's first answer; every answer is round-tripped to raw text.
     """
-    max_query_len = default_max_query_len(max_len) if max_query_len is None else max_query_len
-    doc_stride = default_doc_stride(max_len) if doc_stride is None else doc_stride
-    min_window = max_len - 3 - max_query_len
-    if max_query_len < 1 or min_window < 1:
-        raise ValueError(f'max_len={max_len}, max_query_len={max_query_len}: expected room for '
-                         f'<cls>, <sep>, <sep>, the question and at least one context token')
-    if not 1 <= doc_stride <= min_window:
-        raise ValueError(f'doc_stride={doc_stride}: expected 1 to {min_window} (the shortest '
-                         f'window: max_len - 3 - max_query_len), so that windows cover every '
-                         f'context token')
+    doc_stride, max_query_len = window_settings(max_len, doc_stride, max_query_len)
     to_ids, aligner = _token_ids(vocab), _Aligner(tokenizer)
     specials = dict(zip(_SPECIALS, to_ids(_SPECIALS)))
     rows, mismatches, unplaced, checked, contexts = [], [], [], 0, {}

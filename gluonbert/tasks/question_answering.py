@@ -9,7 +9,7 @@ import sys
 
 from .base import Task, check_not_empty
 from .qa_answers import best_answers
-from .qa_windows import encode_examples, read_squad, split_words
+from .qa_windows import encode_examples, read_squad, split_words, window_settings
 from .squad_metric import ENGLISH_ARTICLES, squad_scores
 
 
@@ -24,8 +24,17 @@ class QuestionAnswering(Task):
 
     def __init__(self, doc_stride=None, max_query_len=None, max_answer_len=30,
                  articles=ENGLISH_ARTICLES):
-        if max_answer_len < 1:
-            raise ValueError(f'max_answer_len={max_answer_len}; expected >= 1 (tokens)')
+        for name, value, default in (('doc_stride', doc_stride, 'max_len // 3'),
+                                     ('max_query_len', max_query_len, 'max_len // 6')):
+            if value is not None and not _is_count(value):
+                raise ValueError(f'{name}={value!r}; expected an integer >= 1 (tokens), or '
+                                 f'None for {default}')
+        if not _is_count(max_answer_len):
+            raise ValueError(f'max_answer_len={max_answer_len!r}; expected an integer >= 1 '
+                             f'(tokens)')
+        if not isinstance(articles, (list, tuple)) or \
+                not all(isinstance(word, str) and word for word in articles):
+            raise ValueError(f'articles={articles!r}; expected a list of words')
         self.doc_stride, self.max_query_len = doc_stride, max_query_len
         self.max_answer_len, self.articles = max_answer_len, tuple(articles)
 
@@ -35,6 +44,12 @@ class QuestionAnswering(Task):
         evaluation did."""
         return {'doc_stride': self.doc_stride, 'max_query_len': self.max_query_len,
                 'max_answer_len': self.max_answer_len, 'articles': list(self.articles)}
+
+    def fit_to(self, max_len):
+        """Fill in the window settings that default from ``max_len`` (so that the saved
+        settings hold the stride trained with) and check that they fit it."""
+        self.doc_stride, self.max_query_len = window_settings(max_len, self.doc_stride,
+                                                              self.max_query_len)
 
     def read(self, path, text_columns=None, label_column=None, fmt=None, quoting=False):
         """The questions of a SQuAD v1.1 JSON file, whose fields are fixed: ``label_column``
@@ -86,3 +101,7 @@ class QuestionAnswering(Task):
         predictions = [' '.join(word for word, _ in split_words(example.context)[:length])
                        for example in eval_examples]
         return self.metrics(predictions, eval_examples)
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -1,19 +1,22 @@
 """A fine-tuned task model as a folder: everything serving needs, written whole or not at all.
 
 ``model.params`` (the head: encoder, pooler, output layer), ``vocab.json``, ``tokenizer.json``
-(the exact tokenizer, ``data.tokenization``) and ``config.json`` (task, BERT architecture,
-label set, max_len). ``load_task_model`` rebuilds the head and its tokenizer from them, so
-evaluation, export and prediction tokenize as training did.
+(the exact tokenizer, ``data.tokenization``) and ``config.json`` (task and its settings, BERT
+architecture, label set, max_len). ``load_task_model`` rebuilds the head, its tokenizer and
+the task (question answering: the same windows and span length) from them, so evaluation,
+export and prediction encode and decode as training did. Folders saved before tasks had
+settings load with the task's defaults.
 """
 import json
 import os
 
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
-from . import get_task
+from . import rebuilt_task
 
 PARAMS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.params', 'config.json', 'vocab.json'
 FILES = (PARAMS_FILE, CONFIG_FILE, VOCAB_FILE, TOKENIZER_FILE)
 KIND = 'fine-tuned task model folder'
+SETTINGS = 'task_settings'  # config.json's key for Task.settings()
 
 
 def check_replaceable(folder):
@@ -31,8 +34,9 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
     from ..atomic import atomic_folder
     from ..export.folder import write_json
     from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest
-    config = {'task': task.name, 'bert': dict(bert.config), 'labels': labels,
-              'max_len': max_len, VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}
+    config = {'task': task.name, SETTINGS: task.settings(), 'bert': dict(bert.config),
+              'labels': labels, 'max_len': max_len,
+              VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}
     with atomic_folder(folder, FILES, PARAMS_FILE, KIND) as staging:
         compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
         write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
@@ -79,11 +83,14 @@ def load_task_model(folder, devices=None):
     config_path = os.path.join(folder, CONFIG_FILE)
     config = _read_config(config_path)
     _check_config(config, config_path)
+    try:
+        task = rebuilt_task(config['task'], config.get(SETTINGS), config['max_len'])
+    except ValueError as error:
+        raise ValueError(f'{config_path}: "{SETTINGS}": {error}') from None
     vocab = _read_vocab(folder, dict(config))
     config.pop(VOCAB_DIGEST, None)
     tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
     bert = fine_tuned_bert(folder, config, vocab, config_path)
-    task = get_task(config['task'])
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
     return net, task, vocab, tokenizer, config

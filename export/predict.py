@@ -8,11 +8,18 @@ by the task of the exported head (blank lines are skipped; ``gluonbert.tasks.ser
 - classification, regression: ``text`` or ``text_a<TAB>text_b``; output TSV: a header, then
   the label and each label's probability (``p_<label>`` columns), or the score;
 - token classification: one sentence per line, words separated by spaces; output CoNLL:
-  ``word<TAB>tag`` lines, a blank line after each sentence.
+  ``word<TAB>tag`` lines, a blank line after each sentence;
+- question answering: ``question<TAB>context``, long contexts windowed with the stride the
+  model was trained with; output TSV: ``answer``, ``probability``, ``score``,
+  ``start_char``, ``end_char`` (the answer is ``context[start_char:end_char]``);
+- multiple choice: ``context<TAB>question<TAB>ending0<TAB>ending1...`` (the question may be
+  empty; as many endings on every line); output TSV: ``choice`` (the index of the chosen
+  ending), then ``p_0`` ... ``p_<N-1>``.
 
 Text is tokenized by the tokenizer saved with the model (``tokenizer.json``: vocabulary,
 lower-casing, accent stripping, WordPiece or whitespace) and encoded by the same code as in
-training (``gluonbert.data.tokenization``, ``gluonbert.tasks``, which import no MXNet), so
+training (``gluonbert.data.tokenization``, ``gluonbert.tasks``, which import no MXNet), with
+the task settings saved in the model (question answering: windows and span length), so
 serving sees the token ids that training saw.
 """
 import argparse
@@ -29,9 +36,9 @@ except ImportError:  # run from a checkout: gluonbert sits beside export/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gluonbert.data.tokenization import tokenizer_from_description  # noqa: E402
 from gluonbert.data.vocab import Vocab  # noqa: E402
-from gluonbert.tasks import get_task  # noqa: E402
-from gluonbert.tasks.serving import (SERVED, InputFormatError, examples_from_lines,  # noqa: E402
-                                     format_predictions, header, read_lines)
+from gluonbert.tasks import TaskDataError, rebuilt_task  # noqa: E402
+from gluonbert.tasks.serving import (SERVED, examples_from_lines, format_predictions,  # noqa: E402
+                                     header, read_lines)
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
 
@@ -41,8 +48,8 @@ class ExportFolderError(ValueError):
 
 
 class Predictor:
-    """An exported head with its vocabulary, labels, tokenizer and max_len, read from
-    ``folder``; ``predict(lines)`` gives the output lines of a batch of input lines."""
+    """An exported head with its vocabulary, labels, tokenizer, max_len and task settings,
+    read from ``folder``; ``predict(examples)`` gives the output lines of a batch."""
 
     def __init__(self, folder, int8=False, max_len=None, threads=None):
         path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
@@ -63,7 +70,7 @@ class Predictor:
             raise ExportFolderError(f"{path} holds a {meta.get('head')} "
                                     f"(task {meta.get('task')!r}); predict.py serves "
                                     f"{', '.join(SERVED)} heads")
-        self.task, self.exported_max_len = get_task(task_name), meta['max_len']
+        self.exported_max_len = meta['max_len']
         self.vocab = Vocab.from_tokens(_matching_json(folder, 'vocab.json', meta['vocab']))
         self.label_names = meta['label_names']
         if self.label_names is not None:
@@ -80,29 +87,30 @@ class Predictor:
                 f'max_len={self.max_len}: expected 5 to {self.exported_max_len}, the max_len '
                 f'the model was exported and verified for (room for <cls>, <sep>, <sep> and '
                 f'one token of each sentence)')
+        try:
+            self.task = rebuilt_task(task_name, meta.get('task_settings'), self.max_len)
+        except ValueError as error:
+            raise ExportFolderError(f'{path}: task_settings at max_len={self.max_len}: '
+                                    f'{error}') from None
         self.output_names = [output.name for output in self.session.get_outputs()]
 
     def examples(self, numbered_lines, source):
         """Examples of ``(line number, line)`` pairs; blank lines skipped."""
-        return examples_from_lines(self.task.name, numbered_lines, source)
+        return examples_from_lines(self.task, numbered_lines, source)
 
     def predict(self, examples):
-        """The task's predictions for ``examples`` and the head's raw outputs."""
+        """The output lines of a batch of ``examples``."""
         features = self.task.encode(examples, self.tokenizer, self.vocab, self.max_len,
                                     self.label_names)
         feed = {name: array.astype(np.int64) for name, array in
                 zip(('tokens', 'segments', 'valid_lens'), features.inputs)}
         outputs = self.session.run(self.output_names, feed)
         outputs = outputs[0] if len(outputs) == 1 else tuple(outputs)
-        return self.task.postprocess(outputs, features, examples), outputs
+        return format_predictions(self.task, examples, features, outputs)
 
-    def header(self):
-        """The first output line, or None."""
-        return header(self.task.name, self.label_names)
-
-    def format(self, examples, predictions, outputs):
-        """The output lines of one batch."""
-        return format_predictions(self.task.name, examples, predictions, outputs)
+    def header(self, examples):
+        """The first output line for ``examples``, or None."""
+        return header(self.task, self.label_names, examples)
 
 
 def _matching_json(folder, name, embedded):
@@ -142,15 +150,14 @@ def main(argv=None):
             with open(args.input, 'rb') as f:
                 data = f.read()
         examples = predictor.examples(read_lines(data, source), source)
-    except (ExportFolderError, InputFormatError, OSError) as error:
+    except (ExportFolderError, TaskDataError, OSError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    header = predictor.header()
+    header = predictor.header(examples)
     if header is not None:
         print(header)
     for start in range(0, len(examples), args.batch_size):
-        batch = examples[start:start + args.batch_size]
-        for line in predictor.format(batch, *predictor.predict(batch)):
+        for line in predictor.predict(examples[start:start + args.batch_size]):
             print(line)
     return 0
 

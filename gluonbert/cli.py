@@ -338,8 +338,9 @@ def build_parser():
     predict = commands.add_parser(
         'predict', help='predictions of a fine-tuned folder for lines of text',
         description='Read lines (a text, or text<TAB>text; a sentence of words for '
-        'token-classification) and print predictions as export/predict.py does, tokenized '
-        'as in training.')
+        'token-classification; question<TAB>context for question-answering; '
+        'context<TAB>question<TAB>ending0<TAB>ending1... for multiple-choice) and print '
+        'predictions as export/predict.py does, tokenized as in training.')
     predict.add_argument('--model', required=True, help='fine-tuned folder')
     predict.add_argument('input', nargs='?', default='-',
                          help='file of input lines (default: stdin)')

@@ -33,8 +33,7 @@ from .pretrained.folders import load_pretrained_folder
 from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
-from .tasks.serving import (examples_from_lines, format_predictions, header, read_lines,
-                            served_kind)
+from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
 from .tasks.splits import load_splits
 from .train.checkpoint import save_pretrained
 from .train.engine import Engine
@@ -408,17 +407,15 @@ def predict_lines(opts):
     else:
         with open(opts.input, 'rb') as f:
             data, source = f.read(), opts.input
-    kind = served_kind(task)
-    examples = examples_from_lines(kind, read_lines(data, source), source)
-    first = header(kind, config['labels'])
+    examples = examples_from_lines(task, read_lines(data, source), source)
+    first = header(task, config['labels'], examples)
     if first is not None:
         print(first)
     for start in range(0, len(examples), opts.batch_size):
         batch = examples[start:start + opts.batch_size]
         features = task.encode(batch, tokenizer, vocab, config['max_len'], config['labels'])
         outputs = task.predict(net, features, [mx.cpu()], opts.batch_size)
-        predictions = task.postprocess(outputs, features, batch)
-        for line in format_predictions(kind, batch, predictions, outputs):
+        for line in format_predictions(task, batch, features, outputs):
             print(line)
 
 

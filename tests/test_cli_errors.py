@@ -59,6 +59,11 @@ CASES = [
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
      'line 1: expected a text or text<TAB>text'),
+    (['predict', '--model', '{root}/question-answering', '{root}/three.tsv'],
+     'three.tsv, line 1: expected question<TAB>context (one tab, both non-empty), found 2 tabs'),
+    (['predict', '--model', '{root}/multiple-choice', '{root}/three.tsv'],
+     'three.tsv, line 1: expected context<TAB>question<TAB>ending0<TAB>ending1... (at least '
+     'two endings), found 3 fields'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile'], 'is a file'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),

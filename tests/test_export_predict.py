@@ -14,9 +14,11 @@ from mxnet import init
 import gluonbert
 from gluonbert.data.nli import SNLIBERTDataset, embedded_snli_dir, read_snli_infersent
 from gluonbert.export import export_onnx
-from gluonbert.model.heads import BERTForQuestionAnswering
+from gluonbert.model.heads import BERTForMultipleChoice, BERTForQuestionAnswering
+from test_export_onnx import PooledScorer
 
-PREDICT = Path(__file__).resolve().parents[1] / 'export' / 'predict.py'
+ROOT = Path(__file__).resolve().parents[1]
+PREDICT = ROOT / 'export' / 'predict.py'
 MAX_LEN = 24
 LABELS = ('entailment', 'contradiction', 'neutral')
 CRAFTED = [  # casing, runs of spaces, unknown words, and pairs longer than MAX_LEN
@@ -53,11 +55,12 @@ def snli_export(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def without_mxnet(tmp_path_factory):
-    """An environment whose Python cannot import mxnet: a stub package shadows it."""
+    """An environment whose Python cannot import mxnet (a stub package shadows it) and
+    imports this checkout's gluonbert, not another one installed."""
     stub = tmp_path_factory.mktemp('no-mxnet') / 'mxnet'
     stub.mkdir()
     (stub / '__init__.py').write_text("raise ImportError('mxnet is not available here')\n")
-    env = dict(os.environ, PYTHONPATH=str(stub.parent))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(stub.parent), str(ROOT)]))
     check = subprocess.run([sys.executable, '-c', 'import mxnet'], env=env,
                            capture_output=True, text=True)
     assert check.returncode != 0 and 'mxnet is not available here' in check.stderr
@@ -144,10 +147,69 @@ def test_heads_it_does_not_serve_are_refused(without_mxnet, tmp_path):
     vocab = ['<unk>', '<pad>', '<cls>', '<sep>', 'a', 'b']
     bert = gluonbert.BERTModel(len(vocab), 16, 24, 2, 1, 0.0, max_len=8)
     bert.initialize(init.Xavier())
-    head = BERTForQuestionAnswering(bert)
-    head.output.initialize(init.Xavier())
-    export_onnx(head, tmp_path / 'qa', vocab, None, 8)
-    result = predict(without_mxnet, tmp_path / 'qa', stdin='a\tb\n')
+    head = PooledScorer(bert)
+    head.scorer.initialize(init.Xavier())
+    export_onnx(head, tmp_path / 'custom', vocab, None, 8)
+    result = predict(without_mxnet, tmp_path / 'custom', stdin='a\tb\n')
     assert result.returncode == 2
-    assert 'holds a BERTForQuestionAnswering (task \'question_answering\'); predict.py ' \
-           'serves classification, regression, token-classification heads' in result.stderr
+    assert "holds a PooledScorer (task 'custom'); predict.py serves classification, " \
+           "regression, token-classification, question-answering, multiple-choice heads" \
+        in result.stderr
+
+
+@pytest.fixture(scope='module')
+def qa_and_mc_exports(tmp_path_factory):
+    """A question-answering head exported with its task settings, and a multiple-choice
+    head."""
+    vocab = ['<unk>', '<pad>', '<cls>', '<sep>'] + 'who built the mill a miller did'.split()
+    folders = {}
+    for name, head_class, settings in (
+            ('qa', BERTForQuestionAnswering, {'doc_stride': 4, 'max_query_len': 4}),
+            ('mc', BERTForMultipleChoice, None)):
+        mx.random.seed(0)
+        bert = gluonbert.BERTModel(len(vocab), 16, 24, 2, 1, 0.0, max_len=16)
+        bert.initialize(init.Xavier())
+        head = head_class(bert)
+        head.output.initialize(init.Xavier())
+        folders[name] = tmp_path_factory.mktemp('deploy') / name
+        export_onnx(head, folders[name], vocab, None, 16, task_settings=settings)
+    return folders
+
+
+@pytest.mark.parametrize('name, stdin, message', [
+    ('qa', 'who built the mill ?\ta miller did\nwho built the mill ?\n',
+     'stdin, line 2: expected question<TAB>context (one tab, both non-empty), found 0 tabs'),
+    ('qa', 'who\tthe mill\ta miller\n', 'stdin, line 1: expected question<TAB>context'),
+    ('mc', 'the mill\twho built it ?\ta miller\n',
+     'stdin, line 1: expected context<TAB>question<TAB>ending0<TAB>ending1... (at least two '
+     'endings), found 3 fields'),
+    ('mc', 'the mill\twho ?\ta miller\tthe mill\n\nthe mill\twho ?\ta\tthe\tmill\n',
+     'stdin, line 3: 3 endings; expected 2, as on stdin, line 1'),
+])
+def test_served_lines_with_the_wrong_fields_are_one_line_errors(qa_and_mc_exports,
+                                                                without_mxnet, name, stdin,
+                                                                message):
+    result = predict(without_mxnet, qa_and_mc_exports[name], stdin=stdin)
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.count('\n') == 1 and message in result.stderr, result.stderr
+
+
+def test_question_answering_serves_a_table_of_answers_at_their_characters(qa_and_mc_exports,
+                                                                         without_mxnet):
+    contexts = ['the mill ' * 6 + 'a miller did', 'the mill']  # three windows, and one
+    stdin = ''.join(f'who built the mill ?\t{context}\n' for context in contexts)
+    result = predict(without_mxnet, qa_and_mc_exports['qa'], stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    header, *rows = [line.split('\t') for line in result.stdout.strip().split('\n')]
+    assert header == ['answer', 'probability', 'score', 'start_char', 'end_char']
+    assert [row[0] for row in rows] == [context[int(row[3]):int(row[4])]
+                                        for context, row in zip(contexts, rows)]
+    assert all(row[0] and 0 < float(row[1]) <= 1 for row in rows)
+
+
+def test_a_max_len_too_short_for_the_trained_windows_is_refused(qa_and_mc_exports,
+                                                                 without_mxnet):
+    result = predict(without_mxnet, qa_and_mc_exports['qa'], '--max-len', 8,
+                     stdin='who\tthe mill\n')
+    assert result.returncode == 2
+    assert 'task_settings at max_len=8: doc_stride=4: expected 1 to 1' in result.stderr

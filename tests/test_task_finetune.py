@@ -1,6 +1,7 @@
 """`gluonbert finetune` on small files written here, for every task, then evaluate, export
 and serve the result, as a user would run them (subprocesses)."""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def test_finetune_evaluate_export_and_serve_each_task(task, files, pretrained, t
              'token-classification': 'john saw the film in paris\n'}[task]
     served = subprocess.run([sys.executable, str(ROOT / 'export' / 'predict.py'),
                              str(tmp_path / 'onnx')], input=lines, capture_output=True,
-                            text=True)
+                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert served.returncode == 0, served.stderr
     local = gluonbert_cli('predict', '--model', out, stdin=lines)
     assert local.returncode == 0, local.stderr

@@ -42,7 +42,7 @@ def without_mxnet(tmp_path_factory):
     stub = tmp_path_factory.mktemp('no-mxnet') / 'mxnet'
     stub.mkdir()
     (stub / '__init__.py').write_text("raise ImportError('mxnet is not available here')\n")
-    return dict(os.environ, PYTHONPATH=str(stub.parent))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(stub.parent), str(ROOT)]))
 
 
 def export_head(task, vocab, tokenizer, labels, folder, examples):

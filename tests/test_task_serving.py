@@ -45,18 +45,18 @@ def without_mxnet(tmp_path_factory):
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(stub.parent), str(ROOT)]))
 
 
-def export_head(task, vocab, tokenizer, labels, folder, examples):
-    """A small random head of ``task``, exported with its tokenizer and verified on
-    ``examples``; returns the head."""
+def export_head(task, vocab, tokenizer, labels, folder, examples, max_len=MAX_LEN):
+    """A small random head of ``task``, exported with its tokenizer and settings and
+    verified on ``examples``; returns the head."""
     mx.random.seed(0)
-    bert = gluonbert.BERTModel(len(vocab), 16, 32, 2, 1, 0.0, max_len=MAX_LEN)
+    bert = gluonbert.BERTModel(len(vocab), 16, 32, 2, 1, 0.0, max_len=max_len)
     bert.initialize(init.Xavier())
     net = task.head(bert, labels)
     net.output.initialize(init.Normal(1.0))
-    features = task.encode(examples[:16], tokenizer, vocab, MAX_LEN, labels)
+    features = task.encode(examples[:16], tokenizer, vocab, max_len, labels)
     names = labels if task.name != 'regression' else None
-    export_onnx(net, folder, vocab, names, MAX_LEN, tokenizer=tokenizer,
-                examples=features.inputs)
+    export_onnx(net, folder, vocab, names, max_len, tokenizer=tokenizer,
+                examples=features.inputs, task_settings=task.settings())
     return net
 
 
@@ -75,39 +75,70 @@ with open({lines!r}, 'rb') as f:
     examples = predictor.examples(read_lines(f.read(), 'lines'), 'lines')
 features = predictor.task.encode(examples, predictor.tokenizer, predictor.vocab,
                                  predictor.max_len, predictor.label_names)
-np.save({out!r}, features.tokens)
+windows = {{key: features.extra[key] for key in ('window_start',) if key in features.extra}}
+np.savez({out!r}, tokens=features.tokens, segments=features.segments,
+         valid_lens=features.valid_lens, example_index=features.example_index, **windows)
 """
 
-REAL_DEV_FILES = [  # task, file, read options, how an example is written as an input line
-    ('classification', 'sst-2/dev.tsv', {}, lambda e: e.texts[0]),
-    ('regression', 'sts-b/dev.tsv', {'label_column': 'score'}, lambda e: '\t'.join(e.texts)),
-    ('token-classification', 'wnut-17/emerging.dev.conll', {}, lambda e: ' '.join(e.words)),
+
+def encoded(features):
+    """What serving must reproduce, as SERVED_TOKENS saves it: the head's inputs and, for
+    question answering, the windows (the example and the context token each row starts at)."""
+    arrays = dict(tokens=features.tokens, segments=features.segments,
+                  valid_lens=features.valid_lens, example_index=features.example_index)
+    if 'window_start' in features.extra:
+        arrays['window_start'] = features.extra['window_start']
+    return arrays
+
+
+def question_line(example):
+    """``question<TAB>context``: a line holds no line break, and a context's is whitespace to
+    the tokenizers as a space is (same length, so the same character offsets)."""
+    return f'{example.question}\t{example.context.replace(chr(10), " ")}'
+
+
+REAL_DEV_FILES = [  # task, its settings, file, read options, max_len, the texts of an
+    # example, how an example is written as an input line
+    ('classification', {}, 'sst-2/dev.tsv', {}, MAX_LEN, lambda e: e.texts,
+     lambda e: e.texts[0]),
+    ('regression', {}, 'sts-b/dev.tsv', {'label_column': 'score'}, MAX_LEN, lambda e: e.texts,
+     lambda e: '\t'.join(e.texts)),
+    ('token-classification', {}, 'wnut-17/emerging.dev.conll', {}, MAX_LEN, lambda e: e.words,
+     lambda e: ' '.join(e.words)),
+    ('question-answering', {'doc_stride': 40, 'max_query_len': 24}, 'squad-1.1/dev-v1.1.json',
+     {}, 128, lambda e: [e.question, e.context], question_line),
+    ('multiple-choice', {}, 'cosmos-qa/valid.csv', {}, 128,
+     lambda e: [e.context, e.question] + e.endings,
+     lambda e: '\t'.join([e.context, e.question] + e.endings)),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name, path, options, as_line', REAL_DEV_FILES,
-                         ids=[f[0] for f in REAL_DEV_FILES])
+@pytest.mark.parametrize('name, settings, path, options, max_len, texts_of, as_line',
+                         REAL_DEV_FILES, ids=[f[0] for f in REAL_DEV_FILES])
 def test_serving_encodes_every_dev_example_to_the_training_token_ids(
-        name, path, options, as_line, without_mxnet, tmp_path):
+        name, settings, path, options, max_len, texts_of, as_line, without_mxnet, tmp_path):
     if not (DATA / path).is_file():
         pytest.skip(f'{DATA / path} not found (the shared data sets sit beside the repository)')
-    task = get_task(name)
+    task = get_task(name, **settings)
     examples = task.read(str(DATA / path), **options)
-    texts = [t for e in examples for t in (e.texts if hasattr(e, 'texts') else e.words)]
-    tokenizer, vocab = wordpiece_for(texts)
+    tokenizer, vocab = wordpiece_for([text for e in examples for text in texts_of(e)])
     labels = task.labels_from(examples)
-    trained = task.encode(examples, tokenizer, vocab, MAX_LEN, labels)
-    export_head(task, vocab, tokenizer, labels, tmp_path / 'onnx', examples)
+    trained = encoded(task.encode(examples, tokenizer, vocab, max_len, labels))
+    export_head(task, vocab, tokenizer, labels, tmp_path / 'onnx', examples, max_len)
     lines = tmp_path / 'lines.txt'
     lines.write_text(''.join(as_line(e) + '\n' for e in examples), encoding='utf-8')
     script = SERVED_TOKENS.format(export=str(PREDICT.parent), folder=str(tmp_path / 'onnx'),
-                                  lines=str(lines), out=str(tmp_path / 'served.npy'))
+                                  lines=str(lines), out=str(tmp_path / 'served.npz'))
     result = run(without_mxnet, '-c', script)
     assert result.returncode == 0, result.stderr.decode()
-    served = np.load(tmp_path / 'served.npy')
-    assert (trained.tokens != vocab['<unk>']).mean() > 0.99  # WordPiece, not whitespace
-    np.testing.assert_array_equal(served, trained.tokens)
+    served = dict(np.load(tmp_path / 'served.npz'))
+    assert (trained['tokens'] != vocab['<unk>']).mean() > 0.99  # WordPiece, not whitespace
+    assert sorted(served) == sorted(trained)
+    if 'window_start' in trained:  # long contexts take several windows
+        assert (trained['window_start'] > 0).sum() > len(examples) // 2
+    for key, array in trained.items():
+        np.testing.assert_array_equal(served[key], array, err_msg=key)
 
 
 NER_TRAIN = [('John lives in New York', 'B-PER O O B-LOC I-LOC'),

@@ -1,5 +1,5 @@
 """Every command sequence README.md shows runs as written, with tiny step counts, on the
-embedded data (and SICK from ../shared/data, which its fine-tuning example names)."""
+embedded data (and the data sets of ../shared/data that its fine-tuning examples name)."""
 import os
 import re
 import shlex
@@ -60,6 +60,8 @@ def test_the_readme_shows_the_sequences_this_test_runs():
     assert any('finetune --pretrained runs/bert.small --task sick' in c for c in commands)
     assert any(c.endswith('--config my.json') for c in commands)
     assert any('export/predict.py runs/main/onnx' in c for c in commands)
+    assert any('--task question-answering' in c and '--doc-stride' in c for c in commands)
+    assert any('predict --model runs/cosmos-mc' in c for c in commands)
 
 
 def write_user_files(folder):
@@ -102,3 +104,4 @@ def test_every_readme_command_sequence_runs_as_written(tmp_path, small_data_env)
         assert 'Traceback' not in result.stderr, command
     assert (tmp_path / 'runs' / 'bert.small' / 'pretrained.params').is_file()
     assert (tmp_path / 'runs' / 'main' / 'onnx' / 'model.int8.onnx').is_file()
+    assert (tmp_path / 'runs' / 'squad-qa-onnx' / 'model.onnx').is_file()

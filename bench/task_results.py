@@ -6,10 +6,16 @@ chapter's architecture; ``--pretrained DIR``, or pretrained here with ``--pretra
 when DIR is missing) and from the same architecture randomly initialised. The best model on
 the dev split (the split given, else every 10th training example held out) is scored on the
 test split, beside the task's trivial baseline (majority class, mean score, the most frequent
-tag). Prints a table and writes ``bench/results/task_results.json``.
+tag, the context's first words, the ending index most often right). SQuAD v1.1 and Cosmos QA
+come as one labelled file each (their dev sets): they are split here into train, dev and test
+files (``gluonbert.tasks.group_splits``: SQuAD by article title, Cosmos QA by context, so no
+passage is on two sides) in a temporary folder. Where a task needs them, a data set sets its
+own options over the command line's (SQuAD: BERT's max_len 384 and doc_stride 128, which the
+1000 positions ``gluonbert pretrain`` builds allow; Cosmos QA: max_len 256). Prints a table
+and writes ``bench/results/task_results.json``.
 
     python bench/task_results.py [--pretrained runs/bench/pretrained] [--epochs 3]
-        [--train-limit N] [--eval-limit N] [--data-sets sst-2,sts-b,wnut-17]
+        [--train-limit N] [--eval-limit N] [--data-sets sst-2,sts-b,wnut-17,squad-1.1,cosmos-qa]
 """
 import argparse
 import contextlib
@@ -25,15 +31,23 @@ sys.path.insert(0, ROOT)
 DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
 
 from gluonbert import cli, jobs  # noqa: E402
+from gluonbert.tasks.group_splits import split_file  # noqa: E402
 from harness import write_json  # noqa: E402
 
-# data set -> the finetune options that read it (paths under DATA)
+SPLITS = ('train', 'dev', 'test')
+# data set -> the finetune options that read it (paths under DATA), set over the command
+# line's; ``split``: its one labelled file, split into the train, dev and test files (a table
+# by the column ``by``, SQuAD JSON by article title)
 DATA_SETS = {
     'sst-2': dict(task='classification', train='sst-2/train.tsv', test='sst-2/dev.tsv'),
     'sts-b': dict(task='regression', train='sts-b/train.tsv', test='sts-b/dev.tsv',
                   label_column='score'),
     'wnut-17': dict(task='token-classification', train='wnut-17/wnut17train.conll',
                     dev='wnut-17/emerging.dev.conll', test='wnut-17/emerging.test.annotated'),
+    'squad-1.1': dict(task='question-answering', split='squad-1.1/dev-v1.1.json', max_len=384,
+                      doc_stride=128),
+    'cosmos-qa': dict(task='multiple-choice', split='cosmos-qa/valid.csv', by='context',
+                      max_len=256),
 }
 INITS = ('pretrained', 'random')
 
@@ -47,16 +61,29 @@ def pretrained_folder(path, steps, seed):
     return path
 
 
-def finetune(pretrained, name, init, args, workdir):
-    spec = dict(DATA_SETS[name])
-    for split in ('train', 'dev', 'test'):
-        if split in spec:
-            spec[split] = os.path.join(DATA, spec[split])
-    opts = cli.finetune_options(
-        pretrained, **spec, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-        max_len=args.max_len, train_limit=args.train_limit, test_limit=args.eval_limit,
-        from_scratch=init == 'random', seed=args.seed,
-        out=os.path.join(workdir, f'{name}-{init}'))
+def data_files(name, workdir, seed):
+    """``{split: path}`` of the data set's files: its own, or those split here from its one
+    labelled file into ``workdir``."""
+    spec = DATA_SETS[name]
+    if 'split' not in spec:
+        return {split: os.path.join(DATA, spec[split]) for split in SPLITS if split in spec}
+    path = os.path.join(DATA, spec['split'])
+    folder = os.path.join(workdir, f'{name}-splits')
+    counts = split_file(path, folder, spec.get('by', 'context'), seed=seed)
+    print(f'{name}: {path} split into ' + ', '.join(f'{split} {count}' for split, count in
+                                                    counts.items()), flush=True)
+    extension = os.path.splitext(path)[1]
+    return {split: os.path.join(folder, split + extension) for split in SPLITS}
+
+
+def finetune(pretrained, name, files, init, args, workdir):
+    options = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                   max_len=args.max_len, train_limit=args.train_limit,
+                   test_limit=args.eval_limit, from_scratch=init == 'random', seed=args.seed,
+                   out=os.path.join(workdir, f'{name}-{init}'))
+    options.update({key: value for key, value in DATA_SETS[name].items()
+                    if key not in SPLITS + ('split', 'by')}, **files)
+    opts = cli.finetune_options(pretrained, **options)
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()) as log:
         result = jobs.finetune(opts)
@@ -73,7 +100,8 @@ def main():
     parser.add_argument('--epochs', type=int, default=3)
     parser.add_argument('--lr', type=float, default=1e-4)
     parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--max-len', type=int, default=128)
+    parser.add_argument('--max-len', type=int, default=128,
+                        help='(default: %(default)s; squad-1.1 and cosmos-qa set their own)')
     parser.add_argument('--train-limit', type=int, default=0, help='first N training '
                         'examples of each data set (0: all)')
     parser.add_argument('--eval-limit', type=int, default=0, help='first N dev and test '
@@ -93,11 +121,14 @@ def main():
     rows = {}
     with tempfile.TemporaryDirectory() as workdir:
         for name in names:
-            rows[name] = {init: finetune(pretrained, name, init, args, workdir)
+            files = data_files(name, workdir, args.seed)
+            rows[name] = {init: finetune(pretrained, name, files, init, args, workdir)
                           for init in INITS}
             print(table_row(name, rows[name]), flush=True)
     print(table(rows))
-    write_json(args.out, dict(settings=vars(args), results=rows))
+    write_json(args.out, dict(settings=vars(args),
+                              data_sets={name: DATA_SETS[name] for name in names},
+                              results=rows))
 
 
 def _main_value(metrics, key):

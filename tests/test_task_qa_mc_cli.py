@@ -97,7 +97,7 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp('files')
     rng = random.Random(0)
     return {'question-answering': [squad_file(folder / f'{s}.json', rng, n)
-                                   for s, n in (('train', 64), ('dev', 16), ('test', 16))],
+                                   for s, n in (('train', 48), ('dev', 16), ('test', 16))],
             'multiple-choice': [cosmos_file(folder / f'{s}.csv', rng, n)
                                 for s, n in (('train', 64), ('dev', 16), ('test', 16))]}
 
@@ -134,7 +134,7 @@ def test_finetune_evaluate_export_and_serve(task_name, files, pretrained, tmp_pa
         if task_name == 'question-answering' else []
     trained = gluonbert_cli('finetune', '--pretrained', pretrained, '--task', task_name,
                             '--train', train, '--dev', dev, '--test', test, *options,
-                            '--max-len', MAX_LEN, '--epochs', 3, '--batch-size', 16,
+                            '--max-len', MAX_LEN, '--epochs', 2, '--batch-size', 16,
                             '--lr', 2e-3, '--out', model)
     assert trained.returncode == 0, trained.stderr
     losses = [r['loss'] for r in json.loads(

@@ -111,13 +111,13 @@ def served_lines(task, test_file):
 
 
 def mxnet_evaluation(model, lines):
-    """What evaluation predicts (``task.postprocess``) for the served lines, with the task
-    and settings saved in ``model``."""
+    """``(examples, features, predictions)`` of the served lines: what evaluation predicts
+    (``task.postprocess``), with the task and settings saved in ``model``."""
     net, task, vocab, tokenizer, config = load_task_model(model)
     examples = examples_from_lines(task, read_lines(lines.encode(), 'stdin'), 'stdin')
     features = task.encode(examples, tokenizer, vocab, config['max_len'], None)
     outputs = task.predict(net, features, [mx.cpu()])
-    return task, examples, features, task.postprocess(outputs, features, examples)
+    return examples, features, task.postprocess(outputs, features, examples)
 
 
 def table(stdout):
@@ -161,7 +161,7 @@ def test_finetune_evaluate_export_and_serve(task_name, files, pretrained, tmp_pa
     assert onnx.returncode == 0, onnx.stderr
     local = gluonbert_cli('predict', '--model', model, '--batch-size', 5, stdin=lines)
     assert local.returncode == 0, local.stderr
-    task, examples, features, expected = mxnet_evaluation(model, lines)
+    examples, features, expected = mxnet_evaluation(model, lines)
     onnx_header, onnx_rows = table(onnx.stdout)
     local_header, local_rows = table(local.stdout)
     assert onnx_header == local_header and len(onnx_rows) == len(local_rows) == len(examples)

@@ -64,6 +64,9 @@ def enable(dtype):
         raise ValueError(f'AMP is already enabled for {_enabled[0]} in this process; '
                          f'cannot switch to {dtype}')
     if not _enabled:
+        # Loading gluonbert's extension library regenerates MXNet's operator functions and
+        # would drop AMP's casting wrappers: load it first
+        from .. import ops  # noqa: F401
         if dtype == 'bfloat16':
             supported, why = cpu_bfloat16_support()
             if not supported:

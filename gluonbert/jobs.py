@@ -40,6 +40,7 @@ from .train.checkpoint import save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
+from .train.recipes import finetune_lr, warmup_updates
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer
@@ -200,8 +201,9 @@ def _objective_and_strategy(name, task, net):
     return objective, None
 
 
-def _finetune_trainer(net, opts, steps_per_epoch):
-    """``BERTTrainer`` with the options' knobs: optimizer, schedule, parameter groups,
+def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens):
+    """``BERTTrainer`` with the options' knobs: optimizer, learning rate (by default the
+    recipe's for a BERT of ``num_hiddens``), schedule and warm-up, parameter groups,
     layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, checkpoints."""
     try:
         groups = json.loads(opts.groups) if opts.groups else None
@@ -209,8 +211,11 @@ def _finetune_trainer(net, opts, steps_per_epoch):
         raise ValueError(f'--groups {opts.groups!r} is not JSON ({error}); expected e.g. '
                          '\'{"encoder|hidden": {"lr_mult": 0.1}}\'') from None
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
-    return BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                       schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+    lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
+    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
+    print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates')
+    return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,
+                       schedule=opts.schedule, warmup_steps=warmup,
                        num_training_steps=updates, groups=groups,
                        layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
                        clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
@@ -255,7 +260,7 @@ def finetune(opts, fallback=None):
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = _finetune_trainer(net, opts, steps_per_epoch=len(train_batches))
+    trainer = _finetune_trainer(net, opts, len(train_batches), bert.config['num_hiddens'])
     objective, strategy = _objective_and_strategy(opts.strategy, task, net)
     engine = Engine(objective, trainer, devices, strategy=strategy)
 

@@ -29,6 +29,7 @@ from .option_types import (OptionType, check_memory, decay, max_len, non_negativ
                            non_negative_int, pattern, positive_float, positive_int,
                            probability, seed)
 from .optimizer import OPTIMIZERS
+from .train.mixed_precision import OPTION_NAMES
 from .train.recipes import FINETUNE_RECIPE, LARGE_MODEL_LR, SMALL_MODEL_LR, SMALL_MODEL_WIDTH
 from .train.schedules import SCHEDULES
 from .train.stale import POLICIES
@@ -170,6 +171,13 @@ def _corpus_options(parser):
                         '%(default)s)')
 
 
+def _amp_option(parser):
+    parser.add_argument('--amp', choices=sorted(OPTION_NAMES),
+                        help='mixed precision: bf16 on CPU (dense layers in bfloat16 on '
+                        'oneDNN; needs AVX-512), fp16 on GPU; parameters stay float32 '
+                        '(default: off)')
+
+
 def _run_options(parser, checkpoint_every):
     run = parser.add_argument_group('checkpoints and resuming')
     run.add_argument('--checkpoint-dir', help='where checkpoints and the metrics log go '
@@ -292,6 +300,7 @@ def build_parser():
         'folder (vocab.json, pretrained.params) plus config.json and a loss plot. Defaults '
         'are the chapter\'s.')
     _pretrain_options(pretrain, CHAPTER_PRETRAIN)
+    _amp_option(pretrain)
     pretrain.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded slice when WikiText-2 is not found')
     _corpus_options(pretrain)
@@ -303,6 +312,7 @@ def build_parser():
         'model on --test. The defaults are a recipe that works from a small BERT pretrained '
         'for minutes (chapters/natural_language_inference_bert.py keeps the book\'s).')
     _finetune_options(finetune, FINETUNE)
+    _amp_option(finetune)
     finetune.add_argument('--fallback', choices=['embedded'],
                           help='use the embedded SNLI slice when SNLI is not found')
     evaluate = commands.add_parser(

@@ -36,6 +36,7 @@ from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import (examples_from_lines, format_predictions, header, read_lines,
                             served_kind)
 from .tasks.splits import load_splits
+from .train import mixed_precision
 from .train.checkpoint import save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
@@ -93,6 +94,7 @@ def pretrain(opts, fallback=None):
     the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
     and save a d2l-style folder (on the chief worker). Returns a summary dict."""
     devices = parse_devices(opts.devices)
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
     start = _pretraining_data(opts, fallback, devices, kvstore)
@@ -109,7 +111,7 @@ def pretrain(opts, fallback=None):
                           num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
                           spike_factor=opts.spike_factor, spike_window=opts.spike_window,
                           spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
-                          checkpoint_dir=checkpoint_dir(opts), quiet=True)
+                          amp=amp, checkpoint_dir=checkpoint_dir(opts), quiet=True)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
@@ -126,8 +128,8 @@ def pretrain(opts, fallback=None):
             print(runtime.describe(), file=sys.stderr)
         callbacks.insert(0, ProgressBar(opts.steps, 'pretrain', keys))
         print(f'{engine.num_workers} worker(s) x {[str(d) for d in devices]}, kvstore '
-              f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps',
-              flush=True)
+              f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps'
+              + (f', {amp} AMP' if amp else ''), flush=True)
     if engine.num_workers > 1:
         callbacks.append(Heartbeat(opts.timeout))
     state = engine.fit(batches, num_updates=opts.steps, log_every=opts.log_every,
@@ -201,10 +203,11 @@ def _objective_and_strategy(name, task, net):
     return objective, None
 
 
-def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens):
+def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
     """``BERTTrainer`` with the options' knobs: optimizer, learning rate (by default the
     recipe's for a BERT of ``num_hiddens``), schedule and warm-up, parameter groups,
-    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, checkpoints."""
+    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, AMP in
+    ``amp``, checkpoints."""
     try:
         groups = json.loads(opts.groups) if opts.groups else None
     except json.JSONDecodeError as error:
@@ -213,13 +216,14 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens):
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
     lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
     warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
-    print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates')
+    print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates'
+          + (f', {amp} AMP' if amp else ''))
     return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,
                        schedule=opts.schedule, warmup_steps=warmup,
                        num_training_steps=updates, groups=groups,
                        layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
                        clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
-                       seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
+                       amp=amp, seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
                        quiet=not opts.show_groups)
 
 
@@ -231,6 +235,7 @@ def finetune(opts, fallback=None):
     checkpoint and ``--resume``; then score the best model on ``--test``. Returns a dict of
     the best dev metrics, the test metrics and the trivial baseline's."""
     devices = parse_devices(opts.devices)
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
     task = get_task(opts.task)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
@@ -260,7 +265,7 @@ def finetune(opts, fallback=None):
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = _finetune_trainer(net, opts, len(train_batches), bert.config['num_hiddens'])
+    trainer = _finetune_trainer(net, opts, len(train_batches), bert.config['num_hiddens'], amp)
     objective, strategy = _objective_and_strategy(opts.strategy, task, net)
     engine = Engine(objective, trainer, devices, strategy=strategy)
 

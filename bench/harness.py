@@ -10,6 +10,8 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -169,6 +171,26 @@ def print_table(title, rows, baseline, unit='s', extra=()):
                 f'{base / row["median"]:>9.2f}x')
         line += ''.join(f'{row[key]:>{w}.1f}' for key, w in zip(extra, widths))
         print(line)
+
+
+def gluonbert_command(*args, env=None):
+    """Run ``python -m gluonbert ARGS`` from the repository root, as a user would;
+    ``(stdout, seconds, peak RSS in MiB)``. Raises RuntimeError with its error on failure."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, '-m', 'gluonbert', *map(str, args)],
+                                   cwd=root, stdout=out, stderr=err, text=True,
+                                   env=dict(os.environ, PYTHONPATH=root, **(env or {})))
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode:
+        raise RuntimeError(f'gluonbert {args[0]} failed: {stderr.strip()[-800:]}')
+    return stdout, seconds, usage.ru_maxrss / 1024
 
 
 def write_json(name, payload):

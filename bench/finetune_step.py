@@ -17,8 +17,9 @@ import sys
 import time
 
 import torch_env
-from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
-                     gluonbert_row, hf_bert_config, print_table, start_amp, worker_result,
+from harness import (add_amp_option, add_hf_row, amp_environment, check_amp, compare,
+                     d2l_and_gluonbert, hf_bert_config, print_speedups, print_table, start_amp,
+                     worker_result,
                      write_json)
 from op_profile import operator_profile, profiles
 
@@ -165,29 +166,24 @@ def main():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker:
         if args.worker == 'gluonbert':
-            start_amp(args.amp)
+            start_amp()
         run_worker(WORKERS[args.worker], args.steps, args.profile_steps)
         return
     check_amp(parser, args.amp)
-    amp_args = ['--amp', args.amp] if args.amp else []  # d2l's and HF's workers ignore it
     runs = d2l_and_gluonbert(args.amp)
-    ours = gluonbert_row(args.amp)
-    skipped = add_hf_row(runs, ours, args.no_torch)
-    rows = compare(__file__, runs, ['--steps', args.steps, *amp_args], args.repeats, BATCH,
+    skipped = add_hf_row(runs, args.no_torch)
+    rows = compare(__file__, runs, ['--steps', args.steps], args.repeats, BATCH,
                    'examples_per_sec')
     print_table(f'fine-tuning step, BERTClassifier, batch {BATCH} x {SEQ_LEN}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('examples_per_sec', 'peak_rss_mib'))
-    speedups = {name: row['median'] / rows[ours]['median']
-                for name, row in rows.items() if name != ours}
-    for name, ratio in speedups.items():
-        print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
+    speedups = print_speedups(rows, args.amp)
     payload = dict(config=CONFIG, batch=BATCH, seq_len=SEQ_LEN, python=sys.version.split()[0],
                    amp=args.amp, results=rows, gluonbert_speedup=speedups,
                    hf_skipped=skipped)
     if args.profile:
         payload['profiles'] = profiles(__file__, [name for name in WORKERS if name != 'hf'],
-                                       ['--steps', WARMUP + 1, *amp_args])
+                                       ['--steps', WARMUP + 1], env=amp_environment(args.amp))
     write_json('finetune_step.json', payload)
 
 

@@ -10,6 +10,8 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -34,21 +36,31 @@ def worker_result(times, warmup, **extra):
                           **extra)))
 
 
+# The environment variable that tells a gluonbert worker to run under AMP (``start_amp``)
+AMP_VARIABLE = 'GLUONBERT_BENCH_AMP'
+OURS = 'gluonbert (defaults)'
+
+
 def d2l_and_gluonbert(amp=None):
     """The usual comparison: d2l as users run it, d2l with OMP_NUM_THREADS set to the core
-    count, and gluonbert with its defaults (or under AMP in ``amp``, see ``add_amp_option``).
-    ``{name: (worker, extra environment)}``."""
+    count, gluonbert with its defaults and, with ``amp``, gluonbert under AMP beside it (see
+    ``add_amp_option``). ``{name: (worker, extra environment)}``."""
     cores = str(len(os.sched_getaffinity(0)))
-    return {'d2l (defaults)': ('d2l', None),
+    runs = {'d2l (defaults)': ('d2l', None),
             f'd2l (OMP_NUM_THREADS={cores})': ('d2l', {'OMP_NUM_THREADS': cores}),
-            gluonbert_row(amp): ('gluonbert', None)}
+            OURS: ('gluonbert', None)}
+    if amp:
+        runs[amp_row(amp)] = ('gluonbert', amp_environment(amp))
+    return runs
 
 
-def add_hf_row(runs, ours, no_torch):
+def add_hf_row(runs, no_torch):
     """Put HF transformers' row (``'hf'`` worker, in ``bench/.venv-torch``) into ``runs``
-    before gluonbert's row ``ours``, which stays last; returns why it was skipped, or None."""
+    before gluonbert's rows, which stay last; returns why it was skipped, or None."""
     import torch_env
-    gluonbert_run = runs.pop(ours)
+    ours = {name: run for name, run in runs.items() if run[0] == 'gluonbert'}
+    for name in ours:
+        del runs[name]
     skipped = '--no-torch' if no_torch else None
     if not no_torch:
         try:
@@ -58,7 +70,7 @@ def add_hf_row(runs, ours, no_torch):
             skipped = str(e)
     if skipped:
         print(f'hf transformers (torch) skipped: {skipped}')
-    runs[ours] = gluonbert_run
+    runs.update(ours)
     return skipped
 
 
@@ -73,14 +85,14 @@ def hf_bert_config(c, **options):
                       max_position_embeddings=c['max_len'], type_vocab_size=2, **options)
 
 
-def gluonbert_row(amp=None):
-    return f'gluonbert ({amp} AMP)' if amp else 'gluonbert (defaults)'
+def amp_row(amp):
+    return f'gluonbert ({amp} AMP)'
 
 
 def add_amp_option(parser):
     parser.add_argument('--amp', choices=['bfloat16'],
-                        help="gluonbert's row under bfloat16 AMP (oneDNN; needs AVX-512, and "
-                             "gluonbert's float32 kernels step aside); the others stay float32")
+                        help="add a row of gluonbert under bfloat16 AMP (oneDNN; needs "
+                             "AVX-512) beside its float32 row; the others stay float32")
 
 
 def check_amp(parser, amp):
@@ -96,8 +108,15 @@ def check_amp(parser, amp):
         parser.exit(2, f'{parser.prog}: --amp={amp} is not available: {why}\n')
 
 
-def start_amp(amp):
-    """In a gluonbert worker, before its model is built: AMP in ``amp`` (None: float32)."""
+def amp_environment(amp):
+    """The environment of a gluonbert worker under AMP in ``amp`` (None: float32)."""
+    return {AMP_VARIABLE: amp} if amp else {}
+
+
+def start_amp():
+    """In a gluonbert worker, before its model is built: AMP as its row asks (``AMP_VARIABLE``;
+    unset: float32)."""
+    amp = os.environ.get(AMP_VARIABLE)
     if amp:
         from gluonbert.train import mixed_precision
         mixed_precision.enable(amp)
@@ -124,6 +143,20 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def print_speedups(rows, amp):
+    """gluonbert's speed-up over every other row, and AMP's over float32; ``{name: ratio}``."""
+    others = [name for name in rows if not name.startswith('gluonbert')]
+    speedups = {name: rows[name]['median'] / rows[OURS]['median'] for name in others}
+    for name, ratio in speedups.items():
+        print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
+    if amp:
+        ratio = rows[OURS]['median'] / rows[amp_row(amp)]['median']
+        speedups[f'{amp} AMP over float32'] = ratio
+        print(f'gluonbert under {amp} AMP: {ratio:.2f}x its float32 step, peak RSS '
+              f'{rows[amp_row(amp)]["peak_rss_mib"]:.0f} vs {rows[OURS]["peak_rss_mib"]:.0f} MiB')
+    return speedups
+
+
 def print_table(title, rows, baseline, unit='s', extra=()):
     """``rows``: {name: summary dict (+ extra keys)}; ratios are baseline median / median."""
     print(title)
@@ -138,6 +171,26 @@ def print_table(title, rows, baseline, unit='s', extra=()):
                 f'{base / row["median"]:>9.2f}x')
         line += ''.join(f'{row[key]:>{w}.1f}' for key, w in zip(extra, widths))
         print(line)
+
+
+def gluonbert_command(*args, env=None):
+    """Run ``python -m gluonbert ARGS`` from the repository root, as a user would;
+    ``(stdout, seconds, peak RSS in MiB)``. Raises RuntimeError with its error on failure."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, '-m', 'gluonbert', *map(str, args)],
+                                   cwd=root, stdout=out, stderr=err, text=True,
+                                   env=dict(os.environ, PYTHONPATH=root, **(env or {})))
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode:
+        raise RuntimeError(f'gluonbert {args[0]} failed: {stderr.strip()[-800:]}')
+    return stdout, seconds, usage.ru_maxrss / 1024
 
 
 def write_json(name, payload):

@@ -71,14 +71,14 @@ def print_profile(title, per_operator, top=12):
             print(f'    {name:<44}{ms:>9.1f} ms {100 * ms / total:>6.1f}%')
 
 
-def profiles(script, workers, args, steps=3):
-    """Profile each of ``workers`` in a fresh process with bulk execution off; print and
-    return ``{worker: {operator: ms per step}}``."""
+def profiles(script, workers, args, steps=3, env=None):
+    """Profile each of ``workers`` in a fresh process with bulk execution off (and ``env``);
+    print and return ``{worker: {operator: ms per step}}``."""
     from harness import fresh_runs
     result = {}
     for worker in workers:
         run, = fresh_runs(script, worker, [*args, '--profile-steps', steps], repeats=1,
-                          env={'MXNET_EXEC_BULK_EXEC_TRAIN': '0'})
+                          env=dict(env or {}, MXNET_EXEC_BULK_EXEC_TRAIN='0'))
         result[worker] = run['operators']
         print_profile(f'\n{worker}', run['operators'])
     return result

@@ -27,8 +27,8 @@ import time
 
 import op_profile
 import torch_env
-from harness import (add_amp_option, add_hf_row, check_amp, compare, d2l_and_gluonbert,
-                     fresh_runs, gluonbert_row, hf_bert_config, print_table, start_amp,
+from harness import (OURS, add_amp_option, add_hf_row, amp_environment, check_amp, compare,
+                     d2l_and_gluonbert, fresh_runs, hf_bert_config, print_speedups, print_table, start_amp,
                      worker_result, write_json)
 
 # Steps left out of the median: graph construction, allocation and oneDNN's kernel
@@ -247,7 +247,7 @@ def main():
     if args.worker == 'hf' and not torch_env.active():
         os.execv(torch_env.PYTHON, [torch_env.PYTHON, *sys.argv])
     if args.worker == 'gluonbert':
-        start_amp(args.amp)
+        start_amp()
         times, operators = run_gluonbert(args.batch_size, args.steps, args.profile_steps)
         worker_result(times, WARMUP, operators=operators)  # the harness drops WARMUP more
         return
@@ -256,35 +256,27 @@ def main():
         return
     check_amp(parser, args.amp)
     runs = d2l_and_gluonbert(args.amp)
-    ours = gluonbert_row(args.amp)
     cores = str(len(os.sched_getaffinity(0)))
     runs['gluonnlp (defaults)'] = ('gluonnlp', None)
     runs[f'gluonnlp (OMP_NUM_THREADS={cores})'] = ('gluonnlp', {'OMP_NUM_THREADS': cores})
-    skipped = add_hf_row(runs, ours, args.no_torch)
+    skipped = add_hf_row(runs, args.no_torch)
     worker_args = ['--steps', args.steps, '--batch-size', args.batch_size]
-    amp_args = ['--amp', args.amp] if args.amp else []
-    rows = {}
-    for name, run in runs.items():  # only gluonbert's worker takes --amp
-        args_of_run = worker_args + (amp_args if name == ours else [])
-        rows.update(compare(__file__, {name: run}, args_of_run, args.repeats,
-                            args.batch_size, 'pairs_per_sec'))
+    rows = compare(__file__, runs, worker_args, args.repeats, args.batch_size, 'pairs_per_sec')
     print_table(f'pretraining step, batch {args.batch_size} x {CONFIG["max_len"]}, '
                 f'{args.repeats} fresh processes each', rows, 'd2l (defaults)',
                 extra=('pairs_per_sec', 'peak_rss_mib'))
-    speedups = {name: row['median'] / rows[ours]['median']
-                for name, row in rows.items() if name != ours}
-    for name, ratio in speedups.items():
-        print(f'gluonbert speed-up over {name}: {ratio:.2f}x')
+    speedups = print_speedups(rows, args.amp)
 
     gemm = fresh_runs(__file__, 'gemm', worker_args, args.repeats)
     gemm_gflops = 2 * GEMM_SIZE ** 3 / min(r['seconds'] for r in gemm) / 1e9
     flops = train_flops_per_sample()
-    ours_gflops = flops * rows[ours]['pairs_per_sec'] / 1e9
-    print(f'gluonbert: {flops / 1e6:.0f} MFLOP/sample x {rows[ours]["pairs_per_sec"]:.1f} '
+    ours_gflops = flops * rows[OURS]['pairs_per_sec'] / 1e9
+    print(f'gluonbert: {flops / 1e6:.0f} MFLOP/sample x {rows[OURS]["pairs_per_sec"]:.1f} '
           f'pairs/s = {ours_gflops:.1f} GFLOP/s, {ours_gflops / gemm_gflops:.0%} of numpy\'s '
           f'float32 {GEMM_SIZE}^3 matmul ({gemm_gflops:.1f} GFLOP/s)')
     profiles = (op_profile.profiles(__file__, ['gluonbert'], ['--steps', 5, '--batch-size',
-                                                              args.batch_size, *amp_args])
+                                                              args.batch_size],
+                                    env=amp_environment(args.amp))
                 if args.profile else None)
     write_json('pretrain_step.json', dict(
         config=CONFIG, batch_size=args.batch_size, python=sys.version.split()[0], amp=args.amp,

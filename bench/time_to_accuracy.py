@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from harness import write_json
+from harness import gluonbert_command, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -48,7 +48,7 @@ QUICK = dict(budget_minutes=0.15, pairs=640, paragraphs=1500, batch_size=64, epo
 
 def d2l_worker(minutes, quick):
     """The d2l chapters' pretraining (for ``minutes``) and NLI fine-tuning; returns a dict."""
-    from mxnet import autograd, gluon, init, np, npx
+    from mxnet import autograd, gluon, init, npx
     from mxnet.gluon import nn
     import d2l.mxnet as d2l
     from gluonbert.data.nli import SNLIBERTDataset, load_snli
@@ -149,39 +149,28 @@ class _NoPlot:
         pass
 
 
-def gluonbert_command(*args):
-    """Run ``python -m gluonbert ARGS``; ``(stdout, seconds)``. Raises on failure."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, '-m', 'gluonbert', *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
-    if done.returncode:
-        raise RuntimeError(f'gluonbert {args[0]} failed: {done.stderr.strip()[-800:]}')
-    return done.stdout, time.perf_counter() - start
-
-
 def gluonbert_steps_per_second(folder, steps):
     """Pretraining steps per second of ``gluonbert pretrain`` with its defaults, from a short
     run's own throughput line (data loading left out)."""
     sys.path.insert(0, ROOT)
     from gluonbert.cli import build_parser
     batch_size = build_parser().parse_args(['pretrain']).batch_size
-    out, _ = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
-                               '--out', os.path.join(folder, 'calibration'))
+    out, _, _ = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
+                                  '--out', os.path.join(folder, 'calibration'))
     return float(re.search(r'([\d.]+) sentence pairs/sec', out).group(1)) / batch_size
 
 
 def gluonbert_pretrain(folder, steps):
-    out, seconds = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
-                                     '--out', folder)
+    out, seconds, _ = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
+                                        '--out', folder)
     nsp = re.search(r'NSP ([\d.]+)\n', out)
     return dict(pretrain_steps=steps, pretrain_seconds=seconds,
                 final_nsp_loss=float(nsp.group(1)) if nsp else None)
 
 
 def gluonbert_finetune(pretrained, folder, extra):
-    out, seconds = gluonbert_command('finetune', '--pretrained', pretrained, '--data-dir', SNLI,
-                                     '--out', folder, *extra)
+    out, seconds, _ = gluonbert_command('finetune', '--pretrained', pretrained, '--data-dir',
+                                        SNLI, '--out', folder, *extra)
     accuracy = float(re.search(r'test acc ([\d.]+)', out).group(1))
     return dict(finetune_seconds=seconds, finetune_args=' '.join(extra),
                 test_accuracy=accuracy)

@@ -35,10 +35,12 @@ from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
 from .tasks.splits import load_splits
+from .train import mixed_precision
 from .train.checkpoint import save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
+from .train.recipes import finetune_lr, warmup_updates
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer
@@ -91,6 +93,7 @@ def pretrain(opts, fallback=None):
     the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
     and save a d2l-style folder (on the chief worker). Returns a summary dict."""
     devices = parse_devices(opts.devices)
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
     start = _pretraining_data(opts, fallback, devices, kvstore)
@@ -107,7 +110,7 @@ def pretrain(opts, fallback=None):
                           num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
                           spike_factor=opts.spike_factor, spike_window=opts.spike_window,
                           spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
-                          checkpoint_dir=checkpoint_dir(opts), quiet=True)
+                          amp=amp, checkpoint_dir=checkpoint_dir(opts), quiet=True)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
@@ -124,8 +127,8 @@ def pretrain(opts, fallback=None):
             print(runtime.describe(), file=sys.stderr)
         callbacks.insert(0, ProgressBar(opts.steps, 'pretrain', keys))
         print(f'{engine.num_workers} worker(s) x {[str(d) for d in devices]}, kvstore '
-              f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps',
-              flush=True)
+              f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps'
+              + (f', {amp} AMP' if amp else ''), flush=True)
     if engine.num_workers > 1:
         callbacks.append(Heartbeat(opts.timeout))
     state = engine.fit(batches, num_updates=opts.steps, log_every=opts.log_every,
@@ -221,21 +224,27 @@ def _objective_and_strategy(name, task, net):
     return objective, None
 
 
-def _finetune_trainer(net, opts, steps_per_epoch):
-    """``BERTTrainer`` with the options' knobs: optimizer, schedule, parameter groups,
-    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, checkpoints."""
+def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
+    """``BERTTrainer`` with the options' knobs: optimizer, learning rate (by default the
+    recipe's for a BERT of ``num_hiddens``), schedule and warm-up, parameter groups,
+    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, AMP in
+    ``amp``, checkpoints."""
     try:
         groups = json.loads(opts.groups) if opts.groups else None
     except json.JSONDecodeError as error:
         raise ValueError(f'--groups {opts.groups!r} is not JSON ({error}); expected e.g. '
                          '\'{"encoder|hidden": {"lr_mult": 0.1}}\'') from None
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
-    return BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                       schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+    lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
+    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
+    print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates'
+          + (f', {amp} AMP' if amp else ''))
+    return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,
+                       schedule=opts.schedule, warmup_steps=warmup,
                        num_training_steps=updates, groups=groups,
                        layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
                        clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
-                       seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
+                       amp=amp, seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
                        quiet=not opts.show_groups)
 
 
@@ -247,6 +256,7 @@ def finetune(opts, fallback=None):
     checkpoint and ``--resume``; then score the best model on ``--test``. Returns a dict of
     the best dev metrics, the test metrics and the trivial baseline's."""
     devices = parse_devices(opts.devices)
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
     task = finetune_task(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
@@ -276,7 +286,7 @@ def finetune(opts, fallback=None):
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = _finetune_trainer(net, opts, steps_per_epoch=len(train_batches))
+    trainer = _finetune_trainer(net, opts, len(train_batches), bert.config['num_hiddens'], amp)
     objective, strategy = _objective_and_strategy(opts.strategy, task, net)
     engine = Engine(objective, trainer, devices, strategy=strategy)
 

@@ -16,7 +16,7 @@ from gluonbert.train.trainer import BERTTrainer
 from tiny_bert import tiny_classifier
 
 TRAIN_IN_BFLOAT16 = """
-import json, numpy as np
+import json, os, sys, tempfile, numpy as np
 from gluonbert.train import mixed_precision
 mixed_precision.enable('bfloat16')
 from gluonbert.train.trainer import BERTTrainer
@@ -31,13 +31,17 @@ for _ in range(20):
     trainer.step(16, loss=loss)
     losses.append(float(loss.asnumpy()) / 16)
 logits = net(batch[:3])
-print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype),
+with tempfile.TemporaryDirectory() as folder:  # the operators of the graph that trained
+    net.export(os.path.join(folder, 'net'), remove_amp_cast=False)
+    with open(os.path.join(folder, 'net-symbol.json')) as f:
+        operators = sorted({node['op'] for node in json.load(f)['nodes']})
+print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype), 'operators': operators,
                   'weight_dtype': str(net.output.weight.data().dtype),
                   'loss_scale': trainer.loss_scale, 'skipped': trainer.guard.skipped}))
 """
 
 
-def test_bfloat16_amp_trains_on_cpu():
+def test_bfloat16_amp_trains_on_cpu_with_the_kernels():
     supported, why = cpu_bfloat16_support()
     if not supported:
         pytest.skip(why)
@@ -50,6 +54,8 @@ def test_bfloat16_amp_trains_on_cpu():
     assert result['weight_dtype'] == "<class 'numpy.float32'>"  # master weights stay float32
     assert (result['loss_scale'], result['skipped']) == (1.0, 0)
     assert result['losses'][-1] < 0.5 * result['losses'][0]
+    # gluonbert's float32 kernels stay in the graph, fed through casts
+    assert {'gb_attention', 'gb_layer_norm', 'amp_cast'} <= set(result['operators'])
 
 
 def test_amp_that_was_not_enabled_before_building_the_model_is_an_error():

@@ -75,7 +75,7 @@ def attend(F, qkv, mask, num_heads, dropout, kernel=False):
     """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden),
     on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``."""
     if kernel:
-        inputs = (qkv, training_flag(F, qkv)) + (() if mask is None else (mask,))
+        inputs = (ops.float32(F, qkv), training_flag(F, qkv)) + (() if mask is None else (mask,))
         return F.gb_attention(*inputs, heads=num_heads, dropout=compat.dropout_options(dropout)[0],
                               masked=int(mask is not None), mask_value=MASK_VALUE)[0]
     if compat.amp_initialized():

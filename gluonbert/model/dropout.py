@@ -10,7 +10,6 @@ applied to a one, which is 1 at inference and 0 or 2 in training, and the kernel
 input (the key of the mask comes from MXNet's seeded random states, so ``mx.random.seed``
 reproduces it).
 """
-import mxnet as mx
 
 from .. import compat, ops
 from .legacy import once_per_call
@@ -21,14 +20,16 @@ def training_flag(F, like):
     0.5): the mode as the graph runs, for kernels that lib_api does not tell; one per model
     call, shared by its blocks. ``like`` gives the device when computing imperatively."""
     def make():
-        one = F.ones(shape=(1,)) if F is mx.sym else mx.nd.ones((1,), ctx=like.context)
-        return F.Dropout(one, p=0.5)
+        # A one made from ``like``'s first element: on its device, and no operator without
+        # inputs, which MXNet 1.9.1's AMP cannot wrap in a symbol (F.ones fails under AMP)
+        first = F.slice_axis(F.reshape(like, shape=(-1,)), axis=0, begin=0, end=1)
+        return F.Dropout(F.ones_like(first), p=0.5)
     return once_per_call(F, 'training_flag', make)
 
 
 def kernel_applies(block, param):
     """Whether ``block`` (an ``nn.Dropout``) may run on ``gb_dropout`` in a graph computing
-    with ``param``: the kernels are usable there (CPU, float32, not exporting) and the block
+    with ``param``: the kernels are usable there (CPU, not exporting) and the block
     drops whole elements (no ``axes``) at a rate in (0, 1)."""
     rate, axes = compat.dropout_options(block)
     return 0 < rate < 1 and not axes and ops.usable_for(param, 'gb_dropout')
@@ -38,4 +39,4 @@ def dropout(F, block, X, param):
     """``block(X)`` for an ``nn.Dropout`` ``block`` inside a block that owns ``param``."""
     if not kernel_applies(block, param):
         return block(X)
-    return F.gb_dropout(X, training_flag(F, X), p=compat.dropout_options(block)[0])[0]
+    return F.gb_dropout(ops.float32(F, X), training_flag(F, X), p=compat.dropout_options(block)[0])[0]

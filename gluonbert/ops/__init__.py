@@ -112,11 +112,17 @@ def enabled(kernel=None):
 
 
 def usable_for(param, kernel):
-    """Whether a graph computing with ``param`` may use ``kernel``: it is enabled, it runs on
-    CPU in float32 (so not under MXNet AMP), and ``param`` lives on CPUs only."""
+    """Whether a graph computing with ``param`` may use ``kernel``: it is enabled and
+    ``param`` lives on CPUs only (under bfloat16 AMP too: see ``float32``)."""
+    return enabled(kernel) and all(ctx.device_type == 'cpu' for ctx in param.list_ctx())
+
+
+def float32(F, x):
+    """``x`` as the kernels take it, float32: under MXNet AMP a cast, since AMP leaves the
+    outputs of ``FullyConnected`` in bfloat16 and does not know these operators (their
+    outputs stay float32, which AMP casts down where the next ``FullyConnected`` reads them)."""
     from .. import compat
-    return (enabled(kernel) and not compat.amp_initialized()
-            and all(ctx.device_type == 'cpu' for ctx in param.list_ctx()))
+    return F.amp_cast(x, dtype='float32') if compat.amp_initialized() else x
 
 
 def disabled(*kernels):

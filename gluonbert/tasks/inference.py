@@ -18,7 +18,8 @@ def predict_outputs(net, features, devices, batch_size=64):
             for shard in shard_batch(batch, list(devices), allow_idle=True):
                 outputs = net(tuple(shard))
                 outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
-                pieces.append([out.asnumpy() for out in outputs])
+                # float32 whatever the head computed in (bfloat16 under AMP)
+                pieces.append([out.astype('float32', copy=False).asnumpy() for out in outputs])
     if not pieces:
         raise ValueError('features hold no row to predict')
     arrays = tuple(np.concatenate(column) for column in zip(*pieces))

@@ -22,6 +22,8 @@ import mxnet as mx
 from .. import compat
 
 DTYPES = ('float16', 'bfloat16')
+# The command line's names for them (``--amp bf16``)
+OPTION_NAMES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
 def cpu_bfloat16_support():
@@ -64,12 +66,29 @@ def enable(dtype):
         raise ValueError(f'AMP is already enabled for {_enabled[0]} in this process; '
                          f'cannot switch to {dtype}')
     if not _enabled:
+        # Loading gluonbert's extension library regenerates MXNet's operator functions and
+        # would drop AMP's casting wrappers: load it first
+        from .. import ops  # noqa: F401
         if dtype == 'bfloat16':
             supported, why = cpu_bfloat16_support()
             if not supported:
                 raise ValueError(f'bfloat16 AMP is not available: {why}')
         amp.init(target_dtype=dtype)
         _enabled.append(dtype)
+
+
+def start(option, contexts):
+    """AMP for a job's ``--amp`` value (None, or a key of ``OPTION_NAMES``) on ``contexts``:
+    checked, then enabled before the job builds its model. The dtype, or None."""
+    if option is None:
+        return None
+    dtype = OPTION_NAMES[option]
+    try:
+        check_supported(dtype, contexts)
+    except ValueError as error:
+        raise ValueError(f'--amp {option}: {error}') from None
+    enable(dtype)
+    return dtype
 
 
 def enabled_dtype():

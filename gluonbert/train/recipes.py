@@ -1,0 +1,31 @@
+"""Fine-tuning defaults: the d2l NLI chapter's values and the command line's recipe.
+
+The chapter's (lr 1e-4, batch 512, 5 epochs, no warm-up) are kept by the chapter scripts, as
+the book prints them; with a small BERT pretrained for minutes they stay at chance on SNLI.
+``gluonbert finetune`` defaults to the recipe that ``bench/time_to_accuracy.py`` measured to
+work instead: smaller batches, a larger learning rate for the small model, more epochs and a
+linear warm-up over the first 10% of the updates (HF's ``warmup_ratio``). Models wider than
+the d2l sizes (BERT-base: 768 hidden units) take HF ``run_glue``'s learning rate.
+"""
+import math
+
+CHAPTER_FINETUNE = dict(lr=1e-4, epochs=5, batch_size=512, max_len=128, dropout=0.1,
+                        warmup_ratio=0.0)
+# lr None: finetune_lr(), by the model's width
+FINETUNE_RECIPE = dict(lr=None, epochs=8, batch_size=64, max_len=128, dropout=0.1,
+                       warmup_ratio=0.1)
+SMALL_MODEL_LR, LARGE_MODEL_LR = 5e-4, 5e-5
+SMALL_MODEL_WIDTH = 256  # hidden units up to which a model counts as small (d2l's: 128, 256)
+
+
+def finetune_lr(num_hiddens):
+    """The recipe's learning rate for a BERT of ``num_hiddens`` hidden units."""
+    return SMALL_MODEL_LR if num_hiddens <= SMALL_MODEL_WIDTH else LARGE_MODEL_LR
+
+
+def warmup_updates(warmup_steps, warmup_ratio, num_updates):
+    """Warm-up length in updates: ``warmup_steps`` when given (not None), else
+    ``warmup_ratio`` of the run's ``num_updates``, rounded up as HF's ``warmup_ratio``."""
+    if warmup_steps is not None:
+        return warmup_steps
+    return math.ceil(num_updates * warmup_ratio)

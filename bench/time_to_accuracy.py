@@ -8,16 +8,18 @@ For each pretraining budget (minutes of pretraining steps), in fresh processes:
 - gluonbert: ``python -m gluonbert pretrain`` with its defaults for as many steps as fit the
   budget (at the rate of a short calibration run), then ``python -m gluonbert finetune`` with
   its defaults plus ``--finetune-args`` (default ``--max-len 64``);
-- gluonbert with a recipe: the same pretrained model, fine-tuned with ``--recipe`` (default
-  lr 5e-4, batch 64, 4 epochs, 60 warm-up steps, max_len 64), to test candidate defaults.
+- gluonbert with a recipe: the same pretrained model, fine-tuned with ``--recipe`` added to
+  the defaults, to test candidate defaults;
+- gluonbert under bf16 AMP: both commands with ``--amp bf16`` (on CPUs with AVX-512), as many
+  pretraining steps as fit the budget at bf16's own rate.
 Full WikiText-2 and SNLI dev (train) / test from ``../shared/data``. Prints accuracy against
 the pretraining, fine-tuning and total seconds (each with its data preparation, model set-up
 and saving, as a command counts them; the budget bounds the training steps alone), and writes
 JSON. ``--quick`` is a smoke run (9 seconds or 4 steps of pretraining, 640 SNLI pairs, one
 epoch; about 2 minutes).
 
-    python bench/time_to_accuracy.py [--budgets 5,15,22] [--paths d2l,gluonbert,recipe]
-        [--finetune-args '--max-len 64'] [--recipe '...'] [--quick]
+    python bench/time_to_accuracy.py [--budgets 5,15,22] [--paths d2l,gluonbert,bf16,recipe]
+        [--finetune-args '...'] [--recipe '...'] [--quick]
 """
 import argparse
 import json
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from harness import gluonbert_command, write_json
+from harness import check_amp, gluonbert_command, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -38,7 +40,11 @@ WIKI, SNLI = os.path.join(DATA, 'wikitext-2'), os.path.join(DATA, 'snli-1.0-devt
 D2L_PRETRAIN = dict(num_hiddens=128, ffn_num_hiddens=256, num_heads=2, num_blks=2,
                     dropout=0.2, batch_size=512, max_len=64, lr=0.01)
 D2L_FINETUNE = dict(dropout=0.1, batch_size=512, max_len=128, epochs=5, lr=1e-4)
-RECIPE = '--max-len 64 --lr 5e-4 --batch-size 64 --epochs 4 --warmup-steps 60'
+RECIPE = '--max-len 64'
+# gluonbert's paths: (row name, options of both commands, fine-tuned with the recipe)
+GLUONBERT_PATHS = {'gluonbert': ('gluonbert defaults', [], False),
+                   'bf16': ('gluonbert --amp bf16', ['--amp', 'bf16'], False),
+                   'recipe': ('gluonbert recipe', [], True)}
 CALIBRATION_STEPS = 30
 # Quick mode: pretraining minutes, SNLI pairs (train and test), WikiText-2 paragraphs for d2l
 # and gluonbert's pretraining steps (no calibration run)
@@ -149,21 +155,21 @@ class _NoPlot:
         pass
 
 
-def gluonbert_steps_per_second(folder, steps):
-    """Pretraining steps per second of ``gluonbert pretrain`` with its defaults, from a short
-    run's own throughput line (data loading left out)."""
+def gluonbert_steps_per_second(folder, steps, options):
+    """Pretraining steps per second of ``gluonbert pretrain`` with its defaults and
+    ``options``, from a short run's own throughput line (data loading left out)."""
     sys.path.insert(0, ROOT)
     from gluonbert.cli import build_parser
     batch_size = build_parser().parse_args(['pretrain']).batch_size
     out, _, _ = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
-                                  '--out', os.path.join(folder, 'calibration'))
+                                  '--out', os.path.join(folder, 'calibration'), *options)
     return float(re.search(r'([\d.]+) sentence pairs/sec', out).group(1)) / batch_size
 
 
-def gluonbert_pretrain(folder, steps):
+def gluonbert_pretrain(folder, steps, options):
     out, seconds, _ = gluonbert_command('pretrain', '--steps', steps, '--data-dir', WIKI,
-                                        '--out', folder)
-    nsp = re.search(r'NSP ([\d.]+)\n', out)
+                                        '--out', folder, *options)
+    nsp = re.search(r'NSP loss ([\d.]+)', out)
     return dict(pretrain_steps=steps, pretrain_seconds=seconds,
                 final_nsp_loss=float(nsp.group(1)) if nsp else None)
 
@@ -171,13 +177,14 @@ def gluonbert_pretrain(folder, steps):
 def gluonbert_finetune(pretrained, folder, extra):
     out, seconds, _ = gluonbert_command('finetune', '--pretrained', pretrained, '--data-dir',
                                         SNLI, '--out', folder, *extra)
-    accuracy = float(re.search(r'test acc ([\d.]+)', out).group(1))
+    accuracy = float(re.search(r'test \(best model\): accuracy ([\d.]+)', out).group(1))
     return dict(finetune_seconds=seconds, finetune_args=' '.join(extra),
                 test_accuracy=accuracy)
 
 
-def run_budget(minutes, paths, steps_per_second, finetune_args, recipe, quick, folder):
-    """``{path: result}`` for one pretraining budget."""
+def run_budget(minutes, paths, rates, finetune_args, recipe, quick, folder):
+    """``{path: result}`` for one pretraining budget; ``rates`` are the pretraining steps per
+    second of each set of gluonbert options (a tuple)."""
     rows = {}
     if 'd2l' in paths:
         done = subprocess.run([sys.executable, __file__, '--worker', 'd2l', '--minutes',
@@ -187,31 +194,31 @@ def run_budget(minutes, paths, steps_per_second, finetune_args, recipe, quick, f
         if done.returncode:
             raise RuntimeError(f'd2l worker failed: {done.stderr.strip()[-800:]}')
         rows['d2l chapters'] = json.loads(done.stdout.strip().splitlines()[-1])
-    if {'gluonbert', 'recipe'} & set(paths):
-        pretrained = os.path.join(folder, f'pretrained-{minutes}')
-        steps = QUICK['gluonbert_steps'] if quick else round(minutes * 60 * steps_per_second)
-        pretraining = gluonbert_pretrain(pretrained, steps)
-        quick_args = (['--train-limit', QUICK['pairs'], '--test-limit', QUICK['pairs'],
-                       '--epochs', QUICK['epochs']] if quick else [])
-        # In a smoke run the recipe's warm-up would outlast its few steps
-        smoke_recipe = recipe + (['--warmup-steps', 1] if quick else [])
-        for path, extra in (('gluonbert', finetune_args), ('recipe', smoke_recipe)):
-            if path in paths:
-                name = 'gluonbert defaults' if path == 'gluonbert' else 'gluonbert recipe'
-                result = dict(pretraining, **gluonbert_finetune(
-                    pretrained, os.path.join(folder, f'{path}-{minutes}'),
-                    [*map(str, extra), *map(str, quick_args)]))
-                result['total_seconds'] = result['pretrain_seconds'] + result['finetune_seconds']
-                rows[name] = result
+    quick_args = (['--train-limit', QUICK['pairs'], '--test-limit', QUICK['pairs'],
+                   '--epochs', QUICK['epochs']] if quick else [])
+    pretrained = {}  # options -> (folder, pretraining figures), shared by paths alike
+    for path in [p for p in GLUONBERT_PATHS if p in paths]:
+        name, options, with_recipe = GLUONBERT_PATHS[path]
+        if tuple(options) not in pretrained:
+            model = os.path.join(folder, f'pretrained-{minutes}-{path}')
+            steps = (QUICK['gluonbert_steps'] if quick
+                     else round(minutes * 60 * rates[tuple(options)]))
+            pretrained[tuple(options)] = model, gluonbert_pretrain(model, steps, options)
+        model, pretraining = pretrained[tuple(options)]
+        extra = [*finetune_args, *(recipe if with_recipe else []), *options, *quick_args]
+        result = dict(pretraining, **gluonbert_finetune(
+            model, os.path.join(folder, f'{path}-{minutes}'), list(map(str, extra))))
+        result['total_seconds'] = result['pretrain_seconds'] + result['finetune_seconds']
+        rows[name] = result
     return rows
 
 
 def print_rows(results):
-    print(f'{"budget":>7} {"path":<20}{"pretrain":>10}{"steps":>7}{"fine-tune":>11}'
+    print(f'{"budget":>7} {"path":<22}{"pretrain":>10}{"steps":>7}{"fine-tune":>11}'
           f'{"total":>9}{"SNLI test acc":>15}   (seconds)')
     for budget in results:
         for name, row in budget['rows'].items():
-            print(f'{budget["budget_minutes"]:>6}m {name:<20}{row["pretrain_seconds"]:>10.0f}'
+            print(f'{budget["budget_minutes"]:>6}m {name:<22}{row["pretrain_seconds"]:>10.0f}'
                   f'{row["pretrain_steps"]:>7}{row["finetune_seconds"]:>11.0f}'
                   f'{row["total_seconds"]:>9.0f}{row["test_accuracy"]:>15.3f}')
 
@@ -220,10 +227,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--budgets', default='5,15,22',
                         help='minutes of pretraining, comma-separated (default: %(default)s)')
-    parser.add_argument('--paths', default='d2l,gluonbert,recipe',
-                        help='any of d2l, gluonbert, recipe (default: %(default)s)')
-    parser.add_argument('--finetune-args', default='--max-len 64',
-                        help='added to gluonbert finetune\'s defaults (default: %(default)s)')
+    parser.add_argument('--paths', default='d2l,gluonbert,bf16',
+                        help='any of d2l, gluonbert, bf16, recipe (default: %(default)s)')
+    parser.add_argument('--finetune-args', default='',
+                        help='added to every gluonbert finetune (default: none)')
     parser.add_argument('--recipe', default=RECIPE,
                         help='gluonbert finetune options of the recipe row (default: '
                              '%(default)s)')
@@ -236,10 +243,12 @@ def main():
         print(json.dumps(d2l_worker(args.minutes, args.quick)))
         return
     paths = args.paths.split(',')
-    unknown = set(paths) - {'d2l', 'gluonbert', 'recipe'}
+    unknown = set(paths) - {'d2l', *GLUONBERT_PATHS}
     if unknown:
         parser.error(f'--paths {args.paths}: unknown {sorted(unknown)}; expected any of '
-                     f'd2l, gluonbert, recipe')
+                     f'd2l, {", ".join(GLUONBERT_PATHS)}')
+    if 'bf16' in paths:
+        check_amp(parser, 'bfloat16')
     try:
         budgets = ([QUICK['budget_minutes']] if args.quick
                    else [float(b) for b in args.budgets.split(',')])
@@ -250,13 +259,15 @@ def main():
             parser.error(f'{folder} not found: this benchmark needs the full data sets')
     results = []
     with tempfile.TemporaryDirectory(prefix='time-to-accuracy-') as folder:
-        rate = (gluonbert_steps_per_second(folder, CALIBRATION_STEPS)
-                if {'gluonbert', 'recipe'} & set(paths) and not args.quick else None)
-        if rate:
-            print(f'gluonbert pretrain: {rate:.2f} steps/s ({CALIBRATION_STEPS}-step '
-                  f'calibration run)', flush=True)
+        rates = {}
+        for path in [p for p in GLUONBERT_PATHS if p in paths and not args.quick]:
+            options = tuple(GLUONBERT_PATHS[path][1])
+            if options not in rates:
+                rates[options] = gluonbert_steps_per_second(folder, CALIBRATION_STEPS, options)
+                print(f'gluonbert pretrain {" ".join(options)}: {rates[options]:.2f} steps/s '
+                      f'({CALIBRATION_STEPS}-step calibration run)', flush=True)
         for minutes in budgets:
-            rows = run_budget(minutes, paths, rate, shlex.split(args.finetune_args),
+            rows = run_budget(minutes, paths, rates, shlex.split(args.finetune_args),
                               shlex.split(args.recipe), args.quick, folder)
             results.append(dict(budget_minutes=minutes, rows=rows))
             print_rows(results[-1:])
@@ -266,7 +277,8 @@ def main():
     write_json('time_to_accuracy_quick.json' if args.quick else 'time_to_accuracy.json',
                dict(d2l_pretrain=D2L_PRETRAIN, d2l_finetune=D2L_FINETUNE,
                     gluonbert_finetune_args=args.finetune_args, recipe=args.recipe,
-                    gluonbert_steps_per_second=rate, quick=args.quick,
+                    gluonbert_steps_per_second={' '.join(k) or 'defaults': v
+                                                for k, v in rates.items()}, quick=args.quick,
                     load_average=os.getloadavg(), results=results))
 
 

@@ -23,7 +23,7 @@ from .distributed.watchdog import Heartbeat
 from .metrics import confusion_matrix, format_confusion_matrix
 from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
-from .train.batches import EpochBatches
+from .train.batches import EpochBatches, LongestInBatch
 from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, ProgressBar,
                               StepTimes)
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
@@ -282,7 +282,9 @@ def finetune(opts, fallback=None):
     print(f'{_unknown_share(train, vocab):.1%} of the training tokens are unknown to the '
           f'vocabulary ({len(vocab)} tokens)' +
           (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
-    train_batches = EpochBatches(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
+    per_token = train.labels.shape == train.tokens.shape  # token classification's tags
+    train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
+                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2)
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)

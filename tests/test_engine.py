@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from gluonbert.train.batches import EpochBatches
+from gluonbert.train.batches import EpochBatches, LongestInBatch
 from gluonbert.train.callbacks import Callback, Checkpointing, Evaluation
 from gluonbert.train.engine import Engine
 from gluonbert.train.finetune import ClassificationLoss
@@ -35,6 +35,23 @@ def test_epoch_order_is_a_function_of_the_seed_and_epoch_and_resumes_at_any_batc
     assert [b[0].tolist() for b in batches.epoch(1, start=2)] == first[2:]
     assert all((b[1] == 2 * b[0]).all() for b in batches.epoch(0))
     assert len(EpochBatches(arrays, 3, last_batch='discard')) == 3
+
+
+def test_batches_are_cut_to_their_longest_sequence_rounded_up_in_the_same_order():
+    lengths = np.array([3, 5, 2, 9, 17, 4], dtype='float32')
+    tokens = np.arange(6)[:, None] * 100 + np.arange(20)  # (6, 20): max_len 20
+    tags = tokens + 1  # per-token labels are cut alike; per-sequence ones are not
+    arrays = (tokens, tokens * 0, lengths, tags, np.arange(6))
+    plain = list(EpochBatches(arrays, 2, seed=3).epoch(1))
+    cut = list(LongestInBatch(arrays, 2, seed=3, sequence_arrays=(0, 1, 3), lengths=2,
+                              multiple=8).epoch(1))
+    for full, short in zip(plain, cut):
+        longest = int(full[2].max())
+        width = min(20, -(-longest // 8) * 8)  # 5 -> 8, 9 -> 16, 17 -> 20 (max_len, not 24)
+        assert [a.shape[-1] for a in short[:2]] + [short[3].shape[-1]] == [width] * 3
+        assert (short[0] == full[0][:, :width]).all() and (short[3] == full[3][:, :width]).all()
+        assert (short[2] == full[2]).all() and (short[4] == full[4]).all()
+    assert sorted(int(b[2].max()) for b in plain) == [5, 9, 17]
 
 
 @pytest.mark.parametrize('data, size, expected', [

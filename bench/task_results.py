@@ -14,7 +14,7 @@ own options over the command line's (SQuAD: BERT's max_len 384 and doc_stride 12
 1000 positions ``gluonbert pretrain`` builds allow; Cosmos QA: max_len 256). Prints a table
 and writes ``bench/results/task_results.json``.
 
-    python bench/task_results.py [--pretrained runs/bench/pretrained] [--epochs 3]
+    python bench/task_results.py [--pretrained runs/bench/pretrained] [--epochs 3] [--amp bf16]
         [--train-limit N] [--eval-limit N] [--data-sets sst-2,sts-b,wnut-17,squad-1.1,cosmos-qa]
 """
 import argparse
@@ -52,12 +52,12 @@ DATA_SETS = {
 INITS = ('pretrained', 'random')
 
 
-def pretrained_folder(path, steps, seed):
+def pretrained_folder(path, steps, seed, amp):
     """``path``, pretrained here with the chapter's model when it holds no model yet."""
     if not os.path.isfile(os.path.join(path, 'pretrained.params')):
         print(f'pretraining {path} ({steps} steps)', flush=True)
         jobs.pretrain(cli.parse_args(['pretrain', '--steps', str(steps), '--seed', str(seed),
-                                      '--out', path]))
+                                      '--out', path] + (['--amp', amp] if amp else [])))
     return path
 
 
@@ -77,10 +77,12 @@ def data_files(name, workdir, seed):
 
 
 def finetune(pretrained, name, files, init, args, workdir):
-    options = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                   max_len=args.max_len, train_limit=args.train_limit,
+    options = dict(epochs=args.epochs, max_len=args.max_len, train_limit=args.train_limit,
                    test_limit=args.eval_limit, from_scratch=init == 'random', seed=args.seed,
-                   out=os.path.join(workdir, f'{name}-{init}'))
+                   amp=args.amp, out=os.path.join(workdir, f'{name}-{init}'))
+    # the command line's defaults (its recipe) unless given
+    options.update({key: getattr(args, key) for key in ('lr', 'batch_size')
+                    if getattr(args, key) is not None})
     options.update({key: value for key, value in DATA_SETS[name].items()
                     if key not in SPLITS + ('split', 'by')}, **files)
     opts = cli.finetune_options(pretrained, **options)
@@ -98,8 +100,10 @@ def main():
     parser.add_argument('--pretrain-steps', type=int, default=1000)
     parser.add_argument('--data-sets', default=','.join(DATA_SETS))
     parser.add_argument('--epochs', type=int, default=3)
-    parser.add_argument('--lr', type=float, default=1e-4)
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--lr', type=float, help="default: gluonbert finetune's")
+    parser.add_argument('--batch-size', type=int, help="default: gluonbert finetune's")
+    parser.add_argument('--amp', choices=['bf16'], help='pretrain (when it does) and '
+                        'fine-tune every data set, both inits, under bf16 AMP')
     parser.add_argument('--max-len', type=int, default=128,
                         help='(default: %(default)s; squad-1.1 and cosmos-qa set their own)')
     parser.add_argument('--train-limit', type=int, default=0, help='first N training '
@@ -117,7 +121,7 @@ def main():
     missing = [n for n in names if not os.path.isdir(os.path.join(DATA, n))]
     if missing:
         parser.error(f'{DATA} lacks {missing} (the shared data sets beside the repository)')
-    pretrained = pretrained_folder(args.pretrained, args.pretrain_steps, args.seed)
+    pretrained = pretrained_folder(args.pretrained, args.pretrain_steps, args.seed, args.amp)
     rows = {}
     with tempfile.TemporaryDirectory() as workdir:
         for name in names:

@@ -1,6 +1,7 @@
 """Serve an exported gluonbert head with numpy and onnxruntime only (no MXNet).
 
-    python export/predict.py FOLDER [INPUT | -] [--int8] [--batch-size 32] [--max-len N]
+    python export/predict.py FOLDER [INPUT | -] [--int8 | --model-file NAME] [--batch-size 32]
+                             [--max-len N]
 
 FOLDER is what ``gluonbert export`` (``gluonbert.export.export_onnx``) wrote. Input lines,
 by the task of the exported head (blank lines are skipped; ``gluonbert.tasks.serving``):
@@ -21,6 +22,11 @@ lower-casing, accent stripping, WordPiece or whitespace) and encoded by the same
 training (``gluonbert.data.tokenization``, ``gluonbert.tasks``, which import no MXNet), with
 the task settings saved in the model (question answering: windows and span length), so
 serving sees the token ids that training saw.
+
+``--model-file`` picks the graph: ``model.onnx`` (the default, verified against MXNet at export),
+``model.int8.onnx`` (what ``--int8`` serves), or onnxruntime's optimised graphs that
+``export/optimize.py`` writes into the folder (``model.opt.onnx``, ``model.opt.int8.onnx``:
+the fastest here). All of them are served with the same tokenizer, vocabulary and task settings.
 """
 import argparse
 import json
@@ -41,6 +47,13 @@ from gluonbert.tasks.serving import (SERVED, examples_from_lines, format_predict
                                      header, read_lines)
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
+OPTIONAL_FILES = {  # the graphs an export folder may hold beside model.onnx, and their maker
+    INT8_FILE: 'export with quantize=True to get one',
+    'model.opt.onnx': 'export/optimize.py writes it into the export folder',
+    'model.opt.int8.onnx': 'export/optimize.py writes it into the export folder',
+}
+MODEL_FILES = (MODEL_FILE, *OPTIONAL_FILES)
+SERVED_METADATA = ('head', 'task', 'task_settings', 'max_len', 'tokenizer', 'vocab', 'label_names')
 
 
 class ExportFolderError(ValueError):
@@ -51,20 +64,23 @@ class Predictor:
     """An exported head with its vocabulary, labels, tokenizer, max_len and task settings,
     read from ``folder``; ``predict(examples)`` gives the output lines of a batch."""
 
-    def __init__(self, folder, int8=False, max_len=None, threads=None):
-        path = os.path.join(folder, INT8_FILE if int8 else MODEL_FILE)
+    def __init__(self, folder, model_file=MODEL_FILE, max_len=None, threads=None):
+        if model_file not in MODEL_FILES:
+            raise ExportFolderError(f'model_file={model_file!r}: expected one of '
+                                    f'{", ".join(MODEL_FILES)}')
+        path = os.path.join(folder, model_file)
         if not os.path.isfile(path):
-            hint = ' (export with quantize=True to get one)' if int8 else ''
-            raise ExportFolderError(f'{path} not found: {folder!r} is not a gluonbert ONNX '
-                                    f'export folder{hint}')
+            if model_file == MODEL_FILE or not os.path.isfile(os.path.join(folder, MODEL_FILE)):
+                raise ExportFolderError(f'{path} not found: {folder!r} is not a gluonbert ONNX '
+                                        f'export folder')
+            raise ExportFolderError(f'{path} not found: {OPTIONAL_FILES[model_file]}')
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        meta = {k: json.loads(v) for k, v in
-                self.session.get_modelmeta().custom_metadata_map.items()}
+        meta = _served_metadata(path, self.session.get_modelmeta().custom_metadata_map)
         task_name = str(meta.get('task')).replace('_', '-')  # exports say token_classification
         if task_name not in SERVED:
             raise ExportFolderError(f"{path} holds a {meta.get('head')} "
@@ -113,6 +129,17 @@ class Predictor:
         return header(self.task, self.label_names, examples)
 
 
+def _served_metadata(path, metadata_map):
+    """The export's metadata that serving reads, decoded from JSON; keys of other tools
+    (onnxruntime's quantizer adds ``onnx.infer``) are left alone."""
+    try:
+        return {key: json.loads(value) for key, value in metadata_map.items()
+                if key in SERVED_METADATA}
+    except ValueError as error:
+        raise ExportFolderError(f'{path}: its metadata_props are not the JSON values '
+                                f'gluonbert export writes ({error})') from None
+
+
 def _matching_json(folder, name, embedded):
     """The JSON file ``name`` of ``folder``, which must equal what the model embeds."""
     path = os.path.join(folder, name)
@@ -132,7 +159,12 @@ def main(argv=None):
     parser.add_argument('folder', help='the folder written by gluonbert export')
     parser.add_argument('input', nargs='?', default='-',
                         help='file of input lines (default: stdin); see the format above')
-    parser.add_argument('--int8', action='store_true', help='use model.int8.onnx')
+    graph = parser.add_mutually_exclusive_group()
+    graph.add_argument('--int8', action='store_const', dest='model_file', const=INT8_FILE,
+                       default=MODEL_FILE,
+                       help=f'serve {INT8_FILE} (the same as --model-file {INT8_FILE})')
+    graph.add_argument('--model-file', choices=list(MODEL_FILES), default=MODEL_FILE,
+                       help='the graph of the folder to serve (default: %(default)s)')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--max-len', type=int, default=None,
                         help='truncate inputs to this many tokens (default and maximum: the '
@@ -142,7 +174,7 @@ def main(argv=None):
     if args.batch_size < 1:
         parser.error(f'--batch-size {args.batch_size}: expected at least 1')
     try:
-        predictor = Predictor(args.folder, args.int8, args.max_len, args.threads)
+        predictor = Predictor(args.folder, args.model_file, args.max_len, args.threads)
         source = 'stdin' if args.input == '-' else args.input
         if args.input == '-':
             data = sys.stdin.buffer.read()

@@ -267,6 +267,10 @@ def _finetune_options(parser, d):
     parser.add_argument('--from-scratch', action='store_true',
                         help='re-initialize the BERT randomly (to measure what pretraining '
                         'brings)')
+    parser.add_argument('--split-punctuation', action='store_true',
+                        help="split punctuation off words when the model has d2l's whitespace "
+                        'tokenizer (made for pre-tokenized text such as WikiText); the '
+                        'fine-tuned model keeps this tokenizer')
     parser.add_argument('--train-limit', type=non_negative_int, default=0, help='use the '
                         'first N training examples (0: all)')
     parser.add_argument('--test-limit', type=non_negative_int, default=0, help='use the '

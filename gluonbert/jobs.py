@@ -15,7 +15,7 @@ from . import runtime
 from .atomic import atomic_write
 from .data import load_wiki_dataset
 from .data.synthetic import SyntheticBatches
-from .data.tokenization import WhitespaceTokenizer
+from .data.tokenization import WhitespaceTokenizer, punctuation_splitting
 from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
@@ -45,6 +45,7 @@ from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer
 
+UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
 
 def _kvstore(opts):
     """The KVStore to train with: ``--kvstore``, else ``dist_sync`` under the launcher (which
@@ -263,6 +264,8 @@ def finetune(opts, fallback=None):
         check_replaceable(opts.out)
     bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,
                                                           devices=devices)
+    if opts.split_punctuation:
+        tokenizer = punctuation_splitting(tokenizer, vocab)
     source = f'pretrained {opts.pretrained} ({kind})'
     if opts.max_len > bert.encoder.max_len:
         raise ValueError(f'--max-len {opts.max_len} exceeds the pretrained model\'s max_len '
@@ -279,9 +282,13 @@ def finetune(opts, fallback=None):
           f' examples ({splits.note})')
     train = task.encode(splits.train, tokenizer, vocab, opts.max_len, labels)
     dev = task.encode(splits.dev, tokenizer, vocab, opts.max_len, labels)
-    print(f'{_unknown_share(train, vocab):.1%} of the training tokens are unknown to the '
-          f'vocabulary ({len(vocab)} tokens)' +
+    unknown = _unknown_share(train, vocab)
+    print(f'{unknown:.1%} of the training tokens are unknown to the vocabulary '
+          f'({len(vocab)} tokens)' +
           (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
+    if unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer):
+        print("  the model's tokenizer splits at whitespace only (d2l's, for pre-tokenized "
+              'text): on raw text, --split-punctuation splits punctuation off words')
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
     train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
                                    sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2)

@@ -6,7 +6,9 @@ Needs ``export/.venv-deploy`` (``export/setup-deploy.sh``, a download); skipped 
 """
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 import mxnet as mx
 import numpy as onp
@@ -20,6 +22,7 @@ from gluonbert.export import export_onnx, inference_session
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY_PYTHON = os.path.join(ROOT, 'export', '.venv-deploy', 'bin', 'python')
 OPTIMIZE = os.path.join(ROOT, 'export', 'optimize.py')
+PREDICT = os.path.join(ROOT, 'export', 'predict.py')
 VOCAB = ['<unk>', '<pad>', '<cls>', '<sep>', '<mask>'] + [f'word{i}' for i in range(35)]
 LABELS = ('entailment', 'contradiction', 'neutral')
 MAX_LEN = 12
@@ -114,6 +117,31 @@ def test_optimize_fuses_attention_layer_norm_gelu_and_bias_and_matches_the_expor
     int8, _ = run_in_deploy_venv(gelu_export / 'model.opt.int8.onnx', batch, tmp_path)
     # A 32-wide random model loses much to int8; its logits must still follow the float ones
     assert int8.shape == plain.shape and not onp.array_equal(int8, plain)
+    assert onp.corrcoef(int8.ravel(), plain.ravel())[0, 1] > 0.7
+
+
+def test_predict_serves_the_optimised_models_as_the_export(gelu_export, tmp_path):
+    folder = shutil.copytree(gelu_export, tmp_path / 'onnx')
+    subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(folder)], capture_output=True, check=True)
+    rng = onp.random.RandomState(5)
+    lines = ''.join(' '.join(rng.choice(VOCAB[5:], rng.randint(1, 6))) + '\t' +
+                    ' '.join(rng.choice(VOCAB[5:], rng.randint(1, 6))) + '\n'
+                    for _ in range(40))
+
+    def served(python, model_file):
+        done = subprocess.run([python, PREDICT, str(folder), '--model-file', model_file],
+                              input=lines, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        header, *rows = done.stdout.splitlines()
+        assert header == 'label\tp_entailment\tp_contradiction\tp_neutral'
+        return onp.array([row.split('\t')[1:] for row in rows], float)
+
+    plain = served(sys.executable, 'model.onnx')  # the pinned environment, as exported
+    assert plain.shape == (40, 3) and len(set(plain.argmax(axis=1))) > 1
+    onp.testing.assert_allclose(served(DEPLOY_PYTHON, 'model.onnx'), plain, atol=1e-5)
+    onp.testing.assert_allclose(served(DEPLOY_PYTHON, 'model.opt.onnx'), plain, atol=1e-4)
+    int8 = served(DEPLOY_PYTHON, 'model.opt.int8.onnx')
+    assert onp.allclose(int8.sum(axis=1), 1, atol=1e-5) and not onp.array_equal(int8, plain)
     assert onp.corrcoef(int8.ravel(), plain.ravel())[0, 1] > 0.7
 
 

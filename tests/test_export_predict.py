@@ -116,6 +116,28 @@ def test_int8_model_serves_the_same_pairs(snli_export, without_mxnet, tmp_path):
     assert len(labels) == len(pairs) and onp.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
+def test_model_file_names_the_int8_model_as_int8_does(snli_export, without_mxnet, tmp_path):
+    folder, pairs, _ = snli_export
+    pairs_file = write_pairs(tmp_path / 'p.tsv', pairs)
+    by_flag = predict(without_mxnet, folder, pairs_file, '--int8')
+    by_name = predict(without_mxnet, folder, pairs_file, '--model-file', 'model.int8.onnx')
+    plain = predict(without_mxnet, folder, pairs_file, '--model-file', 'model.onnx')
+    assert by_flag.returncode == by_name.returncode == plain.returncode == 0, by_name.stderr
+    assert by_name.stdout == by_flag.stdout != plain.stdout
+    assert plain.stdout == predict(without_mxnet, folder, pairs_file).stdout
+
+
+def test_optimised_model_missing_from_the_folder_names_its_maker(snli_export, without_mxnet):
+    folder, _, _ = snli_export
+    result = predict(without_mxnet, folder, '--model-file', 'model.opt.int8.onnx',
+                     stdin='a dog\ta cat\n')
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.strip() == (f'error: {folder / "model.opt.int8.onnx"} not found: '
+                                     f'export/optimize.py writes it into the export folder')
+    both = predict(without_mxnet, folder, '--int8', '--model-file', 'model.onnx', stdin='a\n')
+    assert both.returncode == 2 and 'not allowed with argument --int8' in both.stderr
+
+
 def test_max_len_beyond_the_exported_one_is_refused(snli_export, without_mxnet, tmp_path):
     folder, pairs, _ = snli_export
     result = predict(without_mxnet, folder, write_pairs(tmp_path / 'p.tsv', pairs[:1]),

@@ -192,3 +192,73 @@ def test_hf_folder_fine_tunes_with_its_wordpiece_tokenizer_saved(files, tmp_path
     assert '(hf)' in result.stdout
     saved = json.loads((tmp_path / 'm' / 'tokenizer.json').read_text())
     assert saved['kind'] == 'wordpiece' and saved['lower'] is True
+
+
+def raw_sentiment_file(path, rng, count):
+    """Raw text as users have it: capitals, punctuation touching the words."""
+    rows = sentiment_rows(rng, count)
+    path.write_text('sentence\tlabel\n' + ''.join(
+        f'{text.capitalize()}{rng.choice([".", "!", ", really."])}\t{label}\n'
+        for text, label, _ in rows), encoding='utf-8')
+    return path
+
+
+@pytest.mark.slow
+def test_split_punctuation_fine_tunes_raw_text_and_serves_it_split(tmp_path):
+    vocab = gluonbert.Vocab(WORDS + ['.', ',', '!', 'really'],
+                            reserved_tokens=['<pad>', '<cls>', '<sep>', '<mask>'])
+    bert = gluonbert.BERTModel(len(vocab), 32, 64, 2, 1, 0.1, max_len=32)
+    bert.initialize(init.Xavier())
+    gluonbert.save_pretrained(bert, vocab, tmp_path / 'bert', config=bert.config)
+    rng = random.Random(1)
+    train, dev = (raw_sentiment_file(tmp_path / f'{s}.tsv', rng, n) for s, n in
+                  (('train', 96), ('dev', 24)))
+    common = ('finetune', '--pretrained', tmp_path / 'bert', '--task', 'classification',
+              '--train', train, '--dev', dev, '--max-len', 16, '--batch-size', 16,
+              '--lr', 2e-3)
+    whitespace = gluonbert_cli(*common, '--epochs', 1, '--out', tmp_path / 'ws')
+    assert whitespace.returncode == 0, whitespace.stderr
+    unknown_line = next(l for l in whitespace.stdout.splitlines() if 'are unknown' in l)
+    assert float(unknown_line.split('%')[0]) > 5
+    assert '--split-punctuation splits punctuation off words' in whitespace.stdout
+    split = gluonbert_cli(*common, '--epochs', 3, '--split-punctuation', '--out', tmp_path / 'm')
+    assert split.returncode == 0, split.stderr
+    assert '0.0% of the training tokens are unknown' in split.stdout
+    assert '--split-punctuation' not in split.stdout
+    assert json.loads((tmp_path / 'm' / 'tokenizer.json').read_text()) == {'kind': 'words'}
+    exported = gluonbert_cli('export', '--model', tmp_path / 'm', '--data', dev,
+                             '--out', tmp_path / 'onnx')
+    assert exported.returncode == 0, exported.stderr
+    lines = 'The movie was very awful!\nthe movie was very awful !\nThe plot was great.\n'
+    served = subprocess.run([sys.executable, str(ROOT / 'export' / 'predict.py'),
+                             str(tmp_path / 'onnx')], input=lines, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    local = gluonbert_cli('predict', '--model', tmp_path / 'm', stdin=lines)
+    assert served.returncode == 0 and local.returncode == 0, served.stderr + local.stderr
+    served_rows = [row.split('\t') for row in served.stdout.strip().split('\n')[1:]]
+    local_rows = [row.split('\t') for row in local.stdout.strip().split('\n')[1:]]
+    assert served_rows[0] == served_rows[1]  # "awful!" is "awful" "!", as in training
+    assert [r[0] for r in served_rows] == [r[0] for r in local_rows]
+    for served_row, local_row in zip(served_rows, local_rows):
+        assert [float(p) for p in served_row[1:]] == pytest.approx(
+            [float(p) for p in local_row[1:]], abs=1e-4)
+
+
+def test_split_punctuation_of_a_wordpiece_model_is_one_line_error(files, tmp_path):
+    from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
+    vocab = vocab_from_bert_tokens(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + WORDS)
+    bert = gluonbert.BERTModel(len(vocab), 16, 32, 2, 1, 0.1, max_len=16, activation='gelu',
+                               embedding_layer_norm=True, layer_norm_eps=1e-12)
+    bert.initialize(init.Xavier())
+    gluonbert.save_hf_pretrained(bert, vocab, tmp_path / 'hf',
+                                 tokenizer=WordPieceTokenizer(vocab, lower=True))
+    (train, _, _), _ = files['classification']
+    result = gluonbert_cli('finetune', '--pretrained', tmp_path / 'hf', '--task',
+                           'classification', '--train', train, '--split-punctuation',
+                           '--epochs', 1, '--max-len', 16, '--out', tmp_path / 'm')
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gluonbert finetune: error: --split-punctuation: the model's "
+                           "tokenizer is {'kind': 'wordpiece'")
+    assert last.endswith('(WordPiece and word tokenizers split punctuation off already)')
+    assert not (tmp_path / 'm').exists()

@@ -58,6 +58,18 @@ def describe_tokenizer(tokenizer):
                     f'can be saved')
 
 
+def punctuation_splitting(tokenizer, vocab):
+    """The tokenizer to fine-tune a d2l-style model on raw text: d2l's whitespace tokenizer
+    suits pre-tokenized text (WikiText) but maps "village." to ``<unk>`` where the vocabulary
+    has "village" and "."; ``WordTokenizer`` splits punctuation off (and is saved with the
+    fine-tuned model, so serving splits alike). ValueError for any other tokenizer."""
+    if isinstance(tokenizer, WhitespaceTokenizer) and tokenizer.lower:
+        return WordTokenizer(vocab)
+    raise ValueError(f"--split-punctuation: the model's tokenizer is "
+                     f"{describe_tokenizer(tokenizer)}; expected d2l's lower-casing whitespace "
+                     f"tokenizer (WordPiece and word tokenizers split punctuation off already)")
+
+
 def tokenizer_from_description(description, vocab):
     """The tokenizer that ``describe_tokenizer`` described, over ``vocab``; ValueError for a
     description that is not one."""

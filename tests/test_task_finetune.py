@@ -174,16 +174,22 @@ def test_out_folder_holding_other_files_is_refused(files, pretrained, tmp_path):
     assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'mine'
 
 
-@pytest.mark.slow
-def test_hf_folder_fine_tunes_with_its_wordpiece_tokenizer_saved(files, tmp_path):
+def hf_wordpiece_folder(folder):
+    """A tiny randomly initialised HF BERT folder with a lower-casing WordPiece tokenizer."""
     from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
     vocab = vocab_from_bert_tokens(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + WORDS +
                                    ['##s', '##ly'])
     bert = gluonbert.BERTModel(len(vocab), 32, 64, 2, 1, 0.1, max_len=32, activation='gelu',
                                embedding_layer_norm=True, layer_norm_eps=1e-12)
     bert.initialize(init.Xavier())
-    gluonbert.save_hf_pretrained(bert, vocab, tmp_path / 'hf',
+    gluonbert.save_hf_pretrained(bert, vocab, folder,
                                  tokenizer=WordPieceTokenizer(vocab, lower=True))
+    return folder
+
+
+@pytest.mark.slow
+def test_hf_folder_fine_tunes_with_its_wordpiece_tokenizer_saved(files, tmp_path):
+    hf_wordpiece_folder(tmp_path / 'hf')
     (train, dev, _), _ = files['classification']
     result = gluonbert_cli('finetune', '--pretrained', tmp_path / 'hf', '--task',
                            'classification', '--train', train, '--dev', dev, '--epochs', 1,
@@ -245,13 +251,7 @@ def test_split_punctuation_fine_tunes_raw_text_and_serves_it_split(tmp_path):
 
 
 def test_split_punctuation_of_a_wordpiece_model_is_one_line_error(files, tmp_path):
-    from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
-    vocab = vocab_from_bert_tokens(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + WORDS)
-    bert = gluonbert.BERTModel(len(vocab), 16, 32, 2, 1, 0.1, max_len=16, activation='gelu',
-                               embedding_layer_norm=True, layer_norm_eps=1e-12)
-    bert.initialize(init.Xavier())
-    gluonbert.save_hf_pretrained(bert, vocab, tmp_path / 'hf',
-                                 tokenizer=WordPieceTokenizer(vocab, lower=True))
+    hf_wordpiece_folder(tmp_path / 'hf')
     (train, _, _), _ = files['classification']
     result = gluonbert_cli('finetune', '--pretrained', tmp_path / 'hf', '--task',
                            'classification', '--train', train, '--split-punctuation',

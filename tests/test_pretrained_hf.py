@@ -312,7 +312,7 @@ def test_sharded_checkpoint_loads_from_its_index(tmp_path):
 
 @pytest.mark.parametrize('field, value', [
     ('hidden_act', 'gelu_new'), ('position_embedding_type', 'relative_key'),
-    ('type_vocab_size', 3), ('model_type', 'roberta'), ('is_decoder', True),
+    ('type_vocab_size', 3), ('is_decoder', True),
     ('embedding_size', 8)])
 def test_unsupported_architecture_is_refused_naming_the_field(tmp_path, field, value):
     folder = write_folder(tmp_path, config=hf_config(**{field: value}),
@@ -353,7 +353,7 @@ def test_missing_encoder_tensor_is_refused_naming_it(tmp_path):
 
 def test_vocab_of_other_size_than_the_embedding_is_refused(tmp_path):
     folder = write_folder(tmp_path, vocab=vocab_lines(40)[:39])
-    with pytest.raises(ValueError, match='vocab.txt has 39 tokens but config.json says '
+    with pytest.raises(ValueError, match='vocabulary has 39 tokens but config.json says '
                                          'vocab_size=40'):
         from_pretrained(folder)
 
@@ -441,3 +441,52 @@ def test_saving_over_a_downloaded_folder_with_other_files_is_refused_and_keeps_t
     assert {p.name: p.read_bytes() for p in (tmp_path / 'source').iterdir()} == before
     save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'))
     save_hf_pretrained(bert, vocab, str(tmp_path / 'copy'))  # its own previous save: replaced
+
+
+@pytest.mark.parametrize('model_type', ['roberta', 'distilbert', 'deberta-v2', 'albert'])
+def test_checkpoint_of_another_architecture_is_one_error_naming_its_model_type(tmp_path,
+                                                                               model_type):
+    folder = write_folder(tmp_path, config=hf_config(model_type=model_type))
+    with pytest.raises(ValueError, match=rf"config.json: model_type '{model_type}' is another "
+                                         rf"architecture; gluonbert reads BERT checkpoints"):
+        from_pretrained(folder)
+
+
+def test_architectures_of_another_model_without_model_type_are_refused(tmp_path):
+    config = hf_config(architectures=['RobertaForMaskedLM'])
+    del config['model_type']
+    with pytest.raises(ValueError, match=r"architectures \['RobertaForMaskedLM'\] without a "
+                                         r"model_type is not BERT"):
+        from_pretrained(write_folder(tmp_path, config=config))
+
+
+def test_config_json_of_another_json_type_is_one_error(tmp_path):
+    folder = write_folder(tmp_path)
+    with open(os.path.join(folder, 'config.json'), 'w') as f:
+        json.dump([hf_config()], f)
+    with pytest.raises(ValueError, match='config.json holds a JSON list; expected an object'):
+        from_pretrained(folder)
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf])
+def test_weight_holding_nan_or_inf_is_refused_naming_the_tensor(tmp_path, bad):
+    tensors = hf_tensors(hf_config())
+    tensors['bert.encoder.layer.1.output.dense.weight'][3, 5] = bad
+    with pytest.raises(ValueError, match=r"'bert.encoder.layer.1.output.dense.weight' holds "
+                                         r"NaN or infinite values"):
+        from_pretrained(write_folder(tmp_path, tensors=tensors))
+
+
+def test_task_model_save_loads_its_encoder_and_names_the_unused_head(tmp_path):
+    # BertForSequenceClassification.save_pretrained: bert.* with the pooler, a classifier
+    tensors = {k: v for k, v in hf_tensors(hf_config()).items() if k.startswith('bert.')}
+    tensors.update({'classifier.weight': np.zeros((3, 16), np.float32),
+                    'classifier.bias': np.zeros(3, np.float32)})
+    config = hf_config(architectures=['BertForSequenceClassification'])
+    with pytest.warns(UserWarning, match=r'initialized afresh \(not in the checkpoint\): MLM '
+                                         r'head, NSP head; unused checkpoint tensors: '
+                                         r'classifier.bias, classifier.weight'):
+        bert, _, report = from_pretrained(write_folder(tmp_path, config, tensors),
+                                          return_report=True)
+    assert 'hidden.weight' in report.loaded
+    assert np.array_equal(bert.hidden.weight.data().asnumpy(), tensors['bert.pooler.dense.weight'])

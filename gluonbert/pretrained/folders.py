@@ -4,8 +4,8 @@ A gluonbert folder (``vocab.json``, ``pretrained.params``, ``config.json``, as `
 pretrain`` and d2l's ``bert.small`` write) carries its tokenizer in ``tokenizer.json`` when
 ``gluonbert pretrain`` wrote it; without one (d2l's folders, older ones) the vocabulary says:
 WordPiece (uncased) when it holds ``##`` pieces, else d2l's lower-case whitespace split. An HF
-folder (``config.json``, ``model.safetensors``, ``vocab.txt``) carries its WordPiece settings
-in ``tokenizer_config.json``.
+folder (``config.json``, ``model.safetensors``, a vocabulary) carries its WordPiece settings
+in ``tokenizer.json`` or ``vocab.txt`` + ``tokenizer_config.json`` (``hf_tokenizer``).
 """
 import json
 import os
@@ -30,20 +30,22 @@ def _gluonbert_tokenizer(folder, vocab):
 
 def load_pretrained_folder(folder, *, dropout=None, devices=None):
     """``(bert, vocab, tokenizer, kind)`` of a gluonbert or HF folder; ``kind`` is
-    'gluonbert' or 'hf'. Heads an HF folder lacks are initialised and reported;
-    FileNotFoundError names what either kind holds."""
+    'gluonbert' or 'hf'. For an HF folder, one line says what loaded and which heads start
+    afresh; FileNotFoundError names what either kind holds."""
     from ..train.checkpoint import PARAMS_FILE, load_pretrained_model
-    from .hf import VOCAB_FILE as HF_VOCAB, from_pretrained, load_tokenizer
+    from .hf import is_hf_folder, load_hf_folder
     folder = os.fspath(folder)
     if os.path.isfile(os.path.join(folder, PARAMS_FILE)):
         bert, vocab = load_pretrained_model(folder, dropout=dropout, devices=devices)
         return bert, vocab, _gluonbert_tokenizer(folder, vocab), 'gluonbert'
-    if os.path.isfile(os.path.join(folder, HF_VOCAB)):
-        bert, vocab = from_pretrained(folder, dropout=dropout, devices=devices)
-        return bert, vocab, load_tokenizer(folder, vocab), 'hf'
+    if is_hf_folder(folder):
+        bert, vocab, tokenizer, report = load_hf_folder(folder, dropout=dropout,
+                                                        devices=devices)
+        print(f'{folder}: {report.summary()}')
+        return bert, vocab, tokenizer, 'hf'
     raise FileNotFoundError(f'--pretrained {folder!r}: neither a gluonbert folder '
                             f'({PARAMS_FILE}, vocab.json, config.json) nor an HF folder '
-                            f'(config.json, model.safetensors, {HF_VOCAB})')
+                            f'(config.json, model.safetensors, tokenizer.json or vocab.txt)')
 
 
 def tokenizer_with_vocab(tokenizer, vocab):

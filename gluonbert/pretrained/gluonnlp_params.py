@@ -105,6 +105,7 @@ def load_gluonnlp_params(params_file, vocab, *, num_heads, dropout=0.1, activati
                          f'hidden units of {params_file}')
     bert = BERTModel(**options)
     report = load_tensors(bert, tensors, gluonnlp_name, may_miss=is_optional, devices=devices)
+    report.warn(params_file)
     return (bert, vocab, report) if return_report else (bert, vocab)
 
 

@@ -1,7 +1,10 @@
-"""HF BERT folders (``config.json``, ``model.safetensors``, ``vocab.txt``) in and out of gluonbert.
+"""HF BERT folders (``config.json``, ``model.safetensors``, ``tokenizer.json`` or ``vocab.txt``)
+in and out of gluonbert.
 
 ``from_pretrained('bert-base-uncased/')`` builds the gluonbert ``BERTModel`` the config
-describes and fills it tensor by tensor; ``save_hf_pretrained`` writes a (fine-tuned) model
+describes and fills it tensor by tensor, from any BERT-architecture save (``BertModel``,
+``BertForPreTraining``, ``BertForMaskedLM``, ``BertFor...`` task models, sentence-transformers
+folders, one ``model.safetensors`` or shards listed in an index); ``save_hf_pretrained`` writes a (fine-tuned) model
 back as such a folder, which HF's ``BertForPreTraining.from_pretrained`` loads. Weights are
 read with the ``safetensors`` package's NumPy API, so no torch is needed, and nothing is ever
 unpickled: ``pytorch_model.bin`` (a pickle) is refused with a way to convert it.
@@ -12,15 +15,19 @@ import os
 import numpy as np
 
 from .. import compat
-from ..data.wordpiece import (WordPieceTokenizer, is_uncased, read_wordpiece_vocab,
-                              write_wordpiece_vocab)
+from ..data.wordpiece import write_wordpiece_vocab
 from ..model import BERTModel
 from ..atomic import atomic_folder
+from .folders import tokenizer_with_vocab
 from .hf_config import hf_config_from_options, options_from_hf_config
+from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
+                           load_vocab_and_tokenizer, read_json)
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
 
-CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE = 'config.json', 'vocab.txt', 'tokenizer_config.json'
+CONFIG_FILE = 'config.json'
+# sentence-transformers folders list their modules here; the BERT is the Transformer module's
+ST_MODULES_FILE, ST_TRANSFORMER = 'modules.json', 'sentence_transformers.models.Transformer'
 WEIGHTS_FILE, WEIGHTS_INDEX_FILE = 'model.safetensors', 'model.safetensors.index.json'
 # Checkpoint files gluonbert does not read; the pickle-based ones are never opened
 _OTHER_WEIGHTS = ('pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5',
@@ -102,12 +109,31 @@ def _hf_tensors(folder):
     return tensors, file_names, skipped
 
 
-def _read_json(path):
-    with open(path, encoding='utf-8') as f:
+def model_folder(folder):
+    """The folder holding the BERT of ``folder``: ``folder`` itself, or the Transformer
+    module's folder of a sentence-transformers save (``modules.json``'s path; the weights at
+    the root, or in ``0_Transformer/`` in older saves)."""
+    folder = os.fspath(folder)
+    modules = os.path.join(folder, ST_MODULES_FILE)
+    if os.path.isfile(modules):
         try:
-            return json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'{path} is not valid JSON ({error})') from error
+            with open(modules, encoding='utf-8') as f:
+                entries = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f'{modules} is not valid JSON ({error})') from None
+        paths = [entry.get('path', '') for entry in entries if isinstance(entry, dict)
+                 and entry.get('type') == ST_TRANSFORMER] if isinstance(entries, list) else []
+        if len(paths) != 1:
+            raise ValueError(f'{modules}: expected one {ST_TRANSFORMER} module (the BERT), '
+                             f'found {len(paths)}')
+        return os.path.join(folder, paths[0]) if paths[0] else folder
+    return folder
+
+
+def is_hf_folder(folder):
+    """Whether ``folder`` looks like an HF BERT folder (or a sentence-transformers one)."""
+    folder = model_folder(folder)
+    return os.path.isfile(os.path.join(folder, CONFIG_FILE)) and has_vocabulary(folder)
 
 
 def _check_folder(folder):
@@ -115,54 +141,62 @@ def _check_folder(folder):
         if folder.endswith(_PICKLE_SUFFIXES):
             raise _refuse_pickle(folder)
         raise ValueError(f'{folder!r} is a file; from_pretrained takes the folder holding '
-                         f'{CONFIG_FILE}, {WEIGHTS_FILE} and {VOCAB_FILE}')
-    for name in (CONFIG_FILE, VOCAB_FILE):
-        if not os.path.isfile(os.path.join(folder, name)):
-            raise FileNotFoundError(f'{os.path.join(folder, name)} not found: an HF BERT '
-                                    f'folder holds {CONFIG_FILE}, {WEIGHTS_FILE} and '
-                                    f'{VOCAB_FILE}')
+                         f'{CONFIG_FILE}, {WEIGHTS_FILE} and {TOKENIZER_FILE} or {VOCAB_FILE}')
+    if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
+        raise FileNotFoundError(f'{os.path.join(folder, CONFIG_FILE)} not found: an HF BERT '
+                                f'folder holds {CONFIG_FILE}, {WEIGHTS_FILE} and '
+                                f'{TOKENIZER_FILE} or {VOCAB_FILE}')
 
 
-def from_pretrained(folder, *, dropout=None, devices=None, return_report=False):
-    """Load ``(bert, vocab)`` from an HF BERT folder (``config.json``, ``model.safetensors``,
-    ``vocab.txt``), as ``load_pretrained_model`` does for d2l's folders.
-
-    ``bert`` is a gluonbert ``BERTModel`` with the config's architecture, every tensor mapped
-    by name with its shape checked; ``vocab`` is ``vocab.txt`` with d2l's special token names
-    (``[CLS]`` -> ``<cls>``, ...). ``dropout`` overrides the config's; ``devices`` (a
-    context or a list, default CPU) is where the parameters go, as d2l's. Heads the checkpoint
-    lacks (pooler, MLM, NSP: e.g. a ``BertModel`` save) are initialized afresh, and a warning
-    lists them and any unused tensors; ``return_report=True`` also returns the ``LoadReport``.
-    """
+def load_hf_folder(folder, *, dropout=None, devices=None):
+    """``(bert, vocab, tokenizer, report)`` of an HF BERT folder, without a warning: the
+    ``LoadReport`` says what was loaded, initialized afresh and left unused."""
+    folder = model_folder(folder)
     _check_folder(folder)
-    config = _read_json(os.path.join(folder, CONFIG_FILE))
-    options = options_from_hf_config(config, dropout=dropout)
-    vocab = read_wordpiece_vocab(os.path.join(folder, VOCAB_FILE))
+    config_path = os.path.join(folder, CONFIG_FILE)
+    try:
+        options = options_from_hf_config(read_json(config_path), dropout=dropout)
+    except ValueError as error:
+        raise ValueError(str(error).replace(f'{CONFIG_FILE}:', f'{config_path}:', 1)) from None
+    vocab, tokenizer = load_vocab_and_tokenizer(folder)
     if len(vocab) != options['vocab_size']:
-        raise ValueError(f'{VOCAB_FILE} has {len(vocab)} tokens but config.json says '
-                         f'vocab_size={options["vocab_size"]} (the embedding\'s rows): '
-                         f'they must match')
+        raise ValueError(f'{folder!r}: the vocabulary has {len(vocab)} tokens but '
+                         f'{CONFIG_FILE} says vocab_size={options["vocab_size"]} (the '
+                         f'embedding\'s rows): they must match')
     tensors, file_names, skipped = _hf_tensors(folder)
     bert = BERTModel(**options)
     report = load_tensors(bert, tensors, lambda name: file_names.get(hf_name(name)),
                           may_miss=is_optional, devices=devices, ignored=skipped)
+    return bert, vocab, tokenizer, report
+
+
+def from_pretrained(folder, *, dropout=None, devices=None, return_report=False):
+    """Load ``(bert, vocab)`` from an HF BERT folder (``config.json``, ``model.safetensors``
+    or a sharded index, and ``tokenizer.json`` or ``vocab.txt``), as ``load_pretrained_model``
+    does for d2l's folders.
+
+    ``bert`` is a gluonbert ``BERTModel`` with the config's architecture, every tensor mapped
+    by name with its shape checked (with or without the ``bert.`` prefix); ``vocab`` has d2l's
+    special token names (``[CLS]`` -> ``<cls>``, ...). A sentence-transformers folder loads its
+    Transformer module. ``dropout`` overrides the config's; ``devices`` (a context or a list,
+    default CPU) is where the parameters go, as d2l's. Heads the checkpoint lacks (pooler,
+    MLM, NSP: e.g. a ``BertModel`` save) are initialized afresh, and a warning names them and
+    any unused tensors; ``return_report=True`` also returns the ``LoadReport``. Another
+    architecture (``model_type`` roberta, ...), NaN weights or a vocabulary that disagrees
+    with the config are a ValueError naming the file.
+    """
+    bert, vocab, _, report = load_hf_folder(folder, dropout=dropout, devices=devices)
+    report.warn(os.fspath(folder))
     return (bert, vocab, report) if return_report else (bert, vocab)
 
 
 def load_tokenizer(folder, vocab=None):
-    """The ``WordPieceTokenizer`` an HF BERT folder was trained with.
-
-    Lower-casing, accent stripping and CJK splitting come from ``tokenizer_config.json``; a
-    folder without one is taken as uncased when ``vocab.txt`` has no capitals (as
-    ``bert-base-uncased``). ``vocab`` defaults to the folder's ``vocab.txt``.
-    """
-    if vocab is None:
-        vocab = read_wordpiece_vocab(os.path.join(folder, VOCAB_FILE))
-    path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
-    settings = _read_json(path) if os.path.isfile(path) else {}
-    lower = settings.get('do_lower_case', is_uncased(vocab))
-    return WordPieceTokenizer(vocab, lower=lower, strip_accents=settings.get('strip_accents'),
-                              tokenize_chinese_chars=settings.get('tokenize_chinese_chars', True))
+    """The ``WordPieceTokenizer`` an HF BERT folder was trained with, from ``tokenizer.json``
+    or ``vocab.txt`` + ``tokenizer_config.json`` (a folder without one is taken as uncased
+    when ``vocab.txt`` has no capitals, as ``bert-base-uncased``); over ``vocab`` when given
+    (e.g. an extended one), else the folder's own."""
+    _, tokenizer = load_vocab_and_tokenizer(model_folder(folder))
+    return tokenizer if vocab is None else tokenizer_with_vocab(tokenizer, vocab)
 
 
 def _write_json(path, value):

@@ -16,15 +16,36 @@ _SIZES = {'vocab_size': 'vocab_size', 'hidden_size': 'num_hiddens',
 _DEFAULTS = {'hidden_act': 'gelu', 'layer_norm_eps': 1e-12, 'type_vocab_size': 2,
              'position_embedding_type': 'absolute', 'hidden_dropout_prob': 0.1,
              'attention_probs_dropout_prob': 0.1, 'tie_word_embeddings': True,
-             'is_decoder': False, 'add_cross_attention': False, 'model_type': 'bert'}
+             'is_decoder': False, 'add_cross_attention': False}
 
 # HF's names of the activations gluonbert computes: 'gelu' is HF's exact, erf-based GELU
 _ACTIVATIONS = {'gelu': 'gelu', 'relu': 'relu'}
 
 # Fields that must hold exactly this value: anything else is another architecture
-_REQUIRED_VALUES = {'model_type': 'bert', 'type_vocab_size': 2,
+_REQUIRED_VALUES = {'type_vocab_size': 2,
                     'position_embedding_type': 'absolute', 'is_decoder': False,
                     'add_cross_attention': False}
+
+
+# What gluonbert reads, for the error on another architecture
+READS = ('BERT checkpoints (model_type "bert": BertModel, BertForPreTraining, BertForMaskedLM, '
+         'BertForSequenceClassification and the other BertFor... heads, and '
+         'sentence-transformers folders of them)')
+
+
+def _check_architecture(config):
+    """ValueError naming the ``model_type`` (or, without one, the ``architectures``) of a
+    checkpoint that is not BERT: RoBERTa, DistilBERT, DeBERTa, ... have other layers."""
+    model_type = config.get('model_type')
+    architectures = config.get('architectures') or []
+    if model_type is None:
+        other = [name for name in architectures if not str(name).startswith('Bert')]
+        if other:
+            raise ValueError(f'config.json: architectures {other} without a model_type is not '
+                             f'BERT; gluonbert reads {READS}')
+    elif model_type != 'bert':
+        raise ValueError(f'config.json: model_type {model_type!r} is another architecture; '
+                         f'gluonbert reads {READS}')
 
 
 def _unsupported(field, value, expected):
@@ -38,6 +59,9 @@ def options_from_hf_config(config, *, dropout=None):
     ``dropout`` overrides the config's dropout; without it, ``hidden_dropout_prob`` and
     ``attention_probs_dropout_prob`` must be equal, since gluonbert has one dropout rate.
     """
+    if not isinstance(config, dict):
+        raise ValueError(f'config.json holds a JSON {type(config).__name__}; expected an object')
+    _check_architecture(config)
     config = {**_DEFAULTS, **config}
     for field, expected in _REQUIRED_VALUES.items():
         if config[field] != expected:

@@ -39,6 +39,33 @@ class LoadReport:
             lines.append(f'in the checkpoint but unused: {", ".join(self.unexpected)}')
         return '; '.join(lines)
 
+    def summary(self):
+        """One short line: how many tensors loaded, which parts start afresh (by part:
+        pooler, MLM head, NSP head) and which checkpoint tensors go unused."""
+        parts = [f'{len(self.loaded)} parameters loaded']
+        fresh = sorted({_PARTS.get(name.split('.')[0], name) for name in self.missing},
+                       key=list(_PARTS.values()).index)
+        if fresh:
+            parts.append(f'initialized afresh (not in the checkpoint): {", ".join(fresh)}')
+        if self.unexpected:
+            groups = {}
+            for name in self.unexpected:
+                groups.setdefault(name.rsplit('.', 1)[0], []).append(name)
+            unused = (self.unexpected if len(self.unexpected) <= _LISTED else
+                      [f'{group}.* ({len(names)})' for group, names in groups.items()])
+            parts.append(f'unused checkpoint tensors: {", ".join(unused)}')
+        return '; '.join(parts)
+
+    def warn(self, source):
+        """A ``UserWarning`` with the summary when anything was missing or unused."""
+        if self.missing or self.unexpected:
+            warnings.warn(f'{source}: {self.summary()}', stacklevel=3)
+
+
+# gluonbert's top-level parameter prefixes that a checkpoint may lack, by what they are
+_PARTS = {'hidden': 'pooler', 'mlm': 'MLM head', 'nsp': 'NSP head'}
+_LISTED = 4  # unused tensors named one by one up to this many, else by layer
+
 
 class _FromArray(init.Initializer):
     """Initialize a parameter with a given array: no random fill first, no copy after."""
@@ -73,7 +100,11 @@ def _checked(name, param_shape, source_name, array):
         raise ValueError(f'tensor {source_name!r} has shape {tuple(array.shape)}, but '
                          f'gluonbert\'s {name!r} needs {tuple(expected)}: the checkpoint '
                          f'does not match its configuration')
-    return _as_float32(source_name, array).reshape(param_shape)
+    array = _as_float32(source_name, array)
+    if not np.isfinite(array).all():
+        raise ValueError(f'tensor {source_name!r} holds NaN or infinite values: a damaged '
+                         f'checkpoint, which gluonbert does not load')
+    return array.reshape(param_shape)
 
 
 def load_tensors(net, tensors, source_name_of, *, may_miss, devices=None, ignored=()):
@@ -83,7 +114,8 @@ def load_tensors(net, tensors, source_name_of, *, may_miss, devices=None, ignore
     if the checkpoint has none); ``may_miss(name)`` says whether the checkpoint may lack it
     (it is then initialized from ``HEAD_INIT``); tensors named in ``ignored`` are used by
     nothing and not reported; ``devices`` get the parameters (default CPU).
-    Returns a ``LoadReport`` and warns when anything is missing or unexpected.
+    Returns a ``LoadReport``; ValueError naming the tensor for a wrong shape or dtype, or
+    NaN or infinite values.
     """
     devices = devices or cpu()
     loaded, missing, used = [], [], set(ignored)
@@ -106,7 +138,4 @@ def load_tensors(net, tensors, source_name_of, *, may_miss, devices=None, ignore
     if required:
         raise ValueError(f'the checkpoint lacks {len(required)} tensors that gluonbert\'s '
                          f'encoder needs, for: {", ".join(required)}')
-    report = LoadReport(loaded, missing, sorted(set(tensors) - used))
-    if missing or report.unexpected:
-        warnings.warn(f'checkpoint import: {report}', stacklevel=3)
-    return report
+    return LoadReport(loaded, missing, sorted(set(tensors) - used))

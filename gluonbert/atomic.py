@@ -90,14 +90,14 @@ def check_replaceable(folder, files, marker, kind):
                               f'folder')
 
 
-def check_creatable(path):
-    """Raise NotADirectoryError when the missing ``path`` cannot be created because the
-    nearest existing folder above it is not a folder (a file, or a dangling link)."""
+def check_creatable(path, what='folder'):
+    """Raise NotADirectoryError when the missing ``path`` (a ``what``) cannot be created
+    because the nearest existing path above it is not a folder (a file, a dangling link)."""
     parent = os.path.dirname(os.path.abspath(os.fspath(path)))
     while not os.path.lexists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise NotADirectoryError(f'cannot write to {os.fspath(path)!r}: '
+        raise NotADirectoryError(f'cannot write to {what}={os.fspath(path)!r}: '
                                  f'{os.strerror(errno.ENOTDIR)} ({parent!r} is not a folder)')
 
 

@@ -121,7 +121,7 @@ def _check_paths(args):
             raise IsADirectoryError(f'--summary {args.summary} is a folder; expected the path '
                                     f'of a file to write')
         if not os.path.lexists(args.summary):
-            check_creatable(args.summary)
+            check_creatable(args.summary, 'file')
     if getattr(args, 'save_hf', None):
         from .pretrained.hf import check_hf_folder
         check_hf_folder(args.save_hf)

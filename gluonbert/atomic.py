@@ -70,8 +70,10 @@ def _fsync(path):
 
 def check_replaceable(folder, files, marker, kind):
     """Refuse ``folder`` unless it is missing, empty, or a previous ``kind`` folder: one that
-    holds ``marker`` and no name outside ``files``. Raises FileExistsError saying why."""
+    holds ``marker`` and no name outside ``files``. Raises FileExistsError saying why, or
+    NotADirectoryError when a missing ``folder`` cannot be created under a file."""
     if not os.path.lexists(folder):
+        check_creatable(folder)
         return
     if not os.path.isdir(folder) or os.path.islink(folder):
         raise FileExistsError(f'folder={folder!r} is a file; expected a folder to write the '
@@ -86,6 +88,17 @@ def check_replaceable(folder, files, marker, kind):
         raise FileExistsError(f'folder={folder!r} exists and is not a {kind} ({what}); '
                               f'gluonbert replaces only a previous {kind}: choose another '
                               f'folder')
+
+
+def check_creatable(path, what='folder'):
+    """Raise NotADirectoryError when the missing ``path`` (a ``what``) cannot be created
+    because the nearest existing path above it is not a folder (a file, a dangling link)."""
+    parent = os.path.dirname(os.path.abspath(os.fspath(path)))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f'cannot write to {what}={os.fspath(path)!r}: '
+                                 f'{os.strerror(errno.ENOTDIR)} ({parent!r} is not a folder)')
 
 
 @contextlib.contextmanager

@@ -545,7 +545,8 @@ def _check_resumable(args):
 def main(argv=None):
     try:
         args = parse_args(argv)
-        check_outputs(args)
+        from . import preflight  # all that needs no data, --out included (check_outputs)
+        preflight.check(args)
     except USER_ERRORS as error:
         print(f'gluonbert: error: {error}', file=sys.stderr)
         return 2

@@ -145,17 +145,43 @@ def corpus_sources(specs, doc_per_line=False):
     return sources
 
 
-def starting_point(opts, sources, devices, *, rank=0):
-    """``(bert or None, vocab, tokenizer, notes)``: the ``--pretrained`` model (extended by
-    ``--add-tokens``) with its vocabulary, or None and the vocabulary of ``--vocab`` /
-    ``--learn-vocab`` / d2l's words for a fresh model. ``notes`` are lines for the log.
-    A learned vocabulary is learned by worker ``rank`` 0 only (see ``_learned_vocab``)."""
+def check_sources(opts):
+    """The checks of a pretraining run's data options that read no file (ValueError naming
+    the option): one data source (``--corpus`` or ``--synthetic``), the options that need
+    ``--corpus`` or ``--pretrained``, and the weights of the ``--corpus`` values."""
+    if getattr(opts, 'corpus', None):
+        if getattr(opts, 'synthetic', False):
+            raise ValueError('--corpus with --synthetic: choose one data source')
+        for spec in opts.corpus:
+            CorpusSource.parse(spec, opts.doc_per_line)
+        _check_starting_point(opts)
+        return
+    for option in ('pretrained', 'vocab', 'learn_vocab', 'add_tokens', 'save_hf'):
+        if getattr(opts, option, None):
+            raise ValueError(f'--{option.replace("_", "-")} needs --corpus (WikiText-2 and '
+                             f'--synthetic runs build their own model and vocabulary)')
+
+
+def _check_starting_point(opts):
+    """The vocabulary options of a ``--corpus`` run that go with ``--pretrained`` or not."""
     if opts.pretrained:
         for option in ('vocab', 'learn_vocab'):
             if getattr(opts, option):
                 raise ValueError(f'--{option.replace("_", "-")} with --pretrained: a '
                                  f'pretrained model keeps its own vocabulary (extend it with '
                                  f'--add-tokens)')
+    elif opts.add_tokens:
+        raise ValueError('--add-tokens needs --pretrained: it extends a pretrained model\'s '
+                         'vocabulary (a fresh model gets the corpus\'s vocabulary)')
+
+
+def starting_point(opts, sources, devices, *, rank=0):
+    """``(bert or None, vocab, tokenizer, notes)``: the ``--pretrained`` model (extended by
+    ``--add-tokens``) with its vocabulary, or None and the vocabulary of ``--vocab`` /
+    ``--learn-vocab`` / d2l's words for a fresh model. ``notes`` are lines for the log.
+    A learned vocabulary is learned by worker ``rank`` 0 only (see ``_learned_vocab``)."""
+    _check_starting_point(opts)
+    if opts.pretrained:
         bert, vocab, tokenizer, kind = load_pretrained_folder(
             opts.pretrained, dropout=opts.dropout, devices=devices)
         if bert.config['max_len'] < opts.max_len:
@@ -168,9 +194,6 @@ def starting_point(opts, sources, devices, *, rank=0):
             tokenizer = tokenizer_with_vocab(tokenizer, vocab)
             notes.append(f'--add-tokens: {report}')
         return bert, vocab, tokenizer, notes
-    if opts.add_tokens:
-        raise ValueError('--add-tokens needs --pretrained: it extends a pretrained model\'s '
-                         'vocabulary (a fresh model gets the corpus\'s vocabulary)')
     if opts.learn_vocab:
         vocab = _learned_vocab(sources, opts.learn_vocab, rank)
         tokenizer = WordPieceTokenizer(vocab)

@@ -28,6 +28,7 @@ from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, P
                               StepTimes)
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
                                  validation)
+from .preflight import check_finetune, check_pretrain, finetune_groups
 from .pretrained import save_hf_pretrained
 from .pretrained.folders import load_pretrained_folder
 from .tasks import QuestionAnswering, get_task
@@ -65,16 +66,10 @@ def _pretraining_data(opts, fallback, devices, kvstore):
     """A ``CorpusStart``: WikiText-2 in a seeded order, ``--synthetic`` batches (no
     vocabulary), or ``--corpus`` (with ``--pretrained``: the model to continue)."""
     if getattr(opts, 'corpus', None):
-        if opts.synthetic:
-            raise ValueError('--corpus with --synthetic: choose one data source')
         if isinstance(kvstore, mx.kv.KVStore):
             return corpus_start(opts, devices, rank=kvstore.rank,
                                 num_workers=kvstore.num_workers)
         return corpus_start(opts, devices)
-    for option in ('pretrained', 'vocab', 'learn_vocab', 'add_tokens', 'save_hf'):
-        if getattr(opts, option, None):
-            raise ValueError(f'--{option.replace("_", "-")} needs --corpus (WikiText-2 and '
-                             f'--synthetic runs build their own model and vocabulary)')
     masking = masking_config(opts)
     if opts.synthetic:
         return CorpusStart(SyntheticBatches(opts.batch_size, vocab_size=opts.vocab_size,
@@ -93,6 +88,7 @@ def pretrain(opts, fallback=None):
     """Pretrain a BERT (MLM + NSP) on one context, several, or as one worker of a job under
     the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
     and save a d2l-style folder (on the chief worker). Returns a summary dict."""
+    check_pretrain(opts)
     devices = parse_devices(opts.devices)
     amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
@@ -230,11 +226,7 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
     recipe's for a BERT of ``num_hiddens``), schedule and warm-up, parameter groups,
     layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, AMP in
     ``amp``, checkpoints."""
-    try:
-        groups = json.loads(opts.groups) if opts.groups else None
-    except json.JSONDecodeError as error:
-        raise ValueError(f'--groups {opts.groups!r} is not JSON ({error}); expected e.g. '
-                         '\'{"encoder|hidden": {"lr_mult": 0.1}}\'') from None
+    groups = finetune_groups(opts)
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
     lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
     warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
@@ -259,7 +251,7 @@ def finetune(opts, fallback=None):
     devices = parse_devices(opts.devices)
     amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
     seed_everything(opts.seed)
-    task = finetune_task(opts)
+    task = check_finetune(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
         check_replaceable(opts.out)
     bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,

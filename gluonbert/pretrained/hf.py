@@ -17,7 +17,7 @@ import numpy as np
 from .. import compat
 from ..data.wordpiece import write_wordpiece_vocab
 from ..model import BERTModel
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, check_replaceable
 from .folders import tokenizer_with_vocab
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
@@ -29,6 +29,9 @@ CONFIG_FILE = 'config.json'
 # sentence-transformers folders list their modules here; the BERT is the Transformer module's
 ST_MODULES_FILE, ST_TRANSFORMER = 'modules.json', 'sentence_transformers.models.Transformer'
 WEIGHTS_FILE, WEIGHTS_INDEX_FILE = 'model.safetensors', 'model.safetensors.index.json'
+# What ``save_hf_pretrained`` writes: a folder it replaces holds only these
+_HF_FILES = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE)
+HF_KIND = 'HF BERT folder'
 # Checkpoint files gluonbert does not read; the pickle-based ones are never opened
 _OTHER_WEIGHTS = ('pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5',
                   'flax_model.msgpack', 'model.ckpt.index')
@@ -220,6 +223,12 @@ def hf_tensors(bert, dtype='float32'):
     return tensors
 
 
+def check_hf_folder(folder):
+    """Raise FileExistsError (or NotADirectoryError) unless ``save_hf_pretrained`` may write
+    ``folder``: for a job to fail before its work, not after."""
+    check_replaceable(os.path.abspath(folder), _HF_FILES, WEIGHTS_FILE, HF_KIND)
+
+
 def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     """Write ``bert`` (a gluonbert ``BERTModel``) and ``vocab`` as an HF BERT folder:
     ``config.json``, ``model.safetensors`` (in ``dtype``), ``vocab.txt`` and, given the
@@ -236,8 +245,7 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     config = hf_config_from_options(bert.config,
                                     pad_token_id=vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_tensors(bert, dtype)
-    files = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE)
-    with atomic_folder(folder, files, WEIGHTS_FILE, 'HF BERT folder') as staging:
+    with atomic_folder(folder, _HF_FILES, WEIGHTS_FILE, HF_KIND) as staging:
         _write_json(os.path.join(staging, CONFIG_FILE), config)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         if tokenizer is not None:

@@ -54,13 +54,24 @@ def split_by_group(items, group_of, fractions=DEFAULT_FRACTIONS, seed=0):
     return splits
 
 
+def check_split_folder(folder):
+    """Refuse ``folder`` for the split files unless it is new (or empty) and can be created."""
+    from ..atomic import check_creatable
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise FileExistsError(f'folder={os.fspath(folder)!r} exists and is not empty; expected '
+                              f'a new folder for the split files')
+    if not os.path.lexists(folder):
+        check_creatable(folder)
+    elif not os.path.isdir(folder):
+        raise FileExistsError(f'folder={os.fspath(folder)!r} is a file; expected a new folder '
+                              f'for the split files')
+
+
 def _split_folder(folder, fractions, extension):
     """The atomic writer of a new folder of split files (``train.json``, ...); an existing
     folder, a previous split included, is never replaced (its files may have been edited)."""
     from ..atomic import atomic_folder
-    if os.path.isdir(folder) and os.listdir(folder):
-        raise FileExistsError(f'folder={os.fspath(folder)!r} exists and is not empty; expected '
-                              f'a new folder for the split files')
+    check_split_folder(folder)
     names = [name + extension for name, _ in fractions]
     return atomic_folder(folder, names, names[0], 'split folder')
 

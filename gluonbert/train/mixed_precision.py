@@ -77,9 +77,9 @@ def enable(dtype):
         _enabled.append(dtype)
 
 
-def start(option, contexts):
-    """AMP for a job's ``--amp`` value (None, or a key of ``OPTION_NAMES``) on ``contexts``:
-    checked, then enabled before the job builds its model. The dtype, or None."""
+def check_option(option, contexts):
+    """The dtype of a job's ``--amp`` value (None, or a key of ``OPTION_NAMES``), or None;
+    ValueError naming the option when it cannot run on ``contexts``. Enables nothing."""
     if option is None:
         return None
     dtype = OPTION_NAMES[option]
@@ -87,7 +87,15 @@ def start(option, contexts):
         check_supported(dtype, contexts)
     except ValueError as error:
         raise ValueError(f'--amp {option}: {error}') from None
-    enable(dtype)
+    return dtype
+
+
+def start(option, contexts):
+    """AMP for a job's ``--amp`` value (None, or a key of ``OPTION_NAMES``) on ``contexts``:
+    checked, then enabled before the job builds its model. The dtype, or None."""
+    dtype = check_option(option, contexts)
+    if dtype is not None:
+        enable(dtype)
     return dtype
 
 

@@ -17,6 +17,7 @@ from ..data.wordpiece import (WordPieceTokenizer, is_uncased, read_wordpiece_voc
 from ..model import BERTModel
 from ..atomic import atomic_folder
 from .hf_config import hf_config_from_options, options_from_hf_config
+from .hf_tokenizer import HF_TOKENIZER_FILE, write_hf_tokenizer
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
 
@@ -189,7 +190,7 @@ def hf_tensors(bert, dtype='float32'):
 def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     """Write ``bert`` (a gluonbert ``BERTModel``) and ``vocab`` as an HF BERT folder:
     ``config.json``, ``model.safetensors`` (in ``dtype``), ``vocab.txt`` and, given the
-    ``tokenizer``, ``tokenizer_config.json``.
+    (WordPiece) ``tokenizer``, ``tokenizer_config.json`` and HF's ``tokenizer.json``.
 
     To save a fine-tuned ``BERTClassifier(bert)``, save ``bert``: the classifier shares its
     encoder and pooler. Loading the folder with ``from_pretrained`` gives back every tensor
@@ -202,15 +203,11 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     config = hf_config_from_options(bert.config,
                                     pad_token_id=vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_tensors(bert, dtype)
-    files = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE)
+    files = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, HF_TOKENIZER_FILE, WEIGHTS_FILE)
     with atomic_folder(folder, files, WEIGHTS_FILE, 'HF BERT folder') as staging:
         _write_json(os.path.join(staging, CONFIG_FILE), config)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         if tokenizer is not None:
-            _write_json(os.path.join(staging, TOKENIZER_CONFIG_FILE), {
-                'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lower,
-                'strip_accents': tokenizer.strip_accents,
-                'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
-                'model_max_length': bert.config['max_len']})
+            write_hf_tokenizer(staging, tokenizer, vocab, bert.config['max_len'])
         # HF's loader wants the 'format' metadata; the other tools ignore it
         save_file(tensors, os.path.join(staging, WEIGHTS_FILE), metadata={'format': 'pt'})

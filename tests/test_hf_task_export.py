@@ -282,6 +282,18 @@ def test_hf_tokenizer_json_gives_gluonbert_ids(tmp_path, settings):
         (tokenizer.lower, tokenizer.strip_accents, MAX_LEN)
 
 
+def test_save_hf_pretrained_writes_hf_tokenizer_json_too(tmp_path):
+    bert = gluonbert.BERTModel(len(VOCAB), 16, 32, 2, 1, 0.0, max_len=24, activation='gelu',
+                               embedding_layer_norm=True, layer_norm_eps=1e-12)
+    bert.initialize(init.Xavier())
+    tokenizer = WordPieceTokenizer(VOCAB, lower=False)
+    gluonbert.save_hf_pretrained(bert, VOCAB, tmp_path / 'hf', tokenizer=tokenizer)
+    hf = Tokenizer.from_file(str(tmp_path / 'hf' / 'tokenizer.json'))
+    for sentence in SENTENCES:
+        assert hf.encode(sentence).ids == \
+            VOCAB.to_indices(['<cls>'] + tokenizer(sentence) + ['<sep>']).tolist()
+
+
 def test_the_export_loads_back_as_the_same_task_model(exported):
     for name, (model, hf) in exported.items():
         net, task, vocab, tokenizer, config = load_task_model(model)

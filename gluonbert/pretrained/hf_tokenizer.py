@@ -6,6 +6,8 @@
 ``BertNormalizer`` (clean the text, space out CJK characters, lower-case, strip accents),
 ``BertPreTokenizer`` (split at whitespace and punctuation), the ``WordPiece`` model over the
 vocabulary, and ``[CLS] a [SEP] (b [SEP])`` around the pieces with segment ids 0 and 1.
+One difference is HF's by design: its tokenizers match the special tokens (``[CLS]``, ...)
+when they appear literally in the text, where gluonbert splits them as any other text.
 gluonbert's own tokenizer description is also called ``tokenizer.json`` (in its task and
 pretrained folders); this module writes HF's, for HF folders only.
 """

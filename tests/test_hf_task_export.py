@@ -5,6 +5,7 @@ only ``.venv``."""
 import importlib.util
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import gluonbert
 from gluonbert import cli, compat
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.wordpiece import WordPieceTokenizer, vocab_from_bert_tokens
-from gluonbert.pretrained.hf_tasks import load_hf_task_model
 from gluonbert.tasks import get_task
 from gluonbert.tasks.saved import load_task_model, save_task_model
 
@@ -360,17 +360,31 @@ def test_a_transformers_folder_exports_to_onnx(transformers_run, tmp_path):
     assert (tmp_path / 'onnx' / 'model.onnx').is_file()
 
 
-def test_a_multi_label_folder_is_refused_by_name(exported, tmp_path, capsys):
-    hf = tmp_path / 'multi'
-    hf.mkdir()
-    for file in os.listdir(exported['classification'][1]):
-        (hf / file).write_bytes((exported['classification'][1] / file).read_bytes())
-    config = json.loads((hf / 'config.json').read_text())
-    config['problem_type'] = 'multi_label_classification'
-    del config['gluonbert_task']
-    (hf / 'config.json').write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="problem_type='multi_label_classification'"):
-        load_hf_task_model(hf)
+def edited_copy(folder, tmp_path, edit):
+    """A copy of the HF folder ``folder`` with ``edit`` applied to its config.json."""
+    copy = tmp_path / 'edited'
+    copy.mkdir()
+    for file in os.listdir(folder):
+        (copy / file).write_bytes((folder / file).read_bytes())
+    config = json.loads((copy / 'config.json').read_text())
+    edit(config)
+    (copy / 'config.json').write_text(json.dumps(config))
+    return copy
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda c: c.update(problem_type='multi_label_classification'),
+     "problem_type='multi_label_classification'; gluonbert's tasks are"),
+    (lambda c: c.update(architectures=['BertForPreTraining']),
+     "architectures=['BertForPreTraining'] (a pretrained model: fine-tune it"),
+    (lambda c: c.update(id2label={'0': 'a', '2': 'b'}), 'id2label ids [0, 2]; expected 0 to 1'),
+    (lambda c: c['gluonbert_task'].update(max_len=99), 'max_len=99; expected an integer in'),
+])
+def test_an_hf_folder_gluonbert_cannot_serve_is_refused_by_name(exported, tmp_path, edit,
+                                                                 message):
+    folder = edited_copy(exported['classification'][1], tmp_path, edit)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_task_model(folder)
 
 
 def refused(capsys, argv):

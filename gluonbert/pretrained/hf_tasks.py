@@ -203,7 +203,13 @@ def _max_len(config, folder, positions):
     tokenizer's ``model_max_length`` where it fits the positions, else the positions."""
     saved = config.get(TASK_KEY) or {}
     if 'max_len' in saved:
-        return saved['max_len']
+        length = saved['max_len']
+        if not isinstance(length, int) or isinstance(length, bool) or \
+                not 1 <= length <= positions:
+            raise ValueError(f'{os.path.join(folder, CONFIG_FILE)}: "{TASK_KEY}" max_len='
+                             f'{length!r}; expected an integer in [1, {positions}] (the '
+                             f'model\'s positions)')
+        return length
     path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
     length = _read_config(path).get('model_max_length') if os.path.isfile(path) else None
     if isinstance(length, int) and not isinstance(length, bool) and 1 <= length <= positions:

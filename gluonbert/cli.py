@@ -4,7 +4,7 @@
     gluonbert pretrain --help      pretrain a BERT on WikiText-2 (MLM + NSP)
     gluonbert finetune --help      fine-tune a pretrained folder on a task and your own files
     gluonbert evaluate --help      the task metrics of a fine-tuned folder on a labelled file
-    gluonbert export --help        ONNX export of a fine-tuned folder, checked under onnxruntime
+    gluonbert export --help        ONNX export of a fine-tuned folder (or --to hf: an HF folder)
     gluonbert predict --help       predictions of a fine-tuned folder for lines of text
     gluonbert split --help         train/dev/test files from one labelled file, by passage
 
@@ -47,6 +47,10 @@ FINETUNE = dict(FINETUNE_RECIPE, out='runs/finetuned')
 # The main job: the chapter's model on smaller batches, so that it finishes in minutes on 2 cores
 MAIN_PRETRAIN = dict(CHAPTER_PRETRAIN, batch_size=128, steps=200, out='runs/main/pretrained')
 MAIN_FINETUNE = dict(FINETUNE, lr=1e-3, epochs=1, max_len=64, out='runs/main/finetuned')
+# export's formats and the folder each writes by default
+EXPORT_OUT = {'onnx': 'runs/onnx', 'hf': 'runs/hf'}
+# export's options that only the ONNX export reads (the checks under onnxruntime, int8)
+ONNX_ONLY = ('int8', 'data', 'data_dir', 'text_columns', 'label_column', 'format', 'quoting')
 
 
 def _config_options(parser):
@@ -347,16 +351,21 @@ def build_parser():
         description='Export a folder written by `gluonbert finetune` to ONNX (dynamic batch '
         'and length; vocab, labels and tokenizer beside it) and check onnxruntime against '
         'MXNet on random and real examples; refused when they differ by more than 1e-4. '
-        'Serve the result without MXNet with `python export/predict.py FOLDER input.txt`.')
+        'Serve the result without MXNet with `python export/predict.py FOLDER input.txt`. '
+        'With --to hf, write an HF transformers folder instead (BertForSequenceClassification, '
+        'BertForTokenClassification, BertForQuestionAnswering or BertForMultipleChoice, with '
+        'vocab.txt and tokenizer.json).')
     export.add_argument('--model', required=True, help='fine-tuned folder')
+    export.add_argument('--to', choices=EXPORT_OUT, default='onnx',
+                        help='onnx (default), or hf: an HF transformers task folder')
     export.add_argument('--data', help='a labelled file whose first 64 examples are checked '
                         'besides random ones (snli/sick: their test split)')
     _file_options(export)
     export.add_argument('--data-dir', help='snli/sick: where to find their data')
     export.add_argument('--int8', action='store_true',
                         help='also write a dynamic-int8 quantized model.int8.onnx')
-    export.add_argument('--out', default='runs/onnx', help='folder to write (default: '
-                        '%(default)s)')
+    export.add_argument('--out', help='folder to write (default: runs/onnx, or runs/hf with '
+                        '--to hf)')
     predict = commands.add_parser(
         'predict', help='predictions of a fine-tuned folder for lines of text',
         description='Read lines (a text, or text<TAB>text; a sentence of words for '
@@ -465,6 +474,8 @@ def parse_args(argv=None):
     if missing:
         subparser.error(f'the following arguments are required: {", ".join(missing)} (on the '
                         f'command line or in --config)')
+    if args.command == 'export' and args.out is None:
+        args.out = EXPORT_OUT[args.to]
     if args.command in ('main', 'pretrain'):
         check_memory(args.batch_size, args.max_len, args.num_hiddens, args.ffn_num_hiddens,
                      args.num_heads, args.num_blks)
@@ -527,10 +538,24 @@ def check_outputs(args):
         check_pretrained_folder(args.out)
     elif args.command == 'finetune':
         check_task_folder(args.out)
+    elif args.command == 'export' and args.to == 'hf':
+        _check_hf_export(args)
     elif args.command == 'export':
         check_export_folder(args.out)
     if getattr(args, 'resume', False):
         _check_resumable(args)
+
+
+def _check_hf_export(args):
+    """``export --to hf``: no ONNX-only option, and an ``--out`` it may replace."""
+    from .pretrained.hf_tasks import check_hf_task_folder
+    for name in ONNX_ONLY:
+        if getattr(args, name):
+            option = '--' + name.replace('_', '-')
+            raise ValueError(f'{option} applies to --to onnx (the ONNX model and its check '
+                             f'under onnxruntime); --to hf writes the model\'s weights as they '
+                             f'are: leave {option} out')
+    check_hf_task_folder(args.out)
 
 
 def _check_resumable(args):

@@ -392,9 +392,16 @@ def evaluate(opts, fallback=None):
 def export(opts, fallback=None):
     """Export a fine-tuned folder to ONNX with its tokenizer, verified under onnxruntime on
     random batches and on real examples (``--data``, or a preset's test split); prints and
-    returns the ``ExportReport``."""
+    returns the ``ExportReport``. With ``--to hf``, write it as an HF task folder instead
+    (``pretrained.hf_tasks``) and return the folder."""
     from .export import export_onnx
     net, task, vocab, tokenizer, config = load_task_model(opts.model)
+    if getattr(opts, 'to', 'onnx') == 'hf':
+        from .pretrained.hf_tasks import save_hf_task_model
+        save_hf_task_model(net, task, vocab, tokenizer, config, opts.out)
+        print(f'saved {opts.out}/ (HF {type(net).__name__.replace("BERT", "Bert")}: '
+              f'config.json, model.safetensors, vocab.txt, tokenizer.json)')
+        return opts.out
     examples = None
     if opts.data is not None or hasattr(task, 'default_splits'):
         real = _eval_examples(task, opts.data, opts, fallback)[:64]

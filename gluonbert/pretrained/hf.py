@@ -21,7 +21,7 @@ from ..atomic import atomic_folder, check_replaceable
 from .folders import tokenizer_with_vocab
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
-                           load_vocab_and_tokenizer, read_json)
+                           load_vocab_and_tokenizer, read_json, write_hf_tokenizer)
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
 
@@ -30,7 +30,7 @@ CONFIG_FILE = 'config.json'
 ST_MODULES_FILE, ST_TRANSFORMER = 'modules.json', 'sentence_transformers.models.Transformer'
 WEIGHTS_FILE, WEIGHTS_INDEX_FILE = 'model.safetensors', 'model.safetensors.index.json'
 # What ``save_hf_pretrained`` writes: a folder it replaces holds only these
-_HF_FILES = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE)
+_HF_FILES = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE)
 HF_KIND = 'HF BERT folder'
 # Checkpoint files gluonbert does not read; the pickle-based ones are never opened
 _OTHER_WEIGHTS = ('pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5',
@@ -232,7 +232,7 @@ def check_hf_folder(folder):
 def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     """Write ``bert`` (a gluonbert ``BERTModel``) and ``vocab`` as an HF BERT folder:
     ``config.json``, ``model.safetensors`` (in ``dtype``), ``vocab.txt`` and, given the
-    ``tokenizer``, ``tokenizer_config.json``.
+    (WordPiece) ``tokenizer``, ``tokenizer_config.json`` and HF's ``tokenizer.json``.
 
     To save a fine-tuned ``BERTClassifier(bert)``, save ``bert``: the classifier shares its
     encoder and pooler. Loading the folder with ``from_pretrained`` gives back every tensor
@@ -249,10 +249,6 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
         _write_json(os.path.join(staging, CONFIG_FILE), config)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         if tokenizer is not None:
-            _write_json(os.path.join(staging, TOKENIZER_CONFIG_FILE), {
-                'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lower,
-                'strip_accents': tokenizer.strip_accents,
-                'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
-                'model_max_length': bert.config['max_len']})
+            write_hf_tokenizer(staging, tokenizer, vocab, bert.config['max_len'])
         # HF's loader wants the 'format' metadata; the other tools ignore it
         save_file(tensors, os.path.join(staging, WEIGHTS_FILE), metadata={'format': 'pt'})

@@ -70,12 +70,17 @@ def _check_config(config, path):
 
 def load_task_model(folder, devices=None):
     """``(net, task, vocab, tokenizer, config)`` of a folder written by ``save_task_model``;
-    every file is read and checked before the model is built."""
+    every file is read and checked before the model is built. An HF task folder
+    (``BertForSequenceClassification`` and the like, ``pretrained.hf_tasks``) loads too."""
+    from ..pretrained.hf_tasks import is_hf_folder, load_hf_task_model
     from ..train.checkpoint import (VOCAB_DIGEST, _load_parameters, _read_config, _read_vocab,
                                     fine_tuned_bert)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)})')
+        raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)}) '
+                                f'nor an HF task folder')
+    if is_hf_folder(folder):
+        return load_hf_task_model(folder, devices)
     for name in FILES:
         if not os.path.isfile(os.path.join(folder, name)):
             raise FileNotFoundError(f'{os.path.join(folder, name)} not found: a {KIND} holds '

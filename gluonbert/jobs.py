@@ -36,14 +36,14 @@ from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
 from .tasks.splits import load_splits
 from .train import mixed_precision
-from .train.checkpoint import save_pretrained
+from .train.checkpoint import non_finite_parameter, save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.recipes import finetune_lr, warmup_updates
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
-from .train.trainer import BERTTrainer
+from .train.trainer import BERTTrainer, NonFiniteError
 
 UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
 
@@ -304,6 +304,8 @@ def finetune(opts, fallback=None):
                 task.evaluate(net, dev, splits.dev, devices, opts.batch_size).items()}
 
     def save_best(metrics):
+        if trainer.num_updates == 0 and trainer.guard.skipped:
+            raise ValueError(_diverged(opts, net, trainer, kept_best=False))
         save_task_model(net, bert, vocab, tokenizer, opts.out, task, labels, opts.max_len)
 
     main_metric = f'dev_{task.main_metric}'
@@ -321,8 +323,12 @@ def finetune(opts, fallback=None):
     callbacks = [ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
                  LogLines(total, keys), MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
-    state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
-                       resume=opts.resume)
+    try:
+        state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
+                           resume=opts.resume)
+    except NonFiniteError:
+        raise ValueError(_diverged(opts, net, trainer,
+                                   kept_best=evaluation.best is not None)) from None
     if state.stop_reason:
         print(state.stop_reason)
     best = next(m for m in evaluation.history if m[main_metric] == evaluation.best)
@@ -343,6 +349,22 @@ def finetune(opts, fallback=None):
           f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
           f'curves.png')
     return result
+
+
+def _diverged(opts, net, trainer, kept_best):
+    """The one line of a fine-tuning run stopped by non-finite steps: how many, the parameter
+    holding NaN or infinite values (if one does), the likely causes, and what --out holds."""
+    name = non_finite_parameter(net)
+    cause = (f'parameter {name} holds NaN or infinite values' if name is not None else
+             'the loss or gradient was NaN or infinite')
+    head = (f'every training step ({trainer.guard.skipped}) was skipped as non-finite'
+            if trainer.num_updates == 0 else
+            f'training diverged after {trainer.num_updates} updates '
+            f'({trainer.guard.patience} non-finite steps in a row)')
+    kept = (f'--out {opts.out} keeps the best model before it' if kept_best else
+            f'nothing saved, --out {opts.out} left as it was')
+    return (f'{head}: {cause} (from --pretrained {opts.pretrained}, or too high a --lr '
+            f'{trainer.lr:g}); {kept}')
 
 
 def _unknown_share(features, vocab):

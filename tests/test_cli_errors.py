@@ -7,7 +7,7 @@ import pytest
 from mxnet import init
 
 import gluonbert
-from gluonbert import cli
+from gluonbert import cli, jobs
 from gluonbert.data.vocab import Vocab
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.tasks import get_task
@@ -117,3 +117,59 @@ def test_a_folder_the_pretrain_job_refused_is_left_as_it_was(folders, capsys):
               '--steps', '1', '--batch-size', '4'])
     assert sorted(p.name for p in (folders / 'finetuned').iterdir()) == before
     assert json.loads((folders / 'finetuned' / 'config.json').read_text())['max_len'] == 32
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith('gluonbert')]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def finetuned_here(folders, tmp_path, capsys):
+    """A good fine-tuned model in tmp_path/m and the command line that made it."""
+    train = tmp_path / 'train.tsv'
+    train.write_text('sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 10)
+    command = ['finetune', '--pretrained', str(folders / 'pretrained'), '--task',
+               'classification', '--train', str(train), '--max-len', '16', '--batch-size', '2',
+               '--epochs', '1', '--out', str(tmp_path / 'm')]
+    assert cli.main(command) == 0
+    capsys.readouterr()
+    return tmp_path / 'm', command
+
+
+@pytest.mark.parametrize('patience', ['every step', 'in a row'])
+def test_a_run_whose_every_step_is_non_finite_never_replaces_the_model(
+        finetuned_here, capsys, monkeypatch, patience):
+    out, command = finetuned_here
+    before = _files(out)
+    original = jobs.load_pretrained_folder
+
+    def with_a_nan_weight(*args, **kwargs):  # as an HF folder holding one NaN weight
+        bert, *rest = original(*args, **kwargs)
+        bert.hidden.weight.set_data(bert.hidden.weight.data() * float('nan'))
+        return (bert, *rest)
+    monkeypatch.setattr(jobs, 'load_pretrained_folder', with_a_nan_weight)
+    if patience == 'every step':  # fewer steps than the guard's patience: the epoch ends
+        command = command + ['--batch-size', '8']
+    assert cli.main(command) == 2
+    line = _one_error_line(capsys)
+    assert 'every training step' in line and 'skipped as non-finite: parameter hidden.weight ' \
+        'holds NaN or infinite values' in line, line
+    assert line.endswith(f'nothing saved, --out {out} left as it was'), line
+    assert _files(out) == before
+
+
+def test_a_run_diverging_at_an_absurd_lr_never_replaces_the_model(finetuned_here, capsys):
+    out, command = finetuned_here
+    before = _files(out)
+    assert cli.main(command + ['--lr', '1e30', '--batch-size', '1']) == 2
+    line = _one_error_line(capsys)
+    assert 'training diverged after 1 updates (5 non-finite steps in a row)' in line, line
+    assert 'too high a --lr 1e+30' in line and line.endswith('left as it was'), line
+    assert _files(out) == before

@@ -29,11 +29,13 @@ def check_replaceable(folder):
 def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
     """Write the fine-tuned head ``net`` (built by ``task.head(bert, labels)``) to ``folder``
     (missing, empty or a previous task model), atomically: a reader sees the previous folder
-    or the new one, never a mix."""
+    or the new one, never a mix; a model holding NaN or infinite values is refused
+    (ValueError) and the folder left as it was."""
     from .. import compat
     from ..atomic import atomic_folder
     from ..export.folder import write_json
-    from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest
+    from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest, check_finite
+    check_finite(net, folder)
     config = {'task': task.name, SETTINGS: task.settings(), 'bert': dict(bert.config),
               'labels': labels, 'max_len': max_len,
               VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}

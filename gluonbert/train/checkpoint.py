@@ -47,11 +47,31 @@ def check_pretrained_folder(folder):
                       PRETRAINED_KIND)
 
 
+def non_finite_parameter(net):
+    """The structural name of ``net``'s first parameter holding NaN or infinite values, or
+    None when all are finite."""
+    for name, param in compat.structural_parameters(net).items():
+        if not np.isfinite(param.list_data()[0].asnumpy()).all():
+            return name
+    return None
+
+
+def check_finite(net, folder):
+    """ValueError naming ``folder`` and the parameter unless every parameter of ``net`` is
+    finite: a model holding NaN or infinite values is never saved over a good one."""
+    name = non_finite_parameter(net)
+    if name is not None:
+        raise ValueError(f'{folder}: not saved: parameter {name} holds NaN or infinite '
+                         f'values (the run diverged, or its model held them from the start); '
+                         f'the folder is left as it was')
+
+
 def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
     """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
     (and ``plot``, a ``LossPlot``, as loss.png; ``tokenizer``'s settings as tokenizer.json,
     so that fine-tuning and serving split text as pretraining did), replacing a previous
-    pretrained folder whole."""
+    pretrained folder whole; refused (ValueError) when a parameter is not finite."""
+    check_finite(net, folder)
     with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
         if config is not None:
             _write_json(os.path.join(staging, CONFIG_FILE),
@@ -86,10 +106,10 @@ def _load_parameters(net, params, vocab, devices):
     except mx.base.MXNetError as error:
         raise ValueError(f'{params} is not an MXNet parameter file '
                          f'({str(error).strip().splitlines()[-1]})') from None
-    for name, param in compat.structural_parameters(net).items():
-        if not np.isfinite(param.list_data()[0].asnumpy()).all():
-            raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
-                             f'model it was saved from had diverged')
+    name = non_finite_parameter(net)
+    if name is not None:
+        raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
+                         f'model it was saved from had diverged')
 
 
 def _read_vocab(folder, config):

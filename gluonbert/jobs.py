@@ -41,6 +41,7 @@ from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.recipes import finetune_lr, warmup_updates
+from .train.resumed_options import FINETUNE_FIXED, PRETRAIN_FIXED, ResumedOptions
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer, NonFiniteError
@@ -117,7 +118,8 @@ def pretrain(opts, fallback=None):
     engine = Engine(PretrainingLoss(objective), trainer, devices)
     keys = ('mlm_loss', 'nsp_loss')
     timer = StepTimes()
-    callbacks = [LogLines(opts.steps, keys + VALIDATION_KEYS), timer,
+    callbacks = [ResumedOptions(opts, PRETRAIN_FIXED),
+                 LogLines(opts.steps, keys + VALIDATION_KEYS), timer,
                  MetricsLog(checkpoint_dir(opts), plot=keys + ('valid_mlm_loss',)),
                  Checkpointing(every=opts.checkpoint_every or None, at_epoch_end=False)]
     if start.valid is not None:
@@ -320,7 +322,8 @@ def finetune(opts, fallback=None):
     if opts.eval_every > total:
         raise ValueError(f'--eval-every {opts.eval_every} exceeds the run\'s {total} updates: '
                          f'no evaluation would pick the model to keep')
-    callbacks = [ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
+    callbacks = [ResumedOptions(opts, FINETUNE_FIXED),
+                 ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
                  LogLines(total, keys), MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
     try:

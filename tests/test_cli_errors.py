@@ -120,7 +120,9 @@ def test_a_folder_the_pretrain_job_refused_is_left_as_it_was(folders, capsys):
 
 
 def _files(folder):
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob('*')
+            if p.is_file()}
 
 
 def _one_error_line(capsys):
@@ -173,3 +175,47 @@ def test_a_run_diverging_at_an_absurd_lr_never_replaces_the_model(finetuned_here
     assert 'training diverged after 1 updates (5 non-finite steps in a row)' in line, line
     assert 'too high a --lr 1e+30' in line and line.endswith('left as it was'), line
     assert _files(out) == before
+
+
+TINY_PRETRAIN = ['pretrain', '--num-hiddens', '32', '--ffn-num-hiddens', '64', '--num-heads',
+                 '2', '--num-blks', '1', '--steps', '2', '--synthetic', '--vocab-size', '50',
+                 '--batch-size', '4', '--max-len', '16', '--checkpoint-every', '1']
+
+
+@pytest.mark.parametrize('option, value, before', [
+    ('--num-heads', '4', '2'), ('--max-len', '12', '16'), ('--batch-size', '2', '4'),
+    ('--seed', '1', '0'), ('--masking', 'span', 'token')])
+def test_resume_with_an_option_that_changes_the_model_or_data_is_refused(
+        tmp_path, capsys, option, value, before):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    checkpoints = _files(tmp_path / 'p.checkpoints')
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '3', '--resume', option, value]) == 2
+    assert _one_error_line(capsys) == (
+        f'gluonbert pretrain: error: --resume with {option} {value}: the checkpoint was '
+        f'trained with {option} {before}, and this option changes the model or the data; '
+        f'resume with {option} {before}, or start a new run without --resume')
+    assert _files(tmp_path / 'p.checkpoints') == checkpoints
+
+
+def test_resume_with_another_lr_and_steps_says_once_what_changed(tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '4', '--lr', '0.002', '--resume']) == 0
+    out = capsys.readouterr().out
+    assert out.count('resumed with changed options: --lr 0.001 -> 0.002, --steps 2 -> 4\n') \
+        == 1, out
+
+
+def test_resume_of_a_finetuning_run_on_another_train_file_is_refused(finetuned_here, capsys,
+                                                                      tmp_path):
+    out, command = finetuned_here
+    other = tmp_path / 'other.tsv'
+    other.write_text('sentence\tlabel\n' + 'a dog\tyes\na man\tno\n' * 10)
+    train = command[command.index('--train') + 1]
+    assert cli.main(command + ['--resume', '--epochs', '2', '--train', str(other)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f'gluonbert finetune: error: --resume with --train {other} ('), line
+    assert f'the checkpoint was trained with --train {train} (' in line, line

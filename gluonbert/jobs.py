@@ -3,6 +3,7 @@
 Each takes plain values (the parsed options), prints what it does, and returns its results,
 so that scripts and tests can run them without the CLI.
 """
+import functools
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
 from .distributed.watchdog import Heartbeat
+from .folder_lock import folder_locks
 from .metrics import confusion_matrix, format_confusion_matrix
 from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
@@ -62,6 +64,19 @@ def checkpoint_dir(opts):
     return opts.checkpoint_dir or opts.out.rstrip('/') + '.checkpoints'
 
 
+def _holding_folder_locks(job):
+    """``job(opts, ...)`` holding the locks of ``--out`` and the checkpoint folder: a second
+    run on them is one error naming the running one (``folder_lock``). The workers of one
+    launched job share their folders and take none."""
+    @functools.wraps(job)
+    def locked(opts, *args, **kwargs):
+        if os.environ.get('DMLC_ROLE'):
+            return job(opts, *args, **kwargs)
+        with folder_locks(opts.out, checkpoint_dir(opts)):
+            return job(opts, *args, **kwargs)
+    return locked
+
+
 def _pretraining_data(opts, fallback, devices, kvstore):
     """A ``CorpusStart``: WikiText-2 in a seeded order, ``--synthetic`` batches (no
     vocabulary), or ``--corpus`` (with ``--pretrained``: the model to continue)."""
@@ -90,6 +105,7 @@ def _pretraining_data(opts, fallback, devices, kvstore):
                        tokenizer=WhitespaceTokenizer())
 
 
+@_holding_folder_locks
 def pretrain(opts, fallback=None):
     """Pretrain a BERT (MLM + NSP) on one context, several, or as one worker of a job under
     the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
@@ -251,6 +267,7 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
                        quiet=not opts.show_groups)
 
 
+@_holding_folder_locks
 def finetune(opts, fallback=None):
     """Fine-tune a pretrained folder (gluonbert's or HF's) on a task (``--task``: any of
     ``tasks.TASKS``) on the training engine: evaluate on the dev split every epoch or every

@@ -1,6 +1,8 @@
 """Hostile input to every subcommand is one line naming what is wrong, exit status 2, never a
 traceback."""
 import json
+import subprocess
+import sys
 
 import mxnet as mx
 import pytest
@@ -219,3 +221,25 @@ def test_resume_of_a_finetuning_run_on_another_train_file_is_refused(finetuned_h
     line = _one_error_line(capsys)
     assert line.startswith(f'gluonbert finetune: error: --resume with --train {other} ('), line
     assert f'the checkpoint was trained with --train {train} (' in line, line
+
+
+def test_a_second_run_on_a_folder_in_use_is_one_line_naming_the_running_one(
+        finetuned_here, capsys):
+    out, command = finetuned_here
+    before = _files(out)
+    holder = subprocess.Popen(  # a run holding --out, as a finetune in progress does
+        [sys.executable, '-c', 'import sys, time\nfrom gluonbert.folder_lock import '
+         'folder_locks\nwith folder_locks(sys.argv[1]):\n    print("held", flush=True)\n'
+         '    time.sleep(120)\n', str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        assert cli.main(command) == 2
+        line = _one_error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert line == (f"gluonbert finetune: error: folder={str(out)!r} is in use by another run "
+                    f"(pid {holder.pid}, which holds {out.parent}/.m.lock); wait for it to "
+                    f"end, or choose another --out")
+    assert _files(out) == before
+    assert cli.main(command) == 0  # the lock went with the process

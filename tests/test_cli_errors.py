@@ -243,3 +243,16 @@ def test_a_second_run_on_a_folder_in_use_is_one_line_naming_the_running_one(
                     f"end, or choose another --out")
     assert _files(out) == before
     assert cli.main(command) == 0  # the lock went with the process
+
+
+def test_json_lines_label_of_another_type_is_one_line_naming_file_line_and_field(
+        folders, tmp_path, capsys):
+    train = tmp_path / 'train.jsonl'
+    train.write_text('{"text": "a man", "label": "yes"}\n{"text": "a dog", "label": 1.5}\n')
+    assert cli.main(['finetune', '--pretrained', str(folders / 'pretrained'), '--task',
+                     'classification', '--train', str(train), '--max-len', '16',
+                     '--out', str(tmp_path / 'm')]) == 2
+    assert _one_error_line(capsys) == (
+        f"gluonbert finetune: error: {train}, line 2: field 'label' is 1.5, a JSON number "
+        f"(--label-column); the column's labels are JSON string values (from {train}, line 1)")
+    assert not (tmp_path / 'm').exists()

@@ -9,6 +9,8 @@ from .sentences import check_labelled, encode_text_examples, read_text_examples
 
 
 def _score(value):
+    if isinstance(value, bool):  # JSON true is no score, though float(True) is 1.0
+        raise ValueError(value)
     score = float(value)
     if not np.isfinite(score):
         raise ValueError(value)

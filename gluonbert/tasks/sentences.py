@@ -11,7 +11,7 @@ import numpy as np
 
 from .base import Features, TaskDataError, check_not_empty
 from .encoding import encode_texts
-from .readers import field, read_table
+from .readers import check_label_types, field, read_table, text_field
 
 USUAL_TEXT_COLUMNS = (('sentence1', 'sentence2'), ('sentence',), ('premise', 'hypothesis'),
                       ('text',))
@@ -48,10 +48,11 @@ def read_text_examples(path, text_columns=None, label_column='label', fmt=None,
     rows = check_not_empty(read_table(path, fmt, quoting), path)
     names = _text_columns(rows, text_columns, path)
     labelled = label_column in rows[0].fields
+    if labelled:
+        check_label_types(rows, label_column, numbers=convert_label is not str)
     examples = []
     for row in rows:
-        texts = tuple(str(field(row, name, '--text-columns')).strip()
-                      for name in names)
+        texts = tuple(text_field(row, name, '--text-columns').strip() for name in names)
         label = None
         if labelled:
             value = field(row, label_column, '--label-column')

@@ -39,6 +39,7 @@ def folders(tmp_path_factory):
         save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / name, task, None, 32)
     (root / 'afile').write_text('x')
     (root / 'three.tsv').write_text('a\tb\tc\n')
+    (root / 'spaces.tsv').write_text('a man\ta dog\na man  a dog\n')
     for name, file, content in (('badvocab', 'vocab.json', 'not json'),
                                 ('badconfig', 'config.json', '{"bert": 3}'),
                                 ('badparams', 'model.params', 'garbage'),
@@ -60,7 +61,11 @@ CASES = [
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
-     'line 1: expected a text or text<TAB>text'),
+     'line 1: expected text<TAB>text (exactly one tab: the model was trained on pairs), found '
+     '2 tabs'),
+    (['predict', '--model', '{root}/finetuned', '{root}/spaces.tsv'],
+     'spaces.tsv, line 2: expected text<TAB>text (exactly one tab: the model was trained on '
+     'pairs), found 0 tabs'),
     (['predict', '--model', '{root}/question-answering', '{root}/three.tsv'],
      'three.tsv, line 1: expected question<TAB>context (one tab, both non-empty), found 2 tabs'),
     (['predict', '--model', '{root}/multiple-choice', '{root}/three.tsv'],

@@ -4,8 +4,8 @@ string scores must not become 26 labels)."""
 import numpy as np
 
 from ..metrics import regression_metrics
-from .base import Task, TaskDataError, check_not_empty
-from .sentences import check_labelled, encode_text_examples, read_text_examples
+from .base import TaskDataError, check_not_empty
+from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
 
 
 def _score(value):
@@ -17,7 +17,7 @@ def _score(value):
     return score
 
 
-class RegressionTask(Task):
+class RegressionTask(TextTask):
     name = 'regression'
     main_metric = 'pearson'
     greater_is_better = True
@@ -28,6 +28,7 @@ class RegressionTask(Task):
 
     def labels_from(self, examples):
         check_labelled(check_not_empty(examples, 'the training split'))
+        self._record_texts(examples)
         if len({e.label for e in examples}) < 2:
             raise TaskDataError('every training score is the same; expected varied scores')
         return None

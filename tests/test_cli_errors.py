@@ -261,3 +261,19 @@ def test_json_lines_label_of_another_type_is_one_line_naming_file_line_and_field
         f"gluonbert finetune: error: {train}, line 2: field 'label' is 1.5, a JSON number "
         f"(--label-column); the column's labels are JSON string values (from {train}, line 1)")
     assert not (tmp_path / 'm').exists()
+
+
+def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning(
+        folders, tmp_path, capsys):
+    import shutil
+    edited = tmp_path / 'edited'
+    shutil.copytree(folders / 'pretrained', edited)
+    config = json.loads((edited / 'config.json').read_text())
+    (edited / 'config.json').write_text(json.dumps(dict(config, num_heads=4)))
+    assert cli.main(['finetune', '--pretrained', str(edited), '--max-len', '32',
+                     '--out', str(tmp_path / 'm')]) == 2
+    assert _one_error_line(capsys) == (
+        f'gluonbert finetune: error: {edited}/config.json: num_heads=4, but the weights in '
+        f'{edited}/pretrained.params were trained with num_heads=2 (recorded with their '
+        f'sha256; their shapes cannot tell): restore num_heads=2')
+    assert not (tmp_path / 'm').exists()

@@ -97,3 +97,11 @@ def test_a_model_holding_nan_is_not_saved_over_a_good_one(tmp_path):
                        r'\.weight holds NaN or infinite values .* left as it was'):
         save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), folder, task, None, MAX_LEN)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_task_folder_whose_config_says_other_heads_is_refused(tmp_path):
+    folder = saved(tmp_path / 'qa', get_task('question-answering'))
+    path = edited_config(folder, lambda config: config['bert'].update(num_heads=4))
+    with pytest.raises(ValueError, match=rf"^{path}: num_heads=4, but the weights in "
+                       rf"{folder}/model\.params were trained with num_heads=2"):
+        load_task_model(folder)

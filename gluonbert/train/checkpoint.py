@@ -19,11 +19,15 @@ from .. import compat
 from ..atomic import atomic_folder, check_replaceable
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
+from ..digest import file_digest
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
 PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
 VOCAB_DIGEST = 'vocab_sha256'
+# config.json's record of the weights: their file's SHA-256 and the options their shapes
+# cannot tell (2-head and 4-head weights have the same shapes)
+WEIGHTS_RECORD, UNSEEN_IN_SHAPES = 'weights', ('num_heads', 'activation', 'layer_norm_eps')
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
 PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE, TOKENIZER_FILE)
 PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
@@ -38,6 +42,35 @@ def _vocab_digest(tokens):
     """SHA-256 of the token list: a vocab.json shuffled (or swapped for another of the same
     size) beside the weights is caught on load, not used to misread every id."""
     return hashlib.sha256(json.dumps(list(tokens)).encode('utf-8')).hexdigest()
+
+
+def weights_record(params, config):
+    """What ``config.json`` records of the weights in the file ``params``, saved with the
+    architecture ``config``: the file's SHA-256 and the options its shapes cannot tell."""
+    return dict({k: config[k] for k in UNSEEN_IN_SHAPES if k in config},
+                sha256=file_digest(params, 'sha256'))
+
+
+def check_weights_record(config, record, params, config_path):
+    """ValueError unless the weights in ``params`` are the file ``record`` describes and
+    ``config`` (the architecture to build) has the options they were trained with; a folder
+    saved without a record (None) is not checked."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get('sha256'), str):
+        raise ValueError(f'{config_path}: "{WEIGHTS_RECORD}" is {record!r}; expected the '
+                         f'record gluonbert saves (the weights\' sha256 and '
+                         f'{", ".join(UNSEEN_IN_SHAPES)})')
+    if file_digest(params, 'sha256') != record['sha256']:
+        raise ValueError(f'{params} is not the weights file its folder was saved with (its '
+                         f'{CONFIG_FILE} records another sha256); the folder mixes files of '
+                         f'two models')
+    for name in UNSEEN_IN_SHAPES:
+        if name in record and config.get(name) != record[name]:
+            raise ValueError(f'{config_path}: {name}={config.get(name)!r}, but the weights in '
+                             f'{params} were trained with {name}={record[name]!r} (recorded '
+                             f'with their sha256; their shapes cannot tell): restore '
+                             f'{name}={record[name]!r}')
 
 
 def check_pretrained_folder(folder):
@@ -73,11 +106,13 @@ def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
     pretrained folder whole; refused (ValueError) when a parameter is not finite."""
     check_finite(net, folder)
     with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
+        params = os.path.join(staging, PARAMS_FILE)
+        compat.save_parameters(net, params)
         if config is not None:
             _write_json(os.path.join(staging, CONFIG_FILE),
-                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
+                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
+                                        WEIGHTS_RECORD: weights_record(params, config)}))
         _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
-        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
         if plot is not None:
             plot.save(os.path.join(staging, PLOT_FILE), 'step')
         if tokenizer is not None:
@@ -181,8 +216,10 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
                  else f'it has no {CONFIG_FILE}; pass')
         raise ValueError(f'{folder!r}: {where} {", ".join(missing)}')
     config.pop('vocab_size', None)
+    record = config.pop(WEIGHTS_RECORD, None)
     bert = _build_bert(vocab, config, config_path)
     _load_parameters(bert, params, vocab, devices)
+    check_weights_record(config, record, params, config_path)
     return bert, vocab
 
 

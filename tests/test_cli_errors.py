@@ -49,6 +49,14 @@ def folders(tmp_path_factory):
         for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
+    for name, kind, params in (('swapped-finetuned', 'finetuned', 'pretrained'),
+                               ('swapped-pretrained', 'pretrained', 'finetuned')):
+        folder = root / name  # the other kind's parameter file put in as this kind's
+        folder.mkdir()
+        for other in (root / kind).iterdir():
+            (folder / other.name).write_bytes(other.read_bytes())
+        file, = (root / params).glob('*.params')
+        (folder / next((root / kind).glob('*.params')).name).write_bytes(file.read_bytes())
     return root
 
 
@@ -58,6 +66,15 @@ CASES = [
     (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace', 'words' or"),
     (['evaluate', '--model', '{root}/badparams'], 'is not an MXNet parameter file'),
     (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned task model folder'),
+    (['evaluate', '--model', '{root}/swapped-finetuned'],
+     'swapped-finetuned/model.params lacks parameter output.weight, which the model its folder '
+     'describes needs: the file holds encoder, hidden, mlm, nsp, the model has encoder, hidden, '
+     "output; it is another kind of model's file (a fine-tuned model.params in place of "
+     'pretrained.params, or the reverse?)'),
+    (['finetune', '--pretrained', '{root}/swapped-pretrained', '--max-len', '32'],
+     'swapped-pretrained/pretrained.params lacks parameter mlm.mlp.0.weight, which the model its '
+     'folder describes needs: the file holds encoder, hidden, output, the model has encoder, '
+     'hidden, mlm, nsp'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],

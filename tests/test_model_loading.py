@@ -146,3 +146,13 @@ def test_weights_of_another_model_with_the_same_shapes_are_refused(tmp_path):
     with pytest.raises(ValueError, match='pretrained.params is not the weights file its folder '
                        'was saved with .* the folder mixes files of two models'):
         load_pretrained_model(str(tmp_path / 'b'))
+
+
+def test_weights_with_a_part_the_configured_model_lacks_name_it_without_mxnet_wording(tmp_path):
+    save_pretrained(small_bert(), VOCAB, tmp_path / 'b', config=small_bert().config)
+    compat.save_parameters(small_bert(embedding_layer_norm=True),
+                           str(tmp_path / 'b' / 'pretrained.params'))
+    with pytest.raises(ValueError) as error:
+        load_pretrained_model(str(tmp_path / 'b'))
+    assert 'pretrained.params holds parameter encoder.embedding_ln.' in str(error.value)
+    assert 'ignore_extra' not in str(error.value) and 'allow_missing' not in str(error.value)

@@ -125,6 +125,9 @@ def _load_parameters(net, params, vocab, devices):
     try:
         net.load_parameters(params, ctx=devices)
     except AssertionError as error:
+        other = _other_models_file(net, params, str(error))
+        if other is not None:
+            raise ValueError(other) from None
         match = re.search(r"Parameter '([^']+)' from saved params: shape incompatible "
                           r"expected (\([^)]*\)) vs saved (\([^)]*\))", str(error))
         if match is None:
@@ -141,10 +144,34 @@ def _load_parameters(net, params, vocab, devices):
     except mx.base.MXNetError as error:
         raise ValueError(f'{params} is not an MXNet parameter file '
                          f'({str(error).strip().splitlines()[-1]})') from None
+    except ValueError as error:  # MXNet's for a parameter the model lacks ("ignore_extra")
+        other = _other_models_file(net, params, str(error))
+        if other is None:
+            raise
+        raise ValueError(other) from None
     name = non_finite_parameter(net)
     if name is not None:
         raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
                          f'model it was saved from had diverged')
+
+
+def _other_models_file(net, params, message):
+    """The error for a parameter file of another kind of model (MXNet's "is missing in file
+    ... Set allow_missing=True" or "is not present in ParameterDict ... Set
+    ignore_extra=True"), naming the parameter and the parts each holds; None for others."""
+    missing = re.search(r"Parameter '([^']+)' is missing in file", message)
+    extra = re.search(r"Parameter '([^']+)' loaded from file '[^']*' is not present", message)
+    if missing is None and extra is None:
+        return None
+    names = {p.name: name for name, p in compat.structural_parameters(net).items()}
+    model_parts = sorted({name.split('.')[0] for name in names.values()})
+    file_parts = sorted({name.split('.')[0] for name in compat.load_ndarrays(params)})
+    what = (f'lacks parameter {names.get(missing.group(1), missing.group(1))}, which'
+            if missing is not None else f'holds parameter {extra.group(1)}, which no part of')
+    return (f'{params} {what} the model its folder describes needs: the file holds '
+            f'{", ".join(file_parts)}, the model has {", ".join(model_parts)}; it is another '
+            f'kind of model\'s file (a fine-tuned model.params in place of pretrained.params, '
+            f'or the reverse?)')
 
 
 def _read_vocab(folder, config):

@@ -40,6 +40,10 @@ def folders(tmp_path_factory):
     (root / 'afile').write_text('x')
     (root / 'three.tsv').write_text('a\tb\tc\n')
     (root / 'spaces.tsv').write_text('a man\ta dog\na man  a dog\n')
+    (root / 'hflist').mkdir()  # an HF folder whose config.json holds a list
+    for name, content in (('config.json', '[{"hidden_size": 16}]'), ('vocab.txt', '[PAD]\n'),
+                          ('model.safetensors', '')):
+        (root / 'hflist' / name).write_text(content)
     for name, file, content in (('badvocab', 'vocab.json', 'not json'),
                                 ('badconfig', 'config.json', '{"bert": 3}'),
                                 ('badparams', 'model.params', 'garbage'),
@@ -92,6 +96,8 @@ CASES = [
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),
     (['finetune', '--pretrained', '{root}/afile'], 'neither a gluonbert folder'),
+    (['finetune', '--pretrained', '{root}/hflist', '--max-len', '32'],
+     "config.json holds a JSON list; expected an object of BERT settings (HF's BertConfig)"),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
      "--max-len 64 exceeds the pretrained model's max_len 32"),
     (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],

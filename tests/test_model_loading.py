@@ -122,6 +122,12 @@ def test_a_negative_hf_layer_norm_eps_is_refused():
         gluonbert.BERTModel(**options_from_hf_config(config))
 
 
+def test_an_hf_config_holding_a_list_is_one_error():
+    with pytest.raises(ValueError, match=r"^config.json holds a JSON list; expected an object "
+                       r"of BERT settings \(HF's BertConfig\)$"):
+        options_from_hf_config([{'hidden_size': 16}])
+
+
 def test_config_edited_to_other_heads_than_the_weights_were_trained_with_is_refused(tmp_path):
     save_pretrained(small_bert(), VOCAB, tmp_path / 'b', config=small_bert().config)
     path = tmp_path / 'b' / 'config.json'

@@ -38,6 +38,9 @@ def options_from_hf_config(config, *, dropout=None):
     ``dropout`` overrides the config's dropout; without it, ``hidden_dropout_prob`` and
     ``attention_probs_dropout_prob`` must be equal, since gluonbert has one dropout rate.
     """
+    if not isinstance(config, dict):
+        raise ValueError(f'config.json holds a JSON {type(config).__name__}; expected an object '
+                         f'of BERT settings (HF\'s BertConfig)')
     config = {**_DEFAULTS, **config}
     for field, expected in _REQUIRED_VALUES.items():
         if config[field] != expected:

@@ -40,6 +40,16 @@ def folders(tmp_path_factory):
     (root / 'afile').write_text('x')
     (root / 'three.tsv').write_text('a\tb\tc\n')
     (root / 'spaces.tsv').write_text('a man\ta dog\na man  a dog\n')
+    (root / 'hfbadvocab').mkdir()  # an HF folder whose vocab.txt is not UTF-8
+    (root / 'hfbadvocab' / 'config.json').write_text(json.dumps(dict(
+        vocab_size=5, hidden_size=16, intermediate_size=24, num_attention_heads=2,
+        num_hidden_layers=1, max_position_embeddings=32)))
+    (root / 'hfbadvocab' / 'vocab.txt').write_bytes(b'[PAD]\n[UNK]\ncaf\xe9\n[CLS]\n[SEP]\n')
+    (root / 'hfbadvocab' / 'model.safetensors').write_text('')
+    (root / 'infersent').mkdir()  # SNLI in InferSent files, one of them not UTF-8
+    (root / 'infersent' / 's1.train').write_text('a man\na dog\n')
+    (root / 'infersent' / 's2.train').write_bytes(b'a dog\na caf\xe9\n')
+    (root / 'infersent' / 'labels.train').write_text('entailment\nneutral\n')
     (root / 'hflist').mkdir()  # an HF folder whose config.json holds a list
     for name, content in (('config.json', '[{"hidden_size": 16}]'), ('vocab.txt', '[PAD]\n'),
                           ('model.safetensors', '')):
@@ -96,6 +106,13 @@ CASES = [
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),
     (['finetune', '--pretrained', '{root}/afile'], 'neither a gluonbert folder'),
+    (['finetune', '--pretrained', '{root}/hfbadvocab', '--max-len', '32'],
+     "hfbadvocab/vocab.txt: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a BERT "
+     'vocab.txt in UTF-8'),
+    (['finetune', '--pretrained', '{root}/pretrained', '--train', '{root}/infersent/s1.train',
+      '--max-len', '32'],
+     "infersent/s2.train: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a UTF-8 text "
+     'file'),
     (['finetune', '--pretrained', '{root}/hflist', '--max-len', '32'],
      "config.json holds a JSON list; expected an object of BERT settings (HF's BertConfig)"),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],

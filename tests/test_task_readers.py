@@ -160,3 +160,11 @@ def test_json_lines_choice_text_that_is_not_a_string_is_refused(tmp_path):
                                        '"answer1": "b", "label": 0}\n')
     with pytest.raises(TaskDataError, match=r"line 1: field 'question' is null, a JSON null"):
         get_task('multiple-choice').read(path)
+
+
+def test_an_empty_multiple_choice_ending_is_refused_naming_line_and_column(tmp_path):
+    path = write(tmp_path / 'd.csv', 'context,question,answer0,answer1,label\n'
+                                     'c,q,a,b,0\nc,q,a, ,1\n')
+    with pytest.raises(TaskDataError, match=r"d.csv, line 3: ending 'answer1' is empty; "
+                                            r"expected the text of every ending$"):
+        get_task('multiple-choice').read(path)

@@ -76,6 +76,10 @@ def read_choices(path, text_columns=None, label_column='label', fmt=None, quotin
     examples = []
     for row in rows:
         text = [text_field(row, name, '--text-columns') for name in endings]
+        for name, ending in zip(endings, text):
+            if not ending.strip():
+                raise TaskDataError(f'{row.where}: ending {name!r} is empty; expected the text '
+                                    f'of every ending')
         label = _label(row, label_column, len(endings)) if labelled else None
         examples.append(ChoiceExample(
             text_field(row, context, '--text-columns'),

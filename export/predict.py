@@ -31,6 +31,7 @@ the fastest here). All of them are served with the same tokenizer, vocabulary an
 import argparse
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -79,7 +80,15 @@ class Predictor:
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        try:
+            self.session = ort.InferenceSession(path, options,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as error:  # onnxruntime's Fail, InvalidProtobuf...: no common base
+            code = re.search(r'\[ONNXRuntimeError\] : \d+ : (\w+)', str(error))
+            raise ExportFolderError(
+                f'{path} ({os.path.getsize(path)} bytes) is not a model onnxruntime can load '
+                f'({code.group(1) if code else type(error).__name__}: empty, truncated or not '
+                f'ONNX); export it again with gluonbert export') from None
         meta = _served_metadata(path, self.session.get_modelmeta().custom_metadata_map)
         task_name = str(meta.get('task')).replace('_', '-')  # exports say token_classification
         if task_name not in SERVED:

@@ -3,6 +3,7 @@
 Each takes plain values (the parsed options), prints what it does, and returns its results,
 so that scripts and tests can run them without the CLI.
 """
+import functools
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
 from .distributed.watchdog import Heartbeat
+from .folder_lock import folder_locks
 from .metrics import confusion_matrix, format_confusion_matrix
 from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
@@ -37,14 +39,15 @@ from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
 from .tasks.splits import load_splits
 from .train import mixed_precision
-from .train.checkpoint import save_pretrained
+from .train.checkpoint import non_finite_parameter, save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.recipes import finetune_lr, warmup_updates
+from .train.resumed_options import FINETUNE_FIXED, PRETRAIN_FIXED, ResumedOptions
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
-from .train.trainer import BERTTrainer
+from .train.trainer import BERTTrainer, NonFiniteError
 
 UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
 
@@ -60,6 +63,19 @@ def checkpoint_dir(opts):
     """``--checkpoint-dir``, else ``OUT.checkpoints`` beside the output folder (never inside
     it: the output folder is replaced whole when saved)."""
     return opts.checkpoint_dir or opts.out.rstrip('/') + '.checkpoints'
+
+
+def _holding_folder_locks(job):
+    """``job(opts, ...)`` holding the locks of ``--out`` and the checkpoint folder: a second
+    run on them is one error naming the running one (``folder_lock``). The workers of one
+    launched job share their folders and take none."""
+    @functools.wraps(job)
+    def locked(opts, *args, **kwargs):
+        if os.environ.get('DMLC_ROLE'):
+            return job(opts, *args, **kwargs)
+        with folder_locks(opts.out, checkpoint_dir(opts)):
+            return job(opts, *args, **kwargs)
+    return locked
 
 
 def _pretraining_data(opts, fallback, devices, kvstore):
@@ -84,6 +100,7 @@ def _pretraining_data(opts, fallback, devices, kvstore):
                        tokenizer=WhitespaceTokenizer())
 
 
+@_holding_folder_locks
 def pretrain(opts, fallback=None):
     """Pretrain a BERT (MLM + NSP) on one context, several, or as one worker of a job under
     the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
@@ -113,7 +130,8 @@ def pretrain(opts, fallback=None):
     engine = Engine(PretrainingLoss(objective), trainer, devices)
     keys = ('mlm_loss', 'nsp_loss')
     timer = StepTimes()
-    callbacks = [LogLines(opts.steps, keys + VALIDATION_KEYS), timer,
+    callbacks = [ResumedOptions(opts, PRETRAIN_FIXED),
+                 LogLines(opts.steps, keys + VALIDATION_KEYS), timer,
                  MetricsLog(checkpoint_dir(opts), plot=keys + ('valid_mlm_loss',)),
                  Checkpointing(every=opts.checkpoint_every or None, at_epoch_end=False)]
     if start.valid is not None:
@@ -241,6 +259,7 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
                        quiet=not opts.show_groups)
 
 
+@_holding_folder_locks
 def finetune(opts, fallback=None):
     """Fine-tune a pretrained folder (gluonbert's or HF's) on a task (``--task``: any of
     ``tasks.TASKS``) on the training engine: evaluate on the dev split every epoch or every
@@ -296,6 +315,8 @@ def finetune(opts, fallback=None):
                 task.evaluate(net, dev, splits.dev, devices, opts.batch_size).items()}
 
     def save_best(metrics):
+        if trainer.num_updates == 0 and trainer.guard.skipped:
+            raise ValueError(_diverged(opts, net, trainer, kept_best=False))
         save_task_model(net, bert, vocab, tokenizer, opts.out, task, labels, opts.max_len)
 
     main_metric = f'dev_{task.main_metric}'
@@ -310,11 +331,16 @@ def finetune(opts, fallback=None):
     if opts.eval_every > total:
         raise ValueError(f'--eval-every {opts.eval_every} exceeds the run\'s {total} updates: '
                          f'no evaluation would pick the model to keep')
-    callbacks = [ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
+    callbacks = [ResumedOptions(opts, FINETUNE_FIXED),
+                 ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
                  LogLines(total, keys), MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
-    state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
-                       resume=opts.resume)
+    try:
+        state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
+                           resume=opts.resume)
+    except NonFiniteError:
+        raise ValueError(_diverged(opts, net, trainer,
+                                   kept_best=evaluation.best is not None)) from None
     if state.stop_reason:
         print(state.stop_reason)
     best = next(m for m in evaluation.history if m[main_metric] == evaluation.best)
@@ -335,6 +361,22 @@ def finetune(opts, fallback=None):
           f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
           f'curves.png')
     return result
+
+
+def _diverged(opts, net, trainer, kept_best):
+    """The one line of a fine-tuning run stopped by non-finite steps: how many, the parameter
+    holding NaN or infinite values (if one does), the likely causes, and what --out holds."""
+    name = non_finite_parameter(net)
+    cause = (f'parameter {name} holds NaN or infinite values' if name is not None else
+             'the loss or gradient was NaN or infinite')
+    head = (f'every training step ({trainer.guard.skipped}) was skipped as non-finite'
+            if trainer.num_updates == 0 else
+            f'training diverged after {trainer.num_updates} updates '
+            f'({trainer.guard.patience} non-finite steps in a row)')
+    kept = (f'--out {opts.out} keeps the best model before it' if kept_best else
+            f'nothing saved, --out {opts.out} left as it was')
+    return (f'{head}: {cause} (from --pretrained {opts.pretrained}, or too high a --lr '
+            f'{trainer.lr:g}); {kept}')
 
 
 def _unknown_share(features, vocab):

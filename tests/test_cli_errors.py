@@ -1,13 +1,15 @@
 """Hostile input to every subcommand is one line naming what is wrong, exit status 2, never a
 traceback."""
 import json
+import subprocess
+import sys
 
 import mxnet as mx
 import pytest
 from mxnet import init
 
 import gluonbert
-from gluonbert import cli
+from gluonbert import cli, jobs
 from gluonbert.data import locate
 from gluonbert.data.nli import locate_snli
 from gluonbert.data.vocab import Vocab
@@ -59,6 +61,21 @@ def folders(tmp_path_factory):
         save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), root / name, task, None, 32)
     (root / 'afile').write_text('x')
     (root / 'three.tsv').write_text('a\tb\tc\n')
+    (root / 'spaces.tsv').write_text('a man\ta dog\na man  a dog\n')
+    (root / 'hfbadvocab').mkdir()  # an HF folder whose vocab.txt is not UTF-8
+    (root / 'hfbadvocab' / 'config.json').write_text(json.dumps(dict(
+        vocab_size=5, hidden_size=16, intermediate_size=24, num_attention_heads=2,
+        num_hidden_layers=1, max_position_embeddings=32)))
+    (root / 'hfbadvocab' / 'vocab.txt').write_bytes(b'[PAD]\n[UNK]\ncaf\xe9\n[CLS]\n[SEP]\n')
+    (root / 'hfbadvocab' / 'model.safetensors').write_text('')
+    (root / 'infersent').mkdir()  # SNLI in InferSent files, one of them not UTF-8
+    (root / 'infersent' / 's1.train').write_text('a man\na dog\n')
+    (root / 'infersent' / 's2.train').write_bytes(b'a dog\na caf\xe9\n')
+    (root / 'infersent' / 'labels.train').write_text('entailment\nneutral\n')
+    (root / 'hflist').mkdir()  # an HF folder whose config.json holds a list
+    for name, content in (('config.json', '[{"hidden_size": 16}]'), ('vocab.txt', '[PAD]\n'),
+                          ('model.safetensors', '')):
+        (root / 'hflist' / name).write_text(content)
     for name, file, content in (('badvocab', 'vocab.json', 'not json'),
                                 ('badconfig', 'config.json', '{"bert": 3}'),
                                 ('badparams', 'model.params', 'garbage'),
@@ -68,6 +85,14 @@ def folders(tmp_path_factory):
         for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
+    for name, kind, params in (('swapped-finetuned', 'finetuned', 'pretrained'),
+                               ('swapped-pretrained', 'pretrained', 'finetuned')):
+        folder = root / name  # the other kind's parameter file put in as this kind's
+        folder.mkdir()
+        for other in (root / kind).iterdir():
+            (folder / other.name).write_bytes(other.read_bytes())
+        file, = (root / params).glob('*.params')
+        (folder / next((root / kind).glob('*.params')).name).write_bytes(file.read_bytes())
     return root
 
 
@@ -77,10 +102,23 @@ CASES = [
     (['evaluate', '--model', '{root}/badtokenizer'], "kind 'bpe'; expected 'whitespace', 'words' or"),
     (['evaluate', '--model', '{root}/badparams'], 'is not an MXNet parameter file'),
     (['evaluate', '--model', '{root}/afile'], 'is not a fine-tuned task model folder'),
+    (['evaluate', '--model', '{root}/swapped-finetuned'],
+     'swapped-finetuned/model.params lacks parameter output.weight, which the model its folder '
+     'describes needs: the file holds encoder, hidden, mlm, nsp, the model has encoder, hidden, '
+     "output; it is another kind of model's file (a fine-tuned model.params in place of "
+     'pretrained.params, or the reverse?)'),
+    (['finetune', '--pretrained', '{root}/swapped-pretrained', '--max-len', '32'],
+     'swapped-pretrained/pretrained.params lacks parameter mlm.mlp.0.weight, which the model its '
+     'folder describes needs: the file holds encoder, hidden, output, the model has encoder, '
+     'hidden, mlm, nsp'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
-     'line 1: expected a text or text<TAB>text'),
+     'line 1: expected text<TAB>text (exactly one tab: the model was trained on pairs), found '
+     '2 tabs'),
+    (['predict', '--model', '{root}/finetuned', '{root}/spaces.tsv'],
+     'spaces.tsv, line 2: expected text<TAB>text (exactly one tab: the model was trained on '
+     'pairs), found 0 tabs'),
     (['predict', '--model', '{root}/question-answering', '{root}/three.tsv'],
      'three.tsv, line 1: expected question<TAB>context (one tab, both non-empty), found 2 tabs'),
     (['predict', '--model', '{root}/multiple-choice', '{root}/three.tsv'],
@@ -90,6 +128,15 @@ CASES = [
     (['export', '--model', '{root}/finetuned', '--out', '{root}/afile/x'], 'Not a directory'),
     (['export', '--model', '{root}/finetuned', '--out', '{root}'], 'is not a gluonbert ONNX'),
     (['finetune', '--pretrained', '{root}/afile'], 'neither a gluonbert folder'),
+    (['finetune', '--pretrained', '{root}/hfbadvocab', '--max-len', '32'],
+     "hfbadvocab/vocab.txt: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a BERT "
+     'vocab.txt in UTF-8'),
+    (['finetune', '--pretrained', '{root}/pretrained', '--train', '{root}/infersent/s1.train',
+      '--max-len', '32'],
+     "infersent/s2.train: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a UTF-8 text "
+     'file'),
+    (['finetune', '--pretrained', '{root}/hflist', '--max-len', '32'],
+     "config.json holds a JSON list; expected an object"),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
      "--max-len 64 exceeds the pretrained model's max_len 32"),
     (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],
@@ -223,3 +270,156 @@ def test_option_errors_come_before_any_data_is_looked_up(folders, nothing_read, 
     assert lines[0].startswith('gluonbert: error: '), lines[0]  # before the job started
     assert message.format(root=folders) in lines[0], lines[0]
     assert 'not found' not in lines[0]
+
+
+def _files(folder):
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob('*')
+            if p.is_file()}
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith('gluonbert')]
+    assert len(lines) == 1 and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def finetuned_here(folders, tmp_path, capsys):
+    """A good fine-tuned model in tmp_path/m and the command line that made it."""
+    train = tmp_path / 'train.tsv'
+    train.write_text('sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 10)
+    command = ['finetune', '--pretrained', str(folders / 'pretrained'), '--task',
+               'classification', '--train', str(train), '--max-len', '16', '--batch-size', '2',
+               '--epochs', '1', '--out', str(tmp_path / 'm')]
+    assert cli.main(command) == 0
+    capsys.readouterr()
+    return tmp_path / 'm', command
+
+
+@pytest.mark.parametrize('patience', ['every step', 'in a row'])
+def test_a_run_whose_every_step_is_non_finite_never_replaces_the_model(
+        finetuned_here, capsys, monkeypatch, patience):
+    out, command = finetuned_here
+    before = _files(out)
+    original = jobs.load_pretrained_folder
+
+    def with_a_nan_weight(*args, **kwargs):  # as an HF folder holding one NaN weight
+        bert, *rest = original(*args, **kwargs)
+        bert.hidden.weight.set_data(bert.hidden.weight.data() * float('nan'))
+        return (bert, *rest)
+    monkeypatch.setattr(jobs, 'load_pretrained_folder', with_a_nan_weight)
+    if patience == 'every step':  # fewer steps than the guard's patience: the epoch ends
+        command = command + ['--batch-size', '8']
+    assert cli.main(command) == 2
+    line = _one_error_line(capsys)
+    assert 'every training step' in line and 'skipped as non-finite: parameter hidden.weight ' \
+        'holds NaN or infinite values' in line, line
+    assert line.endswith(f'nothing saved, --out {out} left as it was'), line
+    assert _files(out) == before
+
+
+def test_a_run_diverging_at_an_absurd_lr_never_replaces_the_model(finetuned_here, capsys):
+    out, command = finetuned_here
+    before = _files(out)
+    assert cli.main(command + ['--lr', '1e30', '--batch-size', '1']) == 2
+    line = _one_error_line(capsys)
+    assert 'training diverged after 1 updates (5 non-finite steps in a row)' in line, line
+    assert 'too high a --lr 1e+30' in line and line.endswith('left as it was'), line
+    assert _files(out) == before
+
+
+TINY_PRETRAIN = ['pretrain', '--num-hiddens', '32', '--ffn-num-hiddens', '64', '--num-heads',
+                 '2', '--num-blks', '1', '--steps', '2', '--synthetic', '--vocab-size', '50',
+                 '--batch-size', '4', '--max-len', '16', '--checkpoint-every', '1']
+
+
+@pytest.mark.parametrize('option, value, before', [
+    ('--num-heads', '4', '2'), ('--max-len', '12', '16'), ('--batch-size', '2', '4'),
+    ('--seed', '1', '0'), ('--masking', 'span', 'token')])
+def test_resume_with_an_option_that_changes_the_model_or_data_is_refused(
+        tmp_path, capsys, option, value, before):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    checkpoints = _files(tmp_path / 'p.checkpoints')
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '3', '--resume', option, value]) == 2
+    assert _one_error_line(capsys) == (
+        f'gluonbert pretrain: error: --resume with {option} {value}: the checkpoint was '
+        f'trained with {option} {before}, and this option changes the model or the data; '
+        f'resume with {option} {before}, or start a new run without --resume')
+    assert _files(tmp_path / 'p.checkpoints') == checkpoints
+
+
+def test_resume_with_another_lr_and_steps_says_once_what_changed(tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '4', '--lr', '0.002', '--resume']) == 0
+    out = capsys.readouterr().out
+    assert out.count('resumed with changed options: --lr 0.001 -> 0.002, --steps 2 -> 4\n') \
+        == 1, out
+
+
+def test_resume_of_a_finetuning_run_on_another_train_file_is_refused(finetuned_here, capsys,
+                                                                      tmp_path):
+    out, command = finetuned_here
+    other = tmp_path / 'other.tsv'
+    other.write_text('sentence\tlabel\n' + 'a dog\tyes\na man\tno\n' * 10)
+    train = command[command.index('--train') + 1]
+    assert cli.main(command + ['--resume', '--epochs', '2', '--train', str(other)]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f'gluonbert finetune: error: --resume with --train {other} ('), line
+    assert f'the checkpoint was trained with --train {train} (' in line, line
+
+
+def test_a_second_run_on_a_folder_in_use_is_one_line_naming_the_running_one(
+        finetuned_here, capsys):
+    out, command = finetuned_here
+    before = _files(out)
+    holder = subprocess.Popen(  # a run holding --out, as a finetune in progress does
+        [sys.executable, '-c', 'import sys, time\nfrom gluonbert.folder_lock import '
+         'folder_locks\nwith folder_locks(sys.argv[1]):\n    print("held", flush=True)\n'
+         '    time.sleep(120)\n', str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        assert cli.main(command) == 2
+        line = _one_error_line(capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert line == (f"gluonbert finetune: error: folder={str(out)!r} is in use by another run "
+                    f"(pid {holder.pid}, which holds {out.parent}/.m.lock); wait for it to "
+                    f"end, or choose another --out")
+    assert _files(out) == before
+    assert cli.main(command) == 0  # the lock went with the process
+
+
+def test_json_lines_label_of_another_type_is_one_line_naming_file_line_and_field(
+        folders, tmp_path, capsys):
+    train = tmp_path / 'train.jsonl'
+    train.write_text('{"text": "a man", "label": "yes"}\n{"text": "a dog", "label": 1.5}\n')
+    assert cli.main(['finetune', '--pretrained', str(folders / 'pretrained'), '--task',
+                     'classification', '--train', str(train), '--max-len', '16',
+                     '--out', str(tmp_path / 'm')]) == 2
+    assert _one_error_line(capsys) == (
+        f"gluonbert finetune: error: {train}, line 2: field 'label' is 1.5, a JSON number "
+        f"(--label-column); the column's labels are JSON string values (from {train}, line 1)")
+    assert not (tmp_path / 'm').exists()
+
+
+def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning(
+        folders, tmp_path, capsys):
+    import shutil
+    edited = tmp_path / 'edited'
+    shutil.copytree(folders / 'pretrained', edited)
+    config = json.loads((edited / 'config.json').read_text())
+    (edited / 'config.json').write_text(json.dumps(dict(config, num_heads=4)))
+    assert cli.main(['finetune', '--pretrained', str(edited), '--max-len', '32',
+                     '--out', str(tmp_path / 'm')]) == 2
+    assert _one_error_line(capsys) == (
+        f'gluonbert finetune: error: {edited}/config.json: num_heads=4, but the weights in '
+        f'{edited}/pretrained.params were trained with num_heads=2 (recorded with their '
+        f'sha256; their shapes cannot tell): restore num_heads=2')
+    assert not (tmp_path / 'm').exists()

@@ -335,3 +335,18 @@ def test_the_slurm_and_k8s_plans_run_each_task_as_its_role(capsys, launcher, tas
     plan = capsys.readouterr().out
     assert '--task' in plan and task_variable in plan and '-n 2 -s 2 -- python train.py' in plan
     assert ('srun --ntasks=5 --kill-on-bad-exit=1' in plan) == (launcher == 'slurm')
+
+
+def test_a_port_already_taken_is_one_line_naming_it(capsys):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped:
+            launch_main(['-n', '1', '-s', '1', '--port', str(port), '--', sys.executable, '-c',
+                         'pass'])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: --port {port} is busy on 127.0.0.1 (Address already in use): another ' \
+           f'process holds it; choose another --port' in err and 'Traceback' not in err, err

@@ -235,3 +235,19 @@ def test_a_max_len_too_short_for_the_trained_windows_is_refused(qa_and_mc_export
                      stdin='who\tthe mill\n')
     assert result.returncode == 2
     assert 'task_settings at max_len=8: doc_stride=4: expected 1 to 1' in result.stderr
+
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'random'])
+def test_a_damaged_model_file_is_one_line_naming_it(snli_export, without_mxnet, tmp_path,
+                                                    damage):
+    folder, _, _ = snli_export
+    damaged = shutil.copytree(folder, tmp_path / 'damaged')
+    data = (damaged / 'model.onnx').read_bytes()
+    (damaged / 'model.onnx').write_bytes({'empty': b'', 'truncated': data[:len(data) // 2],
+                                          'random': os.urandom(4096)}[damage])
+    result = predict(without_mxnet, damaged, stdin='a\tb\n')
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f'error: {damaged}/model.onnx (')
+    assert 'is not a model onnxruntime can load' in result.stderr
+    assert 'export it again with gluonbert export' in result.stderr

@@ -8,6 +8,7 @@ import pytest
 from mxnet import init
 
 import gluonbert
+from gluonbert import compat
 from gluonbert.data.vocab import Vocab
 from gluonbert.pretrained.hf_config import options_from_hf_config
 from gluonbert.train.checkpoint import (load_classifier, load_pretrained_model,
@@ -67,8 +68,10 @@ def test_a_shuffled_vocab_of_the_same_size_is_refused(pretrained, finetuned):
 
 def test_nan_weights_are_refused_by_parameter_name(tmp_path):
     net = small_bert()
-    net.hidden.weight.set_data(net.hidden.weight.data() * float('nan'))
     save_pretrained(net, VOCAB, tmp_path / 'nan', config=net.config)
+    net.hidden.weight.set_data(net.hidden.weight.data() * float('nan'))
+    compat.save_parameters(net, str(tmp_path / 'nan' / 'pretrained.params'))  # as written by
+    # hand: save_pretrained refuses NaN
     with pytest.raises(ValueError, match='hidden.weight holds NaN or infinite values'):
         load_pretrained_model(str(tmp_path / 'nan'))
 
@@ -117,3 +120,45 @@ def test_a_negative_hf_layer_norm_eps_is_refused():
               'max_position_embeddings': 16, 'layer_norm_eps': -1}
     with pytest.raises(ValueError, match='layer_norm_eps=-1.0; expected a small positive'):
         gluonbert.BERTModel(**options_from_hf_config(config))
+
+
+def test_an_hf_config_holding_a_list_is_one_error():
+    with pytest.raises(ValueError, match=r"^config.json holds a JSON list; expected an object "
+                       r"of BERT settings \(HF's BertConfig\)$"):
+        options_from_hf_config([{'hidden_size': 16}])
+
+
+def test_config_edited_to_other_heads_than_the_weights_were_trained_with_is_refused(tmp_path):
+    save_pretrained(small_bert(), VOCAB, tmp_path / 'b', config=small_bert().config)
+    path = tmp_path / 'b' / 'config.json'
+    config = json.loads(path.read_text())
+    assert config['weights']['num_heads'] == 2 and len(config['weights']['sha256']) == 64
+    path.write_text(json.dumps(dict(config, num_heads=4)))
+    with pytest.raises(ValueError, match=rf"^{path}: num_heads=4, but the weights in "
+                       rf"{tmp_path}/b/pretrained\.params were trained with num_heads=2 "
+                       rf"\(recorded with their sha256; their shapes cannot tell\): restore "
+                       rf"num_heads=2$"):
+        load_pretrained_model(str(tmp_path / 'b'))
+    del config['weights']  # a folder saved before the record: loads as it did
+    path.write_text(json.dumps(dict(config, num_heads=4)))
+    assert load_pretrained_model(str(tmp_path / 'b'))[0].config['num_heads'] == 4
+
+
+def test_weights_of_another_model_with_the_same_shapes_are_refused(tmp_path):
+    save_pretrained(small_bert(), VOCAB, tmp_path / 'b', config=small_bert().config)
+    other = small_bert(activation='gelu')
+    other.initialize(init.Normal(0.5), force_reinit=True)
+    compat.save_parameters(other, str(tmp_path / 'b' / 'pretrained.params'))
+    with pytest.raises(ValueError, match='pretrained.params is not the weights file its folder '
+                       'was saved with .* the folder mixes files of two models'):
+        load_pretrained_model(str(tmp_path / 'b'))
+
+
+def test_weights_with_a_part_the_configured_model_lacks_name_it_without_mxnet_wording(tmp_path):
+    save_pretrained(small_bert(), VOCAB, tmp_path / 'b', config=small_bert().config)
+    compat.save_parameters(small_bert(embedding_layer_norm=True),
+                           str(tmp_path / 'b' / 'pretrained.params'))
+    with pytest.raises(ValueError) as error:
+        load_pretrained_model(str(tmp_path / 'b'))
+    assert 'pretrained.params holds parameter encoder.embedding_ln.' in str(error.value)
+    assert 'ignore_extra' not in str(error.value) and 'allow_missing' not in str(error.value)

@@ -101,3 +101,24 @@ def test_a_config_file_lists_several_corpora(tmp_path):
     config.write_text('corpus = "books/"\n', encoding='utf-8')
     with pytest.raises(ValueError, match="option 'corpus' is 'books/'; expected a list"):
         parse_args(['pretrain', '--config', str(config)])
+
+
+def test_a_whitespace_tokenized_gluonbert_folder_continues_with_added_tokens(tmp_path, capsys):
+    corpus = tmp_path / 'corpus.txt'
+    write_corpus(corpus, 60, random.Random(0))
+    run = ['pretrain', '--corpus', str(corpus), *SMALL, '--steps', '1']
+    assert main(run + ['--out', str(tmp_path / 'a')]) == 0
+    # d2l's whitespace tokenizer, as a folder pretrained on WikiText-2 has
+    (tmp_path / 'a' / 'tokenizer.json').write_text('{"kind": "whitespace", "lower": true}')
+    (tmp_path / 'add.txt').write_text('Quokka\nwombat\n', encoding='utf-8')
+    capsys.readouterr()
+    assert main(run + ['--pretrained', str(tmp_path / 'a'), '--add-tokens',
+                       str(tmp_path / 'add.txt'), '--out', str(tmp_path / 'b')]) == 0
+    assert '2 tokens added' in capsys.readouterr().out
+    _, vocab = load_pretrained_model(str(tmp_path / 'b'))
+    assert vocab.idx_to_token[-2:] == ['quokka', 'wombat']  # d2l's tokenizer lower-cases
+    (tmp_path / 'two.txt').write_text('two words\n', encoding='utf-8')
+    assert main(run + ['--pretrained', str(tmp_path / 'a'), '--add-tokens',
+                       str(tmp_path / 'two.txt'), '--out', str(tmp_path / 'c')]) == 2
+    assert "added token 'two words' is split by the tokenizer into ['two', 'words']" in \
+        capsys.readouterr().err

@@ -156,3 +156,14 @@ def test_import_and_export_work_in_numpy_mode(saved, tmp_path, np_mode):
     mx.npx.reset_np()
     before, after = mx.nd.load(params), mx.nd.load(str(tmp_path / 'copy.params'))
     assert all(np.array_equal(after[k].asnumpy(), before[k].asnumpy()) for k in before)
+
+
+@pytest.mark.parametrize('content, message', [('["a", "b"]', 'has no "idx_to_token"'),
+                                              ('{"idx', 'is not valid JSON')])
+def test_a_vocab_json_that_is_not_gluonnlps_is_one_error_naming_it(saved, tmp_path, content,
+                                                                  message):
+    _, params, _ = saved
+    vocab = tmp_path / 'list.vocab'
+    vocab.write_text(content)
+    with pytest.raises(ValueError, match=f'^{vocab} {message}'):
+        load_gluonnlp_params(params, str(vocab), num_heads=2)

@@ -119,6 +119,18 @@ def test_split_command_groups_table_rows_by_the_column_and_can_leave_out_test(tm
     assert not stories[0] & stories[1] and len(read['dev']) - 1 == 4
 
 
+def test_split_command_keeps_the_raw_quotes_of_a_glue_tsv(tmp_path):
+    from gluonbert.cli import main
+    rows = ['sentence1\tsentence2\tscore'] + [
+        f'"He said {i // 2}" and left\tShe said "{i}\t{i % 5}.0' for i in range(40)]
+    (tmp_path / 'sts.tsv').write_text('\n'.join(rows) + '\n')
+    assert main(['split', str(tmp_path / 'sts.tsv'), '--out', str(tmp_path / 'out'),
+                 '--by', 'sentence1']) == 0
+    read = [line for name in ('train', 'dev', 'test')
+            for line in (tmp_path / 'out' / f'{name}.tsv').read_text().splitlines()[1:]]
+    assert sorted(read) == sorted(rows[1:])  # every row as it was, its quotes raw
+
+
 @pytest.mark.parametrize('args, message', [
     (['--by', 'nope'], "no column 'nope' to split by"),
     (['--dev-fraction', '0.5', '--test-fraction', '0.5'], 'leave nothing to train on'),

@@ -112,3 +112,59 @@ def test_label_sets_come_from_the_training_file(tmp_path):
     path = write(tmp_path / 'd.tsv', 'sentence\tlabel\nx\tz\ny\ta\n')
     task = get_task('classification')
     assert task.labels_from(task.read(path)) == ['a', 'z']
+
+
+@pytest.mark.parametrize('text, shown', [('null', 'null, a JSON null'),
+                                         ('["a", "list"]', '["a", "list"], a JSON list'),
+                                         ('3', '3, a JSON integer')])
+def test_json_lines_text_that_is_not_a_string_names_file_line_and_field(tmp_path, text, shown):
+    path = write(tmp_path / 'd.jsonl', '{"text": "a b", "label": "x"}\n'
+                                       f'{{"text": {text}, "label": "y"}}\n')
+    with pytest.raises(TaskDataError, match=rf"^{path}, line 2: field 'text' is "
+                       rf"{shown.replace('[', '.').replace(']', '.')} \(--text-columns\); "
+                       rf"expected a text \(a JSON string\)$"):
+        get_task('classification').read(path)
+
+
+@pytest.mark.parametrize('label, kind', [('1.5', 'number'), ('true', 'true/false'),
+                                         ('1', 'integer')])
+def test_json_lines_label_of_another_type_than_the_columns_is_refused(tmp_path, label, kind):
+    path = write(tmp_path / 'd.jsonl', '{"text": "a", "label": "pos"}\n\n'
+                                       f'{{"text": "b", "label": {label}}}\n')
+    with pytest.raises(TaskDataError, match=rf"^{path}, line 3: field 'label' is {label}, a "
+                       rf"JSON {kind} \(--label-column\); the column's labels are JSON string "
+                       rf"values \(from {path}, line 1\)$"):
+        get_task('classification').read(path)
+
+
+@pytest.mark.parametrize('task, label', [('classification', 'null'),
+                                         ('regression', 'null'), ('regression', '[1]')])
+def test_json_lines_null_or_list_label_is_refused(tmp_path, task, label):
+    path = write(tmp_path / 'd.jsonl', f'{{"text": "a", "label": {label}}}\n')
+    with pytest.raises(TaskDataError, match=rf"line 1: field 'label' is .*, a JSON "
+                       rf"(null|list) \(--label-column\); expected a label$"):
+        get_task(task).read(path)
+
+
+def test_json_lines_scores_may_mix_integers_and_numbers_but_not_true(tmp_path):
+    path = write(tmp_path / 'd.jsonl', '{"text": "a", "label": 1}\n{"text": "b", "label": 2.5}\n')
+    assert [e.label for e in get_task('regression').read(path)] == [1.0, 2.5]
+    path = write(tmp_path / 'e.jsonl', '{"text": "a", "label": true}\n')
+    with pytest.raises(TaskDataError, match="line 1: label True in column 'label' is not a "
+                                            "finite number"):
+        get_task('regression').read(path)
+
+
+def test_json_lines_choice_text_that_is_not_a_string_is_refused(tmp_path):
+    path = write(tmp_path / 'd.jsonl', '{"context": "c", "question": null, "answer0": "a", '
+                                       '"answer1": "b", "label": 0}\n')
+    with pytest.raises(TaskDataError, match=r"line 1: field 'question' is null, a JSON null"):
+        get_task('multiple-choice').read(path)
+
+
+def test_an_empty_multiple_choice_ending_is_refused_naming_line_and_column(tmp_path):
+    path = write(tmp_path / 'd.csv', 'context,question,answer0,answer1,label\n'
+                                     'c,q,a,b,0\nc,q,a, ,1\n')
+    with pytest.raises(TaskDataError, match=r"d.csv, line 3: ending 'answer1' is empty; "
+                                            r"expected the text of every ending$"):
+        get_task('multiple-choice').read(path)

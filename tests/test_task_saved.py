@@ -81,3 +81,27 @@ def test_a_bad_setting_in_a_folder_is_an_error_naming_the_file(tmp_path, setting
         load_task_model(folder)
     assert str(error.value).startswith(f'{path}: "task_settings": ')
     assert message in str(error.value)
+
+
+def test_a_model_holding_nan_is_not_saved_over_a_good_one(tmp_path):
+    folder = saved(tmp_path / 'm', get_task('question-answering'))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    task = get_task('question-answering')
+    bert = gluonbert.BERTModel(len(VOCAB), 16, 24, 2, 1, 0.0, max_len=MAX_LEN)
+    bert.initialize(init.Xavier())
+    net = task.head(bert, None)
+    net.output.initialize(init.Xavier())
+    weight = bert.encoder.token_embedding.weight
+    weight.set_data(weight.data() * float('nan'))
+    with pytest.raises(ValueError, match=r'm: not saved: parameter encoder\.token_embedding'
+                       r'\.weight holds NaN or infinite values .* left as it was'):
+        save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), folder, task, None, MAX_LEN)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_task_folder_whose_config_says_other_heads_is_refused(tmp_path):
+    folder = saved(tmp_path / 'qa', get_task('question-answering'))
+    path = edited_config(folder, lambda config: config['bert'].update(num_heads=4))
+    with pytest.raises(ValueError, match=rf"^{path}: num_heads=4, but the weights in "
+                       rf"{folder}/model\.params were trained with num_heads=2"):
+        load_task_model(folder)

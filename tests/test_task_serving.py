@@ -200,3 +200,34 @@ def test_non_utf8_input_is_a_one_line_error(without_mxnet, tmp_path):
     stderr = result.stderr.decode().strip()
     assert '\n' not in stderr
     assert "stdin, line 2: not UTF-8 (byte b'\\xe9' at column 4)" in stderr
+
+
+@pytest.mark.slow
+def test_a_pair_model_given_a_line_without_one_tab_is_a_one_line_error(without_mxnet, tmp_path):
+    task = get_task('snli')
+    labels = ['entailment', 'contradiction', 'neutral']
+    examples = [TextExample(('a b', 'b a'), label, label) for label in labels]
+    tokenizer, vocab = wordpiece_for(['a b'] * 3)
+    export_head(task, vocab, tokenizer, labels, tmp_path / 'onnx', examples)
+    result = run(without_mxnet, PREDICT, tmp_path / 'onnx', stdin=b'a b\tb a\na b  b a\n')
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        'error: stdin, line 2: expected text<TAB>text (exactly one tab: the model was trained '
+        'on pairs), found 0 tabs')
+
+
+def test_the_number_of_texts_trained_on_is_a_setting_served_with_the_model(tmp_path):
+    from gluonbert.tasks import rebuilt_task
+    from gluonbert.tasks.serving import InputFormatError, examples_from_lines
+    task = get_task('classification')
+    task.labels_from([TextExample(('a', 'b'), 'x', 'l1'), TextExample(('c', 'd'), 'y', 'l2')])
+    served = rebuilt_task('classification', json.loads(json.dumps(task.settings())), MAX_LEN)
+    assert served.texts == 2 and get_task('snli').settings() == {'texts': 2}
+    with pytest.raises(InputFormatError, match=r'^in, line 2: expected text<TAB>text \(exactly '
+                       r'one tab: the model was trained on pairs\), found 2 tabs$'):
+        examples_from_lines(served, [(1, 'a\tb'), (2, 'a\tb\tc')], 'in')
+    single = get_task('regression', texts=1)
+    with pytest.raises(InputFormatError, match='expected one text without tabs'):
+        examples_from_lines(single, [(1, 'a\tb')], 'in')
+    assert len(examples_from_lines(get_task('classification'), [(1, 'a\tb'), (2, 'c')], 'in')) \
+        == 2  # folders saved before the count was recorded: as before

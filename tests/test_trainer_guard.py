@@ -76,3 +76,44 @@ def test_rolling_back_without_a_checkpoint_is_an_error(net):
 def test_patience_must_be_a_positive_integer(net):
     with pytest.raises(ValueError, match='guard_patience=0'):
         BERTTrainer(net, lr=1e-2, guard_patience=0, quiet=True)
+
+
+def test_non_finite_steps_again_after_a_rollback_are_an_error_not_a_loop(net, tmp_path):
+    trainer = BERTTrainer(net, lr=1e-2, guard_patience=2, checkpoint_dir=str(tmp_path),
+                          quiet=True)
+    path = trainer.save({'batch': 0})
+    step(net, trainer, 0, poison=True)
+    assert step(net, trainer, 1, poison=True).action == 'rolled back'
+    step(net, trainer, 2, poison=True)
+    with pytest.raises(NonFiniteError, match=f'again after rolling back to {path}, with no '
+                       'update applied since'):
+        step(net, trainer, 3, poison=True)
+
+
+def test_a_rollback_never_goes_to_a_later_step_of_an_earlier_run(net, tmp_path):
+    earlier = BERTTrainer(net, lr=1e-2, checkpoint_dir=str(tmp_path), quiet=True)
+    for seed in range(3):
+        step(net, earlier, seed)
+    earlier.save({'batch': 3})
+    other = tiny_classifier(1)[0]
+    trainer = BERTTrainer(other, lr=1e-2, guard_patience=1, checkpoint_dir=str(tmp_path),
+                          quiet=True)
+    with pytest.raises(NonFiniteError, match='no checkpoint to roll back to'):
+        step(other, trainer, 4, poison=True)
+
+
+def test_the_first_checkpoint_of_a_fresh_run_replaces_an_earlier_runs(net, tmp_path):
+    earlier = BERTTrainer(net, lr=1e-2, checkpoint_dir=str(tmp_path), quiet=True)
+    for seed in range(3):
+        step(net, earlier, seed)
+        earlier.save({'batch': seed + 1})
+    trainer = BERTTrainer(net, lr=1e-2, checkpoint_dir=str(tmp_path), quiet=True)
+    step(net, trainer, 0)
+    path = trainer.save({'batch': 1})
+    assert trainer.checkpoints.checkpoints() == [path]
+    resumed = BERTTrainer(net, lr=1e-2, checkpoint_dir=str(tmp_path), quiet=True)
+    resumed.load(required=True)
+    step(net, resumed, 1)
+    assert len(resumed.checkpoints.checkpoints()) == 1
+    resumed.save({'batch': 2})
+    assert len(resumed.checkpoints.checkpoints()) == 2  # the resumed run's own are kept

@@ -4,6 +4,7 @@ dev/test files) and SICK, and the d2l chapter's ``SNLIBERTDataset``.
 Every reader returns d2l's triple ``(premises, hypotheses, labels)`` with d2l's label ids
 (entailment 0, contradiction 1, neutral 2), so the chapter's code runs on any of them.
 """
+import io
 import logging
 import os
 import re
@@ -118,15 +119,26 @@ def read_snli(data_dir, is_train):
         s = re.sub('\\s{2,}', ' ', s)
         return s.strip()
     file_name = os.path.join(data_dir, 'snli_1.0_train.txt' if is_train else 'snli_1.0_test.txt')
-    with open(file_name, 'r', encoding='utf-8') as f:
+    with io.StringIO(_read_text(file_name)) as f:
         rows = [row.split('\t') for row in f.readlines()[1:]]
     rows = [row for row in rows if row[0] in _LABEL_IDS]
     return ([extract_text(row[1]) for row in rows], [extract_text(row[2]) for row in rows],
             [_LABEL_IDS[row[0]] for row in rows])
 
 
+def _read_text(path, newline=None):
+    """The text of the UTF-8 file ``path``; NLIFormatError naming it when it is not UTF-8."""
+    try:
+        with open(path, 'r', encoding='utf-8', newline=newline) as f:
+            return f.read()
+    except UnicodeDecodeError as error:
+        raise NLIFormatError(f'{path}: not UTF-8 (byte '
+                             f'{error.object[error.start:error.start + 1]!r} cannot be decoded); '
+                             f'expected a UTF-8 text file') from None
+
+
 def _read_lines(path):
-    with open(path, 'r', encoding='utf-8') as f:
+    with io.StringIO(_read_text(path)) as f:
         lines = [line.strip() for line in f]
     for number, line in enumerate(lines, 1):
         if not line:
@@ -172,8 +184,8 @@ def read_sick(path, split, target='label'):
         raise ValueError(f'split={split!r}; expected one of {SICK_SPLITS}')
     if target not in ('label', 'relatedness'):
         raise ValueError(f"target={target!r}; expected 'label' or 'relatedness'")
-    with open(path, 'r', encoding='utf-8', newline='') as f:
-        rows = [line.rstrip('\r\n').split('\t') for line in f.read().split('\n') if line]
+    rows = [line.rstrip('\r\n').split('\t') for line in _read_text(path, newline='').split('\n')
+            if line]
     header = rows[0]
     try:
         columns = [header.index(name) for name in ('sentence_A', 'sentence_B',

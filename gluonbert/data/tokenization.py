@@ -22,6 +22,11 @@ class WhitespaceTokenizer:
     def __call__(self, text):
         return (text.lower() if self.lower else text).split()
 
+    def basic_tokenize(self, text):
+        """The words of ``text`` as the tokenizer normalises them: here, its tokens (as
+        ``WordPieceTokenizer.basic_tokenize``, e.g. for ``--add-tokens``)."""
+        return self(text)
+
 
 class WordTokenizer:
     """Words for a word vocabulary learned from raw text: BERT's basic tokenization

@@ -65,9 +65,13 @@ def bert_tokens(vocab):
 def read_wordpiece_vocab(path):
     """Read a BERT ``vocab.txt`` (one token per line, the line number is its index) as a
     ``Vocab`` with d2l's special token names."""
-    with open(path, encoding='utf-8') as f:
-        # Lines as HF's load_vocab reads them: universal newlines, not str.splitlines()
-        tokens = f.read().split('\n')
+    try:
+        with open(path, encoding='utf-8') as f:
+            # Lines as HF's load_vocab reads them: universal newlines, not str.splitlines()
+            tokens = f.read().split('\n')
+    except UnicodeDecodeError as error:
+        raise ValueError(f'{path}: not UTF-8 (byte {error.object[error.start:error.start + 1]!r} '
+                         f'cannot be decoded); expected a BERT vocab.txt in UTF-8') from None
     if tokens and tokens[-1] == '':
         tokens.pop()
     return vocab_from_bert_tokens(tokens, f'vocab file {path!r}')

@@ -88,6 +88,18 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def check_port_free(port):
+    """ValueError naming ``port`` when something listens on it (the scheduler would fail on
+    it with ps-lite's "bind failed" traceback)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as error:
+            raise ValueError(f'--port {port} is busy on {LOOPBACK} ({error.strerror}): another '
+                             f'process holds it; choose another --port, or leave it out for a '
+                             f'free one') from None
+
+
 def describe_status(code):
     if code < 0:
         return f'was killed by {signal.Signals(-code).name}'
@@ -115,6 +127,8 @@ class LocalJob:
     def __init__(self, command, num_workers, num_servers, *, port=None, timeout=None,
                  grace=5.0, out=None, err=None):
         self.command = list(command)
+        if port:
+            check_port_free(port)
         self.cluster = Cluster(LOOPBACK, port or free_port(), num_servers, num_workers)
         self.timeout, self.grace = timeout, grace
         self.out = out or sys.stdout.buffer

@@ -68,7 +68,11 @@ def _read_vocab(vocab):
     if vocab.endswith('.txt'):
         return read_wordpiece_vocab(vocab)
     with open(vocab, encoding='utf-8') as f:
-        idx_to_token = json.load(f).get('idx_to_token')
+        try:
+            loaded = json.load(f)
+        except ValueError as error:  # not JSON, or not UTF-8
+            raise ValueError(f'{vocab} is not valid JSON ({error})') from None
+    idx_to_token = loaded.get('idx_to_token') if isinstance(loaded, dict) else None
     if idx_to_token is None:
         raise ValueError(f'{vocab} has no "idx_to_token": not a GluonNLP vocab JSON')
     return vocab_from_bert_tokens(idx_to_token, f'vocab file {vocab!r}')

@@ -60,7 +60,8 @@ def options_from_hf_config(config, *, dropout=None):
     ``attention_probs_dropout_prob`` must be equal, since gluonbert has one dropout rate.
     """
     if not isinstance(config, dict):
-        raise ValueError(f'config.json holds a JSON {type(config).__name__}; expected an object')
+        raise ValueError(f'config.json holds a JSON {type(config).__name__}; expected an object '
+                         f'of BERT settings (HF\'s BertConfig)')
     _check_architecture(config)
     config = {**_DEFAULTS, **config}
     for field, expected in _REQUIRED_VALUES.items():

@@ -20,7 +20,7 @@ import numpy as np
 from .base import Features, TaskDataError, check_not_empty
 from ..data.segments import get_tokens_and_segments
 from .encoding import pad_sequences, truncate_pair
-from .readers import field, read_table
+from .readers import field, read_table, text_field
 
 # Known layouts: (context column, question column, ending column prefix)
 LAYOUTS = {'cosmos-qa': ('context', 'question', 'answer'), 'swag': ('sent1', 'sent2', 'ending')}
@@ -75,11 +75,15 @@ def read_choices(path, text_columns=None, label_column='label', fmt=None, quotin
     labelled = label_column in rows[0].fields
     examples = []
     for row in rows:
-        text = [str(field(row, name, '--text-columns')) for name in endings]
+        text = [text_field(row, name, '--text-columns') for name in endings]
+        for name, ending in zip(endings, text):
+            if not ending.strip():
+                raise TaskDataError(f'{row.where}: ending {name!r} is empty; expected the text '
+                                    f'of every ending')
         label = _label(row, label_column, len(endings)) if labelled else None
         examples.append(ChoiceExample(
-            str(field(row, context, '--text-columns')),
-            str(field(row, question, '--text-columns')) if question else '', text, label,
+            text_field(row, context, '--text-columns'),
+            text_field(row, question, '--text-columns') if question else '', text, label,
             str(row.fields.get('id', row.where))))
     return examples
 

@@ -6,11 +6,11 @@ import collections
 import numpy as np
 
 from ..metrics import classification_metrics
-from .base import Task, TaskDataError, check_not_empty
-from .sentences import check_labelled, encode_text_examples, read_text_examples
+from .base import TaskDataError, check_not_empty
+from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
 
 
-class ClassificationTask(Task):
+class ClassificationTask(TextTask):
     """Labels are strings; their ids are their positions in the sorted label set."""
     name = 'classification'
     main_metric = 'accuracy'
@@ -21,6 +21,7 @@ class ClassificationTask(Task):
 
     def labels_from(self, examples):
         check_labelled(check_not_empty(examples, 'the training split'))
+        self._record_texts(examples)
         labels = sorted({e.label for e in examples})
         if len(labels) < 2:
             raise TaskDataError(f'the training split has one label {labels}; expected at '

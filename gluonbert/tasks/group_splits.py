@@ -151,9 +151,10 @@ def split_table_file(path, folder, column='context', fractions=DEFAULT_FRACTIONS
                 if extension in ('.jsonl', '.json', '.ndjson'):
                     f.writelines(json.dumps(row.fields) + '\n' for row in chosen)
                     continue
-                writer = (csv.writer(f) if extension == '.csv' else
-                          csv.writer(f, delimiter='\t', quoting=csv.QUOTE_NONE,
-                                     lineterminator='\n'))
-                writer.writerow(header)
-                writer.writerows([row.fields[k] for k in header] for row in chosen)
+                table = [header] + [[row.fields[k] for k in header] for row in chosen]
+                if extension == '.csv':
+                    csv.writer(f).writerows(table)
+                    continue
+                # TSV as read: split at tabs, GLUE's raw quotes kept (csv would need to escape)
+                f.writelines('\t'.join(fields) + '\n' for fields in table)
     return {name: len(chosen) for name, chosen in splits.items()}

@@ -28,6 +28,9 @@ def _examples(triple, source):
 class _NLIPreset(ClassificationTask):
     """Classification whose label set is d2l's three NLI labels, whatever a split holds."""
 
+    def __init__(self, texts=2):  # premise and hypothesis
+        super().__init__(texts)
+
     def labels_from(self, examples):
         unknown = sorted({e.label for e in examples} - set(NLI_LABELS))
         if unknown:

@@ -122,6 +122,51 @@ def field(row, name, option):
     return row.fields[name]
 
 
+def json_type(value):
+    """The JSON type of a field's value (CSV and TSV fields are all strings)."""
+    if value is None:
+        return 'null'
+    for kind, name in ((bool, 'true/false'), (int, 'integer'), (float, 'number'),
+                       (str, 'string'), (list, 'list')):
+        if isinstance(value, kind):
+            return name
+    return 'object'
+
+
+def text_field(row, name, option):
+    """The text in field ``name`` of ``row``: a string, never a JSON null, number or list
+    turned into one ("None", "['a', 'list']"); TaskDataError naming the line and field."""
+    value = field(row, name, option)
+    if not isinstance(value, str):
+        raise TaskDataError(f'{row.where}: field {name!r} is {json.dumps(value)}, a JSON '
+                            f'{json_type(value)} ({option}); expected a text (a JSON string)')
+    return value
+
+
+def check_label_types(rows, name, numbers=False):
+    """TaskDataError naming the line and field where the label column ``name`` holds a null,
+    a list or an object, or a value of another JSON type than the column's first (JSON
+    Lines: ``1.5`` or ``true`` among string labels would become classes of their own).
+    ``numbers``: integers and numbers are one type (scores)."""
+    first = None
+    for row in rows:
+        if name not in row.fields:
+            continue
+        value = row.fields[name]
+        kind = json_type(value)
+        if numbers and kind == 'integer':
+            kind = 'number'
+        if kind in ('null', 'list', 'object'):
+            raise TaskDataError(f'{row.where}: field {name!r} is {json.dumps(value)}, a JSON '
+                                f'{kind} (--label-column); expected a label')
+        if first is None:
+            first = kind, row.where
+        elif kind != first[0]:
+            raise TaskDataError(f'{row.where}: field {name!r} is {json.dumps(value)}, a JSON '
+                                f'{kind} (--label-column); the column\'s labels are JSON '
+                                f'{first[0]} values (from {first[1]})')
+
+
 @dataclass
 class TaggedSentence:
     """One sentence of a CoNLL file: its words, their tags, and where it starts."""

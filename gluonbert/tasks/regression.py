@@ -4,18 +4,20 @@ string scores must not become 26 labels)."""
 import numpy as np
 
 from ..metrics import regression_metrics
-from .base import Task, TaskDataError, check_not_empty
-from .sentences import check_labelled, encode_text_examples, read_text_examples
+from .base import TaskDataError, check_not_empty
+from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
 
 
 def _score(value):
+    if isinstance(value, bool):  # JSON true is no score, though float(True) is 1.0
+        raise ValueError(value)
     score = float(value)
     if not np.isfinite(score):
         raise ValueError(value)
     return score
 
 
-class RegressionTask(Task):
+class RegressionTask(TextTask):
     name = 'regression'
     main_metric = 'pearson'
     greater_is_better = True
@@ -26,6 +28,7 @@ class RegressionTask(Task):
 
     def labels_from(self, examples):
         check_labelled(check_not_empty(examples, 'the training split'))
+        self._record_texts(examples)
         if len({e.label for e in examples}) < 2:
             raise TaskDataError('every training score is the same; expected varied scores')
         return None

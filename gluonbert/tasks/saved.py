@@ -29,16 +29,21 @@ def check_replaceable(folder):
 def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
     """Write the fine-tuned head ``net`` (built by ``task.head(bert, labels)``) to ``folder``
     (missing, empty or a previous task model), atomically: a reader sees the previous folder
-    or the new one, never a mix."""
+    or the new one, never a mix; a model holding NaN or infinite values is refused
+    (ValueError) and the folder left as it was."""
     from .. import compat
     from ..atomic import atomic_folder
     from ..export.folder import write_json
-    from ..train.checkpoint import VOCAB_DIGEST, _vocab_digest
+    from ..train.checkpoint import (VOCAB_DIGEST, WEIGHTS_RECORD, _vocab_digest, check_finite,
+                                    weights_record)
+    check_finite(net, folder)
     config = {'task': task.name, SETTINGS: task.settings(), 'bert': dict(bert.config),
               'labels': labels, 'max_len': max_len,
               VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}
     with atomic_folder(folder, FILES, PARAMS_FILE, KIND) as staging:
-        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
+        params = os.path.join(staging, PARAMS_FILE)
+        compat.save_parameters(net, params)
+        config[WEIGHTS_RECORD] = weights_record(params, bert.config)
         write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
         write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
         write_json(os.path.join(staging, CONFIG_FILE), config)
@@ -73,7 +78,8 @@ def load_task_model(folder, devices=None):
     every file is read and checked before the model is built. An HF task folder
     (``BertForSequenceClassification`` and the like, ``pretrained.hf_tasks``) loads too."""
     from ..pretrained.hf_tasks import is_hf_folder, load_hf_task_model
-    from ..train.checkpoint import (VOCAB_DIGEST, _load_parameters, _read_config, _read_vocab,
+    from ..train.checkpoint import (VOCAB_DIGEST, WEIGHTS_RECORD, _load_parameters,
+                                    _read_config, _read_vocab, check_weights_record,
                                     fine_tuned_bert)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -94,8 +100,10 @@ def load_task_model(folder, devices=None):
         raise ValueError(f'{config_path}: "{SETTINGS}": {error}') from None
     vocab = _read_vocab(folder, dict(config))
     config.pop(VOCAB_DIGEST, None)
+    record = config.pop(WEIGHTS_RECORD, None)
     tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
     bert = fine_tuned_bert(folder, config, vocab, config_path)
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
+    check_weights_record(config['bert'], record, os.path.join(folder, PARAMS_FILE), config_path)
     return net, task, vocab, tokenizer, config

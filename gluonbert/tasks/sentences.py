@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Features, TaskDataError, check_not_empty
+from .base import Features, Task, TaskDataError, check_not_empty
 from .encoding import encode_texts
-from .readers import field, read_table
+from .readers import check_label_types, field, read_table, text_field
 
 USUAL_TEXT_COLUMNS = (('sentence1', 'sentence2'), ('sentence',), ('premise', 'hypothesis'),
                       ('text',))
@@ -23,6 +23,26 @@ class TextExample:
     texts: tuple
     label: object
     where: str
+
+
+class TextTask(Task):
+    """A task over one text or a pair. ``texts``: which (1 or 2), taken from the training
+    split (``labels_from``) and saved with the model, so that serving refuses a line of the
+    other shape (a pair typed with spaces for its tab was served as one text); None: not
+    known (folders saved before it was recorded)."""
+
+    def __init__(self, texts=None):
+        if texts not in (None, 1, 2):
+            raise ValueError(f'texts={texts!r}; expected 1 (one text), 2 (a pair) or None')
+        self.texts = texts
+
+    def settings(self):
+        return {} if self.texts is None else {'texts': self.texts}
+
+    def _record_texts(self, examples):
+        counts = {len(example.texts) for example in examples}
+        if len(counts) == 1:
+            self.texts = counts.pop()
 
 
 def _text_columns(rows, text_columns, path):
@@ -48,10 +68,11 @@ def read_text_examples(path, text_columns=None, label_column='label', fmt=None,
     rows = check_not_empty(read_table(path, fmt, quoting), path)
     names = _text_columns(rows, text_columns, path)
     labelled = label_column in rows[0].fields
+    if labelled:
+        check_label_types(rows, label_column, numbers=convert_label is not str)
     examples = []
     for row in rows:
-        texts = tuple(str(field(row, name, '--text-columns')).strip()
-                      for name in names)
+        texts = tuple(text_field(row, name, '--text-columns').strip() for name in names)
         label = None
         if labelled:
             value = field(row, label_column, '--label-column')

@@ -4,7 +4,8 @@ predictions print. Shared by ``export/predict.py`` (onnxruntime) and ``gluonbert
 
 Lines, by task (fields separated by tabs):
 
-- classification, regression: ``text`` or ``text_a<TAB>text_b``; printed as TSV: a header
+- classification, regression: ``text`` or ``text_a<TAB>text_b``, as the model was trained
+  (a pair model takes exactly one tab per line); printed as TSV: a header
   (``label`` and one ``p_<label>`` column per label, or the score's name), then one row each;
 - token-classification: a sentence, words separated by spaces; printed as CoNLL,
   ``word<TAB>tag`` lines and a blank line after each sentence;
@@ -17,6 +18,8 @@ Lines, by task (fields separated by tabs):
   empty), as many endings on every line; printed as TSV: ``choice`` (the index of the chosen
   ending) and one probability per ending, ``p_0`` to ``p_<N-1>``.
 """
+import functools
+
 import numpy as np
 
 from .base import TaskDataError
@@ -34,7 +37,14 @@ class InputFormatError(TaskDataError):
     """An input line the task cannot read; names the source and line."""
 
 
-def _sequence_example(fields, where):
+def _sequence_example(fields, where, texts=None):
+    """``texts``: 2 for a model trained on pairs, 1 on single texts, None when not known."""
+    if texts == 2 and len(fields) != 2:
+        raise InputFormatError(f'{where}: expected text<TAB>text (exactly one tab: the model '
+                               f'was trained on pairs), found {len(fields) - 1} tabs')
+    if texts == 1 and len(fields) != 1:
+        raise InputFormatError(f'{where}: expected one text without tabs (the model was '
+                               f'trained on single texts), found {len(fields) - 1} tabs')
     if len(fields) > 2:
         raise InputFormatError(f'{where}: expected a text or text<TAB>text (at most one tab), '
                                f'found {len(fields) - 1} tabs')
@@ -80,6 +90,8 @@ def examples_from_lines(task, numbered_lines, source):
     line of the wrong shape is a ``TaskDataError`` naming it."""
     kind = served_kind(task)
     make = _EXAMPLES[kind]
+    if make is _sequence_example:
+        make = functools.partial(make, texts=task.texts)
     examples = [make(line.split('\t'), f'{source}, line {number}')
                 for number, line in numbered_lines if line.strip()]
     if kind == 'multiple-choice':

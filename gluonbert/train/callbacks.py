@@ -22,7 +22,8 @@ class Callback:
     """No-op hooks: ``on_start``, ``on_update`` (after each applied update), ``on_guard`` (a
     step skipped or rolled back by the trainer's guards: its ``StepOutcome`` says why),
     ``on_log`` (a logged metrics entry), ``on_evaluate`` (an evaluation's metrics),
-    ``on_epoch_end``, ``on_end``."""
+    ``on_epoch_end``, ``on_end``, and ``on_abort`` (the fit stops on an exception, which
+    follows: release what ``on_start`` took, save nothing)."""
 
     def on_start(self, engine, state):
         pass
@@ -43,6 +44,9 @@ class Callback:
         pass
 
     def on_end(self, engine, state):
+        pass
+
+    def on_abort(self, engine, state):
         pass
 
 
@@ -74,6 +78,10 @@ class ProgressBar(Callback):
 
     def on_end(self, engine, state):
         self._context.__exit__(None, None, None)
+
+    def on_abort(self, engine, state):
+        if self._context is not None:  # the error's line then starts a line of its own
+            self._context.__exit__(None, None, None)
 
 
 class LogLines(Callback):

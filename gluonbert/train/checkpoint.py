@@ -19,11 +19,15 @@ from .. import compat
 from ..atomic import atomic_folder, check_replaceable
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
+from ..digest import file_digest
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
 PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
 VOCAB_DIGEST = 'vocab_sha256'
+# config.json's record of the weights: their file's SHA-256 and the options their shapes
+# cannot tell (2-head and 4-head weights have the same shapes)
+WEIGHTS_RECORD, UNSEEN_IN_SHAPES = 'weights', ('num_heads', 'activation', 'layer_norm_eps')
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
 PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE, TOKENIZER_FILE)
 PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
@@ -40,6 +44,35 @@ def _vocab_digest(tokens):
     return hashlib.sha256(json.dumps(list(tokens)).encode('utf-8')).hexdigest()
 
 
+def weights_record(params, config):
+    """What ``config.json`` records of the weights in the file ``params``, saved with the
+    architecture ``config``: the file's SHA-256 and the options its shapes cannot tell."""
+    return dict({k: config[k] for k in UNSEEN_IN_SHAPES if k in config},
+                sha256=file_digest(params, 'sha256'))
+
+
+def check_weights_record(config, record, params, config_path):
+    """ValueError unless the weights in ``params`` are the file ``record`` describes and
+    ``config`` (the architecture to build) has the options they were trained with; a folder
+    saved without a record (None) is not checked."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get('sha256'), str):
+        raise ValueError(f'{config_path}: "{WEIGHTS_RECORD}" is {record!r}; expected the '
+                         f'record gluonbert saves (the weights\' sha256 and '
+                         f'{", ".join(UNSEEN_IN_SHAPES)})')
+    if file_digest(params, 'sha256') != record['sha256']:
+        raise ValueError(f'{params} is not the weights file its folder was saved with (its '
+                         f'{CONFIG_FILE} records another sha256); the folder mixes files of '
+                         f'two models')
+    for name in UNSEEN_IN_SHAPES:
+        if name in record and config.get(name) != record[name]:
+            raise ValueError(f'{config_path}: {name}={config.get(name)!r}, but the weights in '
+                             f'{params} were trained with {name}={record[name]!r} (recorded '
+                             f'with their sha256; their shapes cannot tell): restore '
+                             f'{name}={record[name]!r}')
+
+
 def check_pretrained_folder(folder):
     """Raise FileExistsError unless ``save_pretrained`` may write ``folder``: for a job to
     fail before its work, not after."""
@@ -47,17 +80,39 @@ def check_pretrained_folder(folder):
                       PRETRAINED_KIND)
 
 
+def non_finite_parameter(net):
+    """The structural name of ``net``'s first parameter holding NaN or infinite values, or
+    None when all are finite."""
+    for name, param in compat.structural_parameters(net).items():
+        if not np.isfinite(param.list_data()[0].asnumpy()).all():
+            return name
+    return None
+
+
+def check_finite(net, folder):
+    """ValueError naming ``folder`` and the parameter unless every parameter of ``net`` is
+    finite: a model holding NaN or infinite values is never saved over a good one."""
+    name = non_finite_parameter(net)
+    if name is not None:
+        raise ValueError(f'{folder}: not saved: parameter {name} holds NaN or infinite '
+                         f'values (the run diverged, or its model held them from the start); '
+                         f'the folder is left as it was')
+
+
 def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
     """Write ``net``'s parameters, ``vocab`` and the architecture ``config`` to ``folder``
     (and ``plot``, a ``LossPlot``, as loss.png; ``tokenizer``'s settings as tokenizer.json,
     so that fine-tuning and serving split text as pretraining did), replacing a previous
-    pretrained folder whole."""
+    pretrained folder whole; refused (ValueError) when a parameter is not finite."""
+    check_finite(net, folder)
     with atomic_folder(folder, PRETRAINED_FILES, PARAMS_FILE, PRETRAINED_KIND) as staging:
+        params = os.path.join(staging, PARAMS_FILE)
+        compat.save_parameters(net, params)
         if config is not None:
             _write_json(os.path.join(staging, CONFIG_FILE),
-                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
+                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
+                                        WEIGHTS_RECORD: weights_record(params, config)}))
         _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
-        compat.save_parameters(net, os.path.join(staging, PARAMS_FILE))
         if plot is not None:
             plot.save(os.path.join(staging, PLOT_FILE), 'step')
         if tokenizer is not None:
@@ -70,6 +125,9 @@ def _load_parameters(net, params, vocab, devices):
     try:
         net.load_parameters(params, ctx=devices)
     except AssertionError as error:
+        other = _other_models_file(net, params, str(error))
+        if other is not None:
+            raise ValueError(other) from None
         match = re.search(r"Parameter '([^']+)' from saved params: shape incompatible "
                           r"expected (\([^)]*\)) vs saved (\([^)]*\))", str(error))
         if match is None:
@@ -86,10 +144,34 @@ def _load_parameters(net, params, vocab, devices):
     except mx.base.MXNetError as error:
         raise ValueError(f'{params} is not an MXNet parameter file '
                          f'({str(error).strip().splitlines()[-1]})') from None
-    for name, param in compat.structural_parameters(net).items():
-        if not np.isfinite(param.list_data()[0].asnumpy()).all():
-            raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
-                             f'model it was saved from had diverged')
+    except ValueError as error:  # MXNet's for a parameter the model lacks ("ignore_extra")
+        other = _other_models_file(net, params, str(error))
+        if other is None:
+            raise
+        raise ValueError(other) from None
+    name = non_finite_parameter(net)
+    if name is not None:
+        raise ValueError(f'{params}: parameter {name} holds NaN or infinite values; the '
+                         f'model it was saved from had diverged')
+
+
+def _other_models_file(net, params, message):
+    """The error for a parameter file of another kind of model (MXNet's "is missing in file
+    ... Set allow_missing=True" or "is not present in ParameterDict ... Set
+    ignore_extra=True"), naming the parameter and the parts each holds; None for others."""
+    missing = re.search(r"Parameter '([^']+)' is missing in file", message)
+    extra = re.search(r"Parameter '([^']+)' loaded from file '[^']*' is not present", message)
+    if missing is None and extra is None:
+        return None
+    names = {p.name: name for name, p in compat.structural_parameters(net).items()}
+    model_parts = sorted({name.split('.')[0] for name in names.values()})
+    file_parts = sorted({name.split('.')[0] for name in compat.load_ndarrays(params)})
+    what = (f'lacks parameter {names.get(missing.group(1), missing.group(1))}, which'
+            if missing is not None else f'holds parameter {extra.group(1)}, which no part of')
+    return (f'{params} {what} the model its folder describes needs: the file holds '
+            f'{", ".join(file_parts)}, the model has {", ".join(model_parts)}; it is another '
+            f'kind of model\'s file (a fine-tuned model.params in place of pretrained.params, '
+            f'or the reverse?)')
 
 
 def _read_vocab(folder, config):
@@ -161,8 +243,10 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
                  else f'it has no {CONFIG_FILE}; pass')
         raise ValueError(f'{folder!r}: {where} {", ".join(missing)}')
     config.pop('vocab_size', None)
+    record = config.pop(WEIGHTS_RECORD, None)
     bert = _build_bert(vocab, config, config_path)
     _load_parameters(bert, params, vocab, devices)
+    check_weights_record(config, record, params, config_path)
     return bert, vocab
 
 

@@ -344,7 +344,19 @@ class Engine:
         self._logged_until = state.updates
         for cb in callbacks:
             cb.on_start(self, state)
+        try:
+            self._loop(batches, state, callbacks, num_updates, epochs, log_every, worker_share)
+        except BaseException:
+            for cb in callbacks:
+                cb.on_abort(self, state)
+            raise
+        for cb in callbacks:
+            cb.on_end(self, state)
+        return state
+
+    def _loop(self, batches, state, callbacks, num_updates, epochs, log_every, worker_share):
         start = time.perf_counter()
+
         def done():
             return ((num_updates is not None and state.updates >= num_updates)
                     or (epochs is not None and state.epoch >= epochs)
@@ -389,9 +401,6 @@ class Engine:
             self._resolve_pending(state, callbacks)
         mx.nd.waitall()
         state.elapsed = time.perf_counter() - start
-        for cb in callbacks:
-            cb.on_end(self, state)
-        return state
 
     def _queue_log(self, state, lr=None):
         """Log the statistics since the last log at the next update (one interval late)."""

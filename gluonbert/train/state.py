@@ -287,11 +287,16 @@ class CheckpointManager:
                        if (m := _STEP_DIR.match(name)))
         return [os.path.join(self.root, f'step-{step:08d}') for step in steps]
 
-    def save(self, step, arrays_by_file, meta):
-        """Write the checkpoint of ``step``, then delete all but the newest ``keep_last``."""
+    def save(self, step, arrays_by_file, meta, replace_all=False):
+        """Write the checkpoint of ``step``, then delete all but the newest ``keep_last``;
+        with ``replace_all`` (a run's first checkpoint, not resumed) every other one: those
+        of an earlier run in the same folder, whose higher steps would otherwise outlive this
+        run's and be resumed from."""
         self._remove_leftovers()
         path = write_checkpoint(self.root, step, arrays_by_file, meta)
-        for old in self.checkpoints()[:-self.keep_last]:
+        paths = self.checkpoints()
+        for old in ([p for p in paths if p != path] if replace_all else
+                    paths[:-self.keep_last]):
             shutil.rmtree(old, ignore_errors=True)
         return path
 
@@ -308,12 +313,17 @@ class CheckpointManager:
         return (f'no checkpoint to resume from: {self.root!r} holds no step-NNNNNNNN '
                 f'checkpoint folder')
 
-    def load_latest(self):
-        """``(path, arrays_by_file, meta)`` of the newest good checkpoint, or None if there is
-        none. A bad newer one is skipped with a warning naming it and the reason; if every
-        checkpoint is bad, ``CheckpointError`` lists them all."""
+    def load_latest(self, max_step=None):
+        """``(path, arrays_by_file, meta)`` of the newest good checkpoint (of a step up to
+        ``max_step``, when given), or None if there is none. A bad newer one is skipped with a
+        warning naming it and the reason; if every checkpoint is bad, ``CheckpointError``
+        lists them all."""
         problems = []
-        for path in reversed(self.checkpoints()):
+        paths = self.checkpoints()
+        if max_step is not None:
+            paths = [p for p in paths if int(_STEP_DIR.match(os.path.basename(p)).group(1))
+                     <= max_step]
+        for path in reversed(paths):
             try:
                 arrays, meta = read_checkpoint(path)
             except CheckpointError as error:

@@ -189,6 +189,8 @@ class BERTTrainer:
         self.seed = seed
         self.num_updates = 0
         self.micro_batches = 0  # step() calls since the start, for the data window to skip
+        self._rolled_back_at = None  # num_updates after the last non-finite rollback
+        self._continues = False  # saved or loaded a checkpoint: the folder holds this run's
         self._reset_pending()
         if seed is not None:
             mx.random.seed(_seed_for(seed, 0))
@@ -291,7 +293,9 @@ class BERTTrainer:
                 param.zero_grad()
 
     def _roll_back(self, norm, reason, loss):
-        latest = self.checkpoints.load_latest() if self.checkpoints is not None else None
+        # Never forward: a later step in the folder is an earlier run's
+        latest = (self.checkpoints.load_latest(max_step=self.num_updates)
+                  if self.checkpoints is not None else None)
         if latest is None:
             if reason == 'loss spike':
                 raise NonFiniteError(f'{self.spike_guard.patience} loss spikes in a row (last '
@@ -302,10 +306,18 @@ class BERTTrainer:
                                  f'gradient norm {norm}) and no checkpoint to roll back to; '
                                  f'pass checkpoint_dir= and call save()')
         path, arrays, meta = latest
+        if reason == 'non-finite' and self._rolled_back_at == self.num_updates:
+            # No update applied since the last rollback: rolling back again would repeat it
+            raise NonFiniteError(f'{self.guard.patience} non-finite steps in a row (last '
+                                 f'gradient norm {norm}) again after rolling back to {path}, '
+                                 f'with no update applied since: the model there gives '
+                                 f'non-finite steps too')
         guards = self.guard.state_dict(), self._spike_state()
         scale = self.loss_scaler.state_dict()
         micro_batches = self.micro_batches
         position = self._restore(arrays, meta)
+        if reason == 'non-finite':
+            self._rolled_back_at = self.num_updates
         # Keep counting across the rollback, and keep the lowered loss scale
         self.guard.load_state_dict(guards[0])
         if self.spike_guard is not None:
@@ -338,9 +350,12 @@ class BERTTrainer:
                 'spike_guard': self._spike_state(), 'micro_batches': self.micro_batches,
                 'seed': self.seed, 'rng': state.capture_rng(),
                 'data_position': {} if data_position is None else data_position}
-        return self.checkpoints.save(
+        path = self.checkpoints.save(
             self.num_updates, {state.PARAMS: state.capture_params(self.named),
-                               state.OPTIMIZER: optimizer_arrays}, meta)
+                               state.OPTIMIZER: optimizer_arrays}, meta,
+            replace_all=not self._continues)
+        self._continues = True
+        return path
 
     def load(self, path=None, required=False):
         """Restore the checkpoint at ``path`` (default: the newest good one in
@@ -361,7 +376,9 @@ class BERTTrainer:
                     raise state.CheckpointError(self.checkpoints.why_empty())
                 return None
             _, arrays, meta = latest
-        return self._restore(arrays, meta)
+        position = self._restore(arrays, meta)
+        self._continues = True
+        return position
 
     def _restore(self, arrays, meta):
         try:

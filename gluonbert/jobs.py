@@ -288,6 +288,8 @@ def finetune(opts, fallback=None):
                          data_dir=opts.data_dir, fallback=fallback,
                          train_limit=opts.train_limit, eval_limit=opts.test_limit)
     labels = task.labels_from(splits.train)
+    for examples in (splits.dev, splits.test or ()):  # scored after training: checked before
+        task.check_gold(examples, labels)
     print(f'fine-tuning from {source} on {task.name}: {len(splits.train)} training, '
           f'{len(splits.dev)} dev' + (f', {len(splits.test)} test' if splits.test else '') +
           f' examples ({splits.note})')

@@ -423,3 +423,28 @@ def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning
         f'{edited}/pretrained.params were trained with num_heads=2 (recorded with their '
         f'sha256; their shapes cannot tell): restore num_heads=2')
     assert not (tmp_path / 'm').exists()
+
+
+@pytest.mark.parametrize('task, train, test, message', [
+    ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
+     'sentence\tlabel\na man\tyes\na dog\tmaybe\n',
+     "{test}, line 3: label 'maybe' is not one of the training labels ['no', 'yes']"),
+    ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
+     'sentence\na man\n',
+     '{test}, line 2: no label; this split needs the label column (--label-column)'),
+    ('token-classification', 'a O\nman B-X\n\ndog O\n\n' * 5, 'a O\ndog O\n\na O\nman B-X\ndog B-Y\n',
+     "{test}, line 6: tag 'B-Y' is not one of the training tags ['B-X', 'I-X', 'O']"),
+], ids=['unseen label', 'no label', 'unseen tag'])
+@pytest.mark.parametrize('split', ['--test', '--dev'])
+def test_a_dev_or_test_label_unseen_in_training_is_refused_before_training(
+        folders, tmp_path, capsys, task, train, test, message, split):
+    (tmp_path / 'train.txt').write_text(train)
+    (tmp_path / 'test.txt').write_text(test)
+    out = tmp_path / 'm'
+    assert cli.main(['finetune', '--pretrained', str(folders / 'pretrained'), '--task', task,
+                     '--train', str(tmp_path / 'train.txt'), split, str(tmp_path / 'test.txt'),
+                     '--max-len', '16', '--out', str(out)]) == 2
+    assert _one_error_line(capsys) == ('gluonbert finetune: error: ' +
+                                       message.format(test=tmp_path / 'test.txt'))
+    assert 'fine-tuning from' not in capsys.readouterr().out
+    assert not out.exists() and not (tmp_path / 'm.checkpoints').exists()

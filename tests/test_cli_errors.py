@@ -448,3 +448,17 @@ def test_a_dev_or_test_label_unseen_in_training_is_refused_before_training(
                                        message.format(test=tmp_path / 'test.txt'))
     assert 'fine-tuning from' not in capsys.readouterr().out
     assert not out.exists() and not (tmp_path / 'm.checkpoints').exists()
+
+
+def test_pretraining_that_diverges_is_one_line_saying_to_lower_the_lr_and_saves_nothing(
+        tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    before = _files(tmp_path / 'p')
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '20', '--lr', '1e30']) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith('gluonbert pretrain: error: pretraining diverged after '), line
+    assert '5 non-finite steps in a row' in line and 'lower --lr 1e+30' in line, line
+    assert line.endswith(f'nothing saved, --out {tmp_path / "p"} left as it was'), line
+    assert _files(tmp_path / 'p') == before

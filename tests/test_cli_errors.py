@@ -462,3 +462,20 @@ def test_pretraining_that_diverges_is_one_line_saying_to_lower_the_lr_and_saves_
     assert '5 non-finite steps in a row' in line and 'lower --lr 1e+30' in line, line
     assert line.endswith(f'nothing saved, --out {tmp_path / "p"} left as it was'), line
     assert _files(tmp_path / 'p') == before
+
+
+def test_a_failed_run_leaves_the_previous_runs_metrics_and_keeps_its_own_beside_them(
+        tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    checkpoints = tmp_path / 'p.checkpoints'
+    finished = {name: (checkpoints / name).read_bytes()
+                for name in ('metrics.json', 'metrics.csv', 'curves.png')}
+    assert cli.main(run + ['--steps', '20', '--lr', '1e30']) == 2
+    assert {name: (checkpoints / name).read_bytes() for name in finished} == finished
+    failed = json.loads((checkpoints / 'metrics.partial.json').read_text())
+    assert [r['event'].split(',')[0] for r in failed if r['kind'] == 'guard'][:1] == [
+        'skipped (non-finite)']
+    assert cli.main(run) == 0  # a finished run's metrics replace them, and the failed run's
+    assert not (checkpoints / 'metrics.partial.json').exists()
+    assert (checkpoints / 'metrics.json').read_bytes() == finished['metrics.json']

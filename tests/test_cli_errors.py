@@ -479,3 +479,23 @@ def test_a_failed_run_leaves_the_previous_runs_metrics_and_keeps_its_own_beside_
     assert cli.main(run) == 0  # a finished run's metrics replace them, and the failed run's
     assert not (checkpoints / 'metrics.partial.json').exists()
     assert (checkpoints / 'metrics.json').read_bytes() == finished['metrics.json']
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_being_written(tmp_path, capsys,
+                                                                 monkeypatch):
+    import errno
+    import os
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    before = _files(tmp_path / 'p')
+    capsys.readouterr()
+
+    def no_space(path):  # the fsync of a file written onto a full disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr('gluonbert.atomic._fsync', no_space)
+    assert cli.main(run) == 2
+    assert _one_error_line(capsys) == (
+        f"gluonbert pretrain: error: cannot write folder="
+        f"'{tmp_path}/p.checkpoints/step-00000001': No space left on device; free space on "
+        f"its disk, or write elsewhere")
+    assert _files(tmp_path / 'p') == before

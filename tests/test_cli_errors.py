@@ -85,6 +85,17 @@ def folders(tmp_path_factory):
         for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
+    arrays = {p.name: p.data() for p in bert.collect_params().values()}  # global names
+    for name, kind, content in (('globalnames', 'pretrained', arrays), ('nonames', 'pretrained', {}),
+                                ('globalnames-finetuned', 'finetuned', arrays)):
+        folder = root / name  # as saved before config.json recorded the weights' sha256
+        folder.mkdir()
+        for other in (root / kind).iterdir():
+            (folder / other.name).write_bytes(other.read_bytes())
+        config = json.loads((folder / 'config.json').read_text())
+        config.pop('weights')
+        (folder / 'config.json').write_text(json.dumps(config))
+        mx.nd.save(str(next(folder.glob('*.params'))), content)
     for name, kind, params in (('swapped-finetuned', 'finetuned', 'pretrained'),
                                ('swapped-pretrained', 'pretrained', 'finetuned')):
         folder = root / name  # the other kind's parameter file put in as this kind's
@@ -111,6 +122,16 @@ CASES = [
      'swapped-pretrained/pretrained.params lacks parameter mlm.mlp.0.weight, which the model its '
      'folder describes needs: the file holds encoder, hidden, output, the model has encoder, '
      'hidden, mlm, nsp'),
+    (['finetune', '--pretrained', '{root}/globalnames', '--max-len', '32'],
+     'globalnames/pretrained.params holds arrays named bertmodel0_bertencoder0_embedding0_weight, '
+     'bertmodel0_bertencoder0_embedding1_weight, bertmodel0_bertencoder0_pos_embedding, ..., none '
+     "by the model's structure (encoder.pos_embedding, ...) as save_parameters names them; it is "
+     'no gluonbert or d2l parameter file'),
+    (['evaluate', '--model', '{root}/globalnames-finetuned'],
+     'globalnames-finetuned/model.params holds arrays named bertmodel0_bertencoder0_embedding0_'),
+    (['finetune', '--pretrained', '{root}/nonames', '--max-len', '32'],
+     'nonames/pretrained.params holds no arrays; expected the named parameters save_parameters '
+     'writes'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
@@ -178,6 +199,7 @@ def test_hostile_input_is_one_line_and_exit_2(folders, no_data, capsys, args, me
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert lines[0].startswith('gluonbert') and ': error: ' in lines[0]
     assert message.format(root=folders) in lines[0], lines[0]
+    assert 'allow_missing' not in err and 'ignore_extra' not in err  # MXNet's wording
 
 
 def test_a_folder_the_pretrain_job_refused_is_left_as_it_was(folders, capsys):

@@ -86,7 +86,8 @@ def folders(tmp_path_factory):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
     arrays = {p.name: p.data() for p in bert.collect_params().values()}  # global names
-    for name, kind, content in (('globalnames', 'pretrained', arrays), ('nonames', 'pretrained', {}),
+    for name, kind, content in (('globalnames', 'pretrained', arrays),
+                                ('nonames', 'pretrained', {}),
                                 ('globalnames-finetuned', 'finetuned', arrays)):
         folder = root / name  # as saved before config.json recorded the weights' sha256
         folder.mkdir()
@@ -454,7 +455,8 @@ def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning
     ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
      'sentence\na man\n',
      '{test}, line 2: no label; this split needs the label column (--label-column)'),
-    ('token-classification', 'a O\nman B-X\n\ndog O\n\n' * 5, 'a O\ndog O\n\na O\nman B-X\ndog B-Y\n',
+    ('token-classification', 'a O\nman B-X\n\ndog O\n\n' * 5,
+     'a O\ndog O\n\na O\nman B-X\ndog B-Y\n',
      "{test}, line 6: tag 'B-Y' is not one of the training tags ['B-X', 'I-X', 'O']"),
 ], ids=['unseen label', 'no label', 'unseen tag'])
 @pytest.mark.parametrize('split', ['--test', '--dev'])

@@ -41,10 +41,25 @@ def atomic_write(path, write):
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.remove(tmp)
+        named = _naming_the_path(error, path)
+        if named is not None:
+            raise named from None
         raise
+
+
+def _naming_the_path(error, path):
+    """An OSError of a write, flush or fsync, which names no file ("[Errno 28] No space left
+    on device"), as one naming ``path``; None for any other error."""
+    if not isinstance(error, OSError) or error.errno is None or error.filename is not None:
+        return None
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    named = type(error)(f'cannot write {path}: {error.strerror}' +
+                        ('; free space on its disk, or write elsewhere' if full else ''))
+    named.errno = error.errno
+    return named
 
 
 def exchange(first, second):
@@ -137,9 +152,12 @@ def atomic_folder(folder, files, marker, kind):
         check_replaceable(folder, files, marker, kind)  # again: time has passed
         _swap_in(staging, folder)
         _fsync(parent)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_empty(created)
+        named = _naming_the_path(error, f'folder={folder!r}')
+        if named is not None:
+            raise named from None
         raise
     shutil.rmtree(staging, ignore_errors=True)  # now the previous copy, if there was one
 

@@ -146,8 +146,11 @@ def pretrain(opts, fallback=None):
               + (f', {amp} AMP' if amp else ''), flush=True)
     if engine.num_workers > 1:
         callbacks.append(Heartbeat(opts.timeout))
-    state = engine.fit(batches, num_updates=opts.steps, log_every=opts.log_every,
-                       callbacks=callbacks, resume=opts.resume)
+    try:
+        state = engine.fit(batches, num_updates=opts.steps, log_every=opts.log_every,
+                           callbacks=callbacks, resume=opts.resume)
+    except NonFiniteError as error:
+        raise ValueError(_pretraining_diverged(opts, net, trainer, error)) from None
     median = timer.median()
     summary = dict(num_workers=engine.num_workers, contexts=[str(d) for d in devices],
                    kvstore=engine.kvstore_type, batch_size=opts.batch_size,
@@ -174,6 +177,18 @@ def pretrain(opts, fallback=None):
     if opts.summary:
         atomic_write(opts.summary, lambda tmp: _write_json(tmp, summary))
     return summary
+
+
+def _pretraining_diverged(opts, net, trainer, error):
+    """The one line of a pretraining run stopped by non-finite steps or loss spikes: the
+    trainer's reason (without its advice to API callers), the parameter holding NaN or
+    infinite values (if one does), what to change, and that nothing was saved."""
+    reason = str(error).split('; ')[0]
+    name = non_finite_parameter(net)
+    held = f'; parameter {name} holds NaN or infinite values' if name is not None else ''
+    return (f'pretraining diverged after {trainer.num_updates} updates: {reason}{held}; lower '
+            f'--lr {trainer.lr:g} (or set --clip, or more --warmup-steps); nothing saved, '
+            f'--out {opts.out} left as it was')
 
 
 def _step_plot(logs, keys):
@@ -288,6 +303,8 @@ def finetune(opts, fallback=None):
                          data_dir=opts.data_dir, fallback=fallback,
                          train_limit=opts.train_limit, eval_limit=opts.test_limit)
     labels = task.labels_from(splits.train)
+    for examples in (splits.dev, splits.test or ()):  # scored after training: checked before
+        task.check_gold(examples, labels)
     print(f'fine-tuning from {source} on {task.name}: {len(splits.train)} training, '
           f'{len(splits.dev)} dev' + (f', {len(splits.test)} test' if splits.test else '') +
           f' examples ({splits.note})')

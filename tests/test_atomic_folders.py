@@ -1,5 +1,6 @@
 """Every saved folder (pretrained, fine-tuned, ONNX export, checkpoint) is written whole or
 not at all, replaces only a previous folder of its kind, and never deletes what a folder held."""
+import errno
 import os
 import resource
 import signal
@@ -15,7 +16,7 @@ from mxnet import init
 
 import gluonbert
 from gluonbert import cli
-from gluonbert.atomic import atomic_folder
+from gluonbert.atomic import atomic_folder, atomic_write
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.vocab import Vocab
 from gluonbert.export import export_onnx
@@ -156,6 +157,44 @@ def test_a_failed_save_leaves_the_previous_folder_as_it_was(tmp_path):
             Path(staging, 'a').write_text('new')
             Path(staging, 'b').write_text('new')
             raise RuntimeError('killed half-way')
+    assert snapshot(folder) == {'a': b'old'}
+    assert os.listdir(tmp_path) == ['out']
+
+
+def _no_space(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() and fsync() raise it
+
+
+@pytest.mark.parametrize('failing', ['write', 'fsync'])
+def test_a_full_disk_while_writing_a_file_names_it_and_keeps_the_previous_one(
+        tmp_path, monkeypatch, failing):
+    path = tmp_path / 'summary.json'
+    path.write_text('previous')
+
+    def write(tmp):
+        Path(tmp).write_text('new')
+        if failing == 'write':
+            _no_space()
+    if failing == 'fsync':
+        monkeypatch.setattr(os, 'fsync', _no_space)
+    with pytest.raises(OSError) as raised:
+        atomic_write(path, write)
+    assert str(raised.value) == (f'cannot write {path}: No space left on device; free space '
+                                 f'on its disk, or write elsewhere')
+    assert raised.value.errno == errno.ENOSPC
+    assert snapshot(tmp_path) == {'summary.json': b'previous'}
+
+
+def test_a_full_disk_while_writing_a_folder_names_it_and_keeps_the_previous_one(
+        tmp_path, monkeypatch):
+    folder = tmp_path / 'out'
+    with atomic_folder(folder, ('a', 'b'), 'a', 'thing') as staging:
+        Path(staging, 'a').write_text('old')
+    monkeypatch.setattr('gluonbert.atomic._fsync', _no_space)
+    with pytest.raises(OSError, match=rf"^cannot write folder='{folder}': No space left on "
+                                      rf"device; free space on its disk, or write elsewhere$"):
+        with atomic_folder(folder, ('a', 'b'), 'a', 'thing') as staging:
+            Path(staging, 'a').write_text('new')
     assert snapshot(folder) == {'a': b'old'}
     assert os.listdir(tmp_path) == ['out']
 

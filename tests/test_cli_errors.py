@@ -85,6 +85,18 @@ def folders(tmp_path_factory):
         for other in ('vocab.json', 'config.json', 'model.params', 'tokenizer.json'):
             (folder / other).write_bytes((root / 'finetuned' / other).read_bytes())
         (folder / file).write_text(content)
+    arrays = {p.name: p.data() for p in bert.collect_params().values()}  # global names
+    for name, kind, content in (('globalnames', 'pretrained', arrays),
+                                ('nonames', 'pretrained', {}),
+                                ('globalnames-finetuned', 'finetuned', arrays)):
+        folder = root / name  # as saved before config.json recorded the weights' sha256
+        folder.mkdir()
+        for other in (root / kind).iterdir():
+            (folder / other.name).write_bytes(other.read_bytes())
+        config = json.loads((folder / 'config.json').read_text())
+        config.pop('weights')
+        (folder / 'config.json').write_text(json.dumps(config))
+        mx.nd.save(str(next(folder.glob('*.params'))), content)
     for name, kind, params in (('swapped-finetuned', 'finetuned', 'pretrained'),
                                ('swapped-pretrained', 'pretrained', 'finetuned')):
         folder = root / name  # the other kind's parameter file put in as this kind's
@@ -111,6 +123,16 @@ CASES = [
      'swapped-pretrained/pretrained.params lacks parameter mlm.mlp.0.weight, which the model its '
      'folder describes needs: the file holds encoder, hidden, output, the model has encoder, '
      'hidden, mlm, nsp'),
+    (['finetune', '--pretrained', '{root}/globalnames', '--max-len', '32'],
+     'globalnames/pretrained.params holds arrays named bertmodel0_bertencoder0_embedding0_weight, '
+     'bertmodel0_bertencoder0_embedding1_weight, bertmodel0_bertencoder0_pos_embedding, ..., none '
+     "by the model's structure (encoder.pos_embedding, ...) as save_parameters names them; it is "
+     'no gluonbert or d2l parameter file'),
+    (['evaluate', '--model', '{root}/globalnames-finetuned'],
+     'globalnames-finetuned/model.params holds arrays named bertmodel0_bertencoder0_embedding0_'),
+    (['finetune', '--pretrained', '{root}/nonames', '--max-len', '32'],
+     'nonames/pretrained.params holds no arrays; expected the named parameters save_parameters '
+     'writes'),
     (['predict', '--model', '{root}/finetuned', '{root}/nosuch.tsv'], 'No such file'),
     (['predict', '--model', '{root}/finetuned', '{root}'], 'Is a directory'),
     (['predict', '--model', '{root}/finetuned', '{root}/three.tsv'],
@@ -178,6 +200,7 @@ def test_hostile_input_is_one_line_and_exit_2(folders, no_data, capsys, args, me
     assert len(lines) == 1 and 'Traceback' not in err, err
     assert lines[0].startswith('gluonbert') and ': error: ' in lines[0]
     assert message.format(root=folders) in lines[0], lines[0]
+    assert 'allow_missing' not in err and 'ignore_extra' not in err  # MXNet's wording
 
 
 def test_a_folder_the_pretrain_job_refused_is_left_as_it_was(folders, capsys):
@@ -423,3 +446,80 @@ def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning
         f'{edited}/pretrained.params were trained with num_heads=2 (recorded with their '
         f'sha256; their shapes cannot tell): restore num_heads=2')
     assert not (tmp_path / 'm').exists()
+
+
+@pytest.mark.parametrize('task, train, test, message', [
+    ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
+     'sentence\tlabel\na man\tyes\na dog\tmaybe\n',
+     "{test}, line 3: label 'maybe' is not one of the training labels ['no', 'yes']"),
+    ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
+     'sentence\na man\n',
+     '{test}, line 2: no label; this split needs the label column (--label-column)'),
+    ('token-classification', 'a O\nman B-X\n\ndog O\n\n' * 5,
+     'a O\ndog O\n\na O\nman B-X\ndog B-Y\n',
+     "{test}, line 6: tag 'B-Y' is not one of the training tags ['B-X', 'I-X', 'O']"),
+], ids=['unseen label', 'no label', 'unseen tag'])
+@pytest.mark.parametrize('split', ['--test', '--dev'])
+def test_a_dev_or_test_label_unseen_in_training_is_refused_before_training(
+        folders, tmp_path, capsys, task, train, test, message, split):
+    (tmp_path / 'train.txt').write_text(train)
+    (tmp_path / 'test.txt').write_text(test)
+    out = tmp_path / 'm'
+    assert cli.main(['finetune', '--pretrained', str(folders / 'pretrained'), '--task', task,
+                     '--train', str(tmp_path / 'train.txt'), split, str(tmp_path / 'test.txt'),
+                     '--max-len', '16', '--out', str(out)]) == 2
+    assert _one_error_line(capsys) == ('gluonbert finetune: error: ' +
+                                       message.format(test=tmp_path / 'test.txt'))
+    assert 'fine-tuning from' not in capsys.readouterr().out
+    assert not out.exists() and not (tmp_path / 'm.checkpoints').exists()
+
+
+def test_pretraining_that_diverges_is_one_line_saying_to_lower_the_lr_and_saves_nothing(
+        tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    before = _files(tmp_path / 'p')
+    capsys.readouterr()
+    assert cli.main(run + ['--steps', '20', '--lr', '1e30']) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith('gluonbert pretrain: error: pretraining diverged after '), line
+    assert '5 non-finite steps in a row' in line and 'lower --lr 1e+30' in line, line
+    assert line.endswith(f'nothing saved, --out {tmp_path / "p"} left as it was'), line
+    assert _files(tmp_path / 'p') == before
+
+
+def test_a_failed_run_leaves_the_previous_runs_metrics_and_keeps_its_own_beside_them(
+        tmp_path, capsys):
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    checkpoints = tmp_path / 'p.checkpoints'
+    finished = {name: (checkpoints / name).read_bytes()
+                for name in ('metrics.json', 'metrics.csv', 'curves.png')}
+    assert cli.main(run + ['--steps', '20', '--lr', '1e30']) == 2
+    assert {name: (checkpoints / name).read_bytes() for name in finished} == finished
+    failed = json.loads((checkpoints / 'metrics.partial.json').read_text())
+    assert [r['event'].split(',')[0] for r in failed if r['kind'] == 'guard'][:1] == [
+        'skipped (non-finite)']
+    assert cli.main(run) == 0  # a finished run's metrics replace them, and the failed run's
+    assert not (checkpoints / 'metrics.partial.json').exists()
+    assert (checkpoints / 'metrics.json').read_bytes() == finished['metrics.json']
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_being_written(tmp_path, capsys,
+                                                                 monkeypatch):
+    import errno
+    import os
+    run = TINY_PRETRAIN + ['--out', str(tmp_path / 'p')]
+    assert cli.main(run) == 0
+    before = _files(tmp_path / 'p')
+    capsys.readouterr()
+
+    def no_space(path):  # the fsync of a file written onto a full disk
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr('gluonbert.atomic._fsync', no_space)
+    assert cli.main(run) == 2
+    assert _one_error_line(capsys) == (
+        f"gluonbert pretrain: error: cannot write folder="
+        f"'{tmp_path}/p.checkpoints/step-00000001': No space left on device; free space on "
+        f"its disk, or write elsewhere")
+    assert _files(tmp_path / 'p') == before

@@ -6,7 +6,7 @@ import pytest
 from mxnet import gluon
 
 from gluonbert.train.batches import EpochBatches, LongestInBatch
-from gluonbert.train.callbacks import Callback, Checkpointing, Evaluation
+from gluonbert.train.callbacks import Callback, Checkpointing, Evaluation, MetricsLog
 from gluonbert.train.engine import Engine
 from gluonbert.train.finetune import ClassificationLoss
 from gluonbert.train.state import CheckpointError
@@ -138,6 +138,34 @@ def test_a_resumed_fit_restores_the_evaluation_state_and_the_data_position(tmp_p
     assert (again.best, again.best_update, again.waited) == (0.7, 6, 1)
     for name, value in values(resumed_net._collect_params_with_prefix()).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+class _StopAt(Callback):
+    def __init__(self, update):
+        self.update = update
+
+    def on_update(self, engine, state, outcome):
+        if state.updates == self.update:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_fit_leaves_its_metrics_partial_and_the_resumed_one_finishes_them(tmp_path):
+    import json
+    options = {'checkpoint_dir': str(tmp_path)}
+    _, engine = classifier_engine(options)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fit(EpochBatches(nli_arrays(), 8, seed=0), num_updates=9, log_every=1,
+                   callbacks=[MetricsLog(str(tmp_path)), Checkpointing(every=3), _StopAt(7)])
+    assert not (tmp_path / 'metrics.json').exists()
+    partial = json.loads((tmp_path / 'metrics.partial.json').read_text())
+    assert [r['update'] for r in partial] == list(range(1, 7))  # logged one update late
+    _, resumed = classifier_engine(options)
+    resumed.fit(EpochBatches(nli_arrays(), 8, seed=0), num_updates=9, log_every=1,
+                callbacks=[MetricsLog(str(tmp_path)), Checkpointing(every=3)], resume=True)
+    records = json.loads((tmp_path / 'metrics.json').read_text())
+    assert [r['update'] for r in records] == list(range(1, 10))
+    assert not (tmp_path / 'metrics.partial.json').exists()
+    assert not (tmp_path / 'metrics.partial.csv').exists()
 
 
 def test_resume_without_a_checkpoint_is_an_error(tmp_path):

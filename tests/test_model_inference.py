@@ -38,3 +38,17 @@ def test_training_a_fused_graph_is_refused_until_hybridized_again():
 def test_no_fusion_backend_off_cpu():
     assert gluonbert.model.inference.inference_backend([mx.cpu(0), mx.cpu(1)]) == 'MKLDNN'
     assert gluonbert.model.inference.inference_backend([mx.gpu(0)]) is None
+
+
+@pytest.mark.parametrize('numpy', [False, True])
+def test_a_fused_bert_takes_pred_positions_without_valid_lens(numpy, request):
+    _, bert = tiny_classifier()
+    tokens, segments, _, _ = random_batch(np.random.RandomState(0), 4)
+    positions = mx.nd.array([[1, 3, 5]] * 4)
+    expected = [y.asnumpy() for y in bert(tokens, segments, None, positions)]
+    gluonbert.hybridize_for_inference(bert)
+    if numpy:  # as a d2l reader calls it, after npx.set_np()
+        request.getfixturevalue('np_mode')
+        tokens, segments, positions = (a.as_np_ndarray() for a in (tokens, segments, positions))
+    for want, y in zip(expected, bert(tokens, segments, None, positions)):
+        np.testing.assert_allclose(y.asnumpy(), want, rtol=1e-5, atol=1e-5)

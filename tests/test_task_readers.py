@@ -105,6 +105,20 @@ def test_conll_line_with_one_column_is_refused(tmp_path):
         read_conll(path)
 
 
+def test_conll_tag_unseen_in_training_names_its_own_line_not_the_sentence_start(tmp_path):
+    from gluonbert.data.tokenization import WhitespaceTokenizer
+    from gluonbert.data.vocab import Vocab
+    task = get_task('token-classification')
+    labels = task.labels_from(read_conll(write(tmp_path / 't.conll', 'a O\nb B-X\n')))
+    test = read_conll(write(tmp_path / 'e.conll', 'a O\n\na O\nb O\nb B-Y\n'))
+    message = rf"^{tmp_path}/e.conll, line 5: tag 'B-Y' is not one of the training tags"
+    with pytest.raises(TaskDataError, match=message):
+        task.check_gold(test, labels)
+    vocab = Vocab(['a', 'b'], reserved_tokens=['<pad>', '<cls>', '<sep>'])
+    with pytest.raises(TaskDataError, match=message):
+        task.encode(test, WhitespaceTokenizer(), vocab, 8, labels)
+
+
 def test_label_sets_come_from_the_training_file(tmp_path):
     path = write(tmp_path / 'd.conll', 'a B-X\nb O\n\nc I-Y\n')
     assert get_task('token-classification').labels_from(read_conll(path)) == [

@@ -9,6 +9,7 @@ import math
 import numbers
 import warnings
 
+import mxnet as mx
 from mxnet.gluon import nn
 
 from .. import compat
@@ -194,6 +195,11 @@ class BERTModel(LegacyHybridBlock):
             inputs.check_pred_positions(pred_positions, *tokens.shape)
 
     def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+        if valid_lens is None and pred_positions is not None and self._backend \
+                and tokens.ndim == 2:
+            # MXNet 1.9.1 gives a backend (hybridize_for_inference) the inputs' shapes by
+            # position, a None valid_lens shifting pred_positions out: every token is valid
+            valid_lens = mx.nd.full((tokens.shape[0],), tokens.shape[1], ctx=tokens.context)
         # A cached graph serves one call structure; rebuild it when the structure changes
         structure = (valid_lens is None, pred_positions is None)
         if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):

@@ -14,6 +14,8 @@ A task is one way of reading files and scoring a model on them:
   ``TaskDataError`` naming the file and line;
 - ``labels_from(examples)``: the label set of the training split (a sorted list, saved with
   the model), or None for tasks without one (regression, QA, multiple choice);
+- ``check_gold(examples, labels)``: the check, before any training, that a dev or test split
+  can be scored: every example has a gold label, and one of the training ``labels``;
 - ``encode(examples, tokenizer, vocab, max_len, labels)``: ``Features``, numpy arrays in the
   head's input layout (``tokens``, ``segments``, ``valid_lens``), the training targets
   (``labels``) and the map from feature rows back to examples; ``tokenizer`` is a callable
@@ -98,6 +100,10 @@ class Task:
     def labels_from(self, examples):
         """The sorted label set of ``examples`` (the training split), or None."""
         return None
+
+    def check_gold(self, examples, labels):
+        """TaskDataError naming the file and line of an example of a dev or test split that
+        cannot be scored against the training ``labels`` (nothing to check by default)."""
 
     def encode(self, examples, tokenizer, vocab, max_len, labels):
         """``Features`` of ``examples``; TaskDataError for a label outside ``labels``."""

@@ -28,6 +28,10 @@ class ClassificationTask(TextTask):
                                 f'least two classes')
         return labels
 
+    def check_gold(self, examples, labels):
+        check_labelled(examples)
+        self.label_ids(examples, labels)
+
     def label_ids(self, examples, labels):
         """The label ids of ``examples``; TaskDataError for a label not seen in training."""
         ids = {label: i for i, label in enumerate(labels)}

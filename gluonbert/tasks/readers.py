@@ -169,30 +169,43 @@ def check_label_types(rows, name, numbers=False):
 
 @dataclass
 class TaggedSentence:
-    """One sentence of a CoNLL file: its words, their tags, and where it starts."""
+    """One sentence of a CoNLL file: its words, their tags, where it starts, and the file and
+    line number of each word (None for served text)."""
     words: list
     tags: list
     where: str
+    path: str = None
+    lines: list = None
+
+    def word_where(self, index):
+        """Where word ``index`` was read ('file, line N'), else where the sentence starts."""
+        if self.lines is None:
+            return self.where
+        return f'{self.path}, line {self.lines[index]}'
 
 
 def read_conll(path):
     """The sentences of a CoNLL file: the word in the first column, the tag in the last
     (POS and chunk columns between are ignored), tab or space separated; ``-DOCSTART-`` lines
     skipped; sentences end at blank or whitespace-only lines."""
-    sentences, words, tags, start = [], [], [], None
+    sentences, words, tags, lines = [], [], [], []
     for number, line in enumerate(read_text(path).split('\n'), 1):
         fields = line.split()
         if not fields or fields[0] == '-DOCSTART-':
             if words:
-                sentences.append(TaggedSentence(words, tags, f'{path}, line {start}'))
-            words, tags = [], []
+                sentences.append(_sentence(path, words, tags, lines))
+            words, tags, lines = [], [], []
             continue
         if len(fields) < 2:
             raise TaskDataError(f'{path}, line {number}: {line.strip()!r} has one column; '
                                 f'expected the word first and its tag last')
-        start = number if not words else start
         words.append(fields[0])
         tags.append(fields[-1])
+        lines.append(number)
     if words:
-        sentences.append(TaggedSentence(words, tags, f'{path}, line {start}'))
+        sentences.append(_sentence(path, words, tags, lines))
     return sentences
+
+
+def _sentence(path, words, tags, lines):
+    return TaggedSentence(words, tags, f'{path}, line {lines[0]}', path, lines)

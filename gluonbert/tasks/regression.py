@@ -33,6 +33,9 @@ class RegressionTask(TextTask):
             raise TaskDataError('every training score is the same; expected varied scores')
         return None
 
+    def check_gold(self, examples, labels):
+        check_labelled(examples)
+
     def encode(self, examples, tokenizer, vocab, max_len, labels):
         return encode_text_examples(
             examples, tokenizer, vocab, max_len,

@@ -37,6 +37,13 @@ class TokenClassificationTask(Task):
                                 f'two')
         return labels
 
+    def check_gold(self, examples, labels):
+        known = set(labels)
+        for sentence in examples:
+            for index, tag in enumerate(sentence.tags):
+                if tag not in known:
+                    raise _unseen_tag(sentence, index, labels)
+
     def encode(self, examples, tokenizer, vocab, max_len, labels):
         check_not_empty(examples, 'the split')
         inputs, (example_index, word_ids) = encode_words([s.words for s in examples],
@@ -57,8 +64,7 @@ class TokenClassificationTask(Task):
             for position in np.flatnonzero(words >= 0):
                 tag = sentence.tags[words[position]]
                 if tag not in ids:
-                    raise TaskDataError(f'{sentence.where}: tag {tag!r} is not one of the '
-                                        f'training tags {list(labels)}')
+                    raise _unseen_tag(sentence, words[position], labels)
                 targets[row, position] = ids[tag]
         return targets
 
@@ -85,3 +91,8 @@ class TokenClassificationTask(Task):
         counts = collections.Counter(tag for s in train_examples for tag in s.tags)
         majority = counts.most_common(1)[0][0]
         return self.metrics([[majority] * len(s.words) for s in eval_examples], eval_examples)
+
+
+def _unseen_tag(sentence, index, labels):
+    return TaskDataError(f'{sentence.word_where(index)}: tag {sentence.tags[index]!r} is not '
+                         f'one of the training tags {list(labels)}')

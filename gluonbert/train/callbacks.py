@@ -229,17 +229,25 @@ class Checkpointing(Callback):
 class MetricsLog(Callback):
     """Every logged and evaluated metrics entry, and every guard event, to
     ``folder/metrics.csv`` and ``metrics.json`` (``kind`` says which), and their curves to ``folder/curves.png``
-    (``plot`` keys, by update). Only the chief worker writes."""
+    (``plot`` keys, by update), when the fit ends. While it runs, the records go to
+    ``metrics.partial.csv`` and ``.json``, which a fit that fails or is killed leaves behind
+    and a resumed one continues: a failed run never replaces the last finished run's
+    metrics. Only the chief worker writes."""
+    PARTIAL = 'metrics.partial'
 
     def __init__(self, folder, plot=()):
         self.folder, self.plot = folder, tuple(plot)
         self.records = []
 
     def on_start(self, engine, state):
-        path = os.path.join(self.folder, 'metrics.json')
-        if state.updates and os.path.isfile(path):  # a resumed run keeps the earlier records
-            with open(path, encoding='utf-8') as f:
-                self.records = [r for r in json.load(f) if r['update'] <= state.updates]
+        if not state.updates:
+            return
+        for name in (self.PARTIAL, 'metrics'):  # a resumed run keeps the earlier records
+            path = os.path.join(self.folder, name + '.json')
+            if os.path.isfile(path):
+                with open(path, encoding='utf-8') as f:
+                    self.records = [r for r in json.load(f) if r['update'] <= state.updates]
+                return
 
     def on_log(self, engine, state, metrics):
         self._add(engine, 'train', metrics)
@@ -254,9 +262,9 @@ class MetricsLog(Callback):
     def _add(self, engine, kind, metrics):
         self.records.append(dict(metrics, kind=kind))
         if engine.is_chief:
-            self._write()
+            self._write(self.PARTIAL)
 
-    def _write(self):
+    def _write(self, name):
         os.makedirs(self.folder, exist_ok=True)
         keys = sorted({k for r in self.records for k in r}, key=lambda k: (k != 'kind', k))
 
@@ -270,11 +278,18 @@ class MetricsLog(Callback):
             with open(tmp, 'w', encoding='utf-8') as f:
                 json.dump(self.records, f, indent=1)
 
-        atomic_write(os.path.join(self.folder, 'metrics.csv'), write_csv)
-        atomic_write(os.path.join(self.folder, 'metrics.json'), write_json)
+        atomic_write(os.path.join(self.folder, name + '.csv'), write_csv)
+        atomic_write(os.path.join(self.folder, name + '.json'), write_json)
 
     def on_end(self, engine, state):
-        if not (engine.is_chief and self.plot and self.records):
+        if not engine.is_chief:
+            return
+        self._write('metrics')
+        for extension in ('.csv', '.json'):
+            path = os.path.join(self.folder, self.PARTIAL + extension)
+            if os.path.exists(path):
+                os.remove(path)
+        if not (self.plot and self.records):
             return
         plot = LossPlot(self.plot)
         for key in self.plot:
@@ -283,6 +298,5 @@ class MetricsLog(Callback):
                     values = [math.nan] * len(self.plot)
                     values[self.plot.index(key)] = record[key]
                     plot.add(record['update'], *values)
-        os.makedirs(self.folder, exist_ok=True)
         atomic_write(os.path.join(self.folder, 'curves.png'),
                      lambda tmp: plot.save(tmp, 'update', fmt='png'))

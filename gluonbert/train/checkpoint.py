@@ -144,6 +144,13 @@ def _load_parameters(net, params, vocab, devices):
     except mx.base.MXNetError as error:
         raise ValueError(f'{params} is not an MXNet parameter file '
                          f'({str(error).strip().splitlines()[-1]})') from None
+    except AttributeError:  # MXNet's "'list' object has no attribute 'keys'"
+        arrays = compat.load_ndarrays(params)
+        if isinstance(arrays, dict) and arrays:
+            raise
+        held = f'{len(arrays)} unnamed arrays' if arrays else 'no arrays'
+        raise ValueError(f'{params} holds {held}; expected the named parameters '
+                         f'save_parameters writes') from None
     except ValueError as error:  # MXNet's for a parameter the model lacks ("ignore_extra")
         other = _other_models_file(net, params, str(error))
         if other is None:
@@ -158,14 +165,22 @@ def _load_parameters(net, params, vocab, devices):
 def _other_models_file(net, params, message):
     """The error for a parameter file of another kind of model (MXNet's "is missing in file
     ... Set allow_missing=True" or "is not present in ParameterDict ... Set
-    ignore_extra=True"), naming the parameter and the parts each holds; None for others."""
+    ignore_extra=True"), naming the parameter and the parts each holds, or for a file whose
+    names are not structural (MXNet's legacy loading by prefix); None for others."""
+    file_names = sorted(compat.load_ndarrays(params))
+    if not any('.' in name for name in file_names):  # MXNet loads these by global prefix
+        shown = ', '.join(file_names[:3]) + (', ...' if len(file_names) > 3 else '')
+        return (f'{params} holds arrays named {shown}, none by the model\'s structure '
+                f'(encoder.pos_embedding, ...) as save_parameters names them; it is no '
+                f'gluonbert or d2l parameter file (collect_params().save() names by MXNet\'s '
+                f'global prefixes, which depend on the blocks built before)')
     missing = re.search(r"Parameter '([^']+)' is missing in file", message)
     extra = re.search(r"Parameter '([^']+)' loaded from file '[^']*' is not present", message)
     if missing is None and extra is None:
         return None
     names = {p.name: name for name, p in compat.structural_parameters(net).items()}
     model_parts = sorted({name.split('.')[0] for name in names.values()})
-    file_parts = sorted({name.split('.')[0] for name in compat.load_ndarrays(params)})
+    file_parts = sorted({name.split('.')[0] for name in file_names})
     what = (f'lacks parameter {names.get(missing.group(1), missing.group(1))}, which'
             if missing is not None else f'holds parameter {extra.group(1)}, which no part of')
     return (f'{params} {what} the model its folder describes needs: the file holds '

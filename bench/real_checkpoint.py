@@ -12,8 +12,8 @@ context (``gluonbert split``'s code); Cosmos QA takes batch 16 (``OVERRIDES``). 
 over the seeds for both, the trivial baseline, training examples/s, wall time and peak RSS.
 Prints the table and writes ``bench/results/real_checkpoint.json``.
 
-    python bench/real_checkpoint.py [--data-sets sst-2,sts-b] [--seeds 0,1,2] [--epochs 2]
-        [--train-limit N] [--eval-limit N] [--amp bf16] [--no-hf]
+    python bench/real_checkpoint.py [--plan full|short] [--data-sets sst-2,sts-b] [--seeds 0,1,2]
+        [--epochs 2] [--train-limit N] [--eval-limit N] [--amp bf16] [--no-hf]
 """
 import argparse
 import json
@@ -47,13 +47,38 @@ FRAMEWORKS = ('gluonbert', 'hf')
 # Cosmos QA at batch 64 is 256 sequences of 256 tokens a step: 12 GB (gluonbert) and 16 GB (HF)
 # of this 24 GB machine; both take batch 16, as HF's run_swag example does
 OVERRIDES = {'cosmos-qa': dict(batch_size=16)}
+# How much of each data set, how many seeds and epochs: 'full' is the whole protocol (every
+# training example; three seeds where a run takes under 10 minutes on 2 cores), 'short' what
+# fits in an hour and a half of 2 cores (first N training examples, as --train-limit)
+PLANS = {
+    'full': {'sst-2': dict(train_limit=0, seeds=(0,), epochs=2),
+             'sts-b': dict(train_limit=0, seeds=(0, 1, 2), epochs=3),
+             'wnut-17': dict(train_limit=0, seeds=(0, 1, 2), epochs=3),
+             'squad-1.1': dict(train_limit=0, seeds=(0,), epochs=2),
+             'cosmos-qa': dict(train_limit=0, seeds=(0,), epochs=2)},
+    'short': {'sst-2': dict(train_limit=4000, seeds=(0, 1, 2), epochs=2),
+              'sts-b': dict(train_limit=3000, seeds=(0, 1, 2), epochs=2),
+              'wnut-17': dict(train_limit=0, seeds=(0,), epochs=2),
+              'squad-1.1': dict(train_limit=1500, seeds=(0,), epochs=1),
+              'cosmos-qa': dict(train_limit=600, seeds=(0,), epochs=1)},
+}
+
+
+def plan(name, args):
+    """``(train_limit, seeds, epochs)`` for data set ``name``: the plan's, or the command
+    line's where given."""
+    planned = PLANS[args.plan][name]
+    seeds = tuple(int(s) for s in args.seeds.split(',')) if args.seeds else planned['seeds']
+    return (planned['train_limit'] if args.train_limit is None else args.train_limit, seeds,
+            args.epochs or planned['epochs'])
 
 
 def finetune_args(name, files, args, seed, out):
     """``gluonbert finetune``'s command line for data set ``name``."""
+    train_limit, _, epochs = plan(name, args)
     options = {key: value for key, value in DATA_SETS[name].items()
                if key not in ('train', 'dev', 'test', 'split', 'by') + _D2L_ONLY}
-    options.update(files, epochs=args.epochs, seed=seed, train_limit=args.train_limit,
+    options.update(files, epochs=epochs, seed=seed, train_limit=train_limit,
                    test_limit=args.eval_limit, out=out)
     options.setdefault('max_len', args.max_len)
     options.update(OVERRIDES.get(name, {}))
@@ -169,15 +194,18 @@ def table(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data-sets', default=','.join(DATA_SETS))
-    parser.add_argument('--seeds', default='0,1,2')
-    parser.add_argument('--epochs', type=int, default=2)
+    parser.add_argument('--plan', choices=sorted(PLANS), default='full',
+                        help='data, seeds and epochs per data set (default: %(default)s)')
+    parser.add_argument('--seeds', help="e.g. 0,1,2 (default: the plan's)")
+    parser.add_argument('--epochs', type=int, help="default: the plan's")
     parser.add_argument('--max-len', type=int, default=128,
                         help='(default: %(default)s; squad-1.1 and cosmos-qa set their own)')
     parser.add_argument('--lr', type=float, help="default: gluonbert finetune's")
     parser.add_argument('--batch-size', type=int, help="default: gluonbert finetune's")
     parser.add_argument('--amp', choices=['bf16'], help='gluonbert --amp bf16 and HF under '
                         "torch.autocast('cpu', bfloat16)")
-    parser.add_argument('--train-limit', type=int, default=0)
+    parser.add_argument('--train-limit', type=int, help="first N training examples (0: all; "
+                        "default: the plan's)")
     parser.add_argument('--eval-limit', type=int, default=0)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: cores)')
     parser.add_argument('--no-hf', action='store_true')
@@ -191,14 +219,13 @@ def main():
     if missing:
         parser.error(f'{DATA} lacks {missing} (the shared data sets beside the repository)')
     args.pretrained = packaged_checkpoint(CHECKPOINT)
-    seeds = [int(s) for s in args.seeds.split(',')]
     frameworks = FRAMEWORKS[:1] if args.no_hf else FRAMEWORKS
     rows, runs = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for name in names:
             files = data_files(name, workdir, 0)
             runs[name] = {framework: [] for framework in frameworks}
-            for seed in seeds:
+            for seed in plan(name, args)[1]:
                 for framework in frameworks:
                     out = os.path.join(workdir, f'{name}-{framework}-{seed}')
                     command = finetune_args(name, files, args, seed, out)

@@ -46,7 +46,8 @@ def test_missing_checkpoint_is_a_short_error():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "gluonbert evaluate: error: '/no/such/folder' is not a fine-tuned task model folder "
-        "(expected model.params, config.json, vocab.json, tokenizer.json)"]
+        "(expected model.params, config.json, vocab.json, tokenizer.json) nor an HF task "
+        "folder"]
 
 
 def test_main_job_then_evaluate_and_a_saved_config_reruns(tmp_path, small_data_env):

@@ -255,7 +255,7 @@ def machine():
     with open('/proc/cpuinfo') as f:
         model = next((line.split(':', 1)[1].strip() for line in f
                       if line.startswith('model name')), 'unknown')
-    return dict(cpu=model, cores=os.cpu_count())
+    return dict(cpu=model, cores=os.cpu_count(), load_average_at_end=os.getloadavg())
 
 
 if __name__ == '__main__':

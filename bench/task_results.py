@@ -33,7 +33,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
+# The shared data sets: $GLUONBERT_DATA, else ../shared/data beside the repository
+DATA = os.environ.get('GLUONBERT_DATA') or os.path.join(os.path.dirname(ROOT), 'shared', 'data')
 
 from gluonbert import cli, jobs  # noqa: E402
 from gluonbert.tasks.group_splits import split_file  # noqa: E402

@@ -36,7 +36,7 @@ from .pretrained.folders import load_pretrained_folder
 from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
-from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
+from .tasks.serving import examples_from_lines, read_lines
 from .tasks.splits import load_splits
 from .train import mixed_precision
 from .train.checkpoint import non_finite_parameter, save_pretrained
@@ -468,14 +468,14 @@ def predict_lines(opts):
         with open(opts.input, 'rb') as f:
             data, source = f.read(), opts.input
     examples = examples_from_lines(task, read_lines(data, source), source)
-    first = header(task, config['labels'], examples)
+    first = task.output_header(config['labels'], examples)
     if first is not None:
         print(first)
     for start in range(0, len(examples), opts.batch_size):
         batch = examples[start:start + opts.batch_size]
         features = task.encode(batch, tokenizer, vocab, config['max_len'], config['labels'])
         outputs = task.predict(net, features, [mx.cpu()], opts.batch_size)
-        for line in format_predictions(task, batch, features, outputs):
+        for line in task.output_lines(batch, features, outputs):
             print(line)
 
 

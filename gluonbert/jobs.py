@@ -4,7 +4,6 @@ Each takes plain values (the parsed options), prints what it does, and returns i
 so that scripts and tests can run them without the CLI.
 """
 import functools
-import json
 import os
 import sys
 
@@ -13,21 +12,20 @@ import numpy as np
 from mxnet import gluon, init
 
 from . import runtime
-from .atomic import atomic_write
+from .atomic import write_json
 from .data import load_wiki_dataset
 from .data.synthetic import SyntheticBatches
 from .data.tokenization import WhitespaceTokenizer, punctuation_splitting
 from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
-from .distributed.watchdog import Heartbeat
 from .folder_lock import folder_locks
 from .metrics import confusion_matrix, format_confusion_matrix
 from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
 from .train.batches import EpochBatches, LongestInBatch
-from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, ProgressBar,
-                              StepTimes)
+from .train.callbacks import (Checkpointing, Evaluation, Heartbeat, LogLines, MetricsLog,
+                              ProgressBar, StepTimes)
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
                                  validation)
 from .preflight import check_finetune, check_pretrain, finetune_groups
@@ -172,7 +170,7 @@ def pretrain(opts, fallback=None):
         print(f'{summary["samples_per_sec"]:.1f} sentence pairs/sec (median step '
               f'{median:.3f} s, first step left out)', flush=True)
     if opts.summary:
-        atomic_write(opts.summary, lambda tmp: _write_json(tmp, summary))
+        write_json(opts.summary, summary)
     return summary
 
 
@@ -181,11 +179,6 @@ def _step_plot(logs, keys):
     for log in logs:
         plot.add(log['update'], *(log[k] for k in keys))
     return plot
-
-
-def _write_json(path, value):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(value, f, indent=1)
 
 
 def task_columns(opts):

@@ -32,8 +32,7 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
     or the new one, never a mix; a model holding NaN or infinite values is refused
     (ValueError) and the folder left as it was."""
     from .. import compat
-    from ..atomic import atomic_folder
-    from ..export.folder import write_json
+    from ..atomic import atomic_folder, write_json
     from ..train.checkpoint import (VOCAB_DIGEST, WEIGHTS_RECORD, _vocab_digest, check_finite,
                                     weights_record)
     check_finite(net, folder)
@@ -44,7 +43,7 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
         params = os.path.join(staging, PARAMS_FILE)
         compat.save_parameters(net, params)
         config[WEIGHTS_RECORD] = weights_record(params, bert.config)
-        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
         write_json(os.path.join(staging, CONFIG_FILE), config)
 

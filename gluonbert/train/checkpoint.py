@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from .. import compat
-from ..atomic import atomic_folder, check_replaceable
+from ..atomic import atomic_folder, check_replaceable, write_json
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
 from ..digest import file_digest
@@ -31,11 +31,6 @@ WEIGHTS_RECORD, UNSEEN_IN_SHAPES = 'weights', ('num_heads', 'activation', 'layer
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
 PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE, TOKENIZER_FILE)
 PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
-
-
-def _write_json(path, value):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(value, f, indent=1 if isinstance(value, dict) else None)
 
 
 def _vocab_digest(tokens):
@@ -109,14 +104,14 @@ def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
         params = os.path.join(staging, PARAMS_FILE)
         compat.save_parameters(net, params)
         if config is not None:
-            _write_json(os.path.join(staging, CONFIG_FILE),
-                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
-                                        WEIGHTS_RECORD: weights_record(params, config)}))
-        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+            write_json(os.path.join(staging, CONFIG_FILE),
+                       dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
+                                       WEIGHTS_RECORD: weights_record(params, config)}))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         if plot is not None:
             plot.save(os.path.join(staging, PLOT_FILE), 'step')
         if tokenizer is not None:
-            _write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
+            write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
 
 
 def _load_parameters(net, params, vocab, devices):
@@ -261,10 +256,10 @@ def save_classifier(net, vocab, folder, labels, max_len, plot=None):
     bert_config = dict(net.encoder_config)
     with atomic_folder(folder, CLASSIFIER_FILES, CLASSIFIER_FILE,
                        CLASSIFIER_KIND) as staging:
-        _write_json(os.path.join(staging, CONFIG_FILE),
-                    dict(bert=bert_config, labels=list(labels), max_len=max_len,
-                         **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
-        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        write_json(os.path.join(staging, CONFIG_FILE),
+                   dict(bert=bert_config, labels=list(labels), max_len=max_len,
+                        **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         compat.save_parameters(net, os.path.join(staging, CLASSIFIER_FILE))
         if plot is not None:
             plot.save(os.path.join(staging, CURVES_FILE), 'epoch')

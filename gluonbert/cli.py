@@ -524,7 +524,7 @@ def check_outputs(args):
     """Refuse, before any work, an output folder the job could not replace at its end."""
     from .export.folder import check_export_folder
     from .tasks.saved import check_replaceable as check_task_folder
-    from .train.checkpoint import check_pretrained_folder
+    from .pretrained.saved import check_pretrained_folder
     if args.command == 'main':
         pretrained, finetuned, onnx = _main_folders(args.out)
         check_pretrained_folder(pretrained)

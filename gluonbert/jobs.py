@@ -31,13 +31,13 @@ from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, mas
 from .preflight import check_finetune, check_pretrain, finetune_groups
 from .pretrained import save_hf_pretrained
 from .pretrained.folders import load_pretrained_folder
+from .pretrained.saved import non_finite_parameter, save_pretrained
 from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import examples_from_lines, read_lines
 from .tasks.splits import load_splits
 from .train import mixed_precision
-from .train.checkpoint import non_finite_parameter, save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective

@@ -14,7 +14,6 @@ import json
 import os
 import re
 
-import mxnet as mx
 import numpy as np
 
 from .. import compat
@@ -120,7 +119,7 @@ def _load_parameters(net, params, vocab, devices):
     """``net.load_parameters`` with errors in structural names (``output.weight``) and a clear
     one when the vocab does not fit the token embedding."""
     try:
-        net.load_parameters(params, ctx=devices)
+        compat.load_parameters(net, params, devices)
     except AssertionError as error:
         other = _other_models_file(net, params, str(error))
         if other is not None:
@@ -138,9 +137,6 @@ def _load_parameters(net, params, vocab, devices):
         raise ValueError(f'{params}: parameter {name} has shape {match.group(3)} in the file, '
                          f'but the model built from its config expects {match.group(2)} (for '
                          f'output.weight: a head with another number of labels)') from None
-    except mx.base.MXNetError as error:
-        raise ValueError(f'{params} is not an MXNet parameter file '
-                         f'({str(error).strip().splitlines()[-1]})') from None
     except ValueError as error:  # MXNet's for a parameter the model lacks ("ignore_extra")
         other = _other_models_file(net, params, str(error))
         if other is None:

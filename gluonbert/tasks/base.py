@@ -36,8 +36,9 @@ Serving (``tasks/serving.py``: ``gluonbert predict`` and ``export/predict.py``) 
   (``ExportedHead``), or None when ``model`` is not one (``export/signature.py``).
 
 No module of ``gluonbert.tasks`` imports MXNet at import time (only inside ``head``,
-``objective`` and ``predict``): reading, encoding and post-processing are the code that
-``export/predict.py`` runs where only numpy and onnxruntime are installed.
+``objective``, ``predict`` and ``exported_head``): reading, encoding, post-processing and
+serving are the code that ``export/predict.py`` runs where only numpy and onnxruntime are
+installed.
 """
 from dataclasses import dataclass, field
 

@@ -20,7 +20,8 @@ from harness import write_json  # noqa: E402
 
 from gluonbert import jobs  # noqa: E402
 from gluonbert.cli import finetune_options  # noqa: E402
-from gluonbert.train.checkpoint import load_classifier, save_classifier  # noqa: E402
+from gluonbert.model import BERTModel  # noqa: E402
+from gluonbert.tasks.saved import load_task_model, save_task_model  # noqa: E402
 from gluonbert.train.strategies import average_parameters  # noqa: E402
 
 
@@ -30,21 +31,24 @@ def finetune(args, task, seed, strategy='plain', from_scratch=False, tag=''):
                             batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
                             strategy=strategy, from_scratch=from_scratch,
                             devices=args.devices, seed=seed, out=out)
-    return jobs.finetune(opts)['test_acc'], out
+    return jobs.finetune(opts)['test']['accuracy'], out
 
 
-def evaluate(folder, task, args):
-    return jobs.evaluate(Namespace(model=folder, task=task, data_dir=None, batch_size=256,
+def evaluate(folder, args):
+    return jobs.evaluate(Namespace(model=folder, test=None, data_dir=None, batch_size=256,
                                    test_limit=0, devices=args.devices))['accuracy']
 
 
-def averaged(folders, task, args, name):
-    nets = [load_classifier(f)[0] for f in folders]
-    target, vocab, config = load_classifier(folders[0])
+def averaged(folders, args, name):
+    """The test accuracy of the average of the fine-tuned task folders ``folders``, saved as
+    the task folder ``name``."""
+    nets = [load_task_model(f)[0] for f in folders]
+    target, task, vocab, tokenizer, config = load_task_model(folders[0])
     average_parameters(nets, into=target)
     out = os.path.join(args.out, name)
-    save_classifier(target, vocab, out, config['labels'], config['max_len'])
-    return evaluate(out, task, args)
+    save_task_model(target, BERTModel(**config['bert']), vocab, tokenizer, out, task,
+                    config['labels'], config['max_len'])
+    return evaluate(out, args)
 
 
 def row(values):
@@ -80,12 +84,11 @@ def main():
             if strategy == 'plain':
                 plain_folders.append(folder)
         sick[strategy] = row(accuracies)
-    averages = [averaged(list(group), 'sick', args, f'sick-average-{"-".join(map(str, ids))}')
+    averages = [averaged(list(group), args, f'sick-average-{"-".join(map(str, ids))}')
                 for ids, group in zip(itertools.combinations(args.seeds, 2),
                                       itertools.combinations(plain_folders, 2))]
     sick['average of 2 plain runs'] = row(averages)
-    sick['average of all plain runs'] = row([averaged(plain_folders, 'sick', args,
-                                                      'sick-average-all')])
+    sick['average of all plain runs'] = row([averaged(plain_folders, args, 'sick-average-all')])
     results['sick'] = sick
     if 'snli' in results:
         print(f'\nSNLI test accuracy (train on dev), seed {args.seeds[0]}:')

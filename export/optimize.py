@@ -20,9 +20,11 @@ of the predicted labels are reported. The export's own files are left as they we
 lists the new files.
 """
 import argparse
+import functools
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,6 +32,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper
+
+try:
+    import gluonbert.atomic  # noqa: F401  (standard library only: no MXNet needed)
+except ImportError:  # run from a checkout: gluonbert sits beside export/
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonbert.atomic import atomic_write, write_json  # noqa: E402
 
 MODEL, OPTIMIZED, OPTIMIZED_INT8 = 'model.onnx', 'model.opt.onnx', 'model.opt.int8.onnx'
 REPORT, EXPORT = 'optimize.json', 'export.json'
@@ -302,8 +310,9 @@ def optimize(folder, tolerance=1e-4, require_fusions=False):
                       optimized_vs_export=float_diff, int8_vs_export=int8_diff,
                       files=[OPTIMIZED, OPTIMIZED_INT8, REPORT])
         for name in (OPTIMIZED, OPTIMIZED_INT8):
-            os.replace(_copy_into(os.path.join(scratch, name), folder), os.path.join(folder, name))
-    _write_json(os.path.join(folder, REPORT), report)
+            atomic_write(os.path.join(folder, name),
+                         functools.partial(shutil.copyfile, os.path.join(scratch, name)))
+    write_json(os.path.join(folder, REPORT), report)
     _list_in_export_json(folder, report['files'])
     return report
 
@@ -363,29 +372,13 @@ def compare(reference, candidate, batches):
             'batches': len(batches)}
 
 
-def _copy_into(path, folder):
-    """A temporary copy of ``path`` inside ``folder`` (same file system: ``os.replace`` is
-    atomic)."""
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix='.optimize-')
-    with os.fdopen(handle, 'wb') as out, open(path, 'rb') as source:
-        out.write(source.read())
-    return temporary
-
-
-def _write_json(path, value):
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.optimize-')
-    with os.fdopen(handle, 'w') as f:
-        json.dump(value, f, indent=1)
-    os.replace(temporary, path)
-
-
 def _list_in_export_json(folder, files):
     path = os.path.join(folder, EXPORT)
     if os.path.isfile(path):
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             description = json.load(f)
         description['files'] = list(dict.fromkeys(description.get('files', []) + files))
-        _write_json(path, description)
+        write_json(path, description)
 
 
 def describe(report):

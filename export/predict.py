@@ -43,9 +43,8 @@ except ImportError:  # run from a checkout: gluonbert sits beside export/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gluonbert.data.tokenization import tokenizer_from_description  # noqa: E402
 from gluonbert.data.vocab import Vocab  # noqa: E402
-from gluonbert.tasks import TaskDataError, rebuilt_task  # noqa: E402
-from gluonbert.tasks.serving import (SERVED, examples_from_lines, format_predictions,  # noqa: E402
-                                     header, read_lines)
+from gluonbert.tasks import SERVED, TaskDataError, rebuilt_task  # noqa: E402
+from gluonbert.tasks.serving import examples_from_lines, read_lines  # noqa: E402
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
 OPTIONAL_FILES = {  # the graphs an export folder may hold beside model.onnx, and their maker
@@ -131,11 +130,11 @@ class Predictor:
                 zip(('tokens', 'segments', 'valid_lens'), features.inputs)}
         outputs = self.session.run(self.output_names, feed)
         outputs = outputs[0] if len(outputs) == 1 else tuple(outputs)
-        return format_predictions(self.task, examples, features, outputs)
+        return self.task.output_lines(examples, features, outputs)
 
     def header(self, examples):
         """The first output line for ``examples``, or None."""
-        return header(self.task, self.label_names, examples)
+        return self.task.output_header(self.label_names, examples)
 
 
 def _served_metadata(path, metadata_map):

@@ -16,8 +16,8 @@ _EXPORTS = {
     'BERTClassifier': '.model', 'BERTEncoder': '.model', 'BERTModel': '.model',
     'MaskLM': '.model', 'NextSentencePred': '.model', 'hybridize_for_inference': '.model',
     'from_pretrained': '.pretrained', 'load_tokenizer': '.pretrained',
-    'save_hf_pretrained': '.pretrained', 'load_pretrained_model': '.train.checkpoint',
-    'save_pretrained': '.train.checkpoint', 'train_bert': '.train.pretrain',
+    'save_hf_pretrained': '.pretrained', 'load_pretrained_model': '.pretrained.saved',
+    'save_pretrained': '.pretrained.saved', 'train_bert': '.train.pretrain',
     'Schedule': '.train.schedules',
     'BERTTrainer': '.train.trainer',  # also registers the gb_* optimizers
 }

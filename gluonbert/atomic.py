@@ -1,14 +1,15 @@
 """Atomic writes: readers see the old file or folder or the new one, never half of one.
 
-Every file gluonbert writes for keeps goes through ``atomic_write`` and every folder through
-``atomic_folder`` (pretrained and fine-tuned folders, ONNX exports, trainer checkpoints), so
-an interrupted run or a full disk loses nothing. ``atomic_folder`` never deletes or empties
+Every file gluonbert writes for keeps goes through ``atomic_write`` (JSON files through
+``write_json``) and every folder through ``atomic_folder`` (pretrained and fine-tuned folders,
+ONNX exports, trainer checkpoints), so an interrupted run or a full disk loses nothing. ``atomic_folder`` never deletes or empties
 an existing folder that is not a previous copy of the same kind: a folder holding anything
 else is refused before any work is done.
 """
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import re
 import shutil
@@ -60,6 +61,18 @@ def _naming_the_path(error, path):
                         ('; free space on its disk, or write elsewhere' if full else ''))
     named.errno = error.errno
     return named
+
+
+def write_json(path, value, indent=1):
+    """Write ``value`` to ``path`` as UTF-8 JSON (non-ASCII characters as they are),
+    atomically (``atomic_write``). ``indent=None`` writes one line (a vocabulary, as d2l's
+    ``vocab.json``); HF's files take ``indent=2``, as ``transformers`` writes them."""
+    data = json.dumps(value, ensure_ascii=False, indent=indent).encode('utf-8')
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+    atomic_write(path, write)
 
 
 def exchange(first, second):

@@ -20,7 +20,7 @@ import sys
 import tomllib
 
 from . import runtime
-from .atomic import atomic_write
+from .atomic import write_json
 from .data.masking import MASKING_STRATEGIES, MaskingConfig
 from .data.packing import SHORT_SEQ_PROB
 from .data.preprocess import PreprocessSettings
@@ -480,12 +480,8 @@ def parse_args(argv=None):
         check_memory(args.batch_size, args.max_len, args.num_hiddens, args.ffn_num_hiddens,
                      args.num_heads, args.num_blks)
     if args.save_config:
-        options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
-
-        def write(tmp):
-            with open(tmp, 'w', encoding='utf-8') as f:
-                json.dump(options, f, indent=1)
-        atomic_write(args.save_config, write)
+        write_json(args.save_config,
+                   {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG})
     return args
 
 
@@ -528,7 +524,7 @@ def check_outputs(args):
     """Refuse, before any work, an output folder the job could not replace at its end."""
     from .export.folder import check_export_folder
     from .tasks.saved import check_replaceable as check_task_folder
-    from .train.checkpoint import check_pretrained_folder
+    from .pretrained.saved import check_pretrained_folder
     if args.command == 'main':
         pretrained, finetuned, onnx = _main_folders(args.out)
         check_pretrained_folder(pretrained)

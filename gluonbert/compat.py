@@ -8,6 +8,7 @@ upgrade touches this one file (and ``tests/test_compat.py`` says what broke).
 """
 import mxnet as mx
 from mxnet.contrib import amp as _amp
+from mxnet.util import is_np_shape, np_shape
 
 
 def _write_failed(error, path):
@@ -64,6 +65,42 @@ def load_ndarrays(path):
     except mx.base.MXNetError as error:
         raise ValueError(f'{path} is not an MXNet array file '
                          f'({_first_line(error)})') from None
+
+
+class UnreadableParameters(ValueError):
+    """A file that is no MXNet parameter file at all (``load_parameters``)."""
+
+
+def load_parameters(block, path, ctx=None):
+    """``block.load_parameters(path, ctx=ctx)``; a file MXNet cannot parse raised as
+    ``UnreadableParameters`` naming it (MXNet 1.9.1 raises its generic MXNetError)."""
+    try:
+        block.load_parameters(path, ctx=ctx)
+    except mx.base.MXNetError as error:
+        raise UnreadableParameters(f'{path} is not an MXNet parameter file '
+                                   f'({_first_line(error)})') from None
+
+
+def np_shape_retried(load):
+    """``load()``, and again with NumPy shape semantics on when MXNet 1.9.1 refuses a file
+    saved under ``npx.set_np()`` without them (an MXNetError naming 'np shape semantics'):
+    d2l saves under ``npx.set_np()``."""
+    try:
+        return load()
+    except mx.base.MXNetError as error:
+        if 'np shape semantics' not in str(error) or is_np_shape():
+            raise
+    with np_shape(True):
+        return load()
+
+
+def load_library(path):
+    """``mx.library.load(path)``; a library MXNet cannot load raised as OSError (MXNet 1.9.1
+    raises its generic MXNetError)."""
+    try:
+        mx.library.load(path, verbose=False)
+    except mx.base.MXNetError as error:
+        raise OSError(_first_line(error)) from None
 
 
 def _first_line(error):
@@ -127,6 +164,18 @@ def own_parameter_names(block):
     """Names of the parameters ``block`` registered itself (``Block._reg_params``): these are
     passed to ``hybrid_forward`` as keyword arguments, after the data inputs."""
     return block._reg_params
+
+
+def hybridized_backend(block):
+    """The backend ``block`` was hybridized with (``hybridize(backend=...)``, kept in
+    ``HybridBlock._backend``), or None."""
+    return block._backend
+
+
+def is_np_value(x):
+    """Whether ``x`` is an ``mx.np`` array or a symbol of MXNet's NumPy mode
+    (``mx.sym.np._Symbol``, a private class), as blocks receive under ``npx.set_np()``."""
+    return isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol))
 
 
 def is_hybridized(block):

@@ -4,7 +4,6 @@ Each takes plain values (the parsed options), prints what it does, and returns i
 so that scripts and tests can run them without the CLI.
 """
 import functools
-import json
 import os
 import sys
 
@@ -13,33 +12,32 @@ import numpy as np
 from mxnet import gluon, init
 
 from . import runtime
-from .atomic import atomic_write
+from .atomic import write_json
 from .data import load_wiki_dataset
 from .data.synthetic import SyntheticBatches
 from .data.tokenization import WhitespaceTokenizer, punctuation_splitting
 from .devices import parse_devices
 from .distributed import create_kvstore
 from .distributed.kvstore import is_distributed
-from .distributed.watchdog import Heartbeat
 from .folder_lock import folder_locks
 from .metrics import confusion_matrix, format_confusion_matrix
 from .model import BERTModel, hybridize_for_inference
 from .progress import LossPlot
 from .train.batches import EpochBatches, LongestInBatch
-from .train.callbacks import (Checkpointing, Evaluation, LogLines, MetricsLog, ProgressBar,
-                              StepTimes)
+from .train.callbacks import (Checkpointing, Evaluation, Heartbeat, LogLines, MetricsLog,
+                              ProgressBar, StepTimes)
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
                                  validation)
 from .preflight import check_finetune, check_pretrain, finetune_groups
 from .pretrained import save_hf_pretrained
 from .pretrained.folders import load_pretrained_folder
+from .pretrained.saved import non_finite_parameter, save_pretrained
 from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
-from .tasks.serving import examples_from_lines, format_predictions, header, read_lines
+from .tasks.serving import examples_from_lines, read_lines
 from .tasks.splits import load_splits
 from .train import mixed_precision
-from .train.checkpoint import non_finite_parameter, save_pretrained
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
@@ -175,7 +173,7 @@ def pretrain(opts, fallback=None):
         print(f'{summary["samples_per_sec"]:.1f} sentence pairs/sec (median step '
               f'{median:.3f} s, first step left out)', flush=True)
     if opts.summary:
-        atomic_write(opts.summary, lambda tmp: _write_json(tmp, summary))
+        write_json(opts.summary, summary)
     return summary
 
 
@@ -196,11 +194,6 @@ def _step_plot(logs, keys):
     for log in logs:
         plot.add(log['update'], *(log[k] for k in keys))
     return plot
-
-
-def _write_json(path, value):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(value, f, indent=1)
 
 
 def task_columns(opts):
@@ -485,14 +478,14 @@ def predict_lines(opts):
         with open(opts.input, 'rb') as f:
             data, source = f.read(), opts.input
     examples = examples_from_lines(task, read_lines(data, source), source)
-    first = header(task, config['labels'], examples)
+    first = task.output_header(config['labels'], examples)
     if first is not None:
         print(first)
     for start in range(0, len(examples), opts.batch_size):
         batch = examples[start:start + opts.batch_size]
         features = task.encode(batch, tokenizer, vocab, config['max_len'], config['labels'])
         outputs = task.predict(net, features, [mx.cpu()], opts.batch_size)
-        for line in format_predictions(task, batch, features, outputs):
+        for line in task.output_lines(batch, features, outputs):
             print(line)
 
 

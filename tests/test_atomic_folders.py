@@ -20,10 +20,9 @@ from gluonbert.atomic import atomic_folder, atomic_write
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.vocab import Vocab
 from gluonbert.export import export_onnx
-from gluonbert.train.checkpoint import (load_classifier, load_pretrained_model,
-                                        save_classifier, save_pretrained)
+from gluonbert.pretrained.saved import load_pretrained_model, save_pretrained
 from gluonbert.tasks import get_task
-from gluonbert.tasks.saved import save_task_model
+from gluonbert.tasks.saved import load_task_model, save_task_model
 from gluonbert.train.state import CheckpointManager, write_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +47,14 @@ def classifier(vocab, seed=0):
     return net
 
 
+def save_snli_model(vocab, folder):
+    """An snli task model of a small random BERT over ``vocab``, saved to ``folder``."""
+    model, task = bert(vocab), get_task('snli')
+    net = task.head(model, LABELS)
+    net.output.initialize(init.Xavier())
+    save_task_model(net, model, vocab, WhitespaceTokenizer(), folder, task, LABELS, 16)
+
+
 def snapshot(folder):
     """Every file under ``folder`` with its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes()
@@ -58,11 +65,7 @@ def runs_folder(tmp_path):
     """A folder as users keep one: a fine-tuned model, a pretrained one, notes."""
     runs = tmp_path / 'runs'
     vocab = vocab_of(30)
-    model, task = bert(vocab), get_task('snli')
-    net = task.head(model, LABELS)
-    net.output.initialize(init.Xavier())
-    save_task_model(net, model, vocab, WhitespaceTokenizer(), runs / 'finetuned', task, LABELS,
-                    16)
+    save_snli_model(vocab, runs / 'finetuned')
     save_pretrained(bert(vocab), vocab, runs / 'pretrained')
     (runs / 'notes.txt').write_text('what I tried')
     return runs
@@ -127,15 +130,15 @@ def test_saving_a_pretrained_model_onto_a_full_disk_keeps_the_previous_one(tmp_p
     assert len(vocab) == 10 and net.encoder.vocab_size == 10
 
 
-def test_saving_a_classifier_onto_a_full_disk_keeps_the_previous_one(tmp_path, full_disk):
+def test_saving_a_task_model_onto_a_full_disk_keeps_the_previous_one(tmp_path, full_disk):
     folder = tmp_path / 'finetuned'
     small, large = vocab_of(10), vocab_of(400)
-    save_classifier(classifier(small), small, folder, LABELS, 16)
+    save_snli_model(small, folder)
     before = snapshot(folder)
     with pytest.raises(OSError, match='disk is full'):
-        save_classifier(classifier(large), large, folder, LABELS, 16)
+        save_snli_model(large, folder)
     assert snapshot(folder) == before
-    assert len(load_classifier(str(folder))[1]) == 10
+    assert len(load_task_model(str(folder))[2]) == 10
 
 
 def test_a_pretrained_folder_is_not_saved_over_other_files(tmp_path):
@@ -233,7 +236,7 @@ def test_resaving_a_checkpoint_interrupted_between_renames_keeps_a_complete_copy
 RESAVER = '''
 import sys
 import mxnet as mx
-from gluonbert.train.checkpoint import save_pretrained
+from gluonbert.pretrained.saved import save_pretrained
 from gluonbert.train.state import write_checkpoint
 sys.path.insert(0, {tests!r})
 from test_atomic_folders import bert, meta, vocab_of

@@ -16,7 +16,7 @@ from gluonbert.data.vocab import Vocab
 from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.tasks import get_task
 from gluonbert.tasks.saved import save_task_model
-from gluonbert.train.checkpoint import save_pretrained
+from gluonbert.pretrained.saved import save_pretrained
 
 VOCAB = Vocab(reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>', 'a', 'man', 'dog'])
 

@@ -157,3 +157,33 @@ def test_a_write_onto_a_full_disk_is_an_oserror_and_a_garbage_file_a_value_error
 def test_dropout_options_are_the_rate_and_axes_of_a_dropout_block():
     assert compat.dropout_options(nn.Dropout(0.3)) == (0.3, ())
     assert compat.dropout_options(nn.Dropout(0.1, axes=(1,))) == (0.1, (1,))
+
+
+def test_the_backend_a_block_was_hybridized_with_is_read():
+    net = Net()
+    assert compat.hybridized_backend(net) is None
+    net.hybridize(backend='MKLDNN')
+    assert compat.hybridized_backend(net) == 'MKLDNN'
+
+
+def test_numpy_mode_arrays_and_symbols_are_told_from_legacy_ones():
+    assert compat.is_np_value(mx.np.ones(2)) and compat.is_np_value(mx.sym.np.ones(2))
+    assert not compat.is_np_value(mx.nd.ones(2)) and not compat.is_np_value(mx.sym.var('x'))
+
+
+def test_a_file_saved_under_set_np_loads_with_numpy_shapes_switched_on(tmp_path):
+    path = str(tmp_path / 'scalar.params')
+    with mx.util.np_shape(True):
+        mx.nd.save(path, {'x': mx.nd.array(np.float32(2.0).reshape(()))})
+    with pytest.raises(mx.base.MXNetError, match='np shape semantics'):
+        mx.nd.load(path)
+    assert compat.np_shape_retried(lambda: mx.nd.load(path))['x'].shape == ()
+
+
+def test_a_garbage_parameter_file_or_library_is_a_value_or_os_error(tmp_path):
+    (tmp_path / 'net.params').write_bytes(b'garbage')
+    with pytest.raises(ValueError, match='net.params is not an MXNet parameter file'):
+        compat.load_parameters(Net(), str(tmp_path / 'net.params'))
+    (tmp_path / 'lib.so').write_bytes(b'garbage')
+    with pytest.raises(OSError):
+        compat.load_library(str(tmp_path / 'lib.so'))

@@ -78,6 +78,17 @@ def test_every_head_exports_and_onnxruntime_equals_mxnet(kind, tmp_path):
         onp.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-5)
 
 
+def test_each_head_exports_as_the_task_whose_head_it_is_and_presets_as_their_task():
+    for kind, (make, labels) in HEADS.items():
+        signature = signature_of(make(tiny_bert()))
+        assert signature.task == ('classification' if kind == 'BERTClassifier' else kind)
+        unlabelled = kind in ('regression', 'question_answering', 'multiple_choice')
+        assert signature.num_labels == (None if unlabelled else len(labels))
+    from gluonbert.tasks import get_task
+    net = get_task('snli').head(tiny_bert(), NLI_LABELS)
+    assert signature_of(net).task == 'classification'
+
+
 def test_verification_covers_length_one_and_max_len_at_several_batch_sizes(classifier_export):
     _, _, report = classifier_export
     shapes = {tuple(batch['shape']) for batch in report.verification.batches}

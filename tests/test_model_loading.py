@@ -9,10 +9,12 @@ from mxnet import init
 
 import gluonbert
 from gluonbert import compat
+from gluonbert.data.tokenization import WhitespaceTokenizer
 from gluonbert.data.vocab import Vocab
 from gluonbert.pretrained.hf_config import options_from_hf_config
-from gluonbert.train.checkpoint import (load_classifier, load_pretrained_model,
-                                        save_classifier, save_pretrained)
+from gluonbert.tasks import get_task
+from gluonbert.tasks.saved import load_task_model, save_task_model
+from gluonbert.pretrained.saved import load_pretrained_model, save_pretrained
 
 VOCAB = Vocab(reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>'] +
               [f'w{i}' for i in range(20)])
@@ -36,10 +38,11 @@ def pretrained(tmp_path):
 
 @pytest.fixture
 def finetuned(tmp_path):
-    net = gluonbert.BERTClassifier(small_bert(), 3)
+    bert, task = small_bert(), get_task('snli')
+    net = task.head(bert, LABELS)
     net.output.initialize(init.Xavier())
     folder = tmp_path / 'finetuned'
-    save_classifier(net, VOCAB, folder, LABELS, 16)
+    save_task_model(net, bert, VOCAB, WhitespaceTokenizer(), folder, task, LABELS, 16)
     return folder
 
 
@@ -63,7 +66,7 @@ def test_a_shuffled_vocab_of_the_same_size_is_refused(pretrained, finetuned):
         (folder / 'vocab.json').write_text(json.dumps(tokens))
         with pytest.raises(ValueError, match='is not the vocabulary the model .* was saved '
                                              'with'):
-            (load_pretrained_model if folder == pretrained else load_classifier)(str(folder))
+            (load_pretrained_model if folder == pretrained else load_task_model)(str(folder))
 
 
 def test_nan_weights_are_refused_by_parameter_name(tmp_path):
@@ -108,10 +111,10 @@ def test_a_file_that_is_not_what_it_should_be_is_named(pretrained, name, content
 @pytest.mark.parametrize('change', [
     lambda c: dict(c, labels='abc'), lambda c: dict(c, bert=None),
     lambda c: {k: v for k, v in c.items() if k != 'max_len'}])
-def test_a_malformed_classifier_config_is_named(finetuned, change):
+def test_a_malformed_task_model_config_is_named(finetuned, change):
     edit_json(finetuned / 'config.json', change)
-    with pytest.raises(ValueError, match='config.json: expected "bert"'):
-        load_classifier(str(finetuned))
+    with pytest.raises(ValueError, match='config.json: expected "task" .*"bert"'):
+        load_task_model(str(finetuned))
 
 
 def test_a_negative_hf_layer_norm_eps_is_refused():

@@ -129,12 +129,15 @@ def test_a_vocab_that_does_not_fit_the_parameters_is_named(tmp_path, wiki):
 
 
 def test_a_head_with_another_number_of_labels_names_the_parameter(tmp_path, wiki):
-    from gluonbert.train.checkpoint import load_classifier, save_classifier
+    from gluonbert.data.tokenization import WhitespaceTokenizer
+    from gluonbert.tasks import get_task
+    from gluonbert.tasks.saved import load_task_model, save_task_model
     _, vocab = wiki
-    net = gluonbert.BERTClassifier(small_bert(len(vocab)), num_classes=3)
+    bert, task = small_bert(len(vocab)), get_task('classification')
+    net = task.head(bert, ['a', 'b', 'c'])
     net.output.initialize()
     folder = str(tmp_path / 'finetuned')
-    save_classifier(net, vocab, folder, ['a', 'b', 'c'], 32)
+    save_task_model(net, bert, vocab, WhitespaceTokenizer(), folder, task, ['a', 'b', 'c'], 32)
     config_path = os.path.join(folder, 'config.json')
     with open(config_path) as f:
         config = json.load(f)
@@ -143,4 +146,4 @@ def test_a_head_with_another_number_of_labels_names_the_parameter(tmp_path, wiki
         json.dump(config, f)
     with pytest.raises(ValueError, match=r'parameter output.weight has shape \(3, 32\) in the '
                                          r'file, but the model .* expects \(2, 32\)'):
-        load_classifier(folder)
+        load_task_model(folder)

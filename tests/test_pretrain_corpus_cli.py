@@ -12,7 +12,7 @@ from gluonbert import BERTModel
 from gluonbert.cli import main
 from gluonbert.data.vocab import Vocab
 from gluonbert.pretrained import from_pretrained, save_hf_pretrained
-from gluonbert.train.checkpoint import load_pretrained_model
+from gluonbert.pretrained.saved import load_pretrained_model
 from test_data_corpus import write_corpus
 
 SMALL = ['--num-hiddens', '32', '--ffn-num-hiddens', '64', '--num-heads', '2', '--num-blks',

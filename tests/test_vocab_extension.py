@@ -12,7 +12,7 @@ from gluonbert.pretrained import from_pretrained, save_hf_pretrained
 from gluonbert.pretrained.folders import load_pretrained_folder
 from gluonbert.pretrained.vocab_extension import (extend_vocab, normalise_tokens,
                                                   read_added_tokens)
-from gluonbert.train.checkpoint import save_pretrained
+from gluonbert.pretrained.saved import save_pretrained
 
 TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'cat', 'sat', 'on', 'mat',
           '##s', '##ing', '.', 'a']

@@ -21,8 +21,7 @@ import json
 import os
 import random
 
-from ..atomic import atomic_folder
-from ..export.folder import write_json
+from ..atomic import atomic_folder, write_json
 from ..progress import progress_bar
 from .corpus import read_documents
 from .masking import MaskingConfig, MLMMasker

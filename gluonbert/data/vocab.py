@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 
+from ..atomic import write_json
+
 
 class Vocab:
     """Vocabulary for text, as d2l's ``Vocab``.
@@ -61,8 +63,7 @@ class Vocab:
 
     def save_json(self, path):
         """Write ``idx_to_token`` as a JSON list, the ``vocab.json`` of d2l's ``bert.small``."""
-        with open(path, 'w', encoding='utf-8') as f:
-            json.dump(self.idx_to_token, f, ensure_ascii=False)
+        write_json(path, self.idx_to_token, indent=None)
 
     @classmethod
     def from_json(cls, path):

@@ -8,4 +8,4 @@ step itself, data parallel over any contexts and workers, is the training engine
 """
 from .cluster import Cluster, cluster_from_env
 from .kvstore import KVSTORE_TYPES, create_kvstore
-from .watchdog import Heartbeat, Watchdog
+from .watchdog import Watchdog

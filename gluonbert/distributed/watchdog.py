@@ -6,14 +6,13 @@ C++ for peers that may be dead, and nothing in MXNet 1.9.1 ends that wait: ps-li
 MXNet does not use, and ``PS_RESEND`` resends unanswered messages without ever giving up
 (measured: with both set, the surviving worker of a job whose other worker was killed still
 waited 30 s later). The launcher stops a job when one of its processes dies; this watchdog
-bounds the wait where no launcher watches every process (several hosts, a hung peer).
+bounds the wait where no launcher watches every process (several hosts, a hung peer); the
+training engine's ``callbacks.Heartbeat`` beats it at every update.
 """
 import os
 import sys
 import threading
 import time
-
-from ..train.callbacks import Callback
 
 EXIT_NO_PROGRESS = 124  # as coreutils' timeout
 
@@ -63,22 +62,3 @@ class Watchdog:
                 sys.stderr.flush()
                 sys.stdout.flush()
                 os._exit(EXIT_NO_PROGRESS)
-
-
-
-class Heartbeat(Callback):
-    """A training-engine callback that ends a worker with status 124 when no update completes
-    for ``timeout`` seconds (a dead peer on another host leaves it blocked in a push)."""
-
-    def __init__(self, timeout):
-        self.timeout = timeout
-        self._watchdog = None
-
-    def on_start(self, engine, state):
-        self._watchdog = Watchdog(self.timeout, f'step {state.updates + 1} to complete')
-
-    def on_update(self, engine, state, outcome):
-        self._watchdog.beat(f'step {state.updates + 1} to complete')
-
-    def on_end(self, engine, state):
-        self._watchdog.stop()

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from .convert import to_onnx
 from .folder import (EXPORT_FILE, INT8_FILE, LABELS_FILE, MODEL_FILE, VOCAB_FILE,
-                     staged_folder, write_bytes, write_json)
+                     staged_folder, write_bytes)
 from .opset import OPSET
 from .operators import check_operators
 from .quantize import quantize_int8
 from .signature import INPUT_DTYPE, check_label_names, find_encoder, signature_of
 from .trace import trace
 from .verify import verify
+from ..atomic import write_json
 from ..data.vocab import Vocab
 from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, describe_tokenizer,
                                  tokenizer_from_description)

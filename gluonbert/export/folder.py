@@ -4,7 +4,6 @@ An existing folder is replaced only when it is a previous export (it holds ``exp
 and nothing but an export's files), and only with ``overwrite=True``; any other folder is
 refused before any work is done, so exporting never deletes what a folder held.
 """
-import json
 import os
 
 from ..atomic import atomic_folder, check_replaceable
@@ -35,7 +34,3 @@ def write_bytes(path, data):
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def write_json(path, value):
-    write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode('utf-8'))

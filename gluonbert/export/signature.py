@@ -13,9 +13,8 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from .. import compat
-from ..model import BERTClassifier, BERTEncoder, BERTModel, MaskLM, NextSentencePred
-from ..model.heads import (BERTForMultipleChoice, BERTForQuestionAnswering,
-                           BERTForSequenceClassification, BERTForTokenClassification)
+from ..model import BERTEncoder, BERTModel, MaskLM, NextSentencePred
+from ..tasks import SERVED, TASKS, ExportedHead
 
 INPUT_NAMES = ('tokens', 'segments', 'valid_lens')
 INPUT_DTYPE = np.int64
@@ -45,10 +44,11 @@ _WHAT_TO_EXPORT = ('export a fine-tuned task head over the BERT instead: '
 class Signature:
     """How an exported head is called and what it returns.
 
-    ``task`` says how the outputs read: 'classification' (a label per sequence), 'regression'
-    (a score per sequence), 'token_classification', 'question_answering', 'multiple_choice',
-    or 'custom' (any other HybridBlock over a BERTEncoder). ``num_labels`` is the size of the
-    label axis, for the tasks that have one.
+    ``task`` says how the outputs read: the name of the task whose head it is, with
+    underscores ('classification', 'regression', 'token_classification', ...: ``tasks.SERVED``,
+    each task's ``exported_head``), or 'custom' (any other HybridBlock over a BERTEncoder).
+    ``num_labels`` is the size of the label axis, for the tasks that have one;
+    ``label_kind`` what label names name (``tasks.ExportedHead``).
     """
     head: str
     task: str
@@ -56,6 +56,7 @@ class Signature:
     outputs: dict      # output name -> axis names (None: unknown), in the head's output order
     takes_tuple: bool  # called as head((tokens, segments, valid_lens)), as d2l's classifier
     num_labels: int = None
+    label_kind: str = 'classes'
 
 
 def find_encoder(model):
@@ -81,30 +82,21 @@ def signature_of(model, output_names=None):
     if find_encoder(model) is None:
         raise ValueError(f'model {type(model).__name__} holds no gluonbert BERTEncoder; '
                          f'export_onnx exports BERT task heads: {_WHAT_TO_EXPORT}')
-    task, inputs, outputs, num_labels = _known_head(model)
+    task, head = _known_head(model)
+    outputs = head.outputs
     if output_names is not None:
         outputs = _renamed(outputs, output_names, model)
-    return Signature(type(model).__name__, task, inputs, outputs, _takes_tuple(model), num_labels)
+    return Signature(type(model).__name__, task, _CHOICE_INPUTS if head.choices else _PAIR_INPUTS,
+                     outputs, _takes_tuple(model), head.num_labels, head.label_kind)
 
 
 def _known_head(model):
-    num_labels = getattr(model, 'num_labels', None)
-    if isinstance(model, BERTClassifier):
-        return 'classification', _PAIR_INPUTS, {'logits': ('batch', 'labels')}, \
-            compat.dense_units(model.output)[0]
-    if isinstance(model, BERTForSequenceClassification):
-        if num_labels == 1:
-            return 'regression', _PAIR_INPUTS, {'scores': ('batch',)}, None
-        return 'classification', _PAIR_INPUTS, {'logits': ('batch', 'labels')}, num_labels
-    if isinstance(model, BERTForTokenClassification):
-        return 'token_classification', _PAIR_INPUTS, {'logits': ('batch', 'seq', 'labels')}, \
-            num_labels
-    if isinstance(model, BERTForQuestionAnswering):
-        return 'question_answering', _PAIR_INPUTS, {'start_logits': ('batch', 'seq'),
-                                                     'end_logits': ('batch', 'seq')}, None
-    if isinstance(model, BERTForMultipleChoice):
-        return 'multiple_choice', _CHOICE_INPUTS, {'logits': ('batch', 'choices')}, None
-    return 'custom', _PAIR_INPUTS, {'output': None}, None
+    """``(task, ExportedHead)``: of the first task whose head ``model`` is, else 'custom'."""
+    for name in SERVED:
+        head = TASKS[name].exported_head(model)
+        if head is not None:
+            return name.replace('-', '_'), head
+    return 'custom', ExportedHead({'output': None})
 
 
 def check_label_names(signature, label_names):
@@ -121,11 +113,11 @@ def check_label_names(signature, label_names):
     names = (label_names,) if isinstance(label_names, str) else tuple(label_names)
     if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
         raise ValueError(f'label_names={label_names!r}; expected distinct non-empty strings')
-    if signature.task in ('question_answering', 'multiple_choice'):
+    if signature.label_kind is None:
         raise ValueError(f'label_names={label_names!r}, but {signature.head} has no label set '
                          f'(it outputs {", ".join(signature.outputs)}); pass label_names=None')
-    if signature.task == 'regression' and len(names) != 1:
-        raise ValueError(f'label_names={label_names!r}; a regression head has one output, '
+    if signature.label_kind == 'score' and len(names) != 1:
+        raise ValueError(f'label_names={label_names!r}; {signature.head} outputs one score, '
                          f'name it with one string (e.g. \'relatedness\') or pass None')
     if signature.num_labels is not None and len(names) != signature.num_labels:
         raise ValueError(f'label_names has {len(names)} names {names}, but {signature.head} '

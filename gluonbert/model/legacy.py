@@ -7,6 +7,7 @@ outputs back. Conversions share memory and autograd history; they copy nothing.
 """
 import contextlib
 import contextvars
+import functools
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock
@@ -25,7 +26,7 @@ def _map(fn, value):
 
 
 def _to_legacy(x):
-    return x.as_nd_ndarray() if isinstance(x, (mx.np.ndarray, mx.sym.np._Symbol)) else x
+    return x.as_nd_ndarray() if compat.is_np_value(x) else x
 
 
 def _to_np(x):
@@ -87,17 +88,18 @@ class LegacyHybridBlock(HybridBlock):
         if isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
                                             and isinstance(x[0], mx.nd.NDArray)):
             self._check_inputs(x, *args)
-        if self._backend and mx.autograd.is_recording():
+        backend = compat.hybridized_backend(self)
+        if backend and mx.autograd.is_recording():
             # A partitioned graph's fused operators have no backward: MXNet would return
             # zero gradients without a word
             raise RuntimeError(f'{type(self).__name__} is hybridized for inference '
-                               f'(backend {self._backend!r}) and cannot be trained; call '
+                               f'(backend {backend!r}) and cannot be trained; call '
                                f'net.hybridize() before training')
         np_mode = is_np_array() or is_np_shape()
         token = _call.set({})
         # A graph partitioned by a backend (oneDNN's, see inference.py) is traced on MXNet's
         # operators, whose fusions the backend knows; gluonbert's kernels gain in training
-        kernels = ops.disabled() if self._backend else contextlib.nullcontext()
+        kernels = ops.disabled() if backend else contextlib.nullcontext()
         try:
             with np_array(False), np_shape(False), _legacy_parameter_views(self), kernels:
                 out = super().forward(*_map(_to_legacy, (x,) + args))
@@ -111,10 +113,5 @@ class LegacyHybridBlock(HybridBlock):
         d2l saves under ``npx.set_np()``, and MXNet refuses to load such a file without NumPy
         shape semantics; we switch them on for the load instead of failing.
         """
-        try:
-            super().load_parameters(filename, ctx=ctx, **kwargs)
-        except mx.base.MXNetError as error:
-            if 'np shape semantics' not in str(error) or is_np_shape():
-                raise
-            with np_shape(True):
-                super().load_parameters(filename, ctx=ctx, **kwargs)
+        compat.np_shape_retried(
+            functools.partial(super().load_parameters, filename, ctx=ctx, **kwargs))

@@ -16,6 +16,8 @@ import subprocess
 
 import mxnet as mx
 
+from .. import compat
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = sorted(glob.glob(os.path.join(HERE, '*.cc')))
 HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
@@ -91,8 +93,8 @@ def load():
                          f'(run: python -m gluonbert.ops)')
         return False
     try:
-        mx.library.load(LIBRARY, verbose=False)
-    except (OSError, mx.base.MXNetError) as error:  # a broken build must not break import
+        compat.load_library(LIBRARY)
+    except OSError as error:  # a broken build must not break import
         _state['why'] = f'{LIBRARY} did not load ({error}); rebuild: python -m gluonbert.ops'
         return False
     _state.update(loaded=True, why='loaded')

@@ -32,7 +32,7 @@ def load_pretrained_folder(folder, *, dropout=None, devices=None):
     """``(bert, vocab, tokenizer, kind)`` of a gluonbert or HF folder; ``kind`` is
     'gluonbert' or 'hf'. For an HF folder, one line says what loaded and which heads start
     afresh; FileNotFoundError names what either kind holds."""
-    from ..train.checkpoint import PARAMS_FILE, load_pretrained_model
+    from .saved import PARAMS_FILE, load_pretrained_model
     from .hf import is_hf_folder, load_hf_folder
     folder = os.fspath(folder)
     if os.path.isfile(os.path.join(folder, PARAMS_FILE)):

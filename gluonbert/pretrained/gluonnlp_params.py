@@ -42,14 +42,8 @@ def read_params(path):
     if len(head) < 8 or struct.unpack('<Q', head)[0] != _NDARRAY_LIST_MAGIC:
         raise ValueError(f'{path} is {_describe(head)}; expected an MXNet .params file '
                          f'(written by save_parameters); gluonbert never unpickles files')
-    try:
-        with np_array(False), np_shape(False):
-            loaded = mx.nd.load(path)
-    except mx.base.MXNetError as error:
-        if 'np shape semantics' not in str(error):
-            raise
-        with np_array(False), np_shape(True):  # saved under npx.set_np()
-            loaded = mx.nd.load(path)
+    with np_array(False), np_shape(False):
+        loaded = compat.np_shape_retried(lambda: mx.nd.load(path))
     if not isinstance(loaded, dict):
         raise ValueError(f'{path} holds unnamed arrays; expected named parameters')
     return {name: array.asnumpy() for name, array in loaded.items()}

@@ -17,7 +17,7 @@ import numpy as np
 from .. import compat
 from ..data.wordpiece import write_wordpiece_vocab
 from ..model import BERTModel
-from ..atomic import atomic_folder, check_replaceable
+from ..atomic import atomic_folder, check_replaceable, write_json
 from .folders import tokenizer_with_vocab
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
@@ -202,11 +202,6 @@ def load_tokenizer(folder, vocab=None):
     return tokenizer if vocab is None else tokenizer_with_vocab(tokenizer, vocab)
 
 
-def _write_json(path, value):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(value, f, indent=2)
-
-
 def hf_tensors(bert, dtype='float32'):
     """``{HF name: numpy array}`` of a gluonbert ``BERTModel``, as ``BertForPreTraining``
     saves them: encoder under ``bert.``, heads under ``cls.``, the tied decoder weight once."""
@@ -246,7 +241,7 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
                                     pad_token_id=vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_tensors(bert, dtype)
     with atomic_folder(folder, _HF_FILES, WEIGHTS_FILE, HF_KIND) as staging:
-        _write_json(os.path.join(staging, CONFIG_FILE), config)
+        write_json(os.path.join(staging, CONFIG_FILE), config, indent=2)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         if tokenizer is not None:
             write_hf_tokenizer(staging, tokenizer, vocab, bert.config['max_len'])

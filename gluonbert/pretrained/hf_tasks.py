@@ -17,7 +17,7 @@ import json
 import os
 
 from .. import compat
-from ..atomic import atomic_folder, check_replaceable
+from ..atomic import atomic_folder, check_replaceable, write_json
 from ..data.wordpiece import write_wordpiece_vocab
 from .hf import (CONFIG_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, _weight_files,
                  load_hf_folder)
@@ -114,8 +114,7 @@ def save_hf_task_model(net, task, vocab, tokenizer, config, folder):
     tensors = hf_task_tensors(net)
     check_hf_task_folder(folder)
     with atomic_folder(folder, FILES, WEIGHTS_FILE, KIND) as staging:
-        with open(os.path.join(staging, CONFIG_FILE), 'w', encoding='utf-8') as f:
-            json.dump(hf_config, f, indent=2, ensure_ascii=False)
+        write_json(os.path.join(staging, CONFIG_FILE), hf_config, indent=2)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         write_hf_tokenizer(staging, tokenizer, vocab, config['max_len'])
         # HF's loader wants the 'format' metadata; the other tools ignore it

@@ -22,6 +22,7 @@ HF's, in HF folders only.
 import json
 import os
 
+from ..atomic import write_json
 from ..data.wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, bert_tokens, is_uncased,
                               read_wordpiece_vocab, vocab_from_bert_tokens)
 
@@ -211,5 +212,4 @@ def write_hf_tokenizer(folder, tokenizer, vocab, max_len):
                 'tokenize_chinese_chars': tokenizer.tokenize_chinese_chars,
                 'model_max_length': max_len}
     settings.update({name: token for name, token in _SPECIAL.items() if token in present})
-    with open(os.path.join(folder, TOKENIZER_CONFIG_FILE), 'w', encoding='utf-8') as f:
-        json.dump(settings, f, indent=2)
+    write_json(os.path.join(folder, TOKENIZER_CONFIG_FILE), settings, indent=2)

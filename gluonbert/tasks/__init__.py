@@ -4,11 +4,16 @@ engine's objective, and turns outputs into predictions and metrics (see ``base.p
 ``get_task('classification')`` returns a fresh task (``get_task('question-answering',
 doc_stride=128)`` one with settings); ``TASKS`` maps each name to its class.
 Tasks with options (the columns of ``snli`` and ``sick``, ...) are presets: subclasses with
-their values set.
+their values set. ``SERVED`` names the others, the tasks with a head of their own: an export
+names its head's task among them, and serving reads and prints as they say (a preset as the
+task it presets).
+
+A new task head is a ``Task`` subclass in a module of its own (``base.py`` lists what it
+implements, ``exported_head`` and the serving methods included) and a line in ``TASKS``.
 """
 import inspect
 
-from .base import Features, Task, TaskDataError
+from .base import ExportedHead, Features, Task, TaskDataError
 from .classification import ClassificationTask
 from .multiple_choice import MultipleChoice
 from .presets import SICKTask, SNLITask
@@ -19,6 +24,9 @@ from .token_classification import TokenClassificationTask
 TASKS = {task.name: task for task in (ClassificationTask, RegressionTask,
                                       TokenClassificationTask, SNLITask, SICKTask,
                                       QuestionAnswering, MultipleChoice)}
+SERVED = tuple(name for name, task in TASKS.items()
+               if not any(task is not other and issubclass(task, other)
+                          for other in TASKS.values()))
 
 
 def get_task(name, **settings):
@@ -48,4 +56,5 @@ def rebuilt_task(name, settings, max_len):
     return task
 
 
-__all__ = ['Features', 'TASKS', 'Task', 'TaskDataError', 'get_task', 'rebuilt_task']
+__all__ = ['ExportedHead', 'Features', 'SERVED', 'TASKS', 'Task', 'TaskDataError', 'get_task',
+           'rebuilt_task']

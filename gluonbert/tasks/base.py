@@ -28,9 +28,19 @@ A task is one way of reading files and scoring a model on them:
 - ``baseline(train_examples, eval_examples)``: the same metrics for a trivial predictor
   (majority class, mean score, always-O, ...), to read the model's numbers against.
 
+Serving (``tasks/serving.py``: ``gluonbert predict`` and ``export/predict.py``) and export:
+
+- ``served_example(fields, where)``: the example of one input line's tab-separated fields,
+  and ``check_served(examples)`` for what only the lines together tell;
+- ``output_header(label_names, examples)`` and ``output_lines(examples, features,
+  outputs)``: what prediction prints, a header (or None) and the lines of a batch;
+- ``exported_head(model)`` (a class method): what an exported head of the task returns
+  (``ExportedHead``), or None when ``model`` is not one (``export/signature.py``).
+
 No module of ``gluonbert.tasks`` imports MXNet at import time (only inside ``head``,
-``objective`` and ``predict``): reading, encoding and post-processing are the code that
-``export/predict.py`` runs where only numpy and onnxruntime are installed.
+``objective``, ``predict`` and ``exported_head``): reading, encoding, post-processing and
+serving are the code that ``export/predict.py`` runs where only numpy and onnxruntime are
+installed.
 """
 from dataclasses import dataclass, field
 
@@ -39,6 +49,24 @@ import numpy as np
 
 class TaskDataError(ValueError):
     """A data file or split that a task cannot use; the message names the file (and line)."""
+
+
+class InputFormatError(TaskDataError):
+    """An input line the task cannot read; names the source and line."""
+
+
+@dataclass(frozen=True)
+class ExportedHead:
+    """What a task's head returns, as ``export/signature.py`` records it: ``outputs`` maps
+    each output's name to its axis names (``batch``, ``seq``, ``choices``; ``labels`` has the
+    size of the output layer, ``num_labels``); ``choices``: the inputs hold one sequence per
+    candidate (a ``choices`` axis after ``batch``); ``label_kind``: what the export's label
+    names name, ``'classes'`` (one name each, in label-id order), ``'score'`` (the one score;
+    optional) or None (the head has no label set)."""
+    outputs: dict
+    num_labels: int = None
+    choices: bool = False
+    label_kind: str = 'classes'
 
 
 @dataclass
@@ -135,6 +163,29 @@ class Task:
     def baseline(self, train_examples, eval_examples):
         """The metrics of a trivial predictor fitted on ``train_examples``."""
         raise NotImplementedError
+
+    def served_example(self, fields, where):
+        """The example of one served input line, split at tabs into ``fields``;
+        InputFormatError naming the line (``where``) when it has the wrong shape."""
+        raise NotImplementedError
+
+    def check_served(self, examples):
+        """InputFormatError when the served ``examples`` disagree (nothing to check by
+        default)."""
+
+    def output_header(self, label_names, examples):
+        """The first line prediction prints for ``examples``, or None."""
+        return None
+
+    def output_lines(self, examples, features, outputs):
+        """The lines prediction prints for a batch of ``examples``, from the head's
+        ``outputs`` on their ``features``."""
+        raise NotImplementedError
+
+    @classmethod
+    def exported_head(cls, model):
+        """``ExportedHead`` of ``model`` when it is this task's head, else None."""
+        return None
 
     def evaluate(self, net, features, examples, devices, batch_size=64):
         """``metrics`` of ``net`` on an encoded split: predict, postprocess, score."""

@@ -6,8 +6,9 @@ import collections
 import numpy as np
 
 from ..metrics import classification_metrics
-from .base import TaskDataError, check_not_empty
+from .base import ExportedHead, TaskDataError, check_not_empty
 from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
+from .serving import probability_lines
 
 
 class ClassificationTask(TextTask):
@@ -63,6 +64,28 @@ class ClassificationTask(TextTask):
         """The predicted label name of each example."""
         names = features.extra['labels']
         return [names[i] for i in np.asarray(outputs).argmax(axis=1)]
+
+    def output_header(self, label_names, examples):
+        """TSV: ``label``, then one ``p_<label>`` column per label."""
+        return '\t'.join(['label'] + [f'p_{name}' for name in label_names])
+
+    def output_lines(self, examples, features, outputs):
+        """The predicted label and each label's probability."""
+        return probability_lines(self.postprocess(outputs, features, examples), outputs)
+
+    @classmethod
+    def exported_head(cls, model):
+        """``BERTForSequenceClassification`` with more than one label, or d2l's
+        ``BERTClassifier``: ``logits``."""
+        from .. import compat
+        from ..model import BERTClassifier
+        from ..model.heads import BERTForSequenceClassification
+        if isinstance(model, BERTClassifier):
+            return ExportedHead({'logits': ('batch', 'labels')},
+                                compat.dense_units(model.output)[0])
+        if isinstance(model, BERTForSequenceClassification) and model.num_labels != 1:
+            return ExportedHead({'logits': ('batch', 'labels')}, model.num_labels)
+        return None
 
     def metrics(self, predictions, examples):
         check_labelled(examples)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 
+from ..atomic import write_json
 from .readers import read_table
 
 DEFAULT_FRACTIONS = (('train', 0.8), ('dev', 0.1), ('test', 0.1))
@@ -92,8 +93,8 @@ def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
     with _split_folder(folder, fractions, '.json') as staging:
         for name, _ in fractions:
             chosen = [a for a in dataset['data'] if assignment[a['title']] == name]
-            with open(os.path.join(staging, f'{name}.json'), 'w', encoding='utf-8') as f:
-                json.dump(dict(dataset, data=chosen), f)
+            write_json(os.path.join(staging, f'{name}.json'), dict(dataset, data=chosen),
+                       indent=None)
     return counts
 
 

@@ -7,8 +7,9 @@ import collections
 
 import numpy as np
 
-from .base import Task, TaskDataError
-from .choices import accuracy, encode_choices, read_choices
+from .base import ExportedHead, InputFormatError, Task, TaskDataError
+from .choices import accuracy, encode_choices, read_choices, served_example
+from .serving import probability_lines
 
 
 class MultipleChoice(Task):
@@ -31,6 +32,36 @@ class MultipleChoice(Task):
     def postprocess(self, outputs, features, examples):
         """The index of the best-scored ending of each example."""
         return np.asarray(outputs).argmax(axis=1).tolist()
+
+    def served_example(self, fields, where):
+        """A line holds ``context<TAB>question<TAB>ending0<TAB>ending1...`` (the question may
+        be empty)."""
+        return served_example(fields, where)
+
+    def check_served(self, examples):
+        """As many endings on every line."""
+        for example in examples:
+            if len(example.endings) != len(examples[0].endings):
+                raise InputFormatError(
+                    f'{example.qid}: {len(example.endings)} endings; expected '
+                    f'{len(examples[0].endings)}, as on {examples[0].qid} (the output has one '
+                    f'probability column per ending)')
+
+    def output_header(self, label_names, examples):
+        """TSV: ``choice`` (the index of the chosen ending), then one probability per ending,
+        ``p_0`` to ``p_<N-1>``."""
+        count = len(examples[0].endings) if examples else 0
+        return '\t'.join(['choice'] + [f'p_{i}' for i in range(count)])
+
+    def output_lines(self, examples, features, outputs):
+        return probability_lines(self.postprocess(outputs, features, examples), outputs)
+
+    @classmethod
+    def exported_head(cls, model):
+        from ..model.heads import BERTForMultipleChoice
+        if isinstance(model, BERTForMultipleChoice):
+            return ExportedHead({'logits': ('batch', 'choices')}, choices=True, label_kind=None)
+        return None
 
     def metrics(self, predictions, examples):
         if any(example.label is None for example in examples):

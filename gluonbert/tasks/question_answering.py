@@ -7,10 +7,13 @@ Pre-processing is ``qa_windows``, post-processing ``qa_answers``, scoring ``squa
 import statistics
 import sys
 
-from .base import Task, check_not_empty
-from .qa_answers import best_answers
-from .qa_windows import encode_examples, read_squad, split_words, window_settings
+from .base import ExportedHead, Task, check_not_empty
+from .qa_answers import best_answers, nbest_answers
+from .qa_windows import encode_examples, read_squad, served_example, split_words, window_settings
 from .squad_metric import ENGLISH_ARTICLES, squad_scores
+
+N_BEST = 20  # the spans a served answer's probability is taken over (BERT's n_best_size)
+ANSWER_COLUMNS = ('answer', 'probability', 'score', 'start_char', 'end_char')
 
 
 class QuestionAnswering(Task):
@@ -87,6 +90,34 @@ class QuestionAnswering(Task):
         return best_answers(features, start_logits, end_logits,
                             [example.context for example in examples], self.max_answer_len)
 
+    def served_example(self, fields, where):
+        """A line holds ``question<TAB>context``; a long context is windowed with the task's
+        settings (the stride the model was trained with)."""
+        return served_example(fields, where)
+
+    def output_header(self, label_names, examples):
+        """TSV: ``answer``, ``probability`` (the softmax of the scores over the n-best spans,
+        as BERT reports it), ``score`` (start + end logit), ``start_char`` and ``end_char``
+        (the answer is ``context[start_char:end_char]``)."""
+        return '\t'.join(ANSWER_COLUMNS)
+
+    def output_lines(self, examples, features, outputs):
+        """The best answer of each example; empty cells when no span qualifies."""
+        start_logits, end_logits = outputs
+        answers = nbest_answers(features, start_logits, end_logits,
+                                [example.context for example in examples], N_BEST,
+                                self.max_answer_len)
+        return [_answer_row(nbest[0]) if nbest else '\t' * (len(ANSWER_COLUMNS) - 1)
+                for nbest in answers]
+
+    @classmethod
+    def exported_head(cls, model):
+        from ..model.heads import BERTForQuestionAnswering
+        if isinstance(model, BERTForQuestionAnswering):
+            return ExportedHead({'start_logits': ('batch', 'seq'),
+                                 'end_logits': ('batch', 'seq')}, label_kind=None)
+        return None
+
     def metrics(self, predictions, examples):
         if len(predictions) != len(examples):
             raise ValueError(f'{len(predictions)} predictions for {len(examples)} examples')
@@ -101,6 +132,11 @@ class QuestionAnswering(Task):
         predictions = [' '.join(word for word, _ in split_words(example.context)[:length])
                        for example in eval_examples]
         return self.metrics(predictions, eval_examples)
+
+
+def _answer_row(answer):
+    return (f'{answer["text"]}\t{answer["probability"]:.6f}\t{answer["score"]:.6f}\t'
+            f'{answer["start_char"]}\t{answer["end_char"]}')
 
 
 def _is_count(value):

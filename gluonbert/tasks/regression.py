@@ -4,7 +4,7 @@ string scores must not become 26 labels)."""
 import numpy as np
 
 from ..metrics import regression_metrics
-from .base import TaskDataError, check_not_empty
+from .base import ExportedHead, TaskDataError, check_not_empty
 from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
 
 
@@ -47,6 +47,21 @@ class RegressionTask(TextTask):
 
     def postprocess(self, outputs, features, examples):
         return [float(score) for score in np.asarray(outputs).reshape(-1)]
+
+    def output_header(self, label_names, examples):
+        """The score's name (``score`` when it has none), then one score per line."""
+        return (label_names or ['score'])[0]
+
+    def output_lines(self, examples, features, outputs):
+        return [f'{score:.6f}' for score in self.postprocess(outputs, features, examples)]
+
+    @classmethod
+    def exported_head(cls, model):
+        """``BERTForSequenceClassification`` with one output: ``scores``."""
+        from ..model.heads import BERTForSequenceClassification
+        if isinstance(model, BERTForSequenceClassification) and model.num_labels == 1:
+            return ExportedHead({'scores': ('batch',)}, label_kind='score')
+        return None
 
     def metrics(self, predictions, examples):
         check_labelled(examples)

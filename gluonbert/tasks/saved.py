@@ -32,9 +32,8 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
     or the new one, never a mix; a model holding NaN or infinite values is refused
     (ValueError) and the folder left as it was."""
     from .. import compat
-    from ..atomic import atomic_folder
-    from ..export.folder import write_json
-    from ..train.checkpoint import (VOCAB_DIGEST, WEIGHTS_RECORD, _vocab_digest, check_finite,
+    from ..atomic import atomic_folder, write_json
+    from ..pretrained.saved import (VOCAB_DIGEST, WEIGHTS_RECORD, _vocab_digest, check_finite,
                                     weights_record)
     check_finite(net, folder)
     config = {'task': task.name, SETTINGS: task.settings(), 'bert': dict(bert.config),
@@ -44,7 +43,7 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
         params = os.path.join(staging, PARAMS_FILE)
         compat.save_parameters(net, params)
         config[WEIGHTS_RECORD] = weights_record(params, bert.config)
-        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
         write_json(os.path.join(staging, CONFIG_FILE), config)
 
@@ -78,9 +77,8 @@ def load_task_model(folder, devices=None):
     every file is read and checked before the model is built. An HF task folder
     (``BertForSequenceClassification`` and the like, ``pretrained.hf_tasks``) loads too."""
     from ..pretrained.hf_tasks import is_hf_folder, load_hf_task_model
-    from ..train.checkpoint import (VOCAB_DIGEST, WEIGHTS_RECORD, _load_parameters,
-                                    _read_config, _read_vocab, check_weights_record,
-                                    fine_tuned_bert)
+    from ..pretrained.saved import (VOCAB_DIGEST, WEIGHTS_RECORD, _load_parameters,
+                                    _read_config, _read_vocab, check_weights_record)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)}) '
@@ -102,8 +100,23 @@ def load_task_model(folder, devices=None):
     config.pop(VOCAB_DIGEST, None)
     record = config.pop(WEIGHTS_RECORD, None)
     tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
-    bert = fine_tuned_bert(folder, config, vocab, config_path)
+    bert = _fine_tuned_bert(folder, config, vocab, config_path)
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
     check_weights_record(config['bert'], record, os.path.join(folder, PARAMS_FILE), config_path)
     return net, task, vocab, tokenizer, config
+
+
+def _fine_tuned_bert(folder, config, vocab, config_path):
+    """The (uninitialised) BERT of a task folder's ``config`` (its ``bert`` options and
+    ``max_len``), checked against the folder's ``vocab``."""
+    from ..pretrained.saved import _build_bert
+    bert_config = dict(config['bert'])
+    if bert_config.pop('vocab_size', None) != len(vocab):
+        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
+                         f'built for vocab_size={config["bert"].get("vocab_size")}')
+    bert = _build_bert(vocab, bert_config, config_path)
+    if not 1 <= config['max_len'] <= bert.encoder.max_len:
+        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
+                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
+    return bert

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Features, Task, TaskDataError, check_not_empty
+from .base import Features, InputFormatError, Task, TaskDataError, check_not_empty
 from .encoding import encode_texts
 from .readers import check_label_types, field, read_table, text_field
 
@@ -38,6 +38,20 @@ class TextTask(Task):
 
     def settings(self):
         return {} if self.texts is None else {'texts': self.texts}
+
+    def served_example(self, fields, where):
+        """A line holds ``text`` or ``text_a<TAB>text_b``, as the model was trained (a pair
+        model takes exactly one tab per line)."""
+        if self.texts == 2 and len(fields) != 2:
+            raise InputFormatError(f'{where}: expected text<TAB>text (exactly one tab: the '
+                                   f'model was trained on pairs), found {len(fields) - 1} tabs')
+        if self.texts == 1 and len(fields) != 1:
+            raise InputFormatError(f'{where}: expected one text without tabs (the model was '
+                                   f'trained on single texts), found {len(fields) - 1} tabs')
+        if len(fields) > 2:
+            raise InputFormatError(f'{where}: expected a text or text<TAB>text (at most one '
+                                   f'tab), found {len(fields) - 1} tabs')
+        return TextExample(tuple(fields), None, where)
 
     def _record_texts(self, examples):
         counts = {len(example.texts) for example in examples}

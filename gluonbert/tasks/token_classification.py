@@ -8,9 +8,9 @@ import collections
 import numpy as np
 
 from ..metrics import ENTITY_SCHEME, entity_metrics
-from .base import Features, Task, TaskDataError, check_not_empty
+from .base import ExportedHead, Features, Task, TaskDataError, check_not_empty
 from .encoding import IGNORE_LABEL, encode_words
-from .readers import read_conll
+from .readers import TaggedSentence, read_conll
 
 
 class TokenClassificationTask(Task):
@@ -82,6 +82,25 @@ class TokenClassificationTask(Task):
             for position in np.flatnonzero(words >= 0):
                 tags[number][words[position]] = names[best[row, position]]
         return tags
+
+    def served_example(self, fields, where):
+        """A line holds a sentence, words separated by spaces."""
+        return TaggedSentence(' '.join(fields).split(), None, where)
+
+    def output_lines(self, examples, features, outputs):
+        """CoNLL: ``word<TAB>tag`` lines, a blank line after each sentence (no header)."""
+        lines = []
+        for example, tags in zip(examples, self.postprocess(outputs, features, examples)):
+            lines.extend(f'{word}\t{tag}' for word, tag in zip(example.words, tags))
+            lines.append('')
+        return lines
+
+    @classmethod
+    def exported_head(cls, model):
+        from ..model.heads import BERTForTokenClassification
+        if isinstance(model, BERTForTokenClassification):
+            return ExportedHead({'logits': ('batch', 'seq', 'labels')}, model.num_labels)
+        return None
 
     def metrics(self, predictions, examples):
         return entity_metrics([s.tags for s in examples], predictions)

@@ -1,5 +1,5 @@
 """What the training engine's loop does besides training: progress bar, evaluation with best
-model and early stopping, metrics log and plot, checkpoints.
+model and early stopping, metrics log and plot, checkpoints, a heartbeat for distributed runs.
 
 A callback overrides the hooks it needs; the engine calls them on every callback in order.
 Callbacks with a state (``state_dict``/``load_state_dict``) have it saved in every
@@ -14,7 +14,8 @@ import time
 
 from tqdm import tqdm
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_json
+from ..distributed.watchdog import Watchdog
 from ..progress import LossPlot, progress_bar
 
 
@@ -274,12 +275,8 @@ class MetricsLog(Callback):
                 writer.writeheader()
                 writer.writerows(self.records)
 
-        def write_json(tmp):
-            with open(tmp, 'w', encoding='utf-8') as f:
-                json.dump(self.records, f, indent=1)
-
         atomic_write(os.path.join(self.folder, name + '.csv'), write_csv)
-        atomic_write(os.path.join(self.folder, name + '.json'), write_json)
+        write_json(os.path.join(self.folder, name + '.json'), self.records)
 
     def on_end(self, engine, state):
         if not engine.is_chief:
@@ -300,3 +297,21 @@ class MetricsLog(Callback):
                     plot.add(record['update'], *values)
         atomic_write(os.path.join(self.folder, 'curves.png'),
                      lambda tmp: plot.save(tmp, 'update', fmt='png'))
+
+
+class Heartbeat(Callback):
+    """Ends a worker with status 124 when no update completes for ``timeout`` seconds (a dead
+    peer on another host leaves it blocked in a push; ``distributed.watchdog``)."""
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self._watchdog = None
+
+    def on_start(self, engine, state):
+        self._watchdog = Watchdog(self.timeout, f'step {state.updates + 1} to complete')
+
+    def on_update(self, engine, state, outcome):
+        self._watchdog.beat(f'step {state.updates + 1} to complete')
+
+    def on_end(self, engine, state):
+        self._watchdog.stop()

@@ -10,27 +10,26 @@ import math
 SKIP, ROLLBACK, APPLY = 'skip', 'rollback', 'apply'
 
 
-class NonFiniteGuard:
-    """Counts non-finite steps; ``observe`` says whether to apply, skip or roll back.
+class _Streak:
+    """What both guards count: bad steps since the start (``total``) and in a row, and the
+    rollbacks that ``patience`` bad steps in a row trigger. ``_TOTAL`` names ``total`` in the
+    state dict (as checkpoints hold it)."""
+    _TOTAL = None
 
-    ``patience``: the number of non-finite steps in a row that triggers a rollback.
-    """
-
-    def __init__(self, patience=5):
-        if not (isinstance(patience, int) and patience >= 1):
-            raise ValueError(f'guard_patience={patience!r}; expected an integer >= 1')
+    def __init__(self, patience):
         self.patience = patience
-        self.skipped = 0        # non-finite steps since the start
-        self.in_a_row = 0       # non-finite steps since the last applied one
+        self.total = 0          # bad steps since the start
+        self.in_a_row = 0       # bad steps since the last applied one
         self.rollbacks = 0
 
-    def observe(self, *values):
-        """``APPLY`` when every value is finite; otherwise ``SKIP``, or ``ROLLBACK`` when this
-        makes ``patience`` non-finite steps in a row (the count then starts again)."""
-        if all(math.isfinite(v) for v in values):
-            self.in_a_row = 0
-            return APPLY
-        self.skipped += 1
+    def _good(self):
+        self.in_a_row = 0
+        return APPLY
+
+    def _bad(self):
+        """``SKIP``, or ``ROLLBACK`` when this makes ``patience`` bad steps in a row (the
+        count then starts again)."""
+        self.total += 1
         self.in_a_row += 1
         if self.in_a_row >= self.patience:
             self.in_a_row = 0
@@ -39,20 +38,46 @@ class NonFiniteGuard:
         return SKIP
 
     def state_dict(self):
-        return {'skipped': self.skipped, 'in_a_row': self.in_a_row, 'rollbacks': self.rollbacks}
+        return {self._TOTAL: self.total, 'in_a_row': self.in_a_row, 'rollbacks': self.rollbacks}
 
     def load_state_dict(self, state):
-        self.skipped, self.in_a_row = state['skipped'], state['in_a_row']
+        self.total, self.in_a_row = state[self._TOTAL], state['in_a_row']
         self.rollbacks = state['rollbacks']
 
 
-class SpikeGuard:
+class NonFiniteGuard(_Streak):
+    """Counts non-finite steps; ``observe`` says whether to apply, skip or roll back.
+
+    ``patience``: the number of non-finite steps in a row that triggers a rollback.
+    """
+    _TOTAL = 'skipped'
+
+    def __init__(self, patience=5):
+        if not (isinstance(patience, int) and patience >= 1):
+            raise ValueError(f'guard_patience={patience!r}; expected an integer >= 1')
+        super().__init__(patience)
+
+    @property
+    def skipped(self):
+        """Non-finite steps since the start."""
+        return self.total
+
+    def observe(self, *values):
+        """``APPLY`` when every value is finite; otherwise ``SKIP``, or ``ROLLBACK`` when this
+        makes ``patience`` non-finite steps in a row (the count then starts again)."""
+        if all(math.isfinite(v) for v in values):
+            return self._good()
+        return self._bad()
+
+
+class SpikeGuard(_Streak):
     """Loss spikes: a finite loss above ``factor`` times the median of the last ``window``
     applied losses is not applied (large runs skip the batches of a spike or restart before
     it; a spike can leave a diverging model behind). ``observe`` says apply, skip, or, after
     ``patience`` spikes in a row, roll back. Nothing is judged before ``min_history`` losses
     have been applied, while the loss still falls fast.
     """
+    _TOTAL = 'spikes'
 
     def __init__(self, factor, window=100, patience=3, min_history=20):
         if not (isinstance(factor, (int, float)) and factor > 1):
@@ -62,12 +87,15 @@ class SpikeGuard:
                             ('spike_min_history', min_history)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f'{name}={value!r}; expected an integer >= 1')
-        self.factor, self.window, self.patience = factor, window, patience
+        super().__init__(patience)
+        self.factor, self.window = factor, window
         self.min_history = min(min_history, window)
         self.history = []       # the last `window` applied losses
-        self.spikes = 0         # spikes since the start
-        self.in_a_row = 0
-        self.rollbacks = 0
+
+    @property
+    def spikes(self):
+        """Spikes since the start."""
+        return self.total
 
     def median(self):
         ordered = sorted(self.history)
@@ -79,22 +107,13 @@ class SpikeGuard:
         """``APPLY`` and remember ``loss``; ``SKIP`` for a spike; ``ROLLBACK`` when it makes
         ``patience`` spikes in a row (the count then starts again)."""
         if len(self.history) >= self.min_history and loss > self.factor * self.median():
-            self.spikes += 1
-            self.in_a_row += 1
-            if self.in_a_row >= self.patience:
-                self.in_a_row = 0
-                self.rollbacks += 1
-                return ROLLBACK
-            return SKIP
-        self.in_a_row = 0
+            return self._bad()
         self.history = (self.history + [loss])[-self.window:]
-        return APPLY
+        return self._good()
 
     def state_dict(self):
-        return {'history': list(self.history), 'spikes': self.spikes,
-                'in_a_row': self.in_a_row, 'rollbacks': self.rollbacks}
+        return dict(super().state_dict(), history=list(self.history))
 
     def load_state_dict(self, state):
+        super().load_state_dict(state)
         self.history = list(state['history'])
-        self.spikes, self.in_a_row = state['spikes'], state['in_a_row']
-        self.rollbacks = state['rollbacks']

@@ -35,7 +35,7 @@ import mxnet as mx
 import numpy as np
 
 from .. import compat
-from ..atomic import atomic_folder, remove_stale_staging
+from ..atomic import atomic_folder, remove_stale_staging, write_json
 from ..digest import file_digest
 
 FORMAT = 1
@@ -212,15 +212,13 @@ def write_checkpoint(root, step, arrays_by_file, meta):
     with atomic_folder(final, names, MANIFEST, 'checkpoint') as tmp:
         for filename, arrays in arrays_by_file.items():
             compat.save_ndarrays(os.path.join(tmp, filename), arrays)
-        with open(os.path.join(tmp, STATE), 'w', encoding='utf-8') as f:
-            json.dump(dict(meta, format=FORMAT), f)
+        write_json(os.path.join(tmp, STATE), dict(meta, format=FORMAT), indent=None)
         files = {}
         for filename in sorted(os.listdir(tmp)):
             path = os.path.join(tmp, filename)
             files[filename] = {'bytes': os.path.getsize(path),
                                'sha256': file_digest(path, 'sha256')}
-        with open(os.path.join(tmp, MANIFEST), 'w', encoding='utf-8') as f:
-            json.dump({'format': FORMAT, 'step': step, 'files': files}, f, indent=1)
+        write_json(os.path.join(tmp, MANIFEST), {'format': FORMAT, 'step': step, 'files': files})
     return final
 
 

@@ -3,10 +3,11 @@
 Parameter groups and layer-wise decay (``param_groups``, ``layerwise``), BERT's Adam
 variants (``gluonbert.optimizer``), one schedule owner (``schedules``), stale-gradient
 reports (``stale``), global-norm clipping (``clipping``), gradient accumulation
-(``accumulation``), mixed precision (``mixed_precision``), the non-finite guard (``guard``)
-and exact checkpoints (``state``). Underneath is a ``gluon.Trainer`` with the KVStore of
-your choice (``device``, ``local``, ``dist_sync``...), updating on the workers so that the
-reduced gradient can be checked and clipped before the update.
+(``accumulate`` micro-batches an update), mixed precision (``mixed_precision``), the
+non-finite guard (``guard``) and exact checkpoints (``state``). Underneath is a
+``gluon.Trainer`` with the KVStore of your choice (``device``, ``local``, ``dist_sync``...),
+updating on the workers so that the reduced gradient can be checked and clipped before the
+update.
 
 The loop::
 

@@ -1,41 +1,37 @@
-"""Pretrained-model folders in the layout of d2l's ``bert.small``: ``vocab.json`` and
-``pretrained.params``, plus our ``config.json`` with the architecture.
+"""A pretrained model as a folder, in the layout of d2l's ``bert.small``: ``vocab.json`` and
+``pretrained.params``, plus our ``config.json`` with the architecture
+(``gluonbert.save_pretrained``, ``gluonbert.load_pretrained_model``).
 
 The chapter's ``load_pretrained_model`` reads the first two; the config lets a folder be
 loaded without repeating the hyperparameters. A folder is written whole or not at all
 (``gluonbert.atomic.atomic_folder``): a kill or a full disk during a save leaves the previous
 model intact, never one model's vocab beside another's weights; a folder holding anything but
-a previous model of the same kind is refused, not replaced.
+a previous model of the same kind is refused, not replaced. Fine-tuned task folders
+(``tasks/saved.py``) record and check their vocabulary and weights the same way.
 """
 import hashlib
 import json
 import os
 import re
 
-import mxnet as mx
 import numpy as np
 
 from .. import compat
-from ..atomic import atomic_folder, check_replaceable
+from ..atomic import atomic_folder, check_replaceable, write_json
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
 from ..digest import file_digest
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
-PLOT_FILE, CURVES_FILE = 'loss.png', 'curves.png'
+PLOT_FILE = 'loss.png'
 VOCAB_DIGEST = 'vocab_sha256'
 # config.json's record of the weights: their file's SHA-256 and the options their shapes
 # cannot tell (2-head and 4-head weights have the same shapes)
 WEIGHTS_RECORD, UNSEEN_IN_SHAPES = 'weights', ('num_heads', 'activation', 'layer_norm_eps')
 ARCHITECTURE = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'max_len')
 PRETRAINED_FILES = (VOCAB_FILE, PARAMS_FILE, CONFIG_FILE, PLOT_FILE, TOKENIZER_FILE)
-PRETRAINED_KIND, CLASSIFIER_KIND = 'pretrained folder', 'fine-tuned model folder'
-
-
-def _write_json(path, value):
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(value, f, indent=1 if isinstance(value, dict) else None)
+PRETRAINED_KIND = 'pretrained folder'
 
 
 def _vocab_digest(tokens):
@@ -109,21 +105,21 @@ def save_pretrained(net, vocab, folder, config=None, plot=None, tokenizer=None):
         params = os.path.join(staging, PARAMS_FILE)
         compat.save_parameters(net, params)
         if config is not None:
-            _write_json(os.path.join(staging, CONFIG_FILE),
-                        dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
-                                        WEIGHTS_RECORD: weights_record(params, config)}))
-        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
+            write_json(os.path.join(staging, CONFIG_FILE),
+                       dict(config, **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token),
+                                       WEIGHTS_RECORD: weights_record(params, config)}))
+        write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         if plot is not None:
             plot.save(os.path.join(staging, PLOT_FILE), 'step')
         if tokenizer is not None:
-            _write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
+            write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
 
 
 def _load_parameters(net, params, vocab, devices):
     """``net.load_parameters`` with errors in structural names (``output.weight``) and a clear
     one when the vocab does not fit the token embedding."""
     try:
-        net.load_parameters(params, ctx=devices)
+        compat.load_parameters(net, params, devices)
     except AssertionError as error:
         other = _other_models_file(net, params, str(error))
         if other is not None:
@@ -141,9 +137,8 @@ def _load_parameters(net, params, vocab, devices):
         raise ValueError(f'{params}: parameter {name} has shape {match.group(3)} in the file, '
                          f'but the model built from its config expects {match.group(2)} (for '
                          f'output.weight: a head with another number of labels)') from None
-    except mx.base.MXNetError as error:
-        raise ValueError(f'{params} is not an MXNet parameter file '
-                         f'({str(error).strip().splitlines()[-1]})') from None
+    except compat.UnreadableParameters:
+        raise
     except AttributeError:  # MXNet's "'list' object has no attribute 'keys'"
         arrays = compat.load_ndarrays(params)
         if isinstance(arrays, dict) and arrays:
@@ -263,61 +258,3 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
     _load_parameters(bert, params, vocab, devices)
     check_weights_record(config, record, params, config_path)
     return bert, vocab
-
-
-CLASSIFIER_FILE = 'classifier.params'
-CLASSIFIER_FILES = (CLASSIFIER_FILE, VOCAB_FILE, CONFIG_FILE, CURVES_FILE)
-
-
-def save_classifier(net, vocab, folder, labels, max_len, plot=None):
-    """Write a fine-tuned ``BERTClassifier``: its parameters, the vocab, and ``config.json``
-    (the BERT architecture, label names, ``max_len``), all that inference needs, and ``plot``
-    (a ``LossPlot``) as curves.png; a previous fine-tuned folder is replaced whole."""
-    bert_config = dict(net.encoder_config)
-    with atomic_folder(folder, CLASSIFIER_FILES, CLASSIFIER_FILE,
-                       CLASSIFIER_KIND) as staging:
-        _write_json(os.path.join(staging, CONFIG_FILE),
-                    dict(bert=bert_config, labels=list(labels), max_len=max_len,
-                         **{VOCAB_DIGEST: _vocab_digest(vocab.idx_to_token)}))
-        _write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token))
-        compat.save_parameters(net, os.path.join(staging, CLASSIFIER_FILE))
-        if plot is not None:
-            plot.save(os.path.join(staging, CURVES_FILE), 'epoch')
-
-
-def fine_tuned_bert(folder, config, vocab, config_path):
-    """The (uninitialised) BERT of a fine-tuned folder's ``config`` (its ``bert`` options and
-    ``max_len``), checked against the folder's ``vocab``."""
-    bert_config = dict(config['bert'])
-    if bert_config.pop('vocab_size', None) != len(vocab):
-        raise ValueError(f'{folder}: {VOCAB_FILE} holds {len(vocab)} tokens but the model was '
-                         f'built for vocab_size={config["bert"].get("vocab_size")}')
-    bert = _build_bert(vocab, bert_config, config_path)
-    if not 1 <= config['max_len'] <= bert.encoder.max_len:
-        raise ValueError(f'{config_path}: max_len={config["max_len"]}; expected an integer in '
-                         f'[1, {bert.encoder.max_len}] (the model\'s positions)')
-    return bert
-
-
-def load_classifier(folder, devices=None):
-    """``(net, vocab, config)`` of a folder written by ``save_classifier``."""
-    from ..model import BERTClassifier
-    params = os.path.join(folder, CLASSIFIER_FILE)
-    config_path = os.path.join(folder, CONFIG_FILE)
-    for path in (params, config_path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'{path} not found: {folder!r} is not a fine-tuned model '
-                                    f'folder (expected {CLASSIFIER_FILE}, {CONFIG_FILE}, '
-                                    f'{VOCAB_FILE})')
-    config = _read_config(config_path)
-    vocab = _read_vocab(folder, config)
-    bert_config, labels = config.get('bert'), config.get('labels')
-    if not isinstance(bert_config, dict) or not isinstance(labels, list) or not labels \
-            or not isinstance(config.get('max_len'), int):
-        raise ValueError(f'{config_path}: expected "bert" (BERTModel options), "labels" (a '
-                         f'list of names) and "max_len" (an integer), as save_classifier '
-                         f'writes')
-    bert = fine_tuned_bert(folder, config, vocab, config_path)
-    net = BERTClassifier(bert, num_classes=len(labels))
-    _load_parameters(net, params, vocab, devices)
-    return net, vocab, config

@@ -544,14 +544,14 @@ def check_outputs(args):
 
 def _check_hf_export(args):
     """``export --to hf``: no ONNX-only option, and an ``--out`` it may replace."""
-    from .pretrained.hf_tasks import check_hf_task_folder
+    from .pretrained.hf import check_hf_folder
     for name in ONNX_ONLY:
         if getattr(args, name):
             option = '--' + name.replace('_', '-')
             raise ValueError(f'{option} applies to --to onnx (the ONNX model and its check '
                              f'under onnxruntime); --to hf writes the model\'s weights as they '
                              f'are: leave {option} out')
-    check_hf_task_folder(args.out)
+    check_hf_folder(args.out)
 
 
 def _check_resumable(args):

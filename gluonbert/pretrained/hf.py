@@ -29,8 +29,9 @@ CONFIG_FILE = 'config.json'
 # sentence-transformers folders list their modules here; the BERT is the Transformer module's
 ST_MODULES_FILE, ST_TRANSFORMER = 'modules.json', 'sentence_transformers.models.Transformer'
 WEIGHTS_FILE, WEIGHTS_INDEX_FILE = 'model.safetensors', 'model.safetensors.index.json'
-# What ``save_hf_pretrained`` writes: a folder it replaces holds only these
-_HF_FILES = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE)
+# What an HF folder gluonbert writes holds (``save_hf_pretrained``, ``hf_tasks``): a folder
+# it replaces holds only these
+HF_FILES = (CONFIG_FILE, VOCAB_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE)
 HF_KIND = 'HF BERT folder'
 # Checkpoint files gluonbert does not read; the pickle-based ones are never opened
 _OTHER_WEIGHTS = ('pytorch_model.bin', 'pytorch_model.bin.index.json', 'tf_model.h5',
@@ -221,7 +222,7 @@ def hf_tensors(bert, dtype='float32'):
 def check_hf_folder(folder):
     """Raise FileExistsError (or NotADirectoryError) unless ``save_hf_pretrained`` may write
     ``folder``: for a job to fail before its work, not after."""
-    check_replaceable(os.path.abspath(folder), _HF_FILES, WEIGHTS_FILE, HF_KIND)
+    check_replaceable(os.path.abspath(os.fspath(folder)), HF_FILES, WEIGHTS_FILE, HF_KIND)
 
 
 def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
@@ -240,7 +241,7 @@ def save_hf_pretrained(bert, vocab, folder, *, tokenizer=None, dtype='float32'):
     config = hf_config_from_options(bert.config,
                                     pad_token_id=vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_tensors(bert, dtype)
-    with atomic_folder(folder, _HF_FILES, WEIGHTS_FILE, HF_KIND) as staging:
+    with atomic_folder(folder, HF_FILES, WEIGHTS_FILE, HF_KIND) as staging:
         write_json(os.path.join(staging, CONFIG_FILE), config, indent=2)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         if tokenizer is not None:

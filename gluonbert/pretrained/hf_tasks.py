@@ -19,15 +19,13 @@ import os
 from .. import compat
 from ..atomic import atomic_folder, check_replaceable, write_json
 from ..data.wordpiece import write_wordpiece_vocab
-from .hf import (CONFIG_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, _weight_files,
-                 load_hf_folder)
+from .hf import (CONFIG_FILE, HF_FILES, HF_KIND, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE,
+                 _weight_files, check_hf_folder, load_hf_folder)
 from .hf_config import hf_config_from_options
-from .hf_tokenizer import TOKENIZER_FILE, check_hf_tokenizer, write_hf_tokenizer
+from .hf_tokenizer import check_hf_tokenizer, write_hf_tokenizer
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name
 
-FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE)
-KIND = 'HF BERT folder'
 TASK_KEY = 'gluonbert_task'  # config.json's record of the gluonbert task: name, settings, max_len
 
 # HF architecture -> (gluonbert head, HF's name of its output layer, the task it serves;
@@ -97,12 +95,6 @@ def hf_task_tensors(net, dtype='float32'):
     return tensors
 
 
-def check_hf_task_folder(folder):
-    """Refuse ``folder`` (FileExistsError saying why) unless it is missing, empty or a
-    previous HF BERT folder: saving replaces it whole."""
-    check_replaceable(os.path.abspath(os.fspath(folder)), FILES, WEIGHTS_FILE, KIND)
-
-
 def save_hf_task_model(net, task, vocab, tokenizer, config, folder):
     """Write the fine-tuned head ``net`` of ``task`` (as ``saved.load_task_model`` returns
     them, with ``vocab``, ``tokenizer`` and the folder's ``config``) as an HF task folder,
@@ -112,8 +104,8 @@ def save_hf_task_model(net, task, vocab, tokenizer, config, folder):
     check_hf_tokenizer(tokenizer)
     hf_config = hf_task_config(net, task, config, vocab.token_to_idx.get('<pad>', 0))
     tensors = hf_task_tensors(net)
-    check_hf_task_folder(folder)
-    with atomic_folder(folder, FILES, WEIGHTS_FILE, KIND) as staging:
+    check_hf_folder(folder)
+    with atomic_folder(folder, HF_FILES, WEIGHTS_FILE, HF_KIND) as staging:
         write_json(os.path.join(staging, CONFIG_FILE), hf_config, indent=2)
         write_wordpiece_vocab(vocab, os.path.join(staging, VOCAB_FILE))
         write_hf_tokenizer(staging, tokenizer, vocab, config['max_len'])

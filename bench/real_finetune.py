@@ -144,7 +144,8 @@ def gluonbert_worker(spec):
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = jobs._finetune_trainer(net, opts, len(batches), bert.config['num_hiddens'], amp)
+    steps = len(batches) + (PROFILE_STEPS if spec.get('profile') else 0)
+    trainer = jobs._finetune_trainer(net, opts, steps, bert.config['num_hiddens'], amp)
     engine = Engine(task.objective(net), trainer, devices)
     times, sizes = [], []
     for batch in batches:

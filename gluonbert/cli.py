@@ -233,6 +233,10 @@ def _finetune_options(parser, d):
                     help='the longest answer the span search considers, in tokens (default: '
                     '30)')
     parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
+    parser.add_argument('--group-by-length', action='store_true',
+                        help="batch training sentences of about one length together within "
+                        "groups of 50 shuffled batches (HF's group_by_length), so that short "
+                        'ones stop computing on the padding of long ones (default: off)')
     parser.add_argument('--epochs', type=positive_int, default=d['epochs'])
     parser.add_argument('--lr', type=positive_float, default=d['lr'],
                         help=f'default: {SMALL_MODEL_LR} for a model of up to '

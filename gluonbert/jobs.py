@@ -305,7 +305,8 @@ def finetune(opts, fallback=None):
               'text): on raw text, --split-punctuation splits punctuation off words')
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
     train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
-                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2)
+                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2,
+                                   group_by_length=getattr(opts, 'group_by_length', False))
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)

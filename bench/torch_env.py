@@ -31,6 +31,30 @@ def torch_python():
     return PYTHON
 
 
+# What HF's Trainer needs beyond transformers (bench/real_time_to_accuracy.py), installed
+# beside the environment (``EXTRAS``, on PYTHONPATH) so that the environment stays as made
+TRAINER_PACKAGES = ['accelerate==1.15.0', 'psutil']
+EXTRAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), '.torch-extras')
+
+
+def trainer_path():
+    """A folder holding ``TRAINER_PACKAGES`` for the environment's interpreter (put it on
+    PYTHONPATH), installed on first use; RuntimeError saying why when it cannot be."""
+    python = torch_python()
+    wanted = '\n'.join(TRAINER_PACKAGES)
+    done = os.path.join(EXTRAS, 'installed.txt')
+    if os.path.exists(done) and open(done).read() == wanted:
+        return EXTRAS
+    print(f'installing {", ".join(TRAINER_PACKAGES)} into {EXTRAS}: once', flush=True)
+    _run([python, '-m', 'pip', 'install', '--quiet', '--no-deps', '--upgrade', '--target',
+          EXTRAS, *TRAINER_PACKAGES])
+    with open(os.path.join(EXTRAS, '.gitignore'), 'w') as f:
+        f.write('*\n')
+    with open(done, 'w') as f:
+        f.write(wanted)
+    return EXTRAS
+
+
 def _run(command):
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:

@@ -29,7 +29,7 @@ from .option_types import (OptionType, check_memory, decay, max_len, non_negativ
                            non_negative_int, pattern, positive_float, positive_int,
                            probability, seed)
 from .optimizer import OPTIMIZERS
-from .train.mixed_precision import OPTION_NAMES
+from .train.mixed_precision import AUTO, AUTO_MIN_WIDTH, OFF, OPTION_NAMES
 from .train.recipes import FINETUNE_RECIPE, LARGE_MODEL_LR, SMALL_MODEL_LR, SMALL_MODEL_WIDTH
 from .train.schedules import SCHEDULES
 from .train.stale import POLICIES
@@ -176,10 +176,12 @@ def _corpus_options(parser):
 
 
 def _amp_option(parser):
-    parser.add_argument('--amp', choices=sorted(OPTION_NAMES),
+    parser.add_argument('--amp', choices=sorted(OPTION_NAMES) + [AUTO, OFF], default=AUTO,
                         help='mixed precision: bf16 on CPU (dense layers in bfloat16 on '
-                        'oneDNN; needs AVX-512), fp16 on GPU; parameters stay float32 '
-                        '(default: off)')
+                        'oneDNN; needs AVX-512), fp16 on GPU; parameters stay float32. '
+                        f'auto: bf16 on a CPU with AVX-512 BF16 for a model at least '
+                        f'{AUTO_MIN_WIDTH} wide, else float32 (the first line says which); '
+                        'off: float32 (default: %(default)s)')
 
 
 def _run_options(parser, checkpoint_every):
@@ -231,6 +233,10 @@ def _finetune_options(parser, d):
                     help='the longest answer the span search considers, in tokens (default: '
                     '30)')
     parser.add_argument('--batch-size', type=positive_int, default=d['batch_size'])
+    parser.add_argument('--group-by-length', action='store_true',
+                        help="batch training sentences of about one length together within "
+                        "groups of 50 shuffled batches (HF's group_by_length), so that short "
+                        'ones stop computing on the padding of long ones (default: off)')
     parser.add_argument('--epochs', type=positive_int, default=d['epochs'])
     parser.add_argument('--lr', type=positive_float, default=d['lr'],
                         help=f'default: {SMALL_MODEL_LR} for a model of up to '

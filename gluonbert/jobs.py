@@ -30,7 +30,7 @@ from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, mas
                                  validation)
 from .preflight import check_finetune, check_pretrain, finetune_groups
 from .pretrained import save_hf_pretrained
-from .pretrained.folders import load_pretrained_folder
+from .pretrained.folders import load_pretrained_folder, model_width
 from .pretrained.saved import non_finite_parameter, save_pretrained
 from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
@@ -105,7 +105,9 @@ def pretrain(opts, fallback=None):
     and save a d2l-style folder (on the chief worker). Returns a summary dict."""
     check_pretrain(opts)
     devices = parse_devices(opts.devices)
-    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
+    width = model_width(opts.pretrained) if getattr(opts, 'pretrained', None) \
+        else opts.num_hiddens
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices, width)
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
     start = _pretraining_data(opts, fallback, devices, kvstore)
@@ -276,7 +278,8 @@ def finetune(opts, fallback=None):
     checkpoint and ``--resume``; then score the best model on ``--test``. Returns a dict of
     the best dev metrics, the test metrics and the trivial baseline's."""
     devices = parse_devices(opts.devices)
-    amp = mixed_precision.start(getattr(opts, 'amp', None), devices)
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices,
+                                model_width(opts.pretrained))
     seed_everything(opts.seed)
     task = check_finetune(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
@@ -312,7 +315,8 @@ def finetune(opts, fallback=None):
               'text): on raw text, --split-punctuation splits punctuation off words')
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
     train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
-                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2)
+                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2,
+                                   group_by_length=getattr(opts, 'group_by_length', False))
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)

@@ -54,6 +54,25 @@ def test_batches_are_cut_to_their_longest_sequence_rounded_up_in_the_same_order(
     assert sorted(int(b[2].max()) for b in plain) == [5, 9, 17]
 
 
+def test_length_grouped_batches_sort_each_group_of_a_shuffled_epoch_by_length(monkeypatch):
+    monkeypatch.setattr(LongestInBatch, 'GROUP_BATCHES', 3)  # groups of 3 batches of 3
+    lengths = np.random.RandomState(0).randint(1, 41, 23).astype('float32')
+    arrays = (np.zeros((23, 40), 'int32'), lengths, np.arange(23))
+    plain = LongestInBatch(arrays, 3, seed=5, sequence_arrays=(0,), lengths=1)
+    grouped = LongestInBatch(arrays, 3, seed=5, sequence_arrays=(0,), lengths=1,
+                             group_by_length=True)
+    shuffled, order = plain.order(2), grouped.order(2)
+    for start in range(0, 23, 9):  # the same rows in each group, cut by length into batches
+        group = order[start:start + 9]
+        assert sorted(group) == sorted(shuffled[start:start + 9])
+        spans = sorted((lengths[group[i:i + 3]].min(), lengths[group[i:i + 3]].max())
+                       for i in range(0, len(group), 3))
+        assert all(low_max <= high_min for (_, low_max), (high_min, _) in zip(spans, spans[1:]))
+    rows = [b[2].tolist() for b in grouped.epoch(2)]
+    assert sum(rows, []) == order.tolist() and order.tolist() != shuffled.tolist()
+    assert order.tolist() == grouped.order(2).tolist()  # seeded
+
+
 @pytest.mark.parametrize('data, size, expected', [
     ((np.zeros(4), np.zeros(3)), 2, 'data\\[1\\] has 3 samples, data\\[0\\] has 4'),
     ((np.zeros(0),), 2, 'data is empty'),

@@ -94,3 +94,22 @@ def test_bfloat16_and_no_amp_use_a_fixed_scale_of_one():
         scaler.update(False)
         assert scaler.scale == 1.0
     assert LossScaler.for_dtype('float16').scale == 2.0 ** 16
+
+
+@pytest.mark.parametrize('native, width, expected', [
+    (True, 768, 'bf16'), (True, 128, None), (True, None, None), (False, 768, None)])
+def test_amp_auto_picks_bfloat16_for_wide_models_on_cpus_with_avx512_bf16(monkeypatch, native,
+                                                                         width, expected):
+    from gluonbert.train import mixed_precision
+    monkeypatch.setattr(mixed_precision, 'cpu_native_bfloat16', lambda: native)
+    monkeypatch.setattr(mixed_precision, 'cpu_bfloat16_support', lambda: (True, ''))
+    value, note = mixed_precision.choose('auto', [mx.cpu()], width)
+    assert value == expected
+    assert note.startswith('bfloat16 (--amp auto' if expected else 'float32 (--amp auto: ')
+
+
+def test_amp_off_and_an_explicit_amp_are_taken_as_given():
+    from gluonbert.train import mixed_precision
+    assert mixed_precision.choose('off', [mx.cpu()], 768) == (None, 'float32 (--amp off)')
+    assert mixed_precision.choose('bf16', [mx.cpu()], 32) == ('bf16', 'bfloat16 (--amp bf16)')
+    assert mixed_precision.choose('auto', [mx.gpu(0)], 768)[0] is None

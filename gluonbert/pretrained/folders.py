@@ -59,3 +59,18 @@ def tokenizer_with_vocab(tokenizer, vocab):
     if isinstance(tokenizer, WordTokenizer):
         return WordTokenizer(vocab)
     return tokenizer
+
+
+def model_width(folder):
+    """The hidden width of the BERT in a gluonbert or HF folder (its ``config.json``), or None
+    when the folder does not say; read before the model is built (``--amp auto``)."""
+    from .hf import model_folder
+    path = os.path.join(model_folder(folder), 'config.json')
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    width = config.get('num_hiddens', config.get('hidden_size')) if isinstance(config, dict) \
+        else None
+    return width if isinstance(width, int) else None

@@ -112,6 +112,8 @@ class Task:
     main_metric = None
     greater_is_better = True
     metrics_note = ''  # how the metrics are computed, when it needs saying (printed)
+    # Heads with an output per token: what fills the positions past a prediction batch's cut
+    token_pad = None
 
     def settings(self):
         """The task's own options, as keywords of its constructor (none by default)."""
@@ -150,7 +152,7 @@ class Task:
         """The head's outputs on every feature row, as numpy arrays (a tuple for heads with
         several outputs), in inference mode."""
         from .inference import predict_outputs
-        return predict_outputs(net, features, devices, batch_size)
+        return predict_outputs(net, features, devices, batch_size, self.token_pad)
 
     def postprocess(self, outputs, features, examples):
         """One prediction per example from the head's ``outputs``."""

@@ -23,6 +23,7 @@ class QuestionAnswering(Task):
     the words the metric drops (English by default)."""
     name = 'question-answering'
     main_metric = 'f1'
+    token_pad = -1e4  # the head's logit for padding
     greater_is_better = True
 
     def __init__(self, doc_stride=None, max_query_len=None, max_answer_len=30,

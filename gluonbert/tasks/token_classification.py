@@ -16,6 +16,7 @@ from .readers import TaggedSentence, read_conll
 class TokenClassificationTask(Task):
     name = 'token-classification'
     main_metric = 'f1'
+    token_pad = 0.0
     greater_is_better = True
     metrics_note = f'entity-level P/R/F1 on words, {ENTITY_SCHEME}'
 

@@ -94,12 +94,39 @@ class LongestInBatch(EpochBatches):
     ``sequence_arrays`` are the indices of the arrays whose last axis is the sequence (tokens,
     segments, per-token labels), ``lengths`` the index of the valid lengths. Padding carries
     no weight in attention, so only dropout's draws change with the width.
-    """
 
-    def __init__(self, data, batch_size, *, sequence_arrays, lengths, multiple=16, **options):
+    ``group_by_length`` (HF's ``group_by_length``): each shuffled epoch is cut into groups of
+    ``GROUP_BATCHES`` batches, each group sorted by length and its batches taken in a seeded
+    random order, so that a batch holds sentences of about one length and short ones stop
+    paying for the longest of a random draw (on SST-2 at batch 64, about half the positions);
+    the groups keep the shuffled order, and so does which sentences share a group.
+    """
+    GROUP_BATCHES = 50
+
+    def __init__(self, data, batch_size, *, sequence_arrays, lengths, multiple=16,
+                 group_by_length=False, **options):
         super().__init__(data, batch_size, **options)
         _check_positive_int('multiple', multiple)
         self.sequence_arrays, self.lengths, self.multiple = set(sequence_arrays), lengths, multiple
+        self.group_by_length = group_by_length
+
+    def order(self, epoch):
+        order = super().order(epoch)
+        if not (self.group_by_length and self.shuffle and self.arrays is not None):
+            return order
+        valid = self.arrays[self.lengths]
+        longest = valid.reshape(len(valid), -1).max(axis=1)
+        size = self.batch_size * self.GROUP_BATCHES
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        grouped = []
+        for start in range(0, len(order), size):
+            group = order[start:start + size]
+            group = group[np.argsort(-longest[group], kind='stable')]
+            batches = [group[i:i + self.batch_size]
+                       for i in range(0, len(group), self.batch_size)]
+            full = len(group) // self.batch_size  # a smaller last batch stays last
+            grouped += [batches[i] for i in rng.permutation(full)] + batches[full:]
+        return np.concatenate(grouped)
 
     def _gather(self, indices):
         batch = super()._gather(indices)

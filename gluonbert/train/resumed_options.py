@@ -26,7 +26,7 @@ PRETRAIN_FIXED = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'ac
 FINETUNE_FIXED = ('pretrained', 'task', 'train', 'dev', 'text_columns', 'label_column',
                   'format', 'quoting', 'max_len', 'batch_size', 'seed', 'train_limit',
                   'test_limit', 'doc_stride', 'max_query_len', 'max_answer_len',
-                  'split_punctuation', 'from_scratch', 'accumulate')
+                  'split_punctuation', 'from_scratch', 'accumulate', 'group_by_length')
 
 
 def _file(path):

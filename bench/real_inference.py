@@ -1,0 +1,334 @@
+"""Evaluation throughput and accuracy of a fine-tuned real checkpoint: gluonbert (MXNet) vs
+HF transformers (torch) vs onnxruntime (plain, optimised, int8).
+
+The models: all-MiniLM-L6-v2 fine-tuned on SST-2 (``gluonbert finetune`` with its defaults,
+one epoch on the first ``--train-limit`` training sentences; or ``--model FOLDER``, a
+``gluonbert finetune`` output) and BERT-base's geometry with random weights
+(``real_finetune.bert_base_folder``; one update on 64 sentences makes it a task folder, its
+accuracy is chance). Each is exported as users do it: ``gluonbert export --to hf`` (HF's
+``BertForSequenceClassification`` folder), ``gluonbert export`` (ONNX, verified against MXNet)
+and ``export/optimize.py`` in the deploy environment (``export/setup-deploy.sh``: onnxruntime's
+transformer fusions, then its dynamic int8; those rows are skipped, with the reason, when the
+environment cannot be made). Rows, each in a fresh process on the same token ids (SST-2 dev,
+encoded once by gluonbert's task code), batches of ``--batch-size`` in file order cut to their
+longest sentence (rounded up to 16):
+
+- ``gluonbert``: ``Task.predict`` as ``gluonbert evaluate`` runs it (``hybridize_for_inference``,
+  oneDNN graph fusion);
+- ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
+  ``torch.autocast('cpu', dtype=torch.bfloat16)``);
+- ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: onnxruntime (the deploy environment's,
+  all graph optimizations on) on ``model.onnx``, ``model.opt.onnx``, ``model.opt.int8.onnx``.
+
+One untimed pass over the first two batches, then ``--passes`` timed passes over the whole
+set (median kept). Accuracy is each row's argmax against SST-2 dev's labels. Prints one table
+per model (ratios to ``hf fp32``) and writes ``bench/results/real_inference.json``.
+
+    python bench/real_inference.py [--models minilm,bert-base] [--model FOLDER]
+        [--train-limit 4000] [--batch-size 128] [--passes 2] [--bert-base-limit 256] [--quick]
+
+``--quick``: a smoke run (MiniLM fine-tuned on 64 sentences, 64 dev sentences, one pass).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import torch_env  # noqa: E402
+from harness import gluonbert_command, write_json  # noqa: E402
+from real_finetune import bert_base_folder, machine, minilm_folder  # noqa: E402
+
+EXPORT = os.path.join(ROOT, 'export')
+DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
+ROWS = ('gluonbert', 'hf fp32', 'hf bf16 autocast', 'onnx plain', 'onnx optimised',
+        'onnx int8')
+BASELINE = 'hf fp32'
+ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
+              'onnx int8': 'model.opt.int8.onnx'}
+MULTIPLE = 16
+
+
+def batches(arrays, batch_size):
+    """``(tokens, segments, valid_lens)`` batches in order, cut to their longest row rounded up
+    to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)`` gives)."""
+    tokens, segments, valid_lens = arrays
+    for start in range(0, len(tokens), batch_size):
+        lens = valid_lens[start:start + batch_size]
+        width = min(tokens.shape[1], -(-int(lens.max()) // MULTIPLE) * MULTIPLE)
+        yield (tokens[start:start + batch_size, :width],
+               segments[start:start + batch_size, :width], lens)
+
+
+def timed_passes(predict, arrays, spec):
+    """One untimed pass over two batches, then ``spec['passes']`` timed passes; the logits of
+    the last and the seconds of each."""
+    predict([a[:2 * spec['batch_size']] for a in arrays])
+    seconds = []
+    for _ in range(spec['passes']):
+        start = time.perf_counter()
+        logits = predict(arrays)
+        seconds.append(time.perf_counter() - start)
+    return logits, seconds
+
+
+def load_features(spec):
+    import numpy as np
+    data = np.load(spec['features'])
+    return [data[k] for k in ('tokens', 'segments', 'valid_lens')]
+
+
+def gluonbert_worker(spec):
+    """``gluonbert evaluate``'s prediction: the task folder hybridized for inference, the
+    task's ``predict`` on the encoded features."""
+    import mxnet as mx
+    from gluonbert.model import hybridize_for_inference
+    from gluonbert.tasks.base import Features
+    from gluonbert.tasks.saved import load_task_model
+    devices = [mx.cpu()]
+    net, task, _, _, _ = load_task_model(spec['model'], devices)
+    hybridize_for_inference(net, devices)
+
+    def predict(arrays):
+        return task.predict(net, Features(*arrays), devices, spec['batch_size'])
+    return timed_passes(predict, load_features(spec), spec)
+
+
+def hf_worker(spec):
+    """The exported HF folder under ``torch.no_grad()`` (and bf16 autocast)."""
+    import numpy as np
+    import torch
+    from transformers import BertForSequenceClassification
+    torch.set_num_threads(os.cpu_count())
+    model = BertForSequenceClassification.from_pretrained(spec['model']).eval()
+    autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=spec['amp'] == 'bf16')
+
+    def predict(arrays):
+        pieces = []
+        with torch.no_grad(), autocast:
+            for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
+                positions = np.arange(tokens.shape[1])[None]
+                mask = torch.from_numpy((positions < valid_lens[:, None]).astype('int64'))
+                out = model(input_ids=torch.from_numpy(tokens.astype('int64')),
+                            token_type_ids=torch.from_numpy(segments.astype('int64')),
+                            attention_mask=mask)
+                pieces.append(out.logits.float().numpy())
+        return np.concatenate(pieces)
+    return timed_passes(predict, load_features(spec), spec)
+
+
+def onnx_worker(spec):
+    """onnxruntime, every graph optimization on, on one of the export's graphs."""
+    import numpy as np
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(spec['model'], options, providers=['CPUExecutionProvider'])
+
+    def predict(arrays):
+        pieces = []
+        for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
+            feeds = dict(tokens=tokens.astype('int64'), segments=segments.astype('int64'),
+                         valid_lens=valid_lens.astype('int64'))
+            pieces.append(session.run(None, feeds)[0])
+        return np.concatenate(pieces)
+    return timed_passes(predict, load_features(spec), spec)
+
+
+def prepare_worker(spec):
+    """SST-2 dev encoded once by gluonbert's task code, as the model's tokenizer reads it."""
+    import numpy as np
+    from gluonbert.tasks.saved import load_task_model
+    _, task, vocab, tokenizer, config = load_task_model(spec['model'])
+    examples = task.read(spec['dev'])
+    if spec['limit']:
+        examples = examples[:spec['limit']]
+    features = task.encode(examples, tokenizer, vocab, config['max_len'], config['labels'])
+    np.savez(spec['features'], tokens=features.tokens, segments=features.segments,
+             valid_lens=features.valid_lens, labels=features.labels)
+    return None, [float(np.mean(features.valid_lens))]
+
+
+WORKERS = {'prepare': prepare_worker, 'gluonbert': gluonbert_worker, 'hf': hf_worker,
+           'onnx': onnx_worker}
+
+
+def run_worker(worker, spec, workdir):
+    """``worker`` in a fresh process (gluonbert's, the torch or the deploy environment);
+    ``(logits or None, seconds, peak RSS MiB)``."""
+    path = os.path.join(workdir, f'spec-{worker}.json')
+    with open(path, 'w') as f:
+        json.dump(spec, f)
+    python = {'hf': torch_env.PYTHON, 'onnx': DEPLOY_PYTHON}.get(worker, sys.executable)
+    with tempfile.TemporaryFile('w+') as out:
+        process = subprocess.Popen([python, __file__, '--worker', worker, path], stdout=out,
+                                   stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, PYTHONPATH=ROOT))
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
+        out.seek(0)
+        text = out.read()
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f'{worker} worker failed: {text.strip()[-1500:]}')
+    result = json.loads(text.strip().splitlines()[-1])
+    logits = None
+    if result['logits']:
+        import numpy as np
+        logits = np.load(result['logits'])
+    return logits, result['seconds'], usage.ru_maxrss / 1024
+
+
+def finetuned_models(args, workdir, data):
+    """``{model: gluonbert task folder}``: MiniLM fine-tuned on SST-2 (or ``--model``), and
+    BERT-base's random geometry after one update."""
+    minilm = minilm_folder()
+    train, dev = (os.path.join(data, 'sst-2', f'{s}.tsv') for s in ('train', 'dev'))
+    sources = {'minilm': (minilm, args.train_limit), 'bert-base': (None, 64)}
+    folders = {}
+    for model in args.models:
+        if model == 'minilm' and args.model:
+            folders[model] = args.model
+            continue
+        pretrained, limit = sources[model]
+        pretrained = pretrained or bert_base_folder(minilm)
+        out = os.path.join(workdir, f'{model}-sst2')
+        start = time.perf_counter()
+        gluonbert_command('finetune', '--pretrained', pretrained, '--task', 'classification',
+                          '--train', train, '--dev', dev, '--epochs', 1, '--train-limit', limit,
+                          '--test-limit', 64, '--out', out)
+        print(f'{model}: fine-tuned on {limit} SST-2 sentences in '
+              f'{time.perf_counter() - start:.0f} s', flush=True)
+        folders[model] = out
+    return folders
+
+
+def exports(model, folder, workdir):
+    """``({row: model path}, {row: why skipped})`` for the HF and ONNX rows of ``folder``."""
+    paths, skipped = {'gluonbert': folder}, {}
+    try:
+        torch_env.torch_python()
+        hf = os.path.join(workdir, f'{model}-hf')
+        gluonbert_command('export', '--model', folder, '--to', 'hf', '--out', hf)
+        paths['hf fp32'] = paths['hf bf16 autocast'] = hf
+    except RuntimeError as e:
+        skipped.update({'hf fp32': str(e), 'hf bf16 autocast': str(e)})
+    onnx = os.path.join(workdir, f'{model}-onnx')
+    gluonbert_command('export', '--model', folder, '--out', onnx)
+    setup = subprocess.run(['bash', os.path.join(EXPORT, 'setup-deploy.sh')],
+                           capture_output=True, text=True)
+    why = None
+    if setup.returncode:
+        why = f'export/setup-deploy.sh failed: {setup.stderr.strip()[-300:]}'
+    else:
+        done = subprocess.run([DEPLOY_PYTHON, os.path.join(EXPORT, 'optimize.py'), onnx],
+                              capture_output=True, text=True)
+        if done.returncode:
+            why = f'export/optimize.py failed: {done.stderr.strip()[-300:]}'
+    for row, name in ONNX_FILES.items():
+        if why:
+            skipped[row] = why
+        else:
+            paths[row] = os.path.join(onnx, name)
+    return paths, skipped
+
+
+def table(title, rows):
+    lines = [title, f'{"run":<20}{"examples/s":>12}{"x hf fp32":>11}{"accuracy":>10}'
+             f'{"peak RSS MiB":>14}']
+    base = rows.get(BASELINE, {}).get('examples_per_sec')
+    for name, row in rows.items():
+        ratio = f'{row["examples_per_sec"] / base:.2f}x' if base else '-'
+        lines.append(f'{name:<20}{row["examples_per_sec"]:>12.1f}{ratio:>11}'
+                     f'{row["accuracy"]:>10.4f}{row["peak_rss_mib"]:>14.0f}')
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', default='minilm,bert-base')
+    parser.add_argument('--model', help='a fine-tuned MiniLM SST-2 folder to use instead of '
+                        'fine-tuning one')
+    parser.add_argument('--train-limit', type=int, default=4000,
+                        help='SST-2 sentences MiniLM is fine-tuned on (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--passes', type=int, default=2, help='timed passes per row')
+    parser.add_argument('--bert-base-limit', type=int, default=256,
+                        help='dev sentences BERT-base predicts (0: all)')
+    parser.add_argument('--rows', default=','.join(ROWS))
+    parser.add_argument('--quick', action='store_true', help='smoke run (see above)')
+    parser.add_argument('--out', default='real_inference.json')
+    parser.add_argument('--worker', choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument('spec', nargs='?', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import numpy as np
+        with open(args.spec) as f:
+            spec = json.load(f)
+        logits, seconds = WORKERS[args.worker](spec)
+        path = None
+        if logits is not None:
+            path = spec['features'] + f'.{os.getpid()}.logits.npy'
+            np.save(path, logits)
+        print(json.dumps(dict(logits=path, seconds=seconds)))
+        return
+    args.models = args.models.split(',')
+    row_names = args.rows.split(',')
+    for option, values, known in (('--models', args.models, ('minilm', 'bert-base')),
+                                  ('--rows', row_names, ROWS)):
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            parser.error(f'{option}: unknown {unknown}; expected some of {list(known)}')
+    dev_limit = {'minilm': 0, 'bert-base': args.bert_base_limit}
+    if args.quick:
+        args.models, args.train_limit, args.passes = ['minilm'], 64, 1
+        dev_limit['minilm'] = 64
+    data = os.environ.get('GLUONBERT_DATA', os.path.join(os.path.dirname(ROOT), 'shared',
+                                                         'data'))
+    dev = os.path.join(data, 'sst-2', 'dev.tsv')
+    results, skipped = {}, {}
+    import numpy as np
+    with tempfile.TemporaryDirectory() as workdir:
+        folders = finetuned_models(args, workdir, data)
+        for model, folder in folders.items():
+            paths, skipped[model] = exports(model, folder, workdir)
+            for row, why in skipped[model].items():
+                print(f'{model} {row} skipped: {why}')
+            features = os.path.join(workdir, f'{model}-dev.npz')
+            _, (mean_len,), _ = run_worker('prepare', dict(model=folder, dev=dev,
+                                                           limit=dev_limit[model],
+                                                           features=features), workdir)
+            labels = np.load(features)['labels']
+            rows = {}
+            for row in row_names:
+                if row not in paths:
+                    continue
+                worker = row.split()[0]
+                spec = dict(model=paths[row], features=features, batch_size=args.batch_size,
+                            passes=args.passes, amp='bf16' if 'bf16' in row else None)
+                logits, seconds, rss = run_worker(worker, spec, workdir)
+                rows[row] = dict(examples_per_sec=len(labels) / statistics.median(seconds),
+                                 accuracy=float(np.mean(logits.argmax(1) == labels)),
+                                 peak_rss_mib=rss, seconds=seconds)
+                print(f'{model} {row}: {rows[row]["examples_per_sec"]:.1f} examples/s, '
+                      f'accuracy {rows[row]["accuracy"]:.4f}', flush=True)
+            results[model] = dict(folder=folder if model == 'minilm' and args.model else None,
+                                  dev_sentences=len(labels), mean_valid_len=mean_len,
+                                  rows=rows)
+            print(table(f'\n{model}: SST-2 dev, {len(labels)} sentences (mean length '
+                        f'{mean_len:.0f} tokens), batch {args.batch_size}', rows) + '\n',
+                  flush=True)
+    for model, result in results.items():
+        print(table(f'{model} ({result["dev_sentences"]} sentences)', result['rows']))
+    write_json(args.out, dict(machine=machine(), settings=vars(args), skipped=skipped,
+                              results=results))
+
+
+if __name__ == '__main__':
+    main()

@@ -13,7 +13,7 @@ over the seeds for both, the trivial baseline, training examples/s, wall time an
 Prints the table and writes ``bench/results/real_checkpoint.json``.
 
     python bench/real_checkpoint.py [--plan full|short] [--data-sets sst-2,sts-b] [--seeds 0,1,2]
-        [--epochs 2] [--train-limit N] [--eval-limit N] [--amp bf16] [--no-hf]
+        [--epochs 2] [--train-limit N] [--eval-limit N] [--amp off|bf16] [--no-hf]
 """
 import argparse
 import json
@@ -82,7 +82,8 @@ def finetune_args(name, files, args, seed, out):
                    test_limit=args.eval_limit, out=out)
     options.setdefault('max_len', args.max_len)
     options.update(OVERRIDES.get(name, {}))
-    for key in ('lr', 'batch_size', 'amp'):
+    options['amp'] = args.amp  # explicit: gluonbert's default (auto) picks by CPU and width
+    for key in ('lr', 'batch_size'):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     command = ['finetune', '--pretrained', args.pretrained]
@@ -202,8 +203,9 @@ def main():
                         help='(default: %(default)s; squad-1.1 and cosmos-qa set their own)')
     parser.add_argument('--lr', type=float, help="default: gluonbert finetune's")
     parser.add_argument('--batch-size', type=int, help="default: gluonbert finetune's")
-    parser.add_argument('--amp', choices=['bf16'], help='gluonbert --amp bf16 and HF under '
-                        "torch.autocast('cpu', bfloat16)")
+    parser.add_argument('--amp', choices=['off', 'bf16'], default='off',
+                        help="off: float32 for both (default); bf16: gluonbert --amp bf16 and HF "
+                        "under torch.autocast('cpu', bfloat16)")
     parser.add_argument('--train-limit', type=int, help="first N training examples (0: all; "
                         "default: the plan's)")
     parser.add_argument('--eval-limit', type=int, default=0)

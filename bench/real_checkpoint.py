@@ -49,18 +49,18 @@ FRAMEWORKS = ('gluonbert', 'hf')
 OVERRIDES = {'cosmos-qa': dict(batch_size=16)}
 # How much of each data set, how many seeds and epochs: 'full' is the whole protocol (every
 # training example; three seeds where a run takes under 10 minutes on 2 cores), 'short' what
-# fits in an hour and a half of 2 cores (first N training examples, as --train-limit)
+# fits in about half an hour of 2 cores (first N training examples, as --train-limit)
 PLANS = {
     'full': {'sst-2': dict(train_limit=0, seeds=(0,), epochs=2),
              'sts-b': dict(train_limit=0, seeds=(0, 1, 2), epochs=3),
              'wnut-17': dict(train_limit=0, seeds=(0, 1, 2), epochs=3),
              'squad-1.1': dict(train_limit=0, seeds=(0,), epochs=2),
              'cosmos-qa': dict(train_limit=0, seeds=(0,), epochs=2)},
-    'short': {'sst-2': dict(train_limit=4000, seeds=(0, 1, 2), epochs=2),
-              'sts-b': dict(train_limit=3000, seeds=(0, 1, 2), epochs=2),
-              'wnut-17': dict(train_limit=0, seeds=(0,), epochs=2),
-              'squad-1.1': dict(train_limit=1500, seeds=(0,), epochs=1),
-              'cosmos-qa': dict(train_limit=600, seeds=(0,), epochs=1)},
+    'short': {'sst-2': dict(train_limit=2500, seeds=(0, 1, 2), epochs=2),
+              'sts-b': dict(train_limit=2000, seeds=(0, 1, 2), epochs=2),
+              'wnut-17': dict(train_limit=1500, seeds=(0,), epochs=2),
+              'squad-1.1': dict(train_limit=800, seeds=(0,), epochs=1),
+              'cosmos-qa': dict(train_limit=300, seeds=(0,), epochs=1)},
 }
 
 
@@ -245,11 +245,13 @@ def main():
             rows[name] = dict(metric=metric, baseline=first['baseline'][metric],
                               **{f: summary(r, metric) for f, r in runs[name].items()})
             print(table({name: rows[name]}), flush=True)
+            # after each data set, so that a run cut short keeps what it measured
+            write_json(args.out, dict(checkpoint=CHECKPOINT, settings=vars(args), rows=rows,
+                                      plan={n: plan(n, args) for n in names}, runs=runs,
+                                      machine=machine()))
     print(f'{CHECKPOINT}; ' + ', '.join(f'{k} {v}' for k, v in vars(args).items()
                                         if k != 'pretrained'))
     print(table(rows))
-    write_json(args.out, dict(checkpoint=CHECKPOINT, settings=vars(args), rows=rows,
-                              runs=runs, machine=machine()))
 
 
 def machine():

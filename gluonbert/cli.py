@@ -104,8 +104,9 @@ def _pretrain_options(parser, d):
                        help='off for biases and LayerNorm (default: %(default)s, as the chapter)')
     train.add_argument('--log-every', type=positive_int, default=10,
                        help='steps between logged losses (default: %(default)s)')
-    train.add_argument('--schedule', choices=SCHEDULES, default='constant',
-                       help='learning-rate schedule, HF names (default: %(default)s)')
+    train.add_argument('--schedule', choices=SCHEDULES,
+                       help='learning-rate schedule, HF names (default: constant; '
+                       'constant_with_warmup with --warmup-steps)')
     train.add_argument('--warmup-steps', type=non_negative_int, default=0)
     train.add_argument('--min-lr', type=non_negative_float, default=0.0,
                        help='the floor of a linear or cosine decay (default: %(default)s)')
@@ -247,9 +248,9 @@ def _finetune_options(parser, d):
                        help='learning-rate schedule, HF names (default: %(default)s)')
     knobs.add_argument('--warmup-steps', type=non_negative_int,
                        help='updates of linear warm-up (default: --warmup-ratio of the run)')
-    knobs.add_argument('--warmup-ratio', type=probability, default=d['warmup_ratio'],
+    knobs.add_argument('--warmup-ratio', type=probability,
                        help='share of the updates warmed up, when --warmup-steps is not given '
-                       '(default: %(default)s)')
+                       f'(default: {d["warmup_ratio"]}; 0 with --schedule constant)')
     knobs.add_argument('--groups', help='JSON of parameter groups by name pattern, e.g. '
                        '\'{"encoder|hidden": {"lr_mult": 0.1}, "^output": {"lr_mult": 1}}\'')
     knobs.add_argument('--layerwise-decay', type=decay,
@@ -465,6 +466,7 @@ def parse_args(argv=None):
     if missing:
         subparser.error(f'the following arguments are required: {", ".join(missing)} (on the '
                         f'command line or in --config)')
+    check_schedule(args)
     if args.command in ('main', 'pretrain'):
         check_memory(args.batch_size, args.max_len, args.num_hiddens, args.ffn_num_hiddens,
                      args.num_heads, args.num_blks)
@@ -478,6 +480,23 @@ def parse_args(argv=None):
     return args
 
 
+def check_schedule(opts):
+    """The warm-up options fit each other and the schedule, refused before any work: a
+    constant schedule has no warm-up, and --warmup-steps and --warmup-ratio both set one."""
+    if not hasattr(opts, 'schedule'):
+        return
+    steps, ratio = opts.warmup_steps, getattr(opts, 'warmup_ratio', None)
+    if steps is not None and ratio is not None:
+        raise ValueError(f'--warmup-steps {steps} and --warmup-ratio {ratio} both set the '
+                         f'warm-up; give one (updates, or a share of the updates)')
+    if opts.schedule == 'constant':
+        for option, value in (('--warmup-steps', steps), ('--warmup-ratio', ratio)):
+            if value:
+                raise ValueError(f'--schedule constant has no warm-up, and {option} {value} '
+                                 f'asks for one; use --schedule constant_with_warmup, or leave '
+                                 f'out {option}')
+
+
 def finetune_options(pretrained, **overrides):
     """The ``finetune`` subcommand's options for ``pretrained``, with ``overrides``: for
     scripts that run ``jobs.finetune`` without a command line."""
@@ -486,6 +505,7 @@ def finetune_options(pretrained, **overrides):
         if not hasattr(opts, key):
             raise ValueError(f'finetune has no option {key!r}')
         setattr(opts, key, value)
+    check_schedule(opts)
     return opts
 
 

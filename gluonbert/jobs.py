@@ -41,6 +41,7 @@ from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.recipes import finetune_lr, warmup_updates
+from .train.schedules import default_schedule
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer
@@ -107,7 +108,8 @@ def pretrain(opts, fallback=None):
                         opts.num_blks, opts.dropout, activation=opts.activation)
         net.initialize(init.Xavier(), ctx=devices)
     trainer = BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                          schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+                          schedule=opts.schedule or default_schedule(opts.warmup_steps),
+                          warmup_steps=opts.warmup_steps,
                           num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
                           spike_factor=opts.spike_factor, spike_window=opts.spike_window,
                           spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
@@ -237,7 +239,7 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
                          '\'{"encoder|hidden": {"lr_mult": 0.1}}\'') from None
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
     lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
-    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
+    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates, opts.schedule)
     print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates'
           + (f', {amp} AMP' if amp else ''))
     return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,

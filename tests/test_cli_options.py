@@ -12,7 +12,8 @@ from gluonbert.data.masking import MASKING_STRATEGIES
 from gluonbert.model.transformer import ACTIVATIONS
 from gluonbert.option_types import activation_bytes, check_memory
 from gluonbert.optimizer import OPTIMIZERS
-from gluonbert.train.schedules import SCHEDULES
+from gluonbert.train.recipes import warmup_updates
+from gluonbert.train.schedules import SCHEDULES, default_schedule
 
 FINETUNE = ['finetune', '--pretrained', 'runs/p']
 
@@ -37,6 +38,41 @@ def test_an_option_that_cannot_be_meant_is_refused_naming_it(args, message, caps
         cli.parse_args(args)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, message', [
+    (FINETUNE + ['--schedule', 'constant', '--warmup-steps', '10'],
+     '--schedule constant has no warm-up, and --warmup-steps 10 asks for one; use --schedule '
+     'constant_with_warmup, or leave out --warmup-steps'),
+    (FINETUNE + ['--schedule', 'constant', '--warmup-ratio', '0.2'],
+     '--schedule constant has no warm-up, and --warmup-ratio 0.2 asks for one'),
+    (FINETUNE + ['--warmup-steps', '10', '--warmup-ratio', '0.2'],
+     '--warmup-steps 10 and --warmup-ratio 0.2 both set the warm-up; give one'),
+    (['pretrain', '--schedule', 'constant', '--warmup-steps', '10'],
+     '--schedule constant has no warm-up, and --warmup-steps 10 asks for one'),
+])
+def test_warm_up_options_that_contradict_each_other_are_one_error_before_any_work(
+        args, message, capsys):
+    assert cli.main(args) == 2  # before reading --pretrained runs/p, which does not exist
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f'gluonbert: error: {message}')
+
+
+def test_a_config_file_s_schedule_and_the_command_line_s_warm_up_are_checked_together(
+        tmp_path):
+    path = tmp_path / 'ft.json'
+    path.write_text('{"schedule": "constant"}')
+    with pytest.raises(ValueError, match='--schedule constant has no warm-up'):
+        cli.parse_args(FINETUNE + ['--config', str(path), '--warmup-ratio', '0.1'])
+
+
+def test_a_default_warm_up_fits_the_schedule_the_user_chose():
+    assert warmup_updates(None, None, 100, 'constant') == 0  # constant: no warm-up
+    assert warmup_updates(None, None, 100, 'linear') == 10  # the recipe's 10%
+    assert warmup_updates(None, 0.25, 100, 'cosine') == 25
+    assert warmup_updates(7, None, 100, 'linear') == 7
+    assert default_schedule(0) == 'constant'  # pretrain without --schedule
+    assert default_schedule(10) == 'constant_with_warmup'  # ... and with --warmup-steps 10
 
 
 @pytest.mark.parametrize('text, message', [

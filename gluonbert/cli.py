@@ -512,18 +512,20 @@ def finetune_options(pretrained, **overrides):
 def run_main(opts):
     """The README's main job: pretrain, fine-tune the result on NLI, export it to ONNX."""
     from . import jobs
+    from .data.nli import locate_snli
     print('== stage 1/3: pretrain a small BERT on WikiText-2')
     jobs.pretrain(opts, fallback='embedded')
     print('== stage 2/3: fine-tune it on SNLI (the d2l NLI chapter)')
     _, finetuned, onnx_folder = _main_folders(opts.out)
+    snli, _ = locate_snli(fallback='embedded')  # once: the export checks the same files
     finetune_opts = finetune_options(
         opts.out, **dict(MAIN_FINETUNE, max_len=opts.max_len, train_limit=opts.finetune_limit,
                          epochs=opts.finetune_epochs, devices=opts.devices, seed=opts.seed,
-                         out=finetuned))
-    jobs.finetune(finetune_opts, fallback='embedded')
+                         data_dir=snli, out=finetuned))
+    jobs.finetune(finetune_opts)
     print('== stage 3/3: export the classifier to ONNX and check it under onnxruntime')
-    jobs.export(argparse.Namespace(model=finetune_opts.out, data=None, data_dir=None,
-                                   int8=False, out=onnx_folder), fallback='embedded')
+    jobs.export(argparse.Namespace(model=finetune_opts.out, data=None, data_dir=snli,
+                                   int8=False, out=onnx_folder))
     print(f'serve it without MXNet: python export/predict.py {onnx_folder} pairs.tsv')
 
 

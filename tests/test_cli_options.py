@@ -152,3 +152,18 @@ def test_the_main_job_s_max_len_applies_to_its_fine_tuning_stage(tmp_path, small
     config = json.loads((tmp_path / 'run' / 'finetuned' / 'config.json').read_text())
     assert config['max_len'] == 32
     assert json.loads((out / 'config.json').read_text())['max_len'] == 1000  # d2l's table
+
+
+def test_the_main_job_looks_for_snli_once_for_its_fine_tuning_and_export(tmp_path,
+                                                                         monkeypatch):
+    from gluonbert import jobs
+    calls = []
+    monkeypatch.setattr('gluonbert.data.nli.locate_snli',
+                        lambda **kwargs: calls.append(kwargs) or ('snli-folder', 'infersent'))
+    ran = {}
+    for job in ('pretrain', 'finetune', 'export'):
+        monkeypatch.setattr(jobs, job, lambda opts, fallback=None, job=job:
+                            ran.setdefault(job, (opts, fallback)))
+    cli.run_main(cli.parse_args(['main', '--out', str(tmp_path / 'main' / 'pretrained')]))
+    assert calls == [{'fallback': 'embedded'}]
+    assert ran['finetune'][0].data_dir == ran['export'][0].data_dir == 'snli-folder'

@@ -47,6 +47,7 @@ from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer
 
 UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
+UNKNOWN_HINT_SAMPLE = 1000  # training examples the fix is measured on
 
 def _kvstore(opts):
     """The KVStore to train with: ``--kvstore``, else ``dist_sync`` under the launcher (which
@@ -288,9 +289,9 @@ def finetune(opts, fallback=None):
     print(f'{unknown:.1%} of the training tokens are unknown to the vocabulary '
           f'({len(vocab)} tokens)' +
           (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
-    if unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer):
-        print("  the model's tokenizer splits at whitespace only (d2l's, for pre-tokenized "
-              'text): on raw text, --split-punctuation splits punctuation off words')
+    if (unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer)
+            and tokenizer.lower):  # the tokenizer --split-punctuation applies to
+        print(_unknown_hint(task, splits.train, tokenizer, vocab, opts.max_len, labels))
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
     train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
                                    sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2)
@@ -345,6 +346,23 @@ def finetune(opts, fallback=None):
           f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
           f'curves.png')
     return result
+
+
+def _unknown_hint(task, examples, tokenizer, vocab, max_len, labels):
+    """What the unknown tokens of a whitespace tokenizer are, measured on the first examples:
+    punctuation touching words (raw text), which --split-punctuation splits off, or words the
+    vocabulary lacks (it was built from the pretraining corpus), which splitting cannot fix."""
+    sample = examples[:UNKNOWN_HINT_SAMPLE]
+    before = _unknown_share(task.encode(sample, tokenizer, vocab, max_len, labels), vocab)
+    split = _unknown_share(task.encode(sample, punctuation_splitting(tokenizer, vocab), vocab,
+                                       max_len, labels), vocab)
+    if split <= 0.75 * before:  # splitting finds a quarter of the unknown tokens or more
+        return ("  the model's tokenizer splits at whitespace only (d2l's, for pre-tokenized "
+                'text): on raw text, --split-punctuation splits punctuation off words '
+                f'({split:.1%} unknown instead of {before:.1%})')
+    return (f'  words the vocabulary lacks, not punctuation (--split-punctuation would leave '
+            f'{split:.1%} unknown): the vocabulary comes from the pretraining corpus; one '
+            f'pretrained on text like this (pretrain --corpus) covers them')
 
 
 def _unknown_share(features, vocab):

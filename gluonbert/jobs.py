@@ -43,11 +43,13 @@ from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
 from .train.recipes import finetune_lr, warmup_updates
 from .train.resumed_options import FINETUNE_FIXED, PRETRAIN_FIXED, ResumedOptions
+from .train.schedules import default_schedule
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer, NonFiniteError
 
 UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
+UNKNOWN_HINT_SAMPLE = 1000  # training examples the fix is measured on
 
 def _kvstore(opts):
     """The KVStore to train with: ``--kvstore``, else ``dist_sync`` under the launcher (which
@@ -120,7 +122,8 @@ def pretrain(opts, fallback=None):
                         opts.num_blks, opts.dropout, activation=opts.activation)
         net.initialize(init.Xavier(), ctx=devices)
     trainer = BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                          schedule=opts.schedule, warmup_steps=opts.warmup_steps,
+                          schedule=opts.schedule or default_schedule(opts.warmup_steps),
+                          warmup_steps=opts.warmup_steps,
                           num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
                           spike_factor=opts.spike_factor, spike_window=opts.spike_window,
                           spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
@@ -257,7 +260,7 @@ def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
     groups = finetune_groups(opts)
     updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
     lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
-    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates)
+    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates, opts.schedule)
     print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates'
           + (f', {amp} AMP' if amp else ''))
     return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,
@@ -310,9 +313,9 @@ def finetune(opts, fallback=None):
     print(f'{unknown:.1%} of the training tokens are unknown to the vocabulary '
           f'({len(vocab)} tokens)' +
           (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
-    if unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer):
-        print("  the model's tokenizer splits at whitespace only (d2l's, for pre-tokenized "
-              'text): on raw text, --split-punctuation splits punctuation off words')
+    if (unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer)
+            and tokenizer.lower):  # the tokenizer --split-punctuation applies to
+        print(_unknown_hint(task, splits.train, tokenizer, vocab, opts.max_len, labels))
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
     train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
                                    sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2,
@@ -391,6 +394,23 @@ def _diverged(opts, net, trainer, kept_best):
             f'nothing saved, --out {opts.out} left as it was')
     return (f'{head}: {cause} (from --pretrained {opts.pretrained}, or too high a --lr '
             f'{trainer.lr:g}); {kept}')
+
+
+def _unknown_hint(task, examples, tokenizer, vocab, max_len, labels):
+    """What the unknown tokens of a whitespace tokenizer are, measured on the first examples:
+    punctuation touching words (raw text), which --split-punctuation splits off, or words the
+    vocabulary lacks (it was built from the pretraining corpus), which splitting cannot fix."""
+    sample = examples[:UNKNOWN_HINT_SAMPLE]
+    before = _unknown_share(task.encode(sample, tokenizer, vocab, max_len, labels), vocab)
+    split = _unknown_share(task.encode(sample, punctuation_splitting(tokenizer, vocab), vocab,
+                                       max_len, labels), vocab)
+    if split <= 0.75 * before:  # splitting finds a quarter of the unknown tokens or more
+        return ("  the model's tokenizer splits at whitespace only (d2l's, for pre-tokenized "
+                'text): on raw text, --split-punctuation splits punctuation off words '
+                f'({split:.1%} unknown instead of {before:.1%})')
+    return (f'  words the vocabulary lacks, not punctuation (--split-punctuation would leave '
+            f'{split:.1%} unknown): the vocabulary comes from the pretraining corpus; one '
+            f'pretrained on text like this (pretrain --corpus) covers them')
 
 
 def _unknown_share(features, vocab):

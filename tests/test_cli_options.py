@@ -12,7 +12,8 @@ from gluonbert.data.masking import MASKING_STRATEGIES
 from gluonbert.model.transformer import ACTIVATIONS
 from gluonbert.option_types import activation_bytes, check_memory
 from gluonbert.optimizer import OPTIMIZERS
-from gluonbert.train.schedules import SCHEDULES
+from gluonbert.train.recipes import warmup_updates
+from gluonbert.train.schedules import SCHEDULES, default_schedule
 
 FINETUNE = ['finetune', '--pretrained', 'runs/p']
 
@@ -37,6 +38,41 @@ def test_an_option_that_cannot_be_meant_is_refused_naming_it(args, message, caps
         cli.parse_args(args)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, message', [
+    (FINETUNE + ['--schedule', 'constant', '--warmup-steps', '10'],
+     '--schedule constant has no warm-up, and --warmup-steps 10 asks for one; use --schedule '
+     'constant_with_warmup, or leave out --warmup-steps'),
+    (FINETUNE + ['--schedule', 'constant', '--warmup-ratio', '0.2'],
+     '--schedule constant has no warm-up, and --warmup-ratio 0.2 asks for one'),
+    (FINETUNE + ['--warmup-steps', '10', '--warmup-ratio', '0.2'],
+     '--warmup-steps 10 and --warmup-ratio 0.2 both set the warm-up; give one'),
+    (['pretrain', '--schedule', 'constant', '--warmup-steps', '10'],
+     '--schedule constant has no warm-up, and --warmup-steps 10 asks for one'),
+])
+def test_warm_up_options_that_contradict_each_other_are_one_error_before_any_work(
+        args, message, capsys):
+    assert cli.main(args) == 2  # before reading --pretrained runs/p, which does not exist
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f'gluonbert: error: {message}')
+
+
+def test_a_config_file_s_schedule_and_the_command_line_s_warm_up_are_checked_together(
+        tmp_path):
+    path = tmp_path / 'ft.json'
+    path.write_text('{"schedule": "constant"}')
+    with pytest.raises(ValueError, match='--schedule constant has no warm-up'):
+        cli.parse_args(FINETUNE + ['--config', str(path), '--warmup-ratio', '0.1'])
+
+
+def test_a_default_warm_up_fits_the_schedule_the_user_chose():
+    assert warmup_updates(None, None, 100, 'constant') == 0  # constant: no warm-up
+    assert warmup_updates(None, None, 100, 'linear') == 10  # the recipe's 10%
+    assert warmup_updates(None, 0.25, 100, 'cosine') == 25
+    assert warmup_updates(7, None, 100, 'linear') == 7
+    assert default_schedule(0) == 'constant'  # pretrain without --schedule
+    assert default_schedule(10) == 'constant_with_warmup'  # ... and with --warmup-steps 10
 
 
 @pytest.mark.parametrize('text, message', [
@@ -104,15 +140,40 @@ def test_the_choices_are_the_library_s_own_lists():
     assert tuple(pretrain['masking'].choices) == MASKING_STRATEGIES
 
 
+def metrics(stdout, prefix):
+    """``{name: value}`` of the line of ``stdout`` that starts with ``prefix``."""
+    line = next(line for line in stdout.splitlines() if line.startswith(prefix))
+    return {k: float(v) for k, v in re.findall(r'(\w+) (-?[\d.]+)', line[len(prefix):])}
+
+
 @pytest.mark.slow
-def test_the_main_job_s_max_len_applies_to_its_fine_tuning_stage(tmp_path, small_data_env):
+def test_the_main_job_learns_on_the_embedded_slices_at_its_own_max_len(tmp_path,
+                                                                       small_data_env):
     out = tmp_path / 'run' / 'pretrained'
-    result = subprocess.run(
-        [sys.executable, '-m', 'gluonbert', 'main', '--max-len', '32', '--steps', '2',
-         '--batch-size', '16', '--num-hiddens', '32', '--ffn-num-hiddens', '64',
-         '--finetune-limit', '64', '--out', str(out)], env=small_data_env,
-        capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, '-m', 'gluonbert', 'main', '--out', str(out)],
+                            env=small_data_env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
+    test = metrics(result.stdout, 'test (best model): ')
+    baseline = metrics(result.stdout, 'trivial baseline: ')
+    assert baseline['accuracy'] == 0.344  # the majority class of the 1,000 test pairs
+    assert test['accuracy'] > baseline['accuracy'] + 0.06 and test['mcc'] > 0.1, result.stdout
+    # the unknown tokens are SNLI's words missing from the WikiText-2 slice's vocabulary
+    assert 'words the vocabulary lacks, not punctuation' in result.stdout
     config = json.loads((tmp_path / 'run' / 'finetuned' / 'config.json').read_text())
-    assert config['max_len'] == 32
+    assert config['max_len'] == 64  # the main job's, not finetune's default 128
     assert json.loads((out / 'config.json').read_text())['max_len'] == 1000  # d2l's table
+
+
+def test_the_main_job_looks_for_snli_once_for_its_fine_tuning_and_export(tmp_path,
+                                                                         monkeypatch):
+    from gluonbert import jobs
+    calls = []
+    monkeypatch.setattr('gluonbert.data.nli.locate_snli',
+                        lambda **kwargs: calls.append(kwargs) or ('snli-folder', 'infersent'))
+    ran = {}
+    for job in ('pretrain', 'finetune', 'export'):
+        monkeypatch.setattr(jobs, job, lambda opts, fallback=None, job=job:
+                            ran.setdefault(job, (opts, fallback)))
+    cli.run_main(cli.parse_args(['main', '--out', str(tmp_path / 'main' / 'pretrained')]))
+    assert calls == [{'fallback': 'embedded'}]
+    assert ran['finetune'][0].data_dir == ran['export'][0].data_dir == 'snli-folder'

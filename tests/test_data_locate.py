@@ -145,6 +145,52 @@ def test_embedded_slice_is_used_only_when_asked_and_says_so(places, caplog):
     assert 'small embedded slice' in caplog.records[0].getMessage()
 
 
+def offline(monkeypatch):
+    """Downloads on, and d2l's download failing as it does offline, after its own line."""
+    import d2l.mxnet as d2l
+
+    def download_extract(name, folder=None):
+        print(f'Downloading ../data/{name}.zip from {d2l.DATA_HUB[name][0]}...')
+        raise ConnectionError("HTTPSConnectionPool(host='example.org', port=443): Max retries "
+                              "exceeded with url: /data.zip (Caused by NameResolutionError)")
+    monkeypatch.delenv('GLUONBERT_NO_DOWNLOAD')
+    monkeypatch.setattr(d2l, 'download_extract', download_extract)
+    return d2l.DATA_HUB['wikitext-2'][0]
+
+
+def test_offline_the_fallback_is_one_line_naming_where_it_looked_and_the_slice(
+        places, monkeypatch, caplog, capsys):
+    url = offline(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger='gluonbert.data.locate'):
+        assert locate_wikitext2(fallback='embedded') == embedded_slice_dir()
+    assert capsys.readouterr().out == ''  # no "Downloading ..." line from d2l
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert message.startswith('WikiText-2 not found (looked in: $GLUONBERT_DATA (unset); ')
+    for part in (str(places / 'data' / 'wikitext-2'),
+                 f"d2l's download from {url} failed (ConnectionError)",
+                 f'using the small embedded slice {embedded_slice_dir()}'):
+        assert part in message
+
+
+def test_a_download_that_works_is_used_and_reported_in_one_line(places, monkeypatch, caplog,
+                                                                capsys):
+    import d2l.mxnet as d2l
+    monkeypatch.delenv('GLUONBERT_NO_DOWNLOAD')
+    downloaded = corpus(places / 'data' / 'wikitext-2')
+    monkeypatch.setattr(d2l, 'download_extract', lambda name, folder=None: (
+        print('Downloading ...'), str(places / 'data' / folder))[1])
+    places_looked = locate.candidate_folders('wikitext-2', 'wikitext-2')
+    monkeypatch.setattr(locate, 'candidate_folders', lambda *a: {
+        folder: source for folder, source in places_looked.items() if folder != downloaded})
+    with caplog.at_level(logging.WARNING, logger='gluonbert.data.locate'):
+        assert resolved(fallback='embedded') == downloaded
+    assert capsys.readouterr().out == ''
+    assert [r.getMessage() for r in caplog.records] == [
+        f"WikiText-2 not found locally; downloaded with d2l from "
+        f"{d2l.DATA_HUB['wikitext-2'][0]} to {downloaded}"]
+
+
 def test_embedded_fallback_is_not_used_when_data_is_found(places):
     shared = corpus(places / 'shared' / 'data' / 'wikitext-2')
     assert Path(locate_wikitext2(fallback='embedded', verify=False)).resolve() == shared

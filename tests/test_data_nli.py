@@ -66,6 +66,29 @@ def test_embedded_slice_loads_when_asked_for(monkeypatch, tmp_path):
     assert locate_snli(download=False, fallback='embedded')[0] == embedded_snli_dir()
 
 
+def test_offline_the_snli_fallback_is_one_line_naming_where_it_looked(monkeypatch, tmp_path,
+                                                                       caplog, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr('gluonbert.data.locate._REPO_ROOT', tmp_path)  # no ../shared here
+    monkeypatch.delenv('GLUONBERT_DATA', raising=False)
+    monkeypatch.delenv('GLUONBERT_NO_DOWNLOAD', raising=False)
+
+    def download_extract(name, folder=None):
+        print(f'Downloading ../data/snli_1.0.zip from {d2l.DATA_HUB[name][0]}...')
+        raise ConnectionError('Max retries exceeded with url: /projects/snli/snli_1.0.zip '
+                              '(Caused by NameResolutionError(...))')
+    monkeypatch.setattr(d2l, 'download_extract', download_extract)
+    with caplog.at_level('WARNING', logger='gluonbert.data.nli'):
+        assert locate_snli(fallback='embedded')[0] == embedded_snli_dir()
+    assert capsys.readouterr().out == ''
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert message.startswith('SNLI not found (looked in: ')
+    assert str(tmp_path.parent / 'data' / 'snli_1.0') in message  # d2l's cache
+    assert f"d2l's download from {d2l.DATA_HUB['SNLI'][0]} failed (ConnectionError)" in message
+    assert message.endswith(f'; using the small embedded slice {embedded_snli_dir()}')
+
+
 def write_split(folder, premises, hypotheses, labels):
     for name, lines in (('s1', premises), ('s2', hypotheses), ('labels', labels)):
         (folder / f'{name}.dev').write_text(''.join(line + ' \n' for line in lines))

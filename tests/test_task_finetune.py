@@ -162,6 +162,16 @@ def test_bad_dev_files_are_one_line_errors(content, message, files, pretrained, 
     assert not (tmp_path / 'm').exists()
 
 
+def test_a_constant_schedule_fine_tunes_without_the_default_warm_up(files, pretrained,
+                                                                      tmp_path):
+    (train, _, _), _ = files['classification']
+    result = gluonbert_cli('finetune', '--pretrained', pretrained, '--task', 'classification',
+                           '--train', train, '--schedule', 'constant', '--epochs', 1,
+                           '--max-len', 16, '--out', tmp_path / 'm')
+    assert result.returncode == 0, result.stderr
+    assert 'constant schedule, 0 warm-up of ' in result.stdout
+
+
 def test_out_folder_holding_other_files_is_refused(files, pretrained, tmp_path):
     (train, _, _), _ = files['classification']
     (tmp_path / 'notes').mkdir()

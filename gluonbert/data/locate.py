@@ -3,8 +3,11 @@
 d2l always downloads (``d2l.download_extract``), and its link is dead (d2l-en #2588: "File is
 not a zip file"). Here a found copy is used first, its checksum is verified, and when nothing
 is found the error lists every place looked. The small slice shipped in the package is used
-only when the caller asks for it (``fallback='embedded'``).
+only when the caller asks for it (``fallback='embedded'``), with one line that says where
+the data was looked for, the download included.
 """
+import contextlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -66,15 +69,15 @@ def locate_wikitext2(data_dir=None, *, download=True, verify=True, fallback=None
     folder, looked = _search()
     if folder is None:
         folder, outcome = _download() if download_enabled(download) else (
-            None, 'download disabled (download=False or GLUONBERT_NO_DOWNLOAD=1)')
+            None, DOWNLOAD_DISABLED)
         looked.append(outcome)
     if folder is not None:
         if verify:
             _verify(folder)
         return str(folder)
     if fallback == 'embedded':
-        _logger.warning('WikiText-2 not found, using the small embedded slice %s',
-                        embedded_slice_dir())
+        _logger.warning('WikiText-2 not found (looked in: %s); using the small embedded slice '
+                        '%s', '; '.join(looked), embedded_slice_dir())
         return embedded_slice_dir()
     raise DataNotFoundError(f'WikiText-2 ({TRAIN_FILE}) not found. Looked in: '
                             + '; '.join(looked) + ". Pass data_dir=, set GLUONBERT_DATA to a "
@@ -122,6 +125,9 @@ def _search():
                                                for folder, source in places.items()]
 
 
+DOWNLOAD_DISABLED = 'download disabled (download=False or GLUONBERT_NO_DOWNLOAD=1)'
+
+
 def download_enabled(download):
     """Whether d2l's download may run: ``download`` and not ``$GLUONBERT_NO_DOWNLOAD=1``."""
     return download and os.environ.get('GLUONBERT_NO_DOWNLOAD', '') in ('', '0')
@@ -129,12 +135,33 @@ def download_enabled(download):
 
 def _download():
     """d2l's own download into ``../data``: the folder (or None) and what happened."""
+    folder, outcome = d2l_download('wikitext-2', 'wikitext-2', 'WikiText-2')
+    if folder is None:
+        return None, outcome
+    return _checked_folder(folder, 'd2l download'), outcome
+
+
+def d2l_download(name, folder, title):
+    """``d2l.download_extract(name, folder)`` into d2l's ``../data`` without d2l's own
+    "Downloading ..." line (offline it precedes every fallback): ``(path, outcome)``, path
+    None when it failed; a success is reported in one line, a failure left to the caller."""
     import d2l.mxnet as d2l  # heavy (matplotlib, pandas): only when downloading
+    url = d2l.DATA_HUB[name][0]
     try:
-        folder = Path(d2l.download_extract('wikitext-2', 'wikitext-2'))
+        with contextlib.redirect_stdout(io.StringIO()):
+            path = Path(d2l.download_extract(name, folder))
     except Exception as error:  # the dead link gives BadZipFile; offline, a requests error
-        return None, f'd2l download of wikitext-2 failed ({type(error).__name__}: {error})'
-    return _checked_folder(folder, 'd2l download'), 'd2l download'
+        return None, f"d2l's download from {url} failed ({_brief(error)})"
+    _logger.warning('%s not found locally; downloaded with d2l from %s to %s', title, url, path)
+    return path, f"d2l's download from {url}"
+
+
+def _brief(error):
+    """An exception as ``Type: message``, or only its type when the message is long (a
+    requests error repeats the whole URL and connection pool)."""
+    text = str(error)
+    return f'{type(error).__name__}: {text}' if text and len(text) <= 60 \
+        else type(error).__name__
 
 
 def _verify(folder):

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from mxnet import gluon
 
-from .locate import DataNotFoundError, candidate_folders, download_enabled
+from .locate import (DOWNLOAD_DISABLED, DataNotFoundError, candidate_folders, d2l_download,
+                     download_enabled)
 from .segments import get_tokens_and_segments
 from .vocab import Vocab
 
@@ -73,13 +74,15 @@ def locate_snli(data_dir=None, *, download=True, fallback=None):
             return str(folder), found
     looked = [f'{folder} ({source})' for folder, source in places.items()]
     if download_enabled(download):
-        import d2l.mxnet as d2l  # heavy: only when downloading
-        try:
-            return d2l.download_extract('SNLI'), 'original'
-        except Exception as error:
-            looked.append(f'd2l download failed ({type(error).__name__}: {error})')
+        folder, outcome = d2l_download('SNLI', None, 'SNLI')
+        if folder is not None:
+            return str(folder), 'original'
+        looked.append(outcome)
+    else:
+        looked.append(DOWNLOAD_DISABLED)
     if fallback == 'embedded':
-        _logger.warning('SNLI not found, using the small embedded slice %s', embedded_snli_dir())
+        _logger.warning('SNLI not found (looked in: %s); using the small embedded slice %s',
+                        '; '.join(looked), embedded_snli_dir())
         return embedded_snli_dir(), 'infersent'
     raise DataNotFoundError('SNLI not found. Looked in: ' + '; '.join(looked) + '. Pass '
                             "data_dir=, set GLUONBERT_DATA, or pass fallback='embedded'.")

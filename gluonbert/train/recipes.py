@@ -28,9 +28,12 @@ def finetune_lr(num_hiddens):
     return SMALL_MODEL_LR if num_hiddens <= SMALL_MODEL_WIDTH else LARGE_MODEL_LR
 
 
-def warmup_updates(warmup_steps, warmup_ratio, num_updates):
+def warmup_updates(warmup_steps, warmup_ratio, num_updates, schedule):
     """Warm-up length in updates: ``warmup_steps`` when given (not None), else
-    ``warmup_ratio`` of the run's ``num_updates``, rounded up as HF's ``warmup_ratio``."""
+    ``warmup_ratio`` of the run's ``num_updates``, rounded up as HF's ``warmup_ratio``; with
+    neither, the recipe's ratio for ``schedule``: none for ``constant``, which has no warm-up."""
     if warmup_steps is not None:
         return warmup_steps
+    if warmup_ratio is None:
+        warmup_ratio = 0.0 if schedule == 'constant' else FINETUNE_RECIPE['warmup_ratio']
     return math.ceil(num_updates * warmup_ratio)

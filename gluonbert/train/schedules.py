@@ -36,6 +36,12 @@ _NEED_TOTAL = ('linear', 'cosine', 'cosine_with_restarts', 'polynomial')
 _TAKE_FLOOR = ('linear', 'cosine', 'cosine_with_restarts')
 
 
+def default_schedule(warmup_steps):
+    """The schedule of a run that names none: ``constant``, or ``constant_with_warmup`` when
+    it asks for a warm-up."""
+    return 'constant_with_warmup' if warmup_steps else 'constant'
+
+
 class Schedule:
     """The learning rate of each update: ``schedule(t)`` for ``t`` in 1..num_training_steps.
 

@@ -36,7 +36,7 @@ from gluonbert.pretrained.hf_tokenizer import load_vocab_and_tokenizer  # noqa: 
 from gluonbert.pretrained.packaged import packaged_checkpoint  # noqa: E402
 from gluonbert.tasks.splits import load_splits  # noqa: E402
 from harness import gluonbert_command, write_json  # noqa: E402
-from task_results import DATA, DATA_SETS, data_files  # noqa: E402
+from task_results import DATA_SETS, data_files, data_set_names  # noqa: E402
 from torch_env import torch_python  # noqa: E402
 
 CHECKPOINT = 'all-MiniLM-L6-v2'
@@ -213,13 +213,7 @@ def main():
     parser.add_argument('--no-hf', action='store_true')
     parser.add_argument('--out', default='real_checkpoint.json')
     args = parser.parse_args()
-    names = args.data_sets.split(',')
-    unknown = sorted(set(names) - set(DATA_SETS))
-    if unknown:
-        parser.error(f'--data-sets: unknown {unknown}; expected some of {list(DATA_SETS)}')
-    missing = [n for n in names if not os.path.isdir(os.path.join(DATA, n))]
-    if missing:
-        parser.error(f'{DATA} lacks {missing} (the shared data sets beside the repository)')
+    names = data_set_names(parser, args.data_sets)
     args.pretrained = packaged_checkpoint(CHECKPOINT)
     frameworks = FRAMEWORKS[:1] if args.no_hf else FRAMEWORKS
     rows, runs = {}, {}

@@ -59,6 +59,19 @@ DATA_SETS = {
 INITS = ('pretrained', 'random')
 
 
+def data_set_names(parser, value):
+    """The names of ``--data-sets`` (comma-separated), each a known data set found in DATA;
+    else the parser's error."""
+    names = value.split(',')
+    unknown = sorted(set(names) - set(DATA_SETS))
+    if unknown:
+        parser.error(f'--data-sets: unknown {unknown}; expected some of {list(DATA_SETS)}')
+    missing = [n for n in names if not os.path.isdir(os.path.join(DATA, n))]
+    if missing:
+        parser.error(f'{DATA} lacks {missing} (the shared data sets beside the repository)')
+    return names
+
+
 def pretrained_folder(path, steps, seed, amp):
     """``path``, pretrained here with the chapter's model when it holds no model yet."""
     if not os.path.isfile(os.path.join(path, 'pretrained.params')):
@@ -123,13 +136,7 @@ def main():
     parser.add_argument('--out', default='task_results.json', help='file name under '
                         'bench/results/ (default: %(default)s)')
     args = parser.parse_args()
-    names = args.data_sets.split(',')
-    unknown = sorted(set(names) - set(DATA_SETS))
-    if unknown:
-        parser.error(f'--data-sets: unknown {unknown}; expected some of {list(DATA_SETS)}')
-    missing = [n for n in names if not os.path.isdir(os.path.join(DATA, n))]
-    if missing:
-        parser.error(f'{DATA} lacks {missing} (the shared data sets beside the repository)')
+    names = data_set_names(parser, args.data_sets)
     pretrained = pretrained_folder(args.pretrained, args.pretrain_steps, args.seed, args.amp)
     rows = {}
     with tempfile.TemporaryDirectory() as workdir:

@@ -109,7 +109,9 @@ def pretrain(opts, fallback=None):
     devices = parse_devices(opts.devices)
     width = model_width(opts.pretrained) if getattr(opts, 'pretrained', None) \
         else opts.num_hiddens
-    amp = mixed_precision.start(getattr(opts, 'amp', None), devices, width)
+    # under the launcher the chief says it, with the other lines only it prints
+    amp = mixed_precision.start(getattr(opts, 'amp', None), devices, width,
+                                quiet=bool(os.environ.get('DMLC_ROLE')))
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
     start = _pretraining_data(opts, fallback, devices, kvstore)
@@ -141,8 +143,10 @@ def pretrain(opts, fallback=None):
         callbacks.insert(0, Evaluation(validation(net, start.valid, devices, opts.batch_size),
                                        every=opts.eval_every or opts.steps))
     if engine.is_chief:
-        if os.environ.get('DMLC_ROLE'):  # the command line left this line to the chief
+        if os.environ.get('DMLC_ROLE'):  # the command line left these lines to the chief
             print(runtime.describe(), file=sys.stderr)
+            print('precision: ' + mixed_precision.choose(getattr(opts, 'amp', None), devices,
+                                                         width)[1], flush=True)
         callbacks.insert(0, ProgressBar(opts.steps, 'pretrain', keys))
         print(f'{engine.num_workers} worker(s) x {[str(d) for d in devices]}, kvstore '
               f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps'

@@ -15,7 +15,7 @@ from shared_data import shared_folder
 REPO = Path(__file__).resolve().parents[1]
 # Only the sizes shrink: every other option is run as the README writes it
 SMALLER = [(r'--steps \d+', '--steps 4'), (r'--epochs \d+', '--epochs 1'),
-           (r'--warmup-steps \d+', '--warmup-steps 1')]
+           (r'--warmup-steps \d+', '--warmup-steps 1'), (r'--eval-every \d+', '--eval-every 2')]
 ADDED = {'gluonbert pretrain': ' --batch-size 32',
          'gluonbert finetune': ' --train-limit 64 --test-limit 64',
          'gluonbert evaluate': ' --test-limit 64'}

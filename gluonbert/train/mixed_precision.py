@@ -131,13 +131,14 @@ def check_option(option, contexts):
     return dtype
 
 
-def start(option, contexts, num_hiddens=None):
+def start(option, contexts, num_hiddens=None, quiet=False):
     """AMP for a job's ``--amp`` value (None, ``'off'``, ``'auto'`` or a key of
     ``OPTION_NAMES``) on ``contexts`` for a model ``num_hiddens`` wide: chosen (``choose``),
-    said in one line (``precision: ...``), checked, then enabled before the job builds its
-    model. The dtype, or None."""
+    said in one line (``precision: ...``; ``quiet``: not, for a worker that leaves the log to
+    the chief), checked, then enabled before the job builds its model. The dtype, or None."""
     option, note = choose(option, contexts, num_hiddens)
-    print(f'precision: {note}', flush=True)
+    if not quiet:
+        print(f'precision: {note}', flush=True)
     dtype = check_option(option, contexts)
     if dtype is not None:
         enable(dtype)

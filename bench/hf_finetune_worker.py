@@ -85,8 +85,9 @@ def optimizer_for(model, spec):
                              lr=spec['lr'], eps=1e-6)
 
 
-def predict(model, kind, inputs, batch_size, autocast, max_len):
-    """Outputs on every row of ``inputs`` (numpy, gluonbert's layout and width)."""
+def predict(model, kind, inputs, batch_size, autocast):
+    """Outputs on every row of ``inputs`` (numpy, gluonbert's layout and the inputs' width)."""
+    width = inputs[0].shape[-1]
     model.eval()
     pieces = []
     with torch.no_grad(), autocast():
@@ -96,7 +97,7 @@ def predict(model, kind, inputs, batch_size, autocast, max_len):
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             arrays = [o.float().numpy() for o in outputs]
             if kind in ('question-answering', 'token-classification'):
-                arrays = [_pad_tokens(a, max_len, -1e4 if kind == 'question-answering' else 0)
+                arrays = [_pad_tokens(a, width, -1e4 if kind == 'question-answering' else 0)
                           for a in arrays]
             pieces.append(arrays)
     model.train()
@@ -119,7 +120,7 @@ def main(spec_path):
     torch.set_num_threads(spec.get('threads') or os.cpu_count())
     data = np.load(spec['features'])
     train = [data[f'train_{n}'] for n in ('tokens', 'segments', 'valid_lens', 'labels')]
-    kind, batch_size, max_len = spec['kind'], spec['batch_size'], train[0].shape[-1]
+    kind, batch_size = spec['kind'], spec['batch_size']
     model = model_for(spec)
     model.train()
     optimizer = optimizer_for(model, spec)
@@ -154,7 +155,7 @@ def main(spec_path):
             if f'{split}_tokens' in data:
                 inputs = [data[f'{split}_{n}'] for n in ('tokens', 'segments', 'valid_lens')]
                 for i, array in enumerate(predict(model, kind, inputs, spec['eval_batch_size'],
-                                                  autocast, max_len)):
+                                                  autocast)):
                     outputs[f'{split}_{i}'] = array
         path = os.path.join(spec['out'], f'epoch-{epoch}.npz')
         np.savez(path, **outputs)

@@ -8,12 +8,11 @@ training framework differ. The recipe is gluonbert finetune's: AdamW (epsilon 1e
 decay off for biases and LayerNorm), linear warm-up then linear decay, batches shuffled per
 epoch and cut to their longest sequence rounded up to 16, the heads' losses as gluonbert
 computes them (``gluonbert.model.heads``). After each epoch the dev and test outputs are saved
-in the heads' layout, padded back to max_len, for the parent to pick the best epoch by dev.
+in the heads' layout, padded back to the split's width, for the parent to pick the best epoch by dev.
 
     bench/.venv-torch/bin/python hf_finetune_worker.py SPEC.json   (writes SPEC's out folder)
 """
 import json
-import math
 import os
 import sys
 import time
@@ -126,8 +125,8 @@ def main(spec_path):
     optimizer = optimizer_for(model, spec)
     steps_per_epoch = -(-len(train[0]) // batch_size)
     updates = spec['epochs'] * steps_per_epoch
-    schedule = transformers.get_linear_schedule_with_warmup(
-        optimizer, math.ceil(updates * spec['warmup_ratio']), updates)
+    schedule = transformers.get_linear_schedule_with_warmup(optimizer, spec['warmup_steps'],
+                                                            updates)
     autocast = ((lambda: torch.autocast('cpu', dtype=torch.bfloat16)) if spec['amp'] == 'bf16'
                 else (lambda: torch.autocast('cpu', enabled=False)))
     rng = np.random.RandomState(spec['seed'])

@@ -35,6 +35,7 @@ from gluonbert import cli, jobs  # noqa: E402
 from gluonbert.pretrained.hf_tokenizer import load_vocab_and_tokenizer  # noqa: E402
 from gluonbert.pretrained.packaged import packaged_checkpoint  # noqa: E402
 from gluonbert.tasks.splits import load_splits  # noqa: E402
+from gluonbert.train.recipes import warmup_updates  # noqa: E402
 from harness import gluonbert_command, write_json  # noqa: E402
 from task_results import DATA_SETS, data_files, data_set_names  # noqa: E402
 from torch_env import torch_python  # noqa: E402
@@ -125,11 +126,14 @@ def run_hf(command, workdir, threads):
     kind = task.name
     num_labels = {'classification': len(labels or ()), 'regression': 1,
                   'token-classification': len(labels or ())}.get(kind, 0)
+    updates = opts.epochs * -(-len(features['train']) // opts.batch_size)
     spec = dict(kind=kind, num_labels=num_labels, pretrained=opts.pretrained,
                 features=os.path.join(workdir, 'features.npz'), out=workdir, seed=opts.seed,
                 epochs=opts.epochs, batch_size=opts.batch_size, eval_batch_size=opts.batch_size,
                 lr=opts.lr or 5e-5, weight_decay=opts.weight_decay,
-                warmup_ratio=opts.warmup_ratio, amp=opts.amp, threads=threads)
+                warmup_steps=warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates,
+                                            opts.schedule),
+                amp=opts.amp, threads=threads)
     with open(os.path.join(workdir, 'spec.json'), 'w') as f:
         json.dump(spec, f)
     with tempfile.TemporaryFile('w+') as log:

@@ -180,12 +180,15 @@ def _corpus_options(parser):
 
 
 def _amp_option(parser):
-    parser.add_argument('--amp', choices=sorted(OPTION_NAMES) + [AUTO, OFF], default=AUTO,
+    # off by default: bench/real_finetune.py on an AMX Xeon measured MiniLM's bf16 fine-tuning
+    # at 0.75x its float32 (SST-2 lengths 41.1 vs 54.5 examples/s, 128: 15.9 vs 21.1)
+    parser.add_argument('--amp', choices=sorted(OPTION_NAMES) + [AUTO, OFF], default=OFF,
                         help='mixed precision: bf16 on CPU (dense layers in bfloat16 on '
                         'oneDNN; needs AVX-512), fp16 on GPU; parameters stay float32. '
                         f'auto: bf16 on a CPU with AVX-512 BF16 for a model at least '
                         f'{AUTO_MIN_WIDTH} wide, else float32 (the first line says which); '
-                        'off: float32 (default: %(default)s)')
+                        'off: float32 (default: %(default)s; bf16 ran slower than float32 '
+                        'on an AMX Xeon)')
 
 
 def _run_options(parser, checkpoint_every):

@@ -1,6 +1,6 @@
 """d2l chapter "The Dataset for Pretraining BERT", on gluonbert.
 
-Loads WikiText-2 as the book does (found locally: see the README's Data section; the small
+Loads WikiText-2 as the book does (found locally: see docs/data.md; the small
 slice shipped with gluonbert when nothing else is found) and prints one batch's shapes and
 the vocabulary size.
 

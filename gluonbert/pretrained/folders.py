@@ -13,6 +13,7 @@ import os
 from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, WordTokenizer,
                                  tokenizer_from_description)
 from ..data.wordpiece import WordPieceTokenizer
+from ..json_file import read_json
 
 
 def is_wordpiece(vocab):
@@ -23,8 +24,11 @@ def is_wordpiece(vocab):
 def _gluonbert_tokenizer(folder, vocab):
     path = os.path.join(folder, TOKENIZER_FILE)
     if os.path.isfile(path):
-        with open(path, encoding='utf-8') as f:
-            return tokenizer_from_description(json.load(f), vocab)
+        description = read_json(path, 'a JSON object describing the tokenizer')
+        try:
+            return tokenizer_from_description(description, vocab)
+        except ValueError as error:
+            raise ValueError(f'{path}: {error}') from None
     return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WhitespaceTokenizer()
 
 

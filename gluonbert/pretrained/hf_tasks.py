@@ -13,12 +13,12 @@ ride along in config.json under ``gluonbert_task``, which ``transformers`` keeps
 as ``saved.load_task_model`` reads gluonbert's, so that ``evaluate``, ``predict`` and the
 ONNX ``export`` take either.
 """
-import json
 import os
 
 from .. import compat
-from ..atomic import atomic_folder, check_replaceable, write_json
+from ..atomic import atomic_folder, write_json
 from ..data.wordpiece import write_wordpiece_vocab
+from ..json_file import read_json
 from .hf import (CONFIG_FILE, HF_FILES, HF_KIND, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE,
                  _weight_files, check_hf_folder, load_hf_folder)
 from .hf_config import hf_config_from_options
@@ -122,17 +122,6 @@ def is_hf_folder(folder):
             not os.path.exists(os.path.join(folder, GLUONBERT_VOCAB)))
 
 
-def _read_config(path):
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
-    if not isinstance(config, dict):
-        raise ValueError(f'{path} holds a {type(config).__name__}; expected an HF config object')
-    return config
-
-
 def _label_list(config, path):
     """The label names of ``id2label``, by id; ValueError unless the ids are 0..n-1."""
     id2label = config.get('id2label')
@@ -201,7 +190,8 @@ def _max_len(config, folder, positions):
                              f'model\'s positions)')
         return length
     path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
-    length = _read_config(path).get('model_max_length') if os.path.isfile(path) else None
+    length = read_json(path, 'a JSON object of tokenizer settings').get('model_max_length') \
+        if os.path.isfile(path) else None
     if isinstance(length, int) and not isinstance(length, bool) and 1 <= length <= positions:
         return length
     return positions
@@ -227,7 +217,7 @@ def load_hf_task_model(folder, devices=None):
     from ..tasks import rebuilt_task
     folder = os.fspath(folder)
     path = os.path.join(folder, CONFIG_FILE)
-    hf_config = _read_config(path)
+    hf_config = read_json(path, "a JSON object of BERT settings (HF's BertConfig)")
     architecture, name, settings, labels = _task_of(hf_config, path)
     # no warning: a task folder lacks the pretraining heads and its output layer is read below
     bert, vocab, tokenizer, report = load_hf_folder(

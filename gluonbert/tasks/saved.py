@@ -7,10 +7,10 @@ the task (question answering: the same windows and span length) from them, so ev
 export and prediction encode and decode as training did. Folders saved before tasks had
 settings load with the task's defaults.
 """
-import json
 import os
 
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
+from ..json_file import read_json
 from . import rebuilt_task
 
 PARAMS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.params', 'config.json', 'vocab.json'
@@ -49,11 +49,7 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
 
 
 def _read_tokenizer(path, vocab):
-    try:
-        with open(path, encoding='utf-8') as f:
-            description = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
+    description = read_json(path, 'a JSON object describing the tokenizer')
     try:
         return tokenizer_from_description(description, vocab)
     except ValueError as error:
@@ -78,7 +74,7 @@ def load_task_model(folder, devices=None):
     (``BertForSequenceClassification`` and the like, ``pretrained.hf_tasks``) loads too."""
     from ..pretrained.hf_tasks import is_hf_folder, load_hf_task_model
     from ..pretrained.saved import (VOCAB_DIGEST, WEIGHTS_RECORD, _load_parameters,
-                                    _read_config, _read_vocab, check_weights_record)
+                                    _read_vocab, check_weights_record)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)}) '
@@ -90,7 +86,7 @@ def load_task_model(folder, devices=None):
             raise FileNotFoundError(f'{os.path.join(folder, name)} not found: a {KIND} holds '
                                     f'{", ".join(FILES)}')
     config_path = os.path.join(folder, CONFIG_FILE)
-    config = _read_config(config_path)
+    config = read_json(config_path, 'a JSON object of task model settings')
     _check_config(config, config_path)
     try:
         task = rebuilt_task(config['task'], config.get(SETTINGS), config['max_len'])

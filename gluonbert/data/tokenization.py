@@ -93,3 +93,9 @@ def tokenizer_from_description(description, vocab):
         raise ValueError(f'tokenizer description {description!r}: {error}') from None
     raise ValueError(f'tokenizer description {description!r}: kind {kind!r}; expected '
                      f"'whitespace', 'words' or 'wordpiece'")
+
+
+def tokenizer_with_vocab(tokenizer, vocab):
+    """A tokenizer with the settings of ``tokenizer`` over another vocabulary, e.g. an
+    extended one."""
+    return tokenizer_from_description(describe_tokenizer(tokenizer), vocab)

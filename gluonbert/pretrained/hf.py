@@ -15,11 +15,11 @@ import os
 import numpy as np
 
 from .. import compat
+from ..data.tokenization import tokenizer_with_vocab
 from ..data.wordpiece import write_wordpiece_vocab
 from ..model import BERTModel
 from ..atomic import atomic_folder, check_replaceable, write_json
 from ..json_file import read_json
-from .folders import tokenizer_with_vocab
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
                            load_vocab_and_tokenizer, write_hf_tokenizer)

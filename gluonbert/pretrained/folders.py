@@ -10,11 +10,10 @@ in ``tokenizer.json`` or ``vocab.txt`` + ``tokenizer_config.json`` (``hf_tokeniz
 import json
 import os
 
-from ..data.tokenization import TOKENIZER_FILE, WhitespaceTokenizer, tokenizer_from_description
+from ..data.tokenization import TOKENIZER_FILE, WhitespaceTokenizer, read_tokenizer
 # corpus_pretraining.py imports it from here until issue 28's change imports it from data/
 from ..data.tokenization import tokenizer_with_vocab  # noqa: F401
 from ..data.wordpiece import WordPieceTokenizer
-from ..json_file import read_json
 
 
 def is_wordpiece(vocab):
@@ -25,11 +24,7 @@ def is_wordpiece(vocab):
 def _gluonbert_tokenizer(folder, vocab):
     path = os.path.join(folder, TOKENIZER_FILE)
     if os.path.isfile(path):
-        description = read_json(path, 'a JSON object describing the tokenizer')
-        try:
-            return tokenizer_from_description(description, vocab)
-        except ValueError as error:
-            raise ValueError(f'{path}: {error}') from None
+        return read_tokenizer(path, vocab)
     return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WhitespaceTokenizer()
 
 

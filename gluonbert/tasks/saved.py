@@ -9,7 +9,7 @@ settings load with the task's defaults.
 """
 import os
 
-from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
+from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, read_tokenizer
 from ..json_file import read_json
 from . import rebuilt_task
 
@@ -46,14 +46,6 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
         write_json(os.path.join(staging, VOCAB_FILE), list(vocab.idx_to_token), indent=None)
         write_json(os.path.join(staging, TOKENIZER_FILE), describe_tokenizer(tokenizer))
         write_json(os.path.join(staging, CONFIG_FILE), config)
-
-
-def _read_tokenizer(path, vocab):
-    description = read_json(path, 'a JSON object describing the tokenizer')
-    try:
-        return tokenizer_from_description(description, vocab)
-    except ValueError as error:
-        raise ValueError(f'{path}: {error}') from None
 
 
 def _check_config(config, path):
@@ -94,7 +86,7 @@ def load_task_model(folder, devices=None):
     vocab = _read_vocab(folder, dict(config))
     config.pop(VOCAB_DIGEST, None)
     record = config.pop(WEIGHTS_RECORD, None)
-    tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
+    tokenizer = read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
     bert = _fine_tuned_bert(folder, config, vocab, config_path)
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)

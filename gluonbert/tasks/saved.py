@@ -5,7 +5,8 @@
 architecture, label set, max_len). ``load_task_model`` rebuilds the head, its tokenizer and
 the task (question answering: the same windows and span length) from them, so evaluation,
 export and prediction encode and decode as training did. Folders saved before tasks had
-settings load with the task's defaults.
+settings load with the task's defaults. An HF task folder (its format: ``pretrained.hf_tasks``)
+loads as a task model too.
 """
 import os
 

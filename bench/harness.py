@@ -173,6 +173,20 @@ def print_table(title, rows, baseline, unit='s', extra=()):
         print(line)
 
 
+def ratio_table(title, rows, baseline, columns):
+    """``title``, then a line per row of ``rows`` ({name: dict with ``examples_per_sec``}):
+    its examples/s, their ratio to the ``baseline`` row's ('-' without one), then
+    ``columns``, each ``(header, key, width, format)`` (``format``: '.0f', '' for text)."""
+    lines = [title, f'{"run":<20}{"examples/s":>12}{"x " + baseline:>11}' +
+             ''.join(f'{header:>{width}}' for header, _, width, _ in columns)]
+    base = rows.get(baseline, {}).get('examples_per_sec')
+    for name, row in rows.items():
+        ratio = f'{row["examples_per_sec"] / base:.2f}x' if base else '-'
+        lines.append(f'{name:<20}{row["examples_per_sec"]:>12.1f}{ratio:>11}' +
+                     ''.join(f'{row[key]:>{width}{form}}' for _, key, width, form in columns))
+    return '\n'.join(lines)
+
+
 def gluonbert_command(*args, env=None):
     """Run ``python -m gluonbert ARGS`` from the repository root, as a user would;
     ``(stdout, seconds, peak RSS in MiB)``. Raises RuntimeError with its error on failure."""

@@ -42,7 +42,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import torch_env  # noqa: E402
-from harness import write_json  # noqa: E402
+from harness import ratio_table, write_json  # noqa: E402
 
 MODELS = ('minilm', 'bert-base')
 # name: (task kind, batch size, max_len, real SST-2 sentences or random full-length ids)
@@ -51,6 +51,7 @@ SETTINGS = {'sst-2': ('classification', 64, 128, True),
             '384': ('question-answering', 8, 384, False)}
 ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf bf16 autocast')
 BASELINE = 'hf fp32'
+COLUMNS = [('peak RSS MiB', 'peak_rss_mib', 14, '.0f'), ('precision', 'precision', 11, '')]
 BERT_BASE = os.path.join(os.path.expanduser('~'), '.cache', 'gluonbert', 'bench',
                          'bert-base-random')
 LR, WEIGHT_DECAY, WARMUP_RATIO = 5e-5, 0.01, 0.1
@@ -256,17 +257,6 @@ def rate(result, warmup):
     return sum(result['sizes'][warmup:]) / sum(result['times'][warmup:])
 
 
-def table(title, rows):
-    lines = [title, f'{"run":<20}{"examples/s":>12}{"x hf fp32":>11}{"peak RSS MiB":>14}'
-             f'{"precision":>11}']
-    base = rows.get(BASELINE, {}).get('examples_per_sec')
-    for name, row in rows.items():
-        ratio = f'{row["examples_per_sec"] / base:.2f}x' if base else '-'
-        lines.append(f'{name:<20}{row["examples_per_sec"]:>12.1f}{ratio:>11}'
-                     f'{row["peak_rss_mib"]:>14.0f}{row["precision"]:>11}')
-    return '\n'.join(lines)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', default=','.join(MODELS))
@@ -346,13 +336,13 @@ def main():
                     kind=kind, batch=batch, max_len=max_len,
                     profiles=profiles(spec, workdir) if args.profile else None,
                     mean_valid_len=prepared['mean_valid_len'], rows=rows)
-                print(table(f'\n{model}, {setting} ({kind}, batch {batch}, mean length '
-                            f'{prepared["mean_valid_len"]:.0f} of {max_len})', rows) + '\n',
-                      flush=True)
+                print(ratio_table(f'\n{model}, {setting} ({kind}, batch {batch}, mean length '
+                                  f'{prepared["mean_valid_len"]:.0f} of {max_len})', rows,
+                                  BASELINE, COLUMNS) + '\n', flush=True)
     print('summary (examples/s; ratios to hf fp32)')
     for model, by_setting in results.items():
         for setting, result in by_setting.items():
-            print(table(f'{model} {setting}', result['rows']))
+            print(ratio_table(f'{model} {setting}', result['rows'], BASELINE, COLUMNS))
     write_json(args.out, dict(machine=machine(), settings=vars(args), skipped=skipped,
                               results=results))
 

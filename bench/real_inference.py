@@ -43,7 +43,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import torch_env  # noqa: E402
-from harness import gluonbert_command, write_json  # noqa: E402
+from harness import gluonbert_command, ratio_table, write_json  # noqa: E402
 from real_finetune import bert_base_folder, machine, minilm_folder  # noqa: E402
 
 EXPORT = os.path.join(ROOT, 'export')
@@ -51,6 +51,7 @@ DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
 ROWS = ('gluonbert', 'hf fp32', 'hf bf16 autocast', 'onnx plain', 'onnx optimised',
         'onnx int8')
 BASELINE = 'hf fp32'
+COLUMNS = [('accuracy', 'accuracy', 10, '.4f'), ('peak RSS MiB', 'peak_rss_mib', 14, '.0f')]
 ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
               'onnx int8': 'model.opt.int8.onnx'}
 MULTIPLE = 16
@@ -239,17 +240,6 @@ def exports(model, folder, workdir):
     return paths, skipped
 
 
-def table(title, rows):
-    lines = [title, f'{"run":<20}{"examples/s":>12}{"x hf fp32":>11}{"accuracy":>10}'
-             f'{"peak RSS MiB":>14}']
-    base = rows.get(BASELINE, {}).get('examples_per_sec')
-    for name, row in rows.items():
-        ratio = f'{row["examples_per_sec"] / base:.2f}x' if base else '-'
-        lines.append(f'{name:<20}{row["examples_per_sec"]:>12.1f}{ratio:>11}'
-                     f'{row["accuracy"]:>10.4f}{row["peak_rss_mib"]:>14.0f}')
-    return '\n'.join(lines)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', default='minilm,bert-base')
@@ -321,11 +311,12 @@ def main():
             results[model] = dict(folder=folder if model == 'minilm' and args.model else None,
                                   dev_sentences=len(labels), mean_valid_len=mean_len,
                                   rows=rows)
-            print(table(f'\n{model}: SST-2 dev, {len(labels)} sentences (mean length '
-                        f'{mean_len:.0f} tokens), batch {args.batch_size}', rows) + '\n',
-                  flush=True)
+            print(ratio_table(f'\n{model}: SST-2 dev, {len(labels)} sentences (mean length '
+                              f'{mean_len:.0f} tokens), batch {args.batch_size}', rows,
+                              BASELINE, COLUMNS) + '\n', flush=True)
     for model, result in results.items():
-        print(table(f'{model} ({result["dev_sentences"]} sentences)', result['rows']))
+        print(ratio_table(f'{model} ({result["dev_sentences"]} sentences)', result['rows'],
+                          BASELINE, COLUMNS))
     write_json(args.out, dict(machine=machine(), settings=vars(args), skipped=skipped,
                               results=results))
 

@@ -3,9 +3,13 @@
 Two runs on the same ``--out`` would each replace the other's model and delete the other's
 checkpoints (keep-last), and both say "saved". A run holds ``.NAME.lock`` beside its output
 and checkpoint folders while it works; a second run is refused at once, naming the pid of
-the one that holds them. The lock goes with the process (``flock``): a killed run leaves
-nothing to clean up, and the lock file itself is left in place (removing it would let two
-runs lock two different files).
+the one that holds them. The lock goes with the process (``flock``): a killed run leaves at
+most a lock file that nobody holds, which the next run takes over.
+
+A run that ends removes its lock file while it still holds the lock. A run that opened the
+file just before it was removed then holds a lock on a file no longer at the path, so a run
+checks after locking that the path is still the file it locked, and starts again if not:
+two runs never hold two different files of one path.
 """
 import contextlib
 import fcntl
@@ -35,22 +39,47 @@ def folder_locks(*folders):
 @contextlib.contextmanager
 def _locked(folder):
     path = lock_path(folder)
+    fd = _lock_file(folder, path)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as error:
-        raise type(error)(f'cannot lock folder={folder!r}: cannot write {path}: '
-                          f'{error.strerror}') from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
-            raise FolderInUse(f'folder={folder!r} is in use by another run (pid {holder}, '
-                              f'which holds {path}); wait for it to end, or choose another '
-                              f'--out') from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f'{os.getpid()}\n'.encode('ascii'), 0)
         yield
     finally:
+        if _same_file(fd, path):  # still held: no other run can have this file locked
+            os.unlink(path)
         os.close(fd)  # releases the lock
+
+
+def _lock_file(folder, path):
+    """A descriptor of the file at ``path``, locked by this process."""
+    while True:
+        fd = _open(folder, path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
+            os.close(fd)
+            raise FolderInUse(f'folder={folder!r} is in use by another run (pid {holder}, '
+                              f'which holds {path}); wait for it to end, or choose another '
+                              f'--out') from None
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)  # its holder removed it as it ended: lock the file now at the path
+
+
+def _open(folder, path):
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise type(error)(f'cannot lock folder={folder!r}: cannot write {path}: '
+                          f'{error.strerror}') from None
+
+
+def _same_file(fd, path):
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)

@@ -161,7 +161,8 @@ CASES = [
      "infersent/s2.train: not UTF-8 (byte b'\\xe9' cannot be decoded); expected a UTF-8 text "
      'file'),
     (['finetune', '--pretrained', '{root}/hflist', '--max-len', '32'],
-     "config.json holds a JSON list; expected an object"),
+     "config.json holds a JSON list; expected a JSON object of BERT settings (HF's "
+     "BertConfig)"),
     (['finetune', '--pretrained', '{root}/pretrained', '--max-len', '64'],
      "--max-len 64 exceeds the pretrained model's max_len 32"),
     (['finetune', '--pretrained', '{root}/pretrained', '--devices', 'cpu:x'],
@@ -451,6 +452,10 @@ def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning
     assert not (tmp_path / 'm').exists()
 
 
+CHOICES = 'context\tquestion\tanswer0\tanswer1\tlabel\n'
+CHOICES_TRAIN = CHOICES + 'a man\twho\ta man\ta dog\t0\na dog\twho\ta man\ta dog\t1\n' * 5
+
+
 @pytest.mark.parametrize('task, train, test, message', [
     ('classification', 'sentence\tlabel\n' + 'a man\tyes\na dog\tno\n' * 5,
      'sentence\tlabel\na man\tyes\na dog\tmaybe\n',
@@ -461,7 +466,14 @@ def test_a_pretrained_folder_edited_to_other_heads_is_refused_before_fine_tuning
     ('token-classification', 'a O\nman B-X\n\ndog O\n\n' * 5,
      'a O\ndog O\n\na O\nman B-X\ndog B-Y\n',
      "{test}, line 6: tag 'B-Y' is not one of the training tags ['B-X', 'I-X', 'O']"),
-], ids=['unseen label', 'no label', 'unseen tag'])
+    ('multiple-choice', CHOICES_TRAIN, 'context\tquestion\tanswer0\tanswer1\na man\twho\ta\tb\n',
+     '{test}, line 2: no label; this split needs the label column (--label-column)'),
+    ('multiple-choice', CHOICES_TRAIN, CHOICES + 'a man\twho\ta\tb\t1\na dog\twho\ta\tb\t2\n',
+     "{test}, line 3: label='2'; expected the index of the right ending, 0 to 1"),
+    ('multiple-choice', CHOICES_TRAIN, CHOICES + 'a man\twho\ta\t0\n',
+     '{test}, line 2: 4 fields, the header has 5 (TSV, no quote handling)'),
+], ids=['unseen label', 'no label', 'unseen tag', 'choice without label',
+        'choice index out of range', 'choice missing'])
 @pytest.mark.parametrize('split', ['--test', '--dev'])
 def test_a_dev_or_test_label_unseen_in_training_is_refused_before_training(
         folders, tmp_path, capsys, task, train, test, message, split):

@@ -206,7 +206,8 @@ def newest_checkpoint(folder):
 def test_a_sigkilled_worker_stops_the_job_and_the_run_resumes_with_another_worker_count(
         jobs, tmp_path):
     checkpoints = tmp_path / 'checkpoints'
-    pretrain = [sys.executable, '-m', 'gluonbert', 'pretrain'] + TINY_JOB
+    pretrain = [sys.executable, '-m', 'gluonbert', 'pretrain'] + TINY_JOB + [
+        '--out', str(tmp_path / 'pretrained')]
     launcher = jobs.start(LAUNCH + ['-n', '2', '-s', '1', '--'] + pretrain + [
         '--steps', '100000', '--checkpoint-dir', str(checkpoints), '--checkpoint-every', '1'])
     worker = started_pids(launcher, 4)['worker 1']
@@ -293,7 +294,7 @@ def test_without_a_launcher_a_worker_whose_peer_died_exits_within_its_timeout(
     port = str(free_port())
     pretrain = [sys.executable, '-m', 'gluonbert', 'pretrain'] + TINY_JOB + [
         '--steps', '100000', '--log-every', '1', '--timeout', '5',
-        '--checkpoint-dir', str(tmp_path / 'checkpoints')]
+        '--checkpoint-dir', str(tmp_path / 'checkpoints'), '--out', str(tmp_path / 'model')]
     logs = [tmp_path / f'task-{task}.log' for task in range(4)]
     tasks = []
     for task, log in enumerate(logs):

@@ -88,7 +88,8 @@ def test_nan_weights_are_refused_by_parameter_name(tmp_path):
     (lambda c: dict(c, colour='blue'), "unexpected keyword argument 'colour'"),
     (lambda c: {k: v for k, v in c.items() if k != 'num_heads'},
      "its config.json lacks num_heads"),
-    (lambda c: [c], 'config.json holds a list; expected a JSON object'),
+    (lambda c: [c], 'config.json holds a JSON list; expected a JSON object of BERTModel '
+                    'options'),
 ])
 def test_a_config_with_wrong_types_or_values_is_one_error_naming_the_file(pretrained, change,
                                                                           message):
@@ -98,7 +99,8 @@ def test_a_config_with_wrong_types_or_values_is_one_error_naming_the_file(pretra
 
 
 @pytest.mark.parametrize('name, content, message', [
-    ('config.json', '{"num_hiddens": 16,', 'config.json is not valid JSON'),
+    ('config.json', '{"num_hiddens": 16,', r'config.json is not valid JSON \(Expecting .*\); '
+                                           'expected a JSON object of BERTModel options'),
     ('vocab.json', '<unk> <pad>', 'vocab.json.* is not a JSON list of tokens'),
     ('pretrained.params', 'garbage', 'pretrained.params is not an MXNet parameter file'),
 ])

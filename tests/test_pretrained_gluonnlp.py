@@ -158,8 +158,10 @@ def test_import_and_export_work_in_numpy_mode(saved, tmp_path, np_mode):
     assert all(np.array_equal(after[k].asnumpy(), before[k].asnumpy()) for k in before)
 
 
-@pytest.mark.parametrize('content, message', [('["a", "b"]', 'has no "idx_to_token"'),
-                                              ('{"idx', 'is not valid JSON')])
+@pytest.mark.parametrize('content, message', [
+    ('["a", "b"]', 'holds a JSON list; expected a GluonNLP vocab JSON'),
+    ('{"a": 1}', 'has no "idx_to_token"'),
+    ('{"idx', r'is not valid JSON \(.*\); expected a GluonNLP vocab JSON')])
 def test_a_vocab_json_that_is_not_gluonnlps_is_one_error_naming_it(saved, tmp_path, content,
                                                                   message):
     _, params, _ = saved

@@ -464,7 +464,8 @@ def test_config_json_of_another_json_type_is_one_error(tmp_path):
     folder = write_folder(tmp_path)
     with open(os.path.join(folder, 'config.json'), 'w') as f:
         json.dump([hf_config()], f)
-    with pytest.raises(ValueError, match='config.json holds a JSON list; expected an object'):
+    with pytest.raises(ValueError, match=r"config.json holds a JSON list; expected a JSON "
+                                         r"object of BERT settings \(HF's BertConfig\)$"):
         from_pretrained(folder)
 
 

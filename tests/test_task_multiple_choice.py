@@ -65,6 +65,27 @@ def test_bad_files_are_one_clear_error(tmp_path, content, columns, message):
         read_choices(str(path), columns)
 
 
+def test_a_json_lines_row_without_the_label_others_have_is_refused_naming_it(tmp_path):
+    path = tmp_path / 'some.jsonl'
+    path.write_text('{"context": "c", "answer0": "a", "answer1": "b"}\n'
+                    '{"context": "c", "answer0": "a", "answer1": "b", "label": 1}\n')
+    with pytest.raises(TaskDataError, match=r"some.jsonl, line 1: no column 'label' "
+                                            r"\(--label-column\)"):
+        read_choices(str(path), ['context', '', 'answer0', 'answer1'])
+
+
+def test_dev_and_test_examples_without_labels_are_refused_before_training_naming_the_line(
+        tmp_path):
+    path = tmp_path / 'dev.csv'
+    path.write_text('id,context,question,answer0,answer1\nq1,c,q,a,b\n')
+    task = get_task('multiple-choice')
+    examples = task.read(str(path))
+    with pytest.raises(TaskDataError, match=rf'^{path}, line 2: no label; this split needs '):
+        task.check_gold(examples, None)
+    with pytest.raises(TaskDataError, match=rf'^{path}, line 2: no label'):
+        task.labels_from(examples)
+
+
 def test_each_choice_is_a_pair_of_context_and_question_plus_ending():
     example = ChoiceExample('the cat sat', 'why', ['it was tired', 'no'], 0)
     vocab = vocab_of('the cat sat why it was tired no')

@@ -8,11 +8,11 @@ memory. In a distributed run each worker opens only its own shards: ``rank``,
 ``rank + num_workers``, ...
 """
 import collections
-import json
 import os
 
 import numpy as np
 
+from ..json_file import read_json
 from .cache import ARRAY_NAMES
 
 META_FILE = 'meta.json'
@@ -63,8 +63,7 @@ def read_meta(folder):
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path} not found: {folder!r} is not a preprocessed corpus '
                                 f'folder')
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
+    return read_json(path, 'a JSON object describing the preprocessed corpus')
 
 
 class ShardedDataset:

@@ -7,6 +7,7 @@ turns one into a JSON-able dict of every setting that changes its output, and
 that a fine-tuned model, its ONNX export and ``export/predict.py`` all tokenize as training
 did. No MXNet is imported here.
 """
+from ..json_file import read_json
 from .vocab import Vocab
 from .wordpiece import WordPieceTokenizer
 
@@ -93,3 +94,19 @@ def tokenizer_from_description(description, vocab):
         raise ValueError(f'tokenizer description {description!r}: {error}') from None
     raise ValueError(f'tokenizer description {description!r}: kind {kind!r}; expected '
                      f"'whitespace', 'words' or 'wordpiece'")
+
+
+def read_tokenizer(path, vocab):
+    """The tokenizer described in the ``tokenizer.json`` at ``path``, over ``vocab``;
+    ValueError naming the file."""
+    description = read_json(path, 'a JSON object describing the tokenizer')
+    try:
+        return tokenizer_from_description(description, vocab)
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from None
+
+
+def tokenizer_with_vocab(tokenizer, vocab):
+    """A tokenizer with the settings of ``tokenizer`` over another vocabulary, e.g. an
+    extended one."""
+    return tokenizer_from_description(describe_tokenizer(tokenizer), vocab)

@@ -10,8 +10,9 @@ in ``tokenizer.json`` or ``vocab.txt`` + ``tokenizer_config.json`` (``hf_tokeniz
 import json
 import os
 
-from ..data.tokenization import (TOKENIZER_FILE, WhitespaceTokenizer, WordTokenizer,
-                                 tokenizer_from_description)
+from ..data.tokenization import TOKENIZER_FILE, WhitespaceTokenizer, read_tokenizer
+# corpus_pretraining.py imports it from here until issue 28's change imports it from data/
+from ..data.tokenization import tokenizer_with_vocab  # noqa: F401
 from ..data.wordpiece import WordPieceTokenizer
 
 
@@ -23,8 +24,7 @@ def is_wordpiece(vocab):
 def _gluonbert_tokenizer(folder, vocab):
     path = os.path.join(folder, TOKENIZER_FILE)
     if os.path.isfile(path):
-        with open(path, encoding='utf-8') as f:
-            return tokenizer_from_description(json.load(f), vocab)
+        return read_tokenizer(path, vocab)
     return WordPieceTokenizer(vocab) if is_wordpiece(vocab) else WhitespaceTokenizer()
 
 
@@ -46,19 +46,6 @@ def load_pretrained_folder(folder, *, dropout=None, devices=None):
     raise FileNotFoundError(f'--pretrained {folder!r}: neither a gluonbert folder '
                             f'({PARAMS_FILE}, vocab.json, config.json) nor an HF folder '
                             f'(config.json, model.safetensors, tokenizer.json or vocab.txt)')
-
-
-def tokenizer_with_vocab(tokenizer, vocab):
-    """A tokenizer like ``tokenizer`` (same normalisation) over another vocabulary, e.g. an
-    extended one."""
-    if isinstance(tokenizer, WordPieceTokenizer):
-        return WordPieceTokenizer(vocab, lower=tokenizer.lower,
-                                  strip_accents=tokenizer.strip_accents,
-                                  tokenize_chinese_chars=tokenizer.tokenize_chinese_chars,
-                                  max_input_chars_per_word=tokenizer.max_input_chars_per_word)
-    if isinstance(tokenizer, WordTokenizer):
-        return WordTokenizer(vocab)
-    return tokenizer
 
 
 def model_width(folder):

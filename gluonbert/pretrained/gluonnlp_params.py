@@ -7,7 +7,6 @@ not in any shape and must be given (12 for ``bert_12_768_12``, 16 for ``bert_24_
 GluonNLP's attention keeps separate query, key and value weights (it interleaves them per
 head only when computing, as gluonbert does), so they map one to one onto ``W_q``/``W_k``/``W_v``.
 """
-import json
 import struct
 
 import mxnet as mx
@@ -15,6 +14,7 @@ from mxnet.util import np_array, np_shape
 
 from .. import compat
 from ..data.wordpiece import read_wordpiece_vocab, vocab_from_bert_tokens
+from ..json_file import read_json
 from ..model import BERTModel
 from ..atomic import atomic_write
 from .loading import load_tensors
@@ -61,12 +61,8 @@ def _read_vocab(vocab):
         return vocab
     if vocab.endswith('.txt'):
         return read_wordpiece_vocab(vocab)
-    with open(vocab, encoding='utf-8') as f:
-        try:
-            loaded = json.load(f)
-        except ValueError as error:  # not JSON, or not UTF-8
-            raise ValueError(f'{vocab} is not valid JSON ({error})') from None
-    idx_to_token = loaded.get('idx_to_token') if isinstance(loaded, dict) else None
+    loaded = read_json(vocab, 'a GluonNLP vocab JSON (an object with "idx_to_token")')
+    idx_to_token = loaded.get('idx_to_token')
     if idx_to_token is None:
         raise ValueError(f'{vocab} has no "idx_to_token": not a GluonNLP vocab JSON')
     return vocab_from_bert_tokens(idx_to_token, f'vocab file {vocab!r}')

@@ -15,13 +15,14 @@ import os
 import numpy as np
 
 from .. import compat
+from ..data.tokenization import tokenizer_with_vocab
 from ..data.wordpiece import write_wordpiece_vocab
 from ..model import BERTModel
 from ..atomic import atomic_folder, check_replaceable, write_json
-from .folders import tokenizer_with_vocab
+from ..json_file import read_json
 from .hf_config import hf_config_from_options, options_from_hf_config
 from .hf_tokenizer import (TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, VOCAB_FILE, has_vocabulary,
-                           load_vocab_and_tokenizer, read_json, write_hf_tokenizer)
+                           load_vocab_and_tokenizer, write_hf_tokenizer)
 from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name, is_hf_head, is_optional
 
@@ -120,13 +121,9 @@ def model_folder(folder):
     folder = os.fspath(folder)
     modules = os.path.join(folder, ST_MODULES_FILE)
     if os.path.isfile(modules):
-        try:
-            with open(modules, encoding='utf-8') as f:
-                entries = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f'{modules} is not valid JSON ({error})') from None
+        entries = read_json(modules, 'a JSON list of sentence-transformers modules', list)
         paths = [entry.get('path', '') for entry in entries if isinstance(entry, dict)
-                 and entry.get('type') == ST_TRANSFORMER] if isinstance(entries, list) else []
+                 and entry.get('type') == ST_TRANSFORMER]
         if len(paths) != 1:
             raise ValueError(f'{modules}: expected one {ST_TRANSFORMER} module (the BERT), '
                              f'found {len(paths)}')
@@ -159,7 +156,9 @@ def load_hf_folder(folder, *, dropout=None, devices=None):
     _check_folder(folder)
     config_path = os.path.join(folder, CONFIG_FILE)
     try:
-        options = options_from_hf_config(read_json(config_path), dropout=dropout)
+        options = options_from_hf_config(
+            read_json(config_path, "a JSON object of BERT settings (HF's BertConfig)"),
+            dropout=dropout)
     except ValueError as error:
         raise ValueError(str(error).replace(f'{CONFIG_FILE}:', f'{config_path}:', 1)) from None
     vocab, tokenizer = load_vocab_and_tokenizer(folder)

@@ -1,4 +1,4 @@
-"""Fine-tuned task models as HF task folders, and HF task folders as gluonbert task models.
+"""Fine-tuned task models as HF task folders: the folder's format, written and read.
 
 ``save_hf_task_model`` writes a fine-tuned head (``gluonbert.model.heads``) as the folder
 ``transformers`` saves for ``BertForSequenceClassification`` (regression: ``num_labels=1``),
@@ -9,21 +9,21 @@ layer under ``classifier.`` or ``qa_outputs.``), ``vocab.txt``, and HF's ``token
 and ``tokenizer_config.json`` (``hf_tokenizer``). The task's own name, settings and max_len
 ride along in config.json under ``gluonbert_task``, which ``transformers`` keeps and ignores.
 
-``load_hf_task_model`` reads such a folder, or one that ``transformers`` fine-tuned and saved,
-as ``saved.load_task_model`` reads gluonbert's, so that ``evaluate``, ``predict`` and the
-ONNX ``export`` take either.
+``task_of``, ``task_max_len`` and ``output_tensors`` read such a folder, or one that
+``transformers`` fine-tuned and saved; ``tasks.saved.load_task_model`` builds the task model
+from them as it does from gluonbert's folders, so that ``evaluate``, ``predict`` and the ONNX
+``export`` take either.
 """
-import json
 import os
 
 from .. import compat
-from ..atomic import atomic_folder, check_replaceable, write_json
+from ..atomic import atomic_folder, write_json
 from ..data.wordpiece import write_wordpiece_vocab
+from ..json_file import read_json
 from .hf import (CONFIG_FILE, HF_FILES, HF_KIND, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE,
-                 _weight_files, check_hf_folder, load_hf_folder)
+                 _weight_files, check_hf_folder)
 from .hf_config import hf_config_from_options
 from .hf_tokenizer import check_hf_tokenizer, write_hf_tokenizer
-from .loading import load_tensors
 from .mapping import checkpoint_shape, hf_name
 
 TASK_KEY = 'gluonbert_task'  # config.json's record of the gluonbert task: name, settings, max_len
@@ -113,26 +113,6 @@ def save_hf_task_model(net, task, vocab, tokenizer, config, folder):
         save_file(tensors, os.path.join(staging, WEIGHTS_FILE), metadata={'format': 'pt'})
 
 
-def is_hf_folder(folder):
-    """Whether ``folder`` looks like an HF model folder rather than a gluonbert one: a
-    ``config.json`` and no gluonbert ``model.params`` or ``vocab.json``."""
-    from ..tasks.saved import PARAMS_FILE, VOCAB_FILE as GLUONBERT_VOCAB
-    return (os.path.isfile(os.path.join(folder, CONFIG_FILE)) and
-            not os.path.exists(os.path.join(folder, PARAMS_FILE)) and
-            not os.path.exists(os.path.join(folder, GLUONBERT_VOCAB)))
-
-
-def _read_config(path):
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
-    if not isinstance(config, dict):
-        raise ValueError(f'{path} holds a {type(config).__name__}; expected an HF config object')
-    return config
-
-
 def _label_list(config, path):
     """The label names of ``id2label``, by id; ValueError unless the ids are 0..n-1."""
     id2label = config.get('id2label')
@@ -149,7 +129,7 @@ def _label_list(config, path):
     return [by_id[i] for i in range(len(by_id))]
 
 
-def _task_of(config, path):
+def task_of(config, path):
     """``(architecture, task name, settings, labels)`` of an HF task ``config``."""
     architectures = config.get('architectures')
     if not (isinstance(architectures, list) and len(architectures) == 1 and
@@ -188,7 +168,7 @@ def _task_of(config, path):
     return architecture, name, settings, labels
 
 
-def _max_len(config, folder, positions):
+def task_max_len(config, folder, positions):
     """The longest sequence to encode: as fine-tuned (``gluonbert_task``), else the
     tokenizer's ``model_max_length`` where it fits the positions, else the positions."""
     saved = config.get(TASK_KEY) or {}
@@ -201,13 +181,14 @@ def _max_len(config, folder, positions):
                              f'model\'s positions)')
         return length
     path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
-    length = _read_config(path).get('model_max_length') if os.path.isfile(path) else None
+    length = read_json(path, 'a JSON object of tokenizer settings').get('model_max_length') \
+        if os.path.isfile(path) else None
     if isinstance(length, int) and not isinstance(length, bool) and 1 <= length <= positions:
         return length
     return positions
 
 
-def _output_tensors(folder, output):
+def output_tensors(folder, output):
     """The folder's tensors of the output layer (``classifier.*`` or ``qa_outputs.*``)."""
     from safetensors import safe_open
     tensors = {}
@@ -217,42 +198,3 @@ def _output_tensors(folder, output):
                 if key.startswith(output + '.'):
                     tensors[key] = f.get_tensor(key)
     return tensors
-
-
-def load_hf_task_model(folder, devices=None):
-    """``(net, task, vocab, tokenizer, config)`` of an HF task folder, as
-    ``saved.load_task_model`` returns them for gluonbert's: the head named by
-    ``architectures``, the task (from ``gluonbert_task`` where the folder has it, else from
-    the architecture and ``problem_type``), labels from ``id2label``."""
-    from ..tasks import rebuilt_task
-    folder = os.fspath(folder)
-    path = os.path.join(folder, CONFIG_FILE)
-    hf_config = _read_config(path)
-    architecture, name, settings, labels = _task_of(hf_config, path)
-    # no warning: a task folder lacks the pretraining heads and its output layer is read below
-    bert, vocab, tokenizer, report = load_hf_folder(
-        folder, dropout=hf_config.get('hidden_dropout_prob', 0.1), devices=devices)
-    max_len = _max_len(hf_config, folder, bert.encoder.max_len)
-    try:
-        task = rebuilt_task(name, settings, max_len)
-    except ValueError as error:
-        where = f'"{TASK_KEY}"' if TASK_KEY in hf_config else f'max_len {max_len}'
-        raise ValueError(f'{path}: {where}: {error}') from None
-    net = task.head(bert, labels)
-    head, output, _ = ARCHITECTURES[architecture]
-    if type(net).__name__ != head:
-        raise ValueError(f'{path}: task {name!r} fine-tunes a {type(net).__name__}, but '
-                         f'architectures says {architecture}')
-    if hasattr(net, 'hidden') and 'hidden.weight' in report.missing:
-        raise ValueError(f'{folder!r} lacks the pooler (bert.pooler.dense) that {architecture} '
-                         f'classifies from')
-    tensors = _output_tensors(folder, output)
-    if not tensors:
-        raise ValueError(f'{folder!r} has no {output}.weight and {output}.bias, the output '
-                         f'layer of {architecture}')
-    load_tensors(net.output, tensors, lambda param: f'{output}.{param}', devices=devices,
-                 may_miss=lambda param: False)
-    config = {'task': task.name, 'task_settings': task.settings(), 'bert': dict(bert.config),
-              'labels': labels, 'max_len': max_len}
-    return net, task, vocab, tokenizer, config
-

@@ -19,10 +19,10 @@ the text, where gluonbert splits them as any other text. gluonbert's own tokeniz
 is also called ``tokenizer.json`` (in its task and pretrained folders); this module handles
 HF's, in HF folders only.
 """
-import json
 import os
 
 from ..atomic import write_json
+from ..json_file import read_json
 from ..data.wordpiece import (SPECIAL_TOKENS, WordPieceTokenizer, bert_tokens, is_uncased,
                               read_wordpiece_vocab, vocab_from_bert_tokens)
 
@@ -34,19 +34,6 @@ _SPECIAL = {'unk_token': '[UNK]', 'sep_token': '[SEP]', 'pad_token': '[PAD]',
             'cls_token': '[CLS]', 'mask_token': '[MASK]'}
 # Pre-tokenizers that split as BERT's basic tokenizer does (after BertNormalizer)
 _BERT_PRE_TOKENIZERS = ('BertPreTokenizer',)
-
-
-def read_json(path):
-    """The JSON object in ``path``; ValueError naming the file for bad JSON, bad UTF-8 or
-    another kind of value."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            value = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
-    if not isinstance(value, dict):
-        raise ValueError(f'{path} holds a JSON {type(value).__name__}; expected an object')
-    return value
 
 
 def has_vocabulary(folder):
@@ -77,7 +64,7 @@ def _normalizer_settings(path, normalizer):
 
 def _tokenizer_json(path):
     """``(BERT tokens in id order, WordPieceTokenizer settings)`` of a ``tokenizer.json``."""
-    description = read_json(path)
+    description = read_json(path, "a JSON object (HF's tokenizer.json)")
     model = description.get('model')
     if not isinstance(model, dict) or model.get('type') != 'WordPiece':
         raise _field_error(path, 'model.type', model.get('type') if isinstance(model, dict)
@@ -115,7 +102,8 @@ def _vocab_txt_settings(folder, vocab):
     """WordPieceTokenizer settings of a ``vocab.txt`` folder: ``tokenizer_config.json``'s, or
     uncased when the vocabulary has no capitals (as ``bert-base-uncased``)."""
     path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
-    config = read_json(path) if os.path.isfile(path) else {}
+    config = read_json(path, 'a JSON object of tokenizer settings') if os.path.isfile(path) \
+        else {}
     return {'lower': config.get('do_lower_case', is_uncased(vocab)),
             'strip_accents': config.get('strip_accents'),
             'tokenize_chinese_chars': config.get('tokenize_chinese_chars', True)}

@@ -21,6 +21,7 @@ from ..atomic import atomic_folder, check_replaceable, write_json
 from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer
 from ..data.vocab import Vocab
 from ..digest import file_digest
+from ..json_file import read_json
 from ..model import BERTModel
 
 VOCAB_FILE, PARAMS_FILE, CONFIG_FILE = 'vocab.json', 'pretrained.params', 'config.json'
@@ -198,19 +199,6 @@ def _read_vocab(folder, config):
     return vocab
 
 
-def _read_config(path):
-    """The JSON object in ``path``, or ValueError naming the file."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON: {error}') from None
-    if not isinstance(config, dict):
-        raise ValueError(f'{path} holds a {type(config).__name__}; expected a JSON object of '
-                         f'BERTModel options')
-    return config
-
-
 def _build_bert(vocab, config, path):
     """``BERTModel(len(vocab), **config)``, an unknown or malformed option named with the file."""
     try:
@@ -235,7 +223,8 @@ def load_pretrained_model(pretrained_model, num_hiddens=None, ffn_num_hiddens=No
         raise FileNotFoundError(f'{params} not found: {folder!r} is not a pretrained folder '
                                 f'(expected {VOCAB_FILE} and {PARAMS_FILE})')
     config_path = os.path.join(folder, CONFIG_FILE)
-    config = _read_config(config_path) if os.path.isfile(config_path) else {}
+    config = read_json(config_path, 'a JSON object of BERTModel options') \
+        if os.path.isfile(config_path) else {}
     vocab = _read_vocab(folder, config)
     given = dict(num_hiddens=num_hiddens, ffn_num_hiddens=ffn_num_hiddens, num_heads=num_heads,
                  num_blks=num_blks, max_len=max_len)

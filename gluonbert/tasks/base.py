@@ -200,3 +200,12 @@ def check_not_empty(examples, source):
     if not examples:
         raise TaskDataError(f'{source} holds no example; expected a non-empty split')
     return examples
+
+
+def check_labelled(examples):
+    """TaskDataError naming the file and line (``where``) of the first example without a
+    label (a file without the label column)."""
+    for example in examples:
+        if example.label is None:
+            raise TaskDataError(f'{example.where}: no label; this split needs the label '
+                                f'column (--label-column)')

@@ -29,12 +29,14 @@ LAYOUTS = {'cosmos-qa': ('context', 'question', 'answer'), 'swag': ('sent1', 'se
 @dataclass
 class ChoiceExample:
     """A context, a question (or the start of the ending, SWAG's ``sent2``; may be empty),
-    the candidate endings and the gold index (``None`` when serving)."""
+    the candidate endings, the gold index (``None`` when serving), the example's id (the
+    ``id`` column, else ``where``) and the file and line it came from."""
     context: str
     question: str
     endings: list
     label: int = None
     qid: str = ''
+    where: str = ''
 
 
 def served_example(fields, where):
@@ -43,7 +45,7 @@ def served_example(fields, where):
     if len(fields) < 4:
         raise TaskDataError(f'{where}: expected context<TAB>question<TAB>ending0<TAB>ending1'
                             f'... (at least two endings), found {len(fields)} fields')
-    return ChoiceExample(fields[0], fields[1], list(fields[2:]), None, where)
+    return ChoiceExample(fields[0], fields[1], list(fields[2:]), None, where, where)
 
 
 def _layout(header, path):
@@ -61,8 +63,8 @@ def read_choices(path, text_columns=None, label_column='label', fmt=None, quotin
 
     ``text_columns`` is ``[context, question, ending0, ending1, ...]`` (the question column may
     be ``''`` for none); by default the columns pick Cosmos QA's or SWAG's layout. A file
-    without ``label_column`` gives unlabelled examples. Labels must be integers in
-    ``[0, number of endings)``.
+    without ``label_column`` gives unlabelled examples; in a file with it, every row has one.
+    Labels must be integers in ``[0, number of endings)``.
     """
     rows = check_not_empty(read_table(path, fmt, quoting), path)
     if text_columns is None:
@@ -72,7 +74,7 @@ def read_choices(path, text_columns=None, label_column='label', fmt=None, quotin
             raise ValueError(f'text_columns={list(text_columns)}: expected [context, question, '
                              f'ending0, ending1, ...] with at least two endings')
         context, question, *endings = text_columns
-    labelled = label_column in rows[0].fields
+    labelled = any(label_column in row.fields for row in rows)  # JSON Lines rows may differ
     examples = []
     for row in rows:
         text = [text_field(row, name, '--text-columns') for name in endings]
@@ -84,7 +86,7 @@ def read_choices(path, text_columns=None, label_column='label', fmt=None, quotin
         examples.append(ChoiceExample(
             text_field(row, context, '--text-columns'),
             text_field(row, question, '--text-columns') if question else '', text, label,
-            str(row.fields.get('id', row.where))))
+            str(row.fields.get('id', row.where)), row.where))
     return examples
 
 

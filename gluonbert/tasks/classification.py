@@ -6,8 +6,8 @@ import collections
 import numpy as np
 
 from ..metrics import classification_metrics
-from .base import ExportedHead, TaskDataError, check_not_empty
-from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
+from .base import ExportedHead, TaskDataError, check_labelled, check_not_empty
+from .sentences import TextTask, encode_text_examples, read_text_examples
 from .serving import probability_lines
 
 

@@ -12,6 +12,7 @@ import json
 import os
 
 from ..atomic import write_json
+from ..json_file import read_json
 from .readers import read_table
 
 DEFAULT_FRACTIONS = (('train', 0.8), ('dev', 0.1), ('test', 0.1))
@@ -101,12 +102,8 @@ def split_squad_file(path, folder, fractions=DEFAULT_FRACTIONS, seed=0):
 def _read_squad_json(path):
     """The parsed SQuAD v1.1 file ``path``; ValueError naming it unless it holds titled
     articles of paragraphs with questions."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            dataset = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
-    articles = dataset.get('data') if isinstance(dataset, dict) else None
+    dataset = read_json(path, 'SQuAD v1.1 JSON (an object with a "data" list of articles)')
+    articles = dataset.get('data')
     if not isinstance(articles, list) or not all(
             isinstance(a, dict) and 'title' in a and isinstance(a.get('paragraphs'), list)
             for a in articles):

@@ -7,7 +7,7 @@ import collections
 
 import numpy as np
 
-from .base import ExportedHead, InputFormatError, Task, TaskDataError
+from .base import ExportedHead, InputFormatError, Task, check_labelled, check_not_empty
 from .choices import accuracy, encode_choices, read_choices, served_example
 from .serving import probability_lines
 
@@ -21,6 +21,17 @@ class MultipleChoice(Task):
 
     def read(self, path, text_columns=None, label_column='label', fmt=None, quoting=False):
         return read_choices(path, text_columns, label_column, fmt, quoting)
+
+    def labels_from(self, examples):
+        """None (the labels are ending indices, checked as read); every training example
+        must have one."""
+        check_labelled(check_not_empty(examples, 'the training split'))
+        return None
+
+    def check_gold(self, examples, labels):
+        """Every dev or test example has its right ending's index (each one is within its
+        endings, checked as read)."""
+        check_labelled(examples)
 
     def encode(self, examples, tokenizer, vocab, max_len, labels=None):
         return encode_choices(examples, tokenizer, vocab, max_len)
@@ -64,9 +75,7 @@ class MultipleChoice(Task):
         return None
 
     def metrics(self, predictions, examples):
-        if any(example.label is None for example in examples):
-            raise TaskDataError('examples without labels cannot be scored; expected a '
-                                'labelled split')
+        check_labelled(examples)
         return {'accuracy': accuracy(predictions, examples)}
 
     def baseline(self, train_examples, eval_examples):

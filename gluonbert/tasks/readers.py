@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from ..json_file import json_type
 from .base import TaskDataError
 
 FORMATS = ('csv', 'tsv', 'jsonl')
@@ -120,17 +121,6 @@ def field(row, name, option):
         raise TaskDataError(f'{row.where}: no column {name!r} ({option}); the columns are '
                             f'{", ".join(map(repr, row.fields))}')
     return row.fields[name]
-
-
-def json_type(value):
-    """The JSON type of a field's value (CSV and TSV fields are all strings)."""
-    if value is None:
-        return 'null'
-    for kind, name in ((bool, 'true/false'), (int, 'integer'), (float, 'number'),
-                       (str, 'string'), (list, 'list')):
-        if isinstance(value, kind):
-            return name
-    return 'object'
 
 
 def text_field(row, name, option):

@@ -4,8 +4,8 @@ string scores must not become 26 labels)."""
 import numpy as np
 
 from ..metrics import regression_metrics
-from .base import ExportedHead, TaskDataError, check_not_empty
-from .sentences import TextTask, check_labelled, encode_text_examples, read_text_examples
+from .base import ExportedHead, TaskDataError, check_labelled, check_not_empty
+from .sentences import TextTask, encode_text_examples, read_text_examples
 
 
 def _score(value):

@@ -5,12 +5,13 @@
 architecture, label set, max_len). ``load_task_model`` rebuilds the head, its tokenizer and
 the task (question answering: the same windows and span length) from them, so evaluation,
 export and prediction encode and decode as training did. Folders saved before tasks had
-settings load with the task's defaults.
+settings load with the task's defaults. An HF task folder (its format: ``pretrained.hf_tasks``)
+loads as a task model too.
 """
-import json
 import os
 
-from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, tokenizer_from_description
+from ..data.tokenization import TOKENIZER_FILE, describe_tokenizer, read_tokenizer
+from ..json_file import read_json
 from . import rebuilt_task
 
 PARAMS_FILE, CONFIG_FILE, VOCAB_FILE = 'model.params', 'config.json', 'vocab.json'
@@ -48,18 +49,6 @@ def save_task_model(net, bert, vocab, tokenizer, folder, task, labels, max_len):
         write_json(os.path.join(staging, CONFIG_FILE), config)
 
 
-def _read_tokenizer(path, vocab):
-    try:
-        with open(path, encoding='utf-8') as f:
-            description = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f'{path} is not valid JSON ({error})') from None
-    try:
-        return tokenizer_from_description(description, vocab)
-    except ValueError as error:
-        raise ValueError(f'{path}: {error}') from None
-
-
 def _check_config(config, path):
     """ValueError naming the file unless ``config`` holds what ``save_task_model`` writes."""
     from . import TASKS
@@ -76,21 +65,20 @@ def load_task_model(folder, devices=None):
     """``(net, task, vocab, tokenizer, config)`` of a folder written by ``save_task_model``;
     every file is read and checked before the model is built. An HF task folder
     (``BertForSequenceClassification`` and the like, ``pretrained.hf_tasks``) loads too."""
-    from ..pretrained.hf_tasks import is_hf_folder, load_hf_task_model
     from ..pretrained.saved import (VOCAB_DIGEST, WEIGHTS_RECORD, _load_parameters,
-                                    _read_config, _read_vocab, check_weights_record)
+                                    _read_vocab, check_weights_record)
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{folder!r} is not a {KIND} (expected {", ".join(FILES)}) '
                                 f'nor an HF task folder')
-    if is_hf_folder(folder):
-        return load_hf_task_model(folder, devices)
+    if _is_hf_folder(folder):
+        return _load_hf_task_model(folder, devices)
     for name in FILES:
         if not os.path.isfile(os.path.join(folder, name)):
             raise FileNotFoundError(f'{os.path.join(folder, name)} not found: a {KIND} holds '
                                     f'{", ".join(FILES)}')
     config_path = os.path.join(folder, CONFIG_FILE)
-    config = _read_config(config_path)
+    config = read_json(config_path, 'a JSON object of task model settings')
     _check_config(config, config_path)
     try:
         task = rebuilt_task(config['task'], config.get(SETTINGS), config['max_len'])
@@ -99,11 +87,59 @@ def load_task_model(folder, devices=None):
     vocab = _read_vocab(folder, dict(config))
     config.pop(VOCAB_DIGEST, None)
     record = config.pop(WEIGHTS_RECORD, None)
-    tokenizer = _read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
+    tokenizer = read_tokenizer(os.path.join(folder, TOKENIZER_FILE), vocab)
     bert = _fine_tuned_bert(folder, config, vocab, config_path)
     net = task.head(bert, config['labels'])
     _load_parameters(net, os.path.join(folder, PARAMS_FILE), vocab, devices)
     check_weights_record(config['bert'], record, os.path.join(folder, PARAMS_FILE), config_path)
+    return net, task, vocab, tokenizer, config
+
+
+def _is_hf_folder(folder):
+    """Whether ``folder`` looks like an HF model folder rather than a gluonbert one: a
+    ``config.json`` and no gluonbert ``model.params`` or ``vocab.json``."""
+    return (os.path.isfile(os.path.join(folder, CONFIG_FILE)) and
+            not os.path.exists(os.path.join(folder, PARAMS_FILE)) and
+            not os.path.exists(os.path.join(folder, VOCAB_FILE)))
+
+
+def _load_hf_task_model(folder, devices):
+    """``(net, task, vocab, tokenizer, config)`` of an HF task folder, as ``load_task_model``
+    returns them for gluonbert's: the head named by ``architectures``, the task (from
+    ``gluonbert_task`` where the folder has it, else from the architecture and
+    ``problem_type``), labels from ``id2label``."""
+    from ..pretrained.hf import load_hf_folder
+    from ..pretrained.hf_tasks import (ARCHITECTURES, TASK_KEY, output_tensors, task_max_len,
+                                       task_of)
+    from ..pretrained.loading import load_tensors
+    path = os.path.join(folder, CONFIG_FILE)
+    hf_config = read_json(path, "a JSON object of BERT settings (HF's BertConfig)")
+    architecture, name, settings, labels = task_of(hf_config, path)
+    # no warning: a task folder lacks the pretraining heads and its output layer is read below
+    bert, vocab, tokenizer, report = load_hf_folder(
+        folder, dropout=hf_config.get('hidden_dropout_prob', 0.1), devices=devices)
+    max_len = task_max_len(hf_config, folder, bert.encoder.max_len)
+    try:
+        task = rebuilt_task(name, settings, max_len)
+    except ValueError as error:
+        where = f'"{TASK_KEY}"' if TASK_KEY in hf_config else f'max_len {max_len}'
+        raise ValueError(f'{path}: {where}: {error}') from None
+    net = task.head(bert, labels)
+    head, output, _ = ARCHITECTURES[architecture]
+    if type(net).__name__ != head:
+        raise ValueError(f'{path}: task {name!r} fine-tunes a {type(net).__name__}, but '
+                         f'architectures says {architecture}')
+    if hasattr(net, 'hidden') and 'hidden.weight' in report.missing:
+        raise ValueError(f'{folder!r} lacks the pooler (bert.pooler.dense) that {architecture} '
+                         f'classifies from')
+    tensors = output_tensors(folder, output)
+    if not tensors:
+        raise ValueError(f'{folder!r} has no {output}.weight and {output}.bias, the output '
+                         f'layer of {architecture}')
+    load_tensors(net.output, tensors, lambda param: f'{output}.{param}', devices=devices,
+                 may_miss=lambda param: False)
+    config = {'task': task.name, 'task_settings': task.settings(), 'bert': dict(bert.config),
+              'labels': labels, 'max_len': max_len}
     return net, task, vocab, tokenizer, config
 
 

@@ -99,14 +99,6 @@ def read_text_examples(path, text_columns=None, label_column='label', fmt=None,
     return examples
 
 
-def check_labelled(examples):
-    """TaskDataError when an example has no label (a file without the label column)."""
-    for example in examples:
-        if example.label is None:
-            raise TaskDataError(f'{example.where}: no label; this split needs the label '
-                                f'column (--label-column)')
-
-
 def encode_text_examples(examples, tokenizer, vocab, max_len, label_values=None):
     """``Features`` of text examples; ``label_values(examples)`` -> the labels array, or
     None for unlabelled examples."""

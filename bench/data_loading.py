@@ -1,6 +1,6 @@
 """Does data loading starve the pretraining step? The real WikiText-2 loader against the step.
 
-``load_data_wiki(512, 64, seed=0)`` on the WikiText-2 found as README's *Data* says (set
+``load_data_wiki(512, 64, seed=0)`` on the WikiText-2 found as docs/data.md says (set
 ``GLUONBERT_DATA`` to choose; the seeded preprocessing comes from the cache after the first
 run), the chapter's model (vocab from the data, 128 hidden, 256 FFN, 2 heads, 2 blocks,
 dropout 0.2). Three workers, each in fresh processes:

@@ -1,6 +1,6 @@
 """Own-corpus pretraining: d2l's word vocabulary against a learned WordPiece vocabulary.
 
-WikiText-2 train (as README's *Data* finds it, or ``--corpus``) goes through the corpus
+WikiText-2 train (as docs/data.md says it is found, or ``--corpus``) goes through the corpus
 pipeline (``gluonbert.data.preprocess``: one document per line, BERT's packing, 5% of the
 documents held out with fixed masks) twice, each in a fresh process:
 

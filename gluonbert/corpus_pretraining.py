@@ -109,9 +109,9 @@ def validation(net, valid, devices, batch_size):
 
 
 def corpus_start(opts, devices, *, rank=0, num_workers=1):
-    """The ``CorpusStart`` of ``--corpus`` runs (``opts``: ``PretrainOptions``): the starting model and vocabulary, the
-    preprocessed shards, and the training batches over them (worker ``rank`` of
-    ``num_workers``: its own shards only, see ``ShardBatches``)."""
+    """The ``CorpusStart`` of ``--corpus`` runs (``opts``: ``PretrainOptions``): the starting
+    model and vocabulary, the preprocessed shards, and the training batches over them (worker
+    ``rank`` of ``num_workers``: its own shards only, see ``ShardBatches``)."""
     sources = corpus_sources(opts.corpus, opts.doc_per_line)
     bert, vocab, tokenizer, notes = starting_point(opts, sources, devices, rank=rank)
     for note in notes:

@@ -104,3 +104,12 @@ def test_finetune_runs_from_python_with_its_options_dataclass(tmp_path, capsys):
     assert 0.0 <= result['dev']['dev_accuracy'] <= 1.0
     assert (tmp_path / 'finetuned' / 'model.params').is_file()
     assert 'lr 0.0005, linear schedule, 1 warm-up of 5 updates' in capsys.readouterr().out
+
+
+def test_the_checks_before_any_work_import_neither_the_jobs_nor_the_command_line():
+    import ast
+    from gluonbert import preflight
+    tree = ast.parse(open(preflight.__file__, encoding='utf-8').read())
+    imported = {node.module or alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert not imported & {'jobs', 'cli'}, imported

@@ -13,13 +13,13 @@ import itertools
 import os
 import statistics
 import sys
-from argparse import Namespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import write_json  # noqa: E402
 
 from gluonbert import jobs  # noqa: E402
 from gluonbert.cli import finetune_options  # noqa: E402
+from gluonbert.options import EvaluateOptions  # noqa: E402
 from gluonbert.model import BERTModel  # noqa: E402
 from gluonbert.tasks.saved import load_task_model, save_task_model  # noqa: E402
 from gluonbert.train.strategies import average_parameters  # noqa: E402
@@ -35,8 +35,7 @@ def finetune(args, task, seed, strategy='plain', from_scratch=False, tag=''):
 
 
 def evaluate(folder, args):
-    return jobs.evaluate(Namespace(model=folder, test=None, data_dir=None, batch_size=256,
-                                   test_limit=0, devices=args.devices))['accuracy']
+    return jobs.evaluate(EvaluateOptions(model=folder, devices=args.devices))['accuracy']
 
 
 def averaged(folders, args, name):

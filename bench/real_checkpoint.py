@@ -31,7 +31,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from gluonbert import cli, jobs  # noqa: E402
+from gluonbert import cli  # noqa: E402
+from gluonbert.preflight import finetune_task  # noqa: E402
 from gluonbert.pretrained.hf_tokenizer import load_vocab_and_tokenizer  # noqa: E402
 from gluonbert.pretrained.packaged import packaged_checkpoint  # noqa: E402
 from gluonbert.tasks.splits import load_splits  # noqa: E402
@@ -112,8 +113,8 @@ def run_hf(command, workdir, threads):
     """The same fine-tuning in HF transformers: gluonbert's splits and features, HF's model and
     loop, gluonbert's metrics; the best epoch by dev, scored on test."""
     opts = cli.parse_args(command)
-    task = jobs.finetune_task(opts)
-    splits = load_splits(task, opts.train, opts.dev, opts.test, columns=jobs.task_columns(opts),
+    task = finetune_task(opts)
+    splits = load_splits(task, opts.train, opts.dev, opts.test, columns=opts.read_options(),
                          train_limit=opts.train_limit, eval_limit=opts.test_limit)
     vocab, tokenizer = load_vocab_and_tokenizer(opts.pretrained)
     labels = task.labels_from(splits.train)
@@ -239,7 +240,7 @@ def main():
                           f'({run["examples_per_sec"]:.1f} examples/s, {run["seconds"]:.0f} s)',
                           flush=True)
             first = runs[name]['gluonbert'][0]
-            metric = jobs.finetune_task(cli.parse_args(command)).main_metric
+            metric = finetune_task(cli.parse_args(command)).main_metric
             rows[name] = dict(metric=metric, baseline=first['baseline'][metric],
                               **{f: summary(r, metric) for f, r in runs[name].items()})
             print(table({name: rows[name]}), flush=True)

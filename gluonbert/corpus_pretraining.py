@@ -109,9 +109,9 @@ def validation(net, valid, devices, batch_size):
 
 
 def corpus_start(opts, devices, *, rank=0, num_workers=1):
-    """The ``CorpusStart`` of ``--corpus`` runs: the starting model and vocabulary, the
-    preprocessed shards, and the training batches over them (worker ``rank`` of
-    ``num_workers``: its own shards only, see ``ShardBatches``)."""
+    """The ``CorpusStart`` of ``--corpus`` runs (``opts``: ``PretrainOptions``): the starting
+    model and vocabulary, the preprocessed shards, and the training batches over them (worker
+    ``rank`` of ``num_workers``: its own shards only, see ``ShardBatches``)."""
     sources = corpus_sources(opts.corpus, opts.doc_per_line)
     bert, vocab, tokenizer, notes = starting_point(opts, sources, devices, rank=rank)
     for note in notes:
@@ -149,15 +149,15 @@ def check_sources(opts):
     """The checks of a pretraining run's data options that read no file (ValueError naming
     the option): one data source (``--corpus`` or ``--synthetic``), the options that need
     ``--corpus`` or ``--pretrained``, and the weights of the ``--corpus`` values."""
-    if getattr(opts, 'corpus', None):
-        if getattr(opts, 'synthetic', False):
+    if opts.corpus:
+        if opts.synthetic:
             raise ValueError('--corpus with --synthetic: choose one data source')
         for spec in opts.corpus:
             CorpusSource.parse(spec, opts.doc_per_line)
         _check_starting_point(opts)
         return
     for option in ('pretrained', 'vocab', 'learn_vocab', 'add_tokens', 'save_hf'):
-        if getattr(opts, option, None):
+        if getattr(opts, option):
             raise ValueError(f'--{option.replace("_", "-")} needs --corpus (WikiText-2 and '
                              f'--synthetic runs build their own model and vocabulary)')
 

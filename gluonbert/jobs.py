@@ -1,8 +1,10 @@
 """The jobs behind the command line: pretrain, fine-tune, evaluate, export, predict, split.
 
-Each takes plain values (the parsed options), prints what it does, and returns its results,
-so that scripts and tests can run them without the CLI.
+Each takes its command's options (``options``: a dataclass, from the command line, a config
+file or a script alike), prints what it does, and returns its results, so that scripts and
+tests can run them without the CLI.
 """
+import dataclasses
 import functools
 import os
 import sys
@@ -28,11 +30,11 @@ from .train.callbacks import (Checkpointing, Evaluation, Heartbeat, LogLines, Me
                               ProgressBar, StepTimes)
 from .corpus_pretraining import (VALIDATION_KEYS, CorpusStart, corpus_start, masking_config,
                                  validation)
+from .options import checkpoint_dir
 from .preflight import check_finetune, check_pretrain, finetune_groups
 from .pretrained import save_hf_pretrained
 from .pretrained.folders import load_pretrained_folder, model_width
 from .pretrained.saved import non_finite_parameter, save_pretrained
-from .tasks import QuestionAnswering, get_task
 from .tasks.classification import ClassificationTask
 from .tasks.saved import check_replaceable, load_task_model, save_task_model
 from .tasks.serving import examples_from_lines, read_lines
@@ -41,9 +43,7 @@ from .train import mixed_precision
 from .train.engine import Engine
 from .train.finetune import ClassificationLoss
 from .train.pretrain import PretrainingLoss, PretrainingObjective
-from .train.recipes import finetune_lr, warmup_updates
 from .train.resumed_options import FINETUNE_FIXED, PRETRAIN_FIXED, ResumedOptions
-from .train.schedules import default_schedule
 from .train.seeding import seed_everything
 from .train.strategies import FGM, RDrop
 from .train.trainer import BERTTrainer, NonFiniteError
@@ -51,18 +51,13 @@ from .train.trainer import BERTTrainer, NonFiniteError
 UNKNOWN_HINT_SHARE = 0.05  # above this share of <unk> training tokens, finetune names the fix
 UNKNOWN_HINT_SAMPLE = 1000  # training examples the fix is measured on
 
+
 def _kvstore(opts):
     """The KVStore to train with: ``--kvstore``, else ``dist_sync`` under the launcher (which
     sets ``DMLC_ROLE``), else ``device``. A ``dist`` store is created (joining the job) here;
     a local one is left to the trainer by name, which skips it on one context."""
     kind = opts.kvstore or ('dist_sync' if os.environ.get('DMLC_ROLE') else 'device')
     return create_kvstore(kind, connect_timeout=opts.timeout) if is_distributed(kind) else kind
-
-
-def checkpoint_dir(opts):
-    """``--checkpoint-dir``, else ``OUT.checkpoints`` beside the output folder (never inside
-    it: the output folder is replaced whole when saved)."""
-    return opts.checkpoint_dir or opts.out.rstrip('/') + '.checkpoints'
 
 
 def _holding_folder_locks(job):
@@ -78,10 +73,23 @@ def _holding_folder_locks(job):
     return locked
 
 
-def _pretraining_data(opts, fallback, devices, kvstore):
+def _trainer(net, opts, num_updates, num_hiddens, amp, **knobs):
+    """The ``BERTTrainer`` of a job's options, pretraining's or fine-tuning's: the trainer
+    options both have (``options.TRAINER_OPTIONS``), resolved by the job's options for a run of
+    ``num_updates`` on a BERT ``num_hiddens`` wide (``learning_rate``, ``lr_schedule``,
+    ``warmup``), AMP in ``amp``, checkpoints; ``knobs``: the trainer's keywords from the
+    options only that job has."""
+    return BERTTrainer(net, opts.optimizer, lr=opts.learning_rate(num_hiddens),
+                       wd=opts.weight_decay, schedule=opts.lr_schedule(),
+                       warmup_steps=opts.warmup(num_updates), num_training_steps=num_updates,
+                       clip=opts.clip, amp=amp, seed=opts.seed,
+                       checkpoint_dir=checkpoint_dir(opts), **knobs)
+
+
+def _pretraining_data(opts, devices, kvstore):
     """A ``CorpusStart``: WikiText-2 in a seeded order, ``--synthetic`` batches (no
     vocabulary), or ``--corpus`` (with ``--pretrained``: the model to continue)."""
-    if getattr(opts, 'corpus', None):
+    if opts.corpus:
         if isinstance(kvstore, mx.kv.KVStore):
             return corpus_start(opts, devices, rank=kvstore.rank,
                                 num_workers=kvstore.num_workers)
@@ -92,7 +100,7 @@ def _pretraining_data(opts, fallback, devices, kvstore):
                                             max_len=opts.max_len, seed=opts.seed,
                                             masking=masking), None, opts.vocab_size)
     dataset = load_wiki_dataset(opts.max_len, opts.data_dir, seed=opts.seed, masking=masking,
-                                fallback=fallback)
+                                fallback=opts.fallback)
     print(f'data: {len(dataset)} sentence pairs, vocabulary of {len(dataset.vocab)}')
     batches = EpochBatches(dataset.arrays, opts.batch_size, shuffle=True, seed=opts.seed)
     # WikiText-2 comes split into words: d2l's whitespace tokenization is the one it saw
@@ -101,20 +109,20 @@ def _pretraining_data(opts, fallback, devices, kvstore):
 
 
 @_holding_folder_locks
-def pretrain(opts, fallback=None):
-    """Pretrain a BERT (MLM + NSP) on one context, several, or as one worker of a job under
-    the launcher; checkpoint every ``--checkpoint-every`` updates, resume with ``--resume``,
-    and save a d2l-style folder (on the chief worker). Returns a summary dict."""
+def pretrain(opts):
+    """Pretrain a BERT (MLM + NSP) with ``PretrainOptions`` on one context, several, or as one
+    worker of a job under the launcher; checkpoint every ``--checkpoint-every`` updates,
+    resume with ``--resume``, and save a d2l-style folder (on the chief worker). Returns a
+    summary dict."""
     check_pretrain(opts)
     devices = parse_devices(opts.devices)
-    width = model_width(opts.pretrained) if getattr(opts, 'pretrained', None) \
-        else opts.num_hiddens
+    width = model_width(opts.pretrained) if opts.pretrained else opts.num_hiddens
     # under the launcher the chief says it, with the other lines only it prints
-    amp = mixed_precision.start(getattr(opts, 'amp', None), devices, width,
+    amp = mixed_precision.start(opts.amp, devices, width,
                                 quiet=bool(os.environ.get('DMLC_ROLE')))
     seed_everything(opts.seed)
     kvstore = _kvstore(opts)
-    start = _pretraining_data(opts, fallback, devices, kvstore)
+    start = _pretraining_data(opts, devices, kvstore)
     batches, vocab, vocab_size = start.batches, start.vocab, start.vocab_size
     net = start.bert
     if net is None:
@@ -123,13 +131,9 @@ def pretrain(opts, fallback=None):
         net = BERTModel(vocab_size, opts.num_hiddens, opts.ffn_num_hiddens, opts.num_heads,
                         opts.num_blks, opts.dropout, activation=opts.activation)
         net.initialize(init.Xavier(), ctx=devices)
-    trainer = BERTTrainer(net, opts.optimizer, lr=opts.lr, wd=opts.weight_decay,
-                          schedule=opts.schedule or default_schedule(opts.warmup_steps),
-                          warmup_steps=opts.warmup_steps,
-                          num_training_steps=opts.steps, min_lr=opts.min_lr, clip=opts.clip,
-                          spike_factor=opts.spike_factor, spike_window=opts.spike_window,
-                          spike_patience=opts.spike_patience, seed=opts.seed, kvstore=kvstore,
-                          amp=amp, checkpoint_dir=checkpoint_dir(opts), quiet=True)
+    trainer = _trainer(net, opts, opts.steps, width, amp, min_lr=opts.min_lr,
+                       spike_factor=opts.spike_factor, spike_window=opts.spike_window,
+                       spike_patience=opts.spike_patience, kvstore=kvstore, quiet=True)
     objective = PretrainingObjective(net, gluon.loss.SoftmaxCELoss(), vocab_size)
     objective.hybridize(static_alloc=True, static_shape=True)
     engine = Engine(PretrainingLoss(objective), trainer, devices)
@@ -145,8 +149,8 @@ def pretrain(opts, fallback=None):
     if engine.is_chief:
         if os.environ.get('DMLC_ROLE'):  # the command line left these lines to the chief
             print(runtime.describe(), file=sys.stderr)
-            print('precision: ' + mixed_precision.choose(getattr(opts, 'amp', None), devices,
-                                                         width)[1], flush=True)
+            print('precision: ' + mixed_precision.choose(opts.amp, devices, width)[1],
+                  flush=True)
         callbacks.insert(0, ProgressBar(opts.steps, 'pretrain', keys))
         print(f'{engine.num_workers} worker(s) x {[str(d) for d in devices]}, kvstore '
               f'{engine.kvstore_type}, global batch {opts.batch_size}, {opts.steps} steps'
@@ -171,7 +175,7 @@ def pretrain(opts, fallback=None):
         save_pretrained(net, vocab, opts.out, config=net.config,
                         plot=_step_plot(state.logs, keys), tokenizer=start.tokenizer)
         print(f'saved {opts.out}/ (vocab.json, pretrained.params, config.json, loss.png)')
-    if getattr(opts, 'save_hf', None):
+    if opts.save_hf:
         save_hf_pretrained(net, vocab, opts.save_hf, tokenizer=start.hf_tokenizer)
         print(f'saved {opts.save_hf}/ (HF: config.json, model.safetensors, vocab.txt)')
     if state.logs:
@@ -205,43 +209,6 @@ def _step_plot(logs, keys):
     return plot
 
 
-def task_columns(opts):
-    """The file-reading options the user gave (``--text-columns``, ``--label-column``,
-    ``--format``, ``--quoting``), as ``Task.read`` keywords."""
-    columns = {}
-    if getattr(opts, 'text_columns', None):
-        columns['text_columns'] = [c.strip() for c in opts.text_columns.split(',')]
-    if getattr(opts, 'label_column', None):
-        columns['label_column'] = opts.label_column
-    if getattr(opts, 'format', None):
-        columns['fmt'] = opts.format
-    if getattr(opts, 'quoting', False):
-        columns['quoting'] = True
-    return columns
-
-
-# finetune's options that are settings of the question-answering task
-QA_OPTIONS = ('doc_stride', 'max_query_len', 'max_answer_len')
-
-
-def finetune_task(opts):
-    """The task of ``--task`` with its settings from the options (``--doc-stride``,
-    ``--max-query-len``, ``--max-answer-len`` for question-answering), fitted to
-    ``--max-len``; ValueError naming an option given to a task that has no such setting."""
-    settings = {name: getattr(opts, name) for name in QA_OPTIONS
-                if getattr(opts, name, None) is not None}
-    if settings and opts.task != QuestionAnswering.name:
-        name = next(iter(settings))
-        raise ValueError(f'--{name.replace("_", "-")} {settings[name]}: a setting of --task '
-                         f'{QuestionAnswering.name}; --task {opts.task} has no such setting')
-    task = get_task(opts.task, **settings)
-    try:
-        task.fit_to(opts.max_len)
-    except ValueError as error:
-        raise ValueError(f'--task {opts.task} at --max-len {opts.max_len}: {error}') from None
-    return task
-
-
 def _objective_and_strategy(name, task, net):
     """The engine's objective and strategy for ``--strategy``: R-Drop changes a classifier's
     loss, FGM the backward pass."""
@@ -256,41 +223,64 @@ def _objective_and_strategy(name, task, net):
     return objective, None
 
 
-def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
-    """``BERTTrainer`` with the options' knobs: optimizer, learning rate (by default the
-    recipe's for a BERT of ``num_hiddens``), schedule and warm-up, parameter groups,
-    layer-wise decay, clipping, accumulation, freezing, stale-gradient policy, AMP in
-    ``amp``, checkpoints."""
-    groups = finetune_groups(opts)
-    updates = opts.epochs * -(-steps_per_epoch // opts.accumulate)
-    lr = opts.lr if opts.lr is not None else finetune_lr(num_hiddens)
-    warmup = warmup_updates(opts.warmup_steps, opts.warmup_ratio, updates, opts.schedule)
-    print(f'lr {lr:g}, {opts.schedule} schedule, {warmup} warm-up of {updates} updates'
-          + (f', {amp} AMP' if amp else ''))
-    return BERTTrainer(net, opts.optimizer, lr=lr, wd=opts.weight_decay,
-                       schedule=opts.schedule, warmup_steps=warmup,
-                       num_training_steps=updates, groups=groups,
-                       layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
-                       clip=opts.clip, accumulate=opts.accumulate, stale=opts.stale,
-                       amp=amp, seed=opts.seed, checkpoint_dir=checkpoint_dir(opts),
-                       quiet=not opts.show_groups)
-
-
 @_holding_folder_locks
-def finetune(opts, fallback=None):
-    """Fine-tune a pretrained folder (gluonbert's or HF's) on a task (``--task``: any of
-    ``tasks.TASKS``) on the training engine: evaluate on the dev split every epoch or every
-    ``--eval-every`` updates, keep the best model by the task's main metric in ``--out``
-    (with its tokenizer), stop early after ``--patience`` evaluations without improvement,
-    checkpoint and ``--resume``; then score the best model on ``--test``. Returns a dict of
-    the best dev metrics, the test metrics and the trivial baseline's."""
-    devices = parse_devices(opts.devices)
-    amp = mixed_precision.start(getattr(opts, 'amp', None), devices,
-                                model_width(opts.pretrained))
-    seed_everything(opts.seed)
+def finetune(opts):
+    """Fine-tune a pretrained folder (gluonbert's or HF's) with ``FinetuneOptions`` on a task
+    (``--task``: any of ``tasks.TASKS``) on the training engine: evaluate on the dev split
+    every epoch or every ``--eval-every`` updates, keep the best model by the task's main
+    metric in ``--out`` (with its tokenizer), stop early after ``--patience`` evaluations
+    without improvement, checkpoint and ``--resume``; then score the best model on ``--test``.
+    Returns a dict of the best dev metrics, the test metrics and the trivial baseline's."""
+    devices, amp = _start(opts, model_width(opts.pretrained))
     task = check_finetune(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
         check_replaceable(opts.out)
+    start = _starting_model(opts, devices)
+    splits, labels = _read_splits(opts, task)
+    print(f'fine-tuning from {start.source} on {task.name}: {len(splits.train)} training, '
+          f'{len(splits.dev)} dev' + (f', {len(splits.test)} test' if splits.test else '') +
+          f' examples ({splits.note})')
+    train, dev = (task.encode(examples, start.tokenizer, start.vocab, opts.max_len, labels)
+                  for examples in (splits.train, splits.dev))
+    _report_unknown_tokens(opts, task, start, splits.train, train, labels)
+    batches = _training_batches(opts, train)
+    net = _task_net(task, start.bert, labels, devices)
+    trainer = _finetune_trainer(net, opts, len(batches), start.bert.config['num_hiddens'], amp)
+    evaluation = _dev_evaluation(opts, task, net, trainer, start, dev, splits.dev, labels,
+                                 devices)
+    state = _fit(opts, task, net, trainer, batches, evaluation, devices)
+    result = _best(task, evaluation, state, splits, devices)
+    if splits.test is not None:
+        result['test'] = _test(opts, task, start, splits.test, labels, devices)
+    print('trivial baseline: ' + _metrics_line(result['baseline']))
+    print(f'saved {opts.out}/ (model.params, vocab.json, tokenizer.json, config.json); '
+          f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
+          f'curves.png')
+    return result
+
+
+def _start(opts, width):
+    """``(devices, amp)``: the job's devices, its precision (said in one line) for a model
+    ``width`` wide, and every random generator seeded."""
+    devices = parse_devices(opts.devices)
+    amp = mixed_precision.start(opts.amp, devices, width)
+    seed_everything(opts.seed)
+    return devices, amp
+
+
+@dataclasses.dataclass
+class _StartingModel:
+    """The pretrained BERT a fine-tuning run starts from, its vocabulary and tokenizer, and
+    where it came from (for the log)."""
+    bert: object
+    vocab: object
+    tokenizer: object
+    source: str
+
+
+def _starting_model(opts, devices):
+    """The ``--pretrained`` folder's BERT (re-initialized with ``--from-scratch``), with its
+    tokenizer (splitting punctuation with ``--split-punctuation``), at ``--max-len``."""
     bert, vocab, tokenizer, kind = load_pretrained_folder(opts.pretrained, dropout=opts.dropout,
                                                           devices=devices)
     if opts.split_punctuation:
@@ -302,86 +292,123 @@ def finetune(opts, fallback=None):
     if opts.from_scratch:
         bert.initialize(init.Xavier(), ctx=devices, force_reinit=True)
         source = 'random initialisation (same architecture and vocab)'
-    splits = load_splits(task, opts.train, opts.dev, opts.test, columns=task_columns(opts),
-                         data_dir=opts.data_dir, fallback=fallback,
+    return _StartingModel(bert, vocab, tokenizer, source)
+
+
+def _read_splits(opts, task):
+    """``(splits, labels)``: the train, dev and test examples, and the labels of training;
+    a dev or test label unseen in training is refused now, before training."""
+    splits = load_splits(task, opts.train, opts.dev, opts.test, columns=opts.read_options(),
+                         data_dir=opts.data_dir, fallback=opts.fallback,
                          train_limit=opts.train_limit, eval_limit=opts.test_limit)
     labels = task.labels_from(splits.train)
-    for examples in (splits.dev, splits.test or ()):  # scored after training: checked before
+    for examples in (splits.dev, splits.test or ()):
         task.check_gold(examples, labels)
-    print(f'fine-tuning from {source} on {task.name}: {len(splits.train)} training, '
-          f'{len(splits.dev)} dev' + (f', {len(splits.test)} test' if splits.test else '') +
-          f' examples ({splits.note})')
-    train = task.encode(splits.train, tokenizer, vocab, opts.max_len, labels)
-    dev = task.encode(splits.dev, tokenizer, vocab, opts.max_len, labels)
-    unknown = _unknown_share(train, vocab)
+    return splits, labels
+
+
+def _report_unknown_tokens(opts, task, start, examples, features, labels):
+    """Say the share of unknown training tokens, and what would lower it when it is high."""
+    unknown = _unknown_share(features, start.vocab)
     print(f'{unknown:.1%} of the training tokens are unknown to the vocabulary '
-          f'({len(vocab)} tokens)' +
+          f'({len(start.vocab)} tokens)' +
           (f'; metrics: {task.metrics_note}' if task.metrics_note else ''))
+    tokenizer = start.tokenizer
     if (unknown > UNKNOWN_HINT_SHARE and isinstance(tokenizer, WhitespaceTokenizer)
             and tokenizer.lower):  # the tokenizer --split-punctuation applies to
-        print(_unknown_hint(task, splits.train, tokenizer, vocab, opts.max_len, labels))
+        print(_unknown_hint(task, examples, tokenizer, start.vocab, opts.max_len, labels))
+
+
+def _training_batches(opts, train):
+    """Shuffled batches of the encoded training examples, each as long as its longest."""
     per_token = train.labels.shape == train.tokens.shape  # token classification's tags
-    train_batches = LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
-                                   sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2,
-                                   group_by_length=getattr(opts, 'group_by_length', False))
+    return LongestInBatch(train.arrays, opts.batch_size, shuffle=True, seed=opts.seed,
+                          sequence_arrays=(0, 1, 3) if per_token else (0, 1), lengths=2,
+                          group_by_length=opts.group_by_length)
+
+
+def _task_net(task, bert, labels, devices):
+    """The task's head on ``bert``, its output layer initialized, hybridized."""
     net = task.head(bert, labels)
     net.output.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = _finetune_trainer(net, opts, len(train_batches), bert.config['num_hiddens'], amp)
-    objective, strategy = _objective_and_strategy(opts.strategy, task, net)
-    engine = Engine(objective, trainer, devices, strategy=strategy)
+    return net
 
+
+def _finetune_trainer(net, opts, steps_per_epoch, num_hiddens, amp):
+    """The trainer of the fine-tuning options for a BERT ``num_hiddens`` wide, its learning
+    rate, schedule and warm-up said in one line; the fine-tuning knobs: parameter groups,
+    layer-wise decay, freezing, accumulation, the stale-gradient policy."""
+    updates = opts.updates(steps_per_epoch)
+    print(f'lr {opts.learning_rate(num_hiddens):g}, {opts.lr_schedule()} schedule, '
+          f'{opts.warmup(updates)} warm-up of {updates} updates' + (f', {amp} AMP' if amp else ''))
+    return _trainer(net, opts, updates, num_hiddens, amp, groups=finetune_groups(opts),
+                    layerwise_decay=opts.layerwise_decay, freeze=opts.freeze,
+                    accumulate=opts.accumulate, stale=opts.stale, quiet=not opts.show_groups)
+
+
+def _dev_evaluation(opts, task, net, trainer, start, dev, examples, labels, devices):
+    """The engine's ``Evaluation`` on dev, which saves each better model to ``--out``."""
     def evaluate():
         return {f'dev_{k}': v for k, v in
-                task.evaluate(net, dev, splits.dev, devices, opts.batch_size).items()}
+                task.evaluate(net, dev, examples, devices, opts.batch_size).items()}
 
     def save_best(metrics):
         if trainer.num_updates == 0 and trainer.guard.skipped:
             raise ValueError(_diverged(opts, net, trainer, kept_best=False))
-        save_task_model(net, bert, vocab, tokenizer, opts.out, task, labels, opts.max_len)
+        save_task_model(net, start.bert, start.vocab, start.tokenizer, opts.out, task, labels,
+                        opts.max_len)
 
-    main_metric = f'dev_{task.main_metric}'
-    evaluation = Evaluation(evaluate, every=opts.eval_every or None, metric=main_metric,
-                            mode='max' if task.greater_is_better else 'min',
-                            patience=opts.patience, on_best=save_best)
-    keys = ('loss', main_metric)
-    total = opts.epochs * -(-len(train_batches) // opts.accumulate)
-    if opts.eval_every < 0:
-        raise ValueError(f'--eval-every {opts.eval_every}; expected a number of updates >= 1, '
-                         f'or 0 to evaluate after each epoch')
+    return Evaluation(evaluate, every=opts.eval_every or None, metric=f'dev_{task.main_metric}',
+                      mode='max' if task.greater_is_better else 'min',
+                      patience=opts.patience, on_best=save_best)
+
+
+def _fit(opts, task, net, trainer, batches, evaluation, devices):
+    """Train for ``--epochs`` on the engine with its callbacks (progress, evaluation, logs,
+    checkpoints); a run that diverges is one ValueError saying what ``--out`` holds."""
+    total = opts.updates(len(batches))
     if opts.eval_every > total:
         raise ValueError(f'--eval-every {opts.eval_every} exceeds the run\'s {total} updates: '
                          f'no evaluation would pick the model to keep')
+    objective, strategy = _objective_and_strategy(opts.strategy, task, net)
+    engine = Engine(objective, trainer, devices, strategy=strategy)
+    keys = ('loss', evaluation.metric)
     callbacks = [ResumedOptions(opts, FINETUNE_FIXED),
                  ProgressBar(total, f'fine-tune {task.name}', keys), evaluation,
                  LogLines(total, keys), MetricsLog(checkpoint_dir(opts), plot=keys),
                  Checkpointing(every=opts.checkpoint_every or None)]
     try:
-        state = engine.fit(train_batches, epochs=opts.epochs, callbacks=callbacks,
+        state = engine.fit(batches, epochs=opts.epochs, callbacks=callbacks,
                            resume=opts.resume)
     except NonFiniteError:
         raise ValueError(_diverged(opts, net, trainer,
                                    kept_best=evaluation.best is not None)) from None
     if state.stop_reason:
         print(state.stop_reason)
-    best = next(m for m in evaluation.history if m[main_metric] == evaluation.best)
-    print(f'best {main_metric} {evaluation.best:.4f} (update {evaluation.best_update}); '
+    return state
+
+
+def _best(task, evaluation, state, splits, devices):
+    """The run's result: the best dev metrics (said in one line), the trivial baseline's,
+    the updates and the speed."""
+    best = next(m for m in evaluation.history if m[evaluation.metric] == evaluation.best)
+    print(f'best {evaluation.metric} {evaluation.best:.4f} (update {evaluation.best_update}); '
           f'{state.samples / state.elapsed:.1f} examples/sec on {devices}')
-    result = dict(task=task.name, main_metric=task.main_metric, dev=best, test=None,
-                  baseline=task.baseline(splits.train, splits.test or splits.dev),
-                  updates=state.updates, examples_per_sec=state.samples / state.elapsed)
-    if splits.test is not None:
-        net, *_ = load_task_model(opts.out, devices)
-        hybridize_for_inference(net, devices)  # as `gluonbert evaluate`: the same numbers
-        test = task.encode(splits.test, tokenizer, vocab, opts.max_len, labels)
-        result['test'] = _score(net, task, splits.test, test, labels, devices,
-                                opts.batch_size)
-        print('test (best model): ' + _metrics_line(result['test']))
-    print('trivial baseline: ' + _metrics_line(result['baseline']))
-    print(f'saved {opts.out}/ (model.params, vocab.json, tokenizer.json, config.json); '
-          f'metrics per evaluation in {checkpoint_dir(opts)}/metrics.csv, .json and '
-          f'curves.png')
-    return result
+    return dict(task=task.name, main_metric=task.main_metric, dev=best, test=None,
+                baseline=task.baseline(splits.train, splits.test or splits.dev),
+                updates=state.updates, examples_per_sec=state.samples / state.elapsed)
+
+
+def _test(opts, task, start, examples, labels, devices):
+    """The best model's metrics on the test examples, read back from ``--out`` and run as
+    ``gluonbert evaluate`` runs it (the same numbers)."""
+    net, *_ = load_task_model(opts.out, devices)
+    hybridize_for_inference(net, devices)
+    features = task.encode(examples, start.tokenizer, start.vocab, opts.max_len, labels)
+    metrics = _score(net, task, examples, features, labels, devices, opts.batch_size)
+    print('test (best model): ' + _metrics_line(metrics))
+    return metrics
 
 
 def _diverged(opts, net, trainer, kept_best):
@@ -442,16 +469,16 @@ def _score(net, task, examples, features, labels, devices, batch_size):
     return metrics
 
 
-def _eval_examples(task, path, opts, fallback):
-    """The examples of the labelled file ``path``, or a preset's test split."""
+def _eval_examples(task, path, opts, fallback, limit=0):
+    """The examples of the labelled file ``path``, or a preset's test split; the first
+    ``limit`` of them (0: all)."""
     if path is not None:
-        examples = task.read(path, **task_columns(opts))
+        examples = task.read(path, **opts.read_options())
     elif hasattr(task, 'default_splits'):
         examples = task.default_splits(opts.data_dir, fallback)[2]
     else:
         raise ValueError(f'--test is required for task {task.name!r} (the labelled file to '
                          f'score)')
-    limit = getattr(opts, 'test_limit', 0)
     return examples[:limit] if limit else examples
 
 
@@ -460,7 +487,7 @@ def evaluate(opts, fallback=None):
     preset's test split), with a confusion matrix for classification."""
     devices = parse_devices(opts.devices)
     net, task, vocab, tokenizer, config = load_task_model(opts.model, devices)
-    examples = _eval_examples(task, opts.test, opts, fallback)
+    examples = _eval_examples(task, opts.test, opts, fallback, opts.test_limit)
     features = task.encode(examples, tokenizer, vocab, config['max_len'], config['labels'])
     hybridize_for_inference(net, devices)
     metrics = _score(net, task, examples, features, config['labels'], devices,
@@ -476,7 +503,7 @@ def export(opts, fallback=None):
     (``pretrained.hf_tasks``) and return the folder."""
     from .export import export_onnx
     net, task, vocab, tokenizer, config = load_task_model(opts.model)
-    if getattr(opts, 'to', 'onnx') == 'hf':
+    if opts.to == 'hf':
         from .pretrained.hf_tasks import save_hf_task_model
         save_hf_task_model(net, task, vocab, tokenizer, config, opts.out)
         print(f'saved {opts.out}/ (HF {type(net).__name__.replace("BERT", "Bert")}: '

@@ -2,13 +2,13 @@
 cached), a pretrained folder extended with added tokens, and the preprocessed corpus cached
 under every setting that changes the examples."""
 import random
-from types import SimpleNamespace
 
 import mxnet as mx
 import numpy as np
 import pytest
 
 from gluonbert import corpus_pretraining as cp
+from gluonbert.options import PretrainOptions
 from gluonbert.data.shards import ShardedDataset
 from test_data_corpus import write_corpus
 from test_vocab_extension import TOKENS
@@ -33,7 +33,7 @@ def options(path, **overrides):
                   masking='token', mask_rate=0.15, short_seq_prob=0.1, valid_fraction=0.1,
                   shard_size=1 << 14)
     values.update(overrides)
-    return SimpleNamespace(**values)
+    return PretrainOptions(**values)
 
 
 def start(opts):

@@ -13,9 +13,8 @@ import os
 from .callbacks import Callback
 
 # Options with nothing to say about the model or the data: where things are, how to run
-IGNORED = ('command', 'config', 'save_config', 'resume', 'out', 'checkpoint_dir', 'devices',
-           'data_dir', 'fallback', 'summary', 'kvstore', 'timeout', 'show_groups',
-           'log_every', 'test')
+IGNORED = ('resume', 'out', 'checkpoint_dir', 'devices', 'data_dir', 'fallback', 'summary',
+           'kvstore', 'timeout', 'show_groups', 'log_every', 'test')
 # Options naming files: recorded by real path and size, so that another file is seen
 FILES = ('pretrained', 'train', 'dev', 'vocab', 'add_tokens', 'corpus')
 PRETRAIN_FIXED = ('num_hiddens', 'ffn_num_hiddens', 'num_heads', 'num_blks', 'activation',
@@ -42,7 +41,8 @@ def _file(path):
 
 
 def recorded(opts):
-    """The options of ``opts`` (an argparse namespace) as a checkpoint keeps them (JSON)."""
+    """The options of ``opts`` (a job's options dataclass, ``options``) as a checkpoint keeps
+    them (JSON)."""
     options = {}
     for name, value in sorted(vars(opts).items()):
         if name in IGNORED:

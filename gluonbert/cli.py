@@ -75,7 +75,7 @@ def build_parser():
         'main', help='the main job: pretrain, fine-tune on NLI, export to ONNX',
         description='Pretrain a small BERT on WikiText-2, fine-tune it on SNLI, export the '
         'classifier to ONNX and check it under onnxruntime. Uses the full data when found '
-        '(see README, Data), else the real slices shipped with gluonbert.')
+        '(see docs/data.md), else the real slices shipped with gluonbert.')
     commands.add_parser(
         'pretrain', help='pretrain BERT on WikiText-2 (MLM + NSP)',
         description="Pretrain BERT on WikiText-2 as d2l's chapter does; writes a d2l-style "

@@ -22,10 +22,11 @@ from .data.corpus_vocab import corpus_vocab, learn_wordpiece_vocab
 from .data.masking import MaskingConfig
 from .data.preprocess import PreprocessSettings, cache_key, describe, preprocess
 from .data.shards import META_FILE, ShardedDataset
+from .data.tokenization import tokenizer_with_vocab
 from .data.wordpiece import (WordPieceTokenizer, read_wordpiece_vocab,
                              write_wordpiece_vocab)
 from .atomic import atomic_write
-from .pretrained.folders import load_pretrained_folder, tokenizer_with_vocab
+from .pretrained.folders import load_pretrained_folder
 from .pretrained.vocab_extension import extend_vocab, read_added_tokens
 from .train.batches import EpochBatches
 from .train.sharding import shard_sizes

@@ -8,11 +8,6 @@ import os
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'gluonbert')
 
-# issue 28: preflight reaches back into cli (check_outputs) and jobs (finetune_task,
-# checkpoint_dir); the typed options move those pieces down. Allowed until then.
-ALLOWED = {('gluonbert.preflight', 'gluonbert.cli'), ('gluonbert.preflight', 'gluonbert.jobs')}
-
-
 def modules():
     """``{module name: (path, whether it is a package's __init__)}`` of gluonbert."""
     found = {}
@@ -47,8 +42,7 @@ def imported(name, path, package, known):
 
 def import_graph():
     known = modules()
-    return {name: imported(name, path, package, known) - {t for f, t in ALLOWED if f == name}
-            for name, (path, package) in known.items()}
+    return {name: imported(name, path, package, known) for name, (path, package) in known.items()}
 
 
 def a_cycle(graph):

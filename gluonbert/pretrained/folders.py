@@ -11,8 +11,6 @@ import json
 import os
 
 from ..data.tokenization import TOKENIZER_FILE, WhitespaceTokenizer, read_tokenizer
-# corpus_pretraining.py imports it from here until issue 28's change imports it from data/
-from ..data.tokenization import tokenizer_with_vocab  # noqa: F401
 from ..data.wordpiece import WordPieceTokenizer
 
 

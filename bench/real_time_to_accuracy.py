@@ -7,13 +7,14 @@ sentences, stopped at ``--target`` dev accuracy or after ``--max-minutes``:
 
 - ``gluonbert defaults``: ``python -m gluonbert finetune --pretrained MiniLM --task
   classification --train ... --dev ...`` with nothing else but ``--eval-every`` (so that its
-  curve is seen between epochs): its defaults choose the precision (``--amp auto``), batch
-  64, lr, warm-up, 8 epochs' schedule, dynamic padding;
+  curve is seen between epochs): its defaults choose the precision (``--amp off``: float32), batch
+  64, lr, warm-up, the epochs' schedule (3 for this 384-wide model), dynamic padding;
 - ``hf trainer defaults``: ``transformers.Trainer`` with ``TrainingArguments``' defaults (lr
   5e-5, batch 8, 3 epochs, no warm-up, float32) on HF's own tokenizer (truncation at 128,
   ``DataCollatorWithPadding``), evaluating at the same sentences (``eval_strategy='steps'``);
 - ``hf loop gluonbert recipe``: ``hf_finetune_worker``'s loop (AdamW, gluonbert's lr,
-  batch 64, 10% warm-up over 8 epochs, dynamic padding, float32) on gluonbert's token ids.
+  batch 64, 10% warm-up over the recipe's epochs, dynamic padding, float32) on gluonbert's
+  token ids.
 
 Each evaluation is timestamped by this process as its line arrives (wall time from the
 command's start: imports, tokenization, model loading and the evaluations included, as a user
@@ -52,7 +53,7 @@ BASELINE = 'hf trainer defaults'
 EVAL = re.compile(r'dev_accuracy ([\d.]+)')
 # What an evaluation line from a worker here looks like
 WORKER_EVAL = 'EVAL '
-GLUONBERT_BATCH, GLUONBERT_EPOCHS = 64, 8  # gluonbert finetune's defaults, for the HF loop
+GLUONBERT_BATCH = 64  # gluonbert finetune's default, for the HF loop
 QUICK = dict(train_limit=256, eval_examples=128, dev_limit=64, target=0.99, max_minutes=5)
 
 
@@ -155,12 +156,12 @@ def loop_worker(spec):
 
 def prepare_worker(spec):
     """SST-2 train and dev encoded by gluonbert's classification task (the loop's inputs),
-    and ``finetune``'s default learning rate for the model's width."""
+    and ``finetune``'s default learning rate and epochs for the model's width."""
     import numpy as np
     from gluonbert.pretrained.hf_tokenizer import load_vocab_and_tokenizer
     from gluonbert.pretrained.folders import model_width
     from gluonbert.tasks import get_task
-    from gluonbert.train.recipes import finetune_lr
+    from gluonbert.train.recipes import finetune_epochs, finetune_lr
     task = get_task('classification')
     vocab, tokenizer = load_vocab_and_tokenizer(spec['pretrained'])
     arrays = {}
@@ -171,7 +172,8 @@ def prepare_worker(spec):
         arrays.update({f'{split}_{name}': getattr(features, name) for name in
                        ('tokens', 'segments', 'valid_lens', 'labels')})
     np.savez(spec['features'], **arrays)
-    print(json.dumps(dict(lr=finetune_lr(model_width(spec['pretrained'])))))
+    width = model_width(spec['pretrained'])
+    print(json.dumps(dict(lr=finetune_lr(width), epochs=finetune_epochs(width))))
 
 
 WORKERS = {'trainer': trainer_worker, 'loop': loop_worker, 'prepare': prepare_worker}
@@ -305,10 +307,10 @@ def main():
                     worker_command('prepare', sys.executable, dict(features=features)),
                     check=True, capture_output=True, text=True,
                     env=dict(os.environ, PYTHONPATH=ROOT)).stdout
-                lr = json.loads(prepared.strip().splitlines()[-1])['lr']
+                recipe = json.loads(prepared.strip().splitlines()[-1])
                 command = worker_command('loop', hf_python, dict(
-                    features=features, lr=lr, weight_decay=0.01, warmup_ratio=0.1,
-                    batch_size=GLUONBERT_BATCH, epochs=GLUONBERT_EPOCHS,
+                    features=features, lr=recipe['lr'], weight_decay=0.01, warmup_ratio=0.1,
+                    batch_size=GLUONBERT_BATCH, epochs=recipe['epochs'],
                     eval_every=max(1, args.eval_examples // GLUONBERT_BATCH)))
                 results[row] = watch(command, max_seconds, args.target, worker_eval)
             print(f'  {results[row]["ended"]}', flush=True)

@@ -231,7 +231,9 @@ def finetune(opts):
     metric in ``--out`` (with its tokenizer), stop early after ``--patience`` evaluations
     without improvement, checkpoint and ``--resume``; then score the best model on ``--test``.
     Returns a dict of the best dev metrics, the test metrics and the trivial baseline's."""
-    devices, amp = _start(opts, model_width(opts.pretrained))
+    width = model_width(opts.pretrained)
+    opts = opts.for_model(width)
+    devices, amp = _start(opts, width)
     task = check_finetune(opts)
     if not opts.resume:  # the best model replaces --out whole: never a folder of the user's
         check_replaceable(opts.out)

@@ -25,8 +25,9 @@ from . import option_types as types
 from .optimizer import OPTIMIZERS
 from .tasks import TASKS
 from .train.mixed_precision import AUTO, AUTO_MIN_WIDTH, OFF, OPTION_NAMES
-from .train.recipes import (FINETUNE_RECIPE, LARGE_MODEL_LR, SMALL_MODEL_LR, SMALL_MODEL_WIDTH,
-                            finetune_lr, warmup_updates)
+from .train.recipes import (FINETUNE_RECIPE, LARGE_MODEL_EPOCHS, LARGE_MODEL_LR,
+                            SMALL_MODEL_EPOCHS, SMALL_MODEL_LR, SMALL_MODEL_WIDTH,
+                            finetune_epochs, finetune_lr, warmup_updates)
 from .train.schedules import SCHEDULES, default_schedule
 from .train.stale import POLICIES
 
@@ -39,7 +40,7 @@ FINETUNE = dict(FINETUNE_RECIPE, out='runs/finetuned')
 # fine-tuned for the recipe's 8 epochs at lr 1e-3 (one epoch of the embedded slice's 2,700 pairs,
 # 43 updates, left it at the majority class), on at most 10,000 pairs (d2l's SNLI has 550,000)
 MAIN_PRETRAIN = dict(CHAPTER_PRETRAIN, batch_size=128, steps=200, out='runs/main/pretrained')
-MAIN_FINETUNE = dict(FINETUNE, lr=1e-3, max_len=64, train_limit=10_000, test_limit=10_000,
+MAIN_FINETUNE = dict(FINETUNE, lr=1e-3, epochs=SMALL_MODEL_EPOCHS, max_len=64, train_limit=10_000, test_limit=10_000,
                      out='runs/main/finetuned')
 # export's formats and the folder each writes by default
 EXPORT_OUT = {'onnx': 'runs/onnx', 'hf': 'runs/hf'}
@@ -407,7 +408,9 @@ class FinetuneOptions(_Reading):
                                    "together within groups of 50 shuffled batches (HF's "
                                    'group_by_length), so that short ones stop computing on the '
                                    'padding of long ones (default: off)')
-    epochs: int = option(FINETUNE['epochs'], type=types.positive_int)
+    epochs: int = option(FINETUNE['epochs'], f'default: {SMALL_MODEL_EPOCHS} for a model of up '
+                         f'to {SMALL_MODEL_WIDTH} hidden units, else {LARGE_MODEL_EPOCHS} (a '
+                         "published checkpoint, as HF's run_glue)", type=types.positive_int)
     dropout: float = option(FINETUNE['dropout'], type=types.probability)
     strategy: str = option('plain', 'R-Drop or FGM embedding noise (default: %(default)s)',
                            choices=['plain', 'rdrop', 'fgm'])
@@ -460,6 +463,13 @@ class FinetuneOptions(_Reading):
     def __post_init__(self):
         super().__post_init__()
         check_warmup(self.schedule, self.warmup_steps, self.warmup_ratio)
+
+    def for_model(self, num_hiddens):
+        """These options with the recipe's ``--epochs`` for a BERT ``num_hiddens`` wide where
+        it is not set (``num_hiddens`` None: the width is unknown, the small model's)."""
+        if self.epochs is not None:
+            return self
+        return dataclasses.replace(self, epochs=finetune_epochs(num_hiddens))
 
     def updates(self, batches_per_epoch):
         """The run's updates: ``--epochs`` of ``batches_per_epoch``, ``--accumulate`` each."""

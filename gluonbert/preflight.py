@@ -76,6 +76,8 @@ def check_finetune(opts):
         raise ValueError(f'--strategy rdrop: R-Drop compares two predicted class '
                          f'distributions; task {task.name!r} has none')
     if opts.eval_every and opts.train_limit:
+        from .pretrained.folders import model_width
+        opts = opts.for_model(model_width(opts.pretrained))
         most = opts.updates(-(-opts.train_limit // opts.batch_size))
         if opts.eval_every > most:
             raise ValueError(f'--eval-every {opts.eval_every} exceeds the at most {most} '

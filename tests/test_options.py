@@ -113,3 +113,12 @@ def test_the_checks_before_any_work_import_neither_the_jobs_nor_the_command_line
     imported = {node.module or alias.name for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) for alias in node.names}
     assert not imported & {'jobs', 'cli'}, imported
+
+
+def test_the_recipe_epochs_follow_the_models_width_where_not_set():
+    opts = FinetuneOptions(pretrained='p')
+    assert opts.epochs is None
+    assert opts.for_model(128).epochs == 8        # d2l's small BERT: the recipe's 8
+    assert opts.for_model(384).epochs == 3        # a published checkpoint: run_glue's 3
+    assert opts.for_model(None).epochs == 8       # width unknown: the small model's
+    assert FinetuneOptions(pretrained='p', epochs=5).for_model(384).epochs == 5

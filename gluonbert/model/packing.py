@@ -1,0 +1,51 @@
+"""Padding-free encoding: the row-wise layers compute on a batch's valid tokens only.
+
+A batch cut to its longest sentence is mostly padding when its sentences vary in length
+(SST-2 at batch 64: 12.6 tokens on average, a cut at 48), and the dense layers, LayerNorms
+and dropouts, the bulk of the encoder, would compute on every position. Instead the valid
+tokens are laid out as rows (tokens, hidden), sequence after sequence (the "unpadding" of
+NVIDIA's BERT and FlashAttention's variable lengths): the embeddings look up the packed ids,
+every row-wise layer computes on the packed rows, ``gb_attention`` reads each sequence's rows
+and computes on its own length, and the encoder's output is unpacked to (batch, seq_len,
+hidden), zero at padding. Valid tokens get the numbers of the padded path (padding keys have
+no weight there); only the row-wise dropouts draw other masks, their offsets counting packed
+rows.
+
+The host builds the two index arrays from the valid lengths (``packing_of``); the heads
+pass them to the encoder as two more inputs (see ``heads._Head``).
+"""
+import numpy as np
+
+# Packed rows are rounded up to a multiple of this: fewer distinct shapes for the static graph
+# to re-plan and oneDNN to make kernels for; the extra rows compute on a copy of a token and
+# get no gradient
+ROWS_MULTIPLE = 64
+
+
+def packing_of(valid_lens, seq_len, multiple=ROWS_MULTIPLE):
+    """``(packed, rows)`` float32 numpy arrays for sequences of ``valid_lens`` (any shape,
+    flattened to the batch) padded to ``seq_len``: ``packed`` (tokens,) gives each packed row
+    its position ``b * seq_len + s`` in the flattened (batch, seq_len) inputs, and ``rows``
+    (batch, seq_len) each position its packed row, or ``tokens`` (one past the last row) at
+    padding."""
+    lengths = np.asarray(valid_lens).reshape(-1).astype(np.int64)
+    total = int(lengths.sum())
+    tokens = -(-total // multiple) * multiple
+    valid = np.arange(seq_len)[None, :] < lengths[:, None]
+    packed = np.zeros(tokens, np.float32)
+    packed[:total] = np.flatnonzero(valid)
+    starts = np.cumsum(lengths) - lengths
+    rows = np.where(valid, starts[:, None] + np.arange(seq_len)[None, :], tokens)
+    return packed, rows.astype(np.float32)
+
+
+def pack(F, X, packed):
+    """The packed rows of ``X`` (batch, seq_len, ...): ``packed`` from ``packing_of``."""
+    return F.take(F.reshape(X, shape=(-3, -2)), packed)
+
+
+def unpack(F, X, rows):
+    """Packed rows ``X`` (tokens, hidden) back at their (batch, seq_len) positions, zero at
+    padding (whose ``rows`` entry is one past the last row: a zero row appended)."""
+    zero = F.zeros_like(F.slice_axis(X, axis=0, begin=0, end=1))
+    return F.take(F.concat(X, zero, dim=0), rows)

@@ -1,13 +1,16 @@
 """Packed (padding-free) encoding: the numbers of the padded path at every valid token."""
+import contextlib
+
 import numpy as onp
 import pytest
 import mxnet as mx
 from mxnet import autograd, init
 
 import gluonbert
-from gluonbert import compat, ops
+from gluonbert import ops
 from gluonbert.model.heads import (BERTForMultipleChoice, BERTForQuestionAnswering,
                                    BERTForSequenceClassification, BERTForTokenClassification)
+from gluonbert.model import packing
 from gluonbert.model.packing import packing_of
 
 pytestmark = pytest.mark.skipif(not ops.enabled('gb_attention'),
@@ -41,14 +44,13 @@ def valid_part(output, valid_lens):
     return output[onp.arange(SEQ_LEN)[None] < valid_lens.asnumpy()[:, None]]
 
 
-def run(head, batch, packing, *, hybridize, train=True):
+def run(head, batch, packed, *, hybridize, train=True):
     """The head's outputs at valid tokens and the gradients of a loss on them."""
-    head.packing = packing
     if hybridize:
         head.hybridize(static_alloc=True, static_shape=True)
-        compat.clear_cached_graph(head)
     valid_lens = batch[2].reshape(-1)
-    with autograd.record(train_mode=train):
+    mode = contextlib.nullcontext() if packed else packing.padded()
+    with autograd.record(train_mode=train), mode:
         outputs = head(batch)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         weights = [mx.nd.array(onp.random.RandomState(i).randn(*o.shape)) for i, o in
@@ -169,3 +171,20 @@ def test_the_encoder_refuses_packed_tokens_without_rows():
     packed, _ = packing_of(valid_lens.asnumpy(), SEQ_LEN)
     with pytest.raises(ValueError, match='packed tokens need'):
         bert.encoder(tokens, segments, valid_lens, mx.nd.array(packed))
+
+
+def test_a_hybridized_head_switches_between_packed_and_padded_graphs():
+    head = BERTForTokenClassification(tiny_bert(), 3, dropout=0.0)
+    head.output.initialize(init.Xavier())
+    head.hybridize(static_alloc=True, static_shape=True)
+    batch = inputs()
+    packed = head(batch).asnumpy()
+    with packing.padded():
+        padded = head(batch).asnumpy()
+    padding = onp.arange(SEQ_LEN)[None] >= onp.array(LENS)[:, None]
+    # Zero encodings at packed padding: every padding position gets the output layer's bias
+    bias = head.output.bias.data().asnumpy()
+    onp.testing.assert_allclose(packed[padding], onp.broadcast_to(bias, packed[padding].shape))
+    assert not onp.allclose(padded[padding], packed[padding])
+    onp.testing.assert_allclose(packed[~padding], padded[~padding], rtol=1e-5, atol=1e-5)
+    onp.testing.assert_array_equal(head(batch).asnumpy(), packed)

@@ -9,9 +9,9 @@ from mxnet.gluon import nn
 
 import mxnet as mx
 
-from . import inputs as checks
+from .. import compat
+from . import inputs as checks, packing
 from .legacy import LegacyHybridBlock
-from .packing import packing_of
 
 IGNORE_LABEL = -1  # token labels of padding (and of tokens not to be scored)
 
@@ -68,12 +68,12 @@ class _Head(LegacyHybridBlock):
     With valid lengths, a head has its encoder compute on the valid tokens only (see
     ``packing``) wherever the encoder ``packs()``: the host adds the packing of each batch
     to the input tuple, ``(tokens, segments, valid_lens, packed, rows)``. Outputs at padding
-    positions then come from zero encodings; ``packing = False`` keeps the padded path.
+    positions then come from zero encodings; inside ``packing.padded()``, from the padded
+    path's.
     """
 
     def __init__(self, bert, dropout, pooled, **kwargs):
         super().__init__(**kwargs)
-        self.packing = True
         with self.name_scope():
             self.encoder = bert.encoder
             if pooled:
@@ -86,10 +86,15 @@ class _Head(LegacyHybridBlock):
 
     def _graph_inputs(self, inputs):
         tokens, _, valid_lens = inputs
-        if not (self.packing and valid_lens is not None and self.encoder.packs()):
+        packs = packing.enabled() and valid_lens is not None and self.encoder.packs()
+        # A cached graph serves one input structure; rebuild it when the structure changes
+        if compat.is_hybridized(self) and packs != getattr(self, '_packs', packs):
+            compat.clear_cached_graph(self)
+        self._packs = packs
+        if not packs:
             return (inputs,)
         # The lengths were read on the host by the checks already
-        arrays = packing_of(valid_lens.asnumpy(), tokens.shape[-1])
+        arrays = packing.packing_of(valid_lens.asnumpy(), tokens.shape[-1])
         return (tuple(inputs) + tuple(mx.nd.array(a, ctx=valid_lens.context) for a in arrays),)
 
     def _pooled(self, F, encoded):

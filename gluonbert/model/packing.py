@@ -12,14 +12,36 @@ no weight there); only the row-wise dropouts draw other masks, their offsets cou
 rows.
 
 The host builds the two index arrays from the valid lengths (``packing_of``); the heads
-pass them to the encoder as two more inputs (see ``heads._Head``).
+pass them to the encoder as two more inputs (see ``heads._Head``). Inside ``padded()`` they
+do not, e.g. to compare with an exported graph, which is traced padded.
 """
+import contextlib
+import contextvars
+
 import numpy as np
 
 # Packed rows are rounded up to a multiple of this: fewer distinct shapes for the static graph
 # to re-plan and oneDNN to make kernels for; the extra rows compute on a copy of a token and
 # get no gradient
 ROWS_MULTIPLE = 64
+
+_padded = contextvars.ContextVar('gluonbert_padded', default=False)
+
+
+def enabled():
+    """Whether heads pack the batches they are called with now (outside ``padded()``)."""
+    return not _padded.get()
+
+
+@contextlib.contextmanager
+def padded():
+    """A context in which heads compute on padded batches, as d2l's blocks and exported
+    graphs do: the same numbers at valid tokens, the padded path's at padding."""
+    token = _padded.set(True)
+    try:
+        yield
+    finally:
+        _padded.reset(token)
 
 
 def packing_of(valid_lens, seq_len, multiple=ROWS_MULTIPLE):

@@ -188,3 +188,34 @@ def test_a_hybridized_head_switches_between_packed_and_padded_graphs():
     assert not onp.allclose(padded[padding], packed[padding])
     onp.testing.assert_allclose(packed[~padding], padded[~padding], rtol=1e-5, atol=1e-5)
     onp.testing.assert_array_equal(head(batch).asnumpy(), packed)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_the_packed_pretraining_objective_gives_the_padded_losses_and_gradients(hybridize):
+    from mxnet import gluon
+    from gluonbert.train.pretrain import PretrainingObjective
+    objective = PretrainingObjective(tiny_bert(), gluon.loss.SoftmaxCELoss(), VOCAB)
+    if hybridize:
+        objective.hybridize(static_alloc=True, static_shape=True)
+    tokens, segments, valid_lens = inputs()
+    rng = onp.random.RandomState(1)
+    # Predictions at valid tokens (padding's encodings are not the padded path's)
+    pred_positions = mx.nd.array([[rng.randint(n), rng.randint(n)] for n in LENS])
+    batch = (tokens, segments, valid_lens, pred_positions, mx.nd.ones((len(LENS), 2)),
+             mx.nd.array(rng.randint(0, VOCAB, (len(LENS), 2))),
+             mx.nd.array(rng.randint(0, 2, len(LENS))))
+    results = []
+    for mode in (packing.padded, contextlib.nullcontext):
+        with autograd.record(), mode():
+            sums = objective(*batch)
+            loss = sums[0] + sums[2]
+        loss.backward()
+        results.append(([s.asnumpy() for s in sums],
+                        {name: p.grad().asnumpy().copy()
+                         for name, p in objective.collect_params().items()
+                         if p.grad_req != 'null'}))
+    (padded_sums, padded_grads), (packed_sums, packed_grads) = results
+    onp.testing.assert_allclose(packed_sums, padded_sums, rtol=1e-5)
+    for name, grad in padded_grads.items():
+        onp.testing.assert_allclose(packed_grads[name], grad, rtol=1e-4, atol=1e-5,
+                                    err_msg=name)

@@ -222,32 +222,38 @@ class BERTModel(LegacyHybridBlock):
                               if tie_mlm_decoder else None)
             self.nsp = NextSentencePred(num_inputs=num_hiddens)
 
-    def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None):
-        self.encoder._check_inputs(tokens, segments, valid_lens)
+    def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None, packed=None,
+                      rows=None):
+        self.encoder._check_inputs(tokens, segments, valid_lens, packed, rows)
         if pred_positions is not None:
             inputs.check_pred_positions(pred_positions, *tokens.shape)
 
-    def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+    def forward(self, tokens, segments, valid_lens=None, pred_positions=None, packed=None,
+                rows=None):
         if valid_lens is None and pred_positions is not None and self._backend \
                 and tokens.ndim == 2:
             # MXNet 1.9.1 gives a backend (hybridize_for_inference) the inputs' shapes by
             # position, a None valid_lens shifting pred_positions out: every token is valid
             valid_lens = mx.nd.full((tokens.shape[0],), tokens.shape[1], ctx=tokens.context)
         # A cached graph serves one call structure; rebuild it when the structure changes
-        structure = (valid_lens is None, pred_positions is None)
+        structure = (valid_lens is None, pred_positions is None, packed is None)
         if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):
             compat.clear_cached_graph(self)
         self._structure = structure
+        packing_inputs = () if packed is None else (packed, rows)  # see encoder
         if pred_positions is not None:
-            return super().forward(tokens, segments, valid_lens, pred_positions)
+            return super().forward(tokens, segments, valid_lens, pred_positions, *packing_inputs)
         # A static graph cannot output None: run without the MLM head and add it here
         with warnings.catch_warnings():  # the MLM head's parameters are unused, as intended
             warnings.filterwarnings('ignore', 'Parameter .* is not used by any computation')
-            encoded_X, nsp_Y_hat = super().forward(tokens, segments, valid_lens)
+            encoded_X, nsp_Y_hat = super().forward(tokens, segments, valid_lens, None,
+                                                   *packing_inputs)
         return encoded_X, None, nsp_Y_hat
 
-    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None):
-        encoded_X = self.encoder(tokens, segments, valid_lens)
+    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None,
+                       packed=None, rows=None):
+        encoded_X = self.encoder(tokens, segments, valid_lens,
+                                 *(() if packed is None else (packed, rows)))
         # The hidden layer of the MLP classifier for next sentence prediction.
         # 0 is the index of the '<cls>' token
         cls = F.reshape(F.slice_axis(encoded_X, axis=1, begin=0, end=1), shape=(0, -1))

@@ -7,11 +7,9 @@ each has ``loss(outputs, labels)`` giving one loss per example.
 """
 from mxnet.gluon import nn
 
-import mxnet as mx
-
-from .. import compat
-from . import inputs as checks, packing
+from . import inputs as checks
 from .legacy import LegacyHybridBlock
+from .packing import batch_packing
 
 IGNORE_LABEL = -1  # token labels of padding (and of tokens not to be scored)
 
@@ -86,16 +84,7 @@ class _Head(LegacyHybridBlock):
 
     def _graph_inputs(self, inputs):
         tokens, _, valid_lens = inputs
-        packs = packing.enabled() and valid_lens is not None and self.encoder.packs()
-        # A cached graph serves one input structure; rebuild it when the structure changes
-        if compat.is_hybridized(self) and packs != getattr(self, '_packs', packs):
-            compat.clear_cached_graph(self)
-        self._packs = packs
-        if not packs:
-            return (inputs,)
-        # The lengths were read on the host by the checks already
-        arrays = packing.packing_of(valid_lens.asnumpy(), tokens.shape[-1])
-        return (tuple(inputs) + tuple(mx.nd.array(a, ctx=valid_lens.context) for a in arrays),)
+        return (tuple(inputs) + batch_packing(self, self.encoder, valid_lens, tokens.shape[-1]),)
 
     def _pooled(self, F, encoded):
         # 0 is the index of the '<cls>' token

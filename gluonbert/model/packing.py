@@ -11,14 +11,18 @@ hidden), zero at padding. Valid tokens get the numbers of the padded path (paddi
 no weight there); only the row-wise dropouts draw other masks, their offsets counting packed
 rows.
 
-The host builds the two index arrays from the valid lengths (``packing_of``); the heads
-pass them to the encoder as two more inputs (see ``heads._Head``). Inside ``padded()`` they
-do not, e.g. to compare with an exported graph, which is traced padded.
+The host builds the two index arrays from the valid lengths (``packing_of``); the task heads
+and the pretraining objective (``batch_packing``) pass them to the encoder as two more inputs.
+Inside ``padded()`` they do not, e.g. to compare with an exported graph, which is traced
+padded; d2l's blocks (``BERTModel``, ``BERTClassifier``) called by themselves never do.
 """
 import contextlib
 import contextvars
 
+import mxnet as mx
 import numpy as np
+
+from .. import compat
 
 # Packed rows are rounded up to a multiple of this: fewer distinct shapes for the static graph
 # to re-plan and oneDNN to make kernels for; the extra rows compute on a copy of a token and
@@ -59,6 +63,22 @@ def packing_of(valid_lens, seq_len, multiple=ROWS_MULTIPLE):
     starts = np.cumsum(lengths) - lengths
     rows = np.where(valid, starts[:, None] + np.arange(seq_len)[None, :], tokens)
     return packed, rows.astype(np.float32)
+
+
+def batch_packing(block, encoder, valid_lens, seq_len):
+    """``(packed, rows)`` of a batch as NDArrays beside ``valid_lens``, for ``block``, the
+    outermost block, to pass to ``encoder``; ``()`` where it computes padded (inside
+    ``padded()``, without lengths, or where the encoder does not ``packs()``). A hybridized
+    ``block``'s cached graph serves one input structure: it is rebuilt when this changes."""
+    packs = enabled() and valid_lens is not None and encoder.packs()
+    if compat.is_hybridized(block) and packs != getattr(block, '_packs', packs):
+        compat.clear_cached_graph(block)
+    block._packs = packs
+    if not packs:
+        return ()
+    # The lengths were read on the host by the input checks already
+    return tuple(mx.nd.array(a, ctx=valid_lens.context)
+                 for a in packing_of(valid_lens.asnumpy(), seq_len))
 
 
 def pack(F, X, packed):

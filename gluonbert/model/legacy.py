@@ -84,7 +84,8 @@ class LegacyHybridBlock(HybridBlock):
 
     def _graph_inputs(self, *args):
         """The arguments the graph takes for the caller's (checked) NDArray ``args``: the
-        same by default; a head adds the packing of its batch (see ``heads._Head``)."""
+        same by default; the task heads and the pretraining objective add the packing of
+        their batch (``packing.batch_packing``)."""
         return args
 
     def forward(self, x, *args):

@@ -25,8 +25,8 @@ import numpy as np
 from .. import compat
 
 # Packed rows are rounded up to a multiple of this: fewer distinct shapes for the static graph
-# to re-plan and oneDNN to make kernels for; the extra rows compute on a copy of a token and
-# get no gradient
+# to re-plan and oneDNN to make kernels for (on MiniLM's SST-2 steps, 64, 16 and 1 measured
+# alike); the extra rows compute on a copy of a token and get no gradient
 ROWS_MULTIPLE = 64
 
 _padded = contextvars.ContextVar('gluonbert_padded', default=False)

@@ -53,13 +53,14 @@ def test_every_step_matches_the_numpy_reference(name, problem):
         np.testing.assert_allclose(history[t - 1], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_bertadam_is_gluonnlp_bertadam_bit_for_bit_on_its_per_tensor_path(problem):
+def test_bertadam_matches_gluonnlp_bertadam_per_tensor_path_to_float32_rounding(problem):
+    # Ours decays, then takes adam_update's step: adamw_update's numbers up to rounding
     w, grads = problem
     theirs = BERTAdam(learning_rate=0.01, wd=0.1)
-    theirs.aggregate_num = 1  # one adamw_update per tensor, as ours
+    theirs.aggregate_num = 1  # one adamw_update per tensor
     ours = run(mx.optimizer.create('gb_bertadam', learning_rate=0.01, wd=0.1), w, grads)
     for t, (a, b) in enumerate(zip(ours, run(theirs, w, grads)), 1):
-        np.testing.assert_array_equal(a, b, err_msg=f'step {t}')
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=f'step {t}')
 
 
 def test_bertadam_matches_gluonnlp_bertadam_aggregated_path_to_float32_rounding(problem):

@@ -63,11 +63,11 @@ def _value(param):
     return param.data(param.list_ctx()[0]).asnumpy()
 
 
-def _fused_forward(self, F, X, mask=None):
+def _fused_forward(self, F, X, mask=None, rows=None):
     """``MultiHeadAttention.hybrid_forward`` with the fused weight as a constant."""
     weight_name, bias_name = _names(self)
     units = compat.dense_units(self.W_q)[0]
     has_bias = self.W_q.bias is not None
     qkv = F.FullyConnected(X, F.var(weight_name), F.var(bias_name) if has_bias else None,
                            num_hidden=3 * units, no_bias=not has_bias, flatten=False)
-    return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout))
+    return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout, rows=rows))

@@ -14,6 +14,7 @@ import onnx
 from mxnet import autograd
 from mxnet.util import np_array, np_shape
 
+from ..model import packing
 from .session import inference_session
 from .signature import INPUT_DTYPE, MODEL_DTYPES
 
@@ -80,7 +81,8 @@ def mxnet_outputs(model, signature, batch):
     """The model's outputs on ``batch`` (numpy arrays by input name), in inference mode, on
     the model's device, with the dtypes of d2l's data pipeline."""
     device = next(iter(model.collect_params().values())).list_ctx()[0]
-    with np_array(False), np_shape(False), autograd.predict_mode():
+    # Padded, as the graph was traced: the same numbers at padding positions too
+    with np_array(False), np_shape(False), autograd.predict_mode(), packing.padded():
         inputs = [mx.nd.array(batch[name], ctx=device, dtype=MODEL_DTYPES[name])
                   for name in signature.inputs]
         outputs = model(tuple(inputs)) if signature.takes_tuple else model(*inputs)

@@ -27,7 +27,9 @@ class MultiHeadAttention(LegacyHybridBlock):
     ``mask`` has shape (batch * num_heads, seq_len, seq_len): 0 for keys a query may attend
     to, ``MASK_VALUE`` for padding (see ``attention_mask``), or None to attend to every key.
     Where ``uses_kernel(block)``, it may also be the (batch,) valid lengths, which is what
-    ``BERTEncoder`` passes then.
+    ``BERTEncoder`` passes then; and with the lengths, ``rows`` (batch, seq_len) may say that
+    ``X`` holds packed tokens (tokens, num_hiddens), sequence b's first in row ``rows[b, 0]``
+    (see ``packing``).
     """
 
     def __init__(self, num_hiddens, num_heads, dropout, use_bias=False, **kwargs):
@@ -42,12 +44,12 @@ class MultiHeadAttention(LegacyHybridBlock):
                                              in_units=num_hiddens))
             self.dropout = nn.Dropout(dropout)
 
-    def hybrid_forward(self, F, X, mask=None):
+    def hybrid_forward(self, F, X, mask=None, rows=None):
         weight, bias = self._interleaved_qkv(F, X)
         qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
                                no_bias=bias is None, flatten=False)
         return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout,
-                               kernel=uses_kernel(self)))
+                               kernel=uses_kernel(self), rows=rows))
 
     def _interleaved_qkv(self, F, X):
         """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
@@ -71,9 +73,17 @@ def uses_kernel(block):
             and ops.usable_for(block.W_q.weight, 'gb_attention'))
 
 
-def attend(F, qkv, mask, num_heads, dropout, kernel=False):
+def attend(F, qkv, mask, num_heads, dropout, kernel=False, rows=None):
     """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden),
-    on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``."""
+    on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``, and
+    with it packed tokens: ``qkv`` (tokens, 3 * hidden) and their ``rows``."""
+    if rows is not None:
+        if not kernel:
+            raise ValueError('packed tokens (rows=) need the gb_attention kernel; see '
+                             'BERTEncoder.packs')
+        return F.gb_attention(ops.float32(F, qkv), training_flag(F, qkv), mask, rows,
+                              heads=num_heads, dropout=compat.dropout_options(dropout)[0],
+                              masked=1, packed=1, mask_value=MASK_VALUE)[0]
     if kernel:
         inputs = (ops.float32(F, qkv), training_flag(F, qkv)) + (() if mask is None else (mask,))
         return F.gb_attention(*inputs, heads=num_heads, dropout=compat.dropout_options(dropout)[0],

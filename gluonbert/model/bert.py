@@ -13,7 +13,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from .. import compat
-from . import inputs
+from . import inputs, packing
 from .attention import attention_mask, uses_kernel
 from .dropout import dropout
 from .layer_norm import layer_norm
@@ -48,7 +48,10 @@ class BERTEncoder(LegacyHybridBlock):
     """BERT encoder: token + segment + learned position embeddings, then Transformer blocks.
 
     ``forward(tokens, segments, valid_lens)`` takes (batch, seq_len) ids and segment ids and
-    (batch,) valid lengths (or None), and returns (batch, seq_len, num_hiddens).
+    (batch,) valid lengths (or None), and returns (batch, seq_len, num_hiddens). Where
+    ``packs()``, it also takes ``forward(tokens, segments, valid_lens, packed, rows)``, the
+    arrays of ``packing.packing_of(valid_lens, seq_len)``, and then computes on the valid
+    tokens only (see ``packing``), its output zero at padding.
     """
 
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
@@ -77,11 +80,23 @@ class BERTEncoder(LegacyHybridBlock):
             self.pos_embedding = self.params.get('pos_embedding',
                                                  shape=(1, max_len, num_hiddens))
 
-    def _check_inputs(self, tokens, segments, valid_lens=None):
+    def _check_inputs(self, tokens, segments, valid_lens=None, packed=None, rows=None):
         inputs.check_tokens_and_segments(tokens, segments, self.vocab_size, self.max_len)
         inputs.check_valid_lens(valid_lens, *tokens.shape)
+        if packed is not None and (valid_lens is None or rows is None or not self.packs()):
+            raise ValueError('packed tokens need valid_lens, packed and rows '
+                             '(packing.packing_of) and an encoder that packs()')
 
-    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pos_embedding=None):
+    def packs(self):
+        """Whether graphs built now can take packed tokens: ``gb_attention`` computes every
+        block's attention (it reads each sequence's packed rows)."""
+        return all(uses_kernel(blk.attention) for blk in self.blks)
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens=None, packed=None, rows=None,
+                       pos_embedding=None):
+        if packed is not None:
+            return self._packed_forward(F, tokens, segments, valid_lens, packed, rows,
+                                        pos_embedding)
         # Work sequence-first (seq_len, batch, hidden), the layout of the fused attention:
         # transposing the integer inputs is cheaper than transposing activations.
         tokens_t, segments_t = F.transpose(tokens), F.transpose(segments)
@@ -92,20 +107,38 @@ class BERTEncoder(LegacyHybridBlock):
             F.reshape(F.contrib.arange_like(tokens_t, axis=0), shape=(-1, 1)), tokens_t)
         X = X + F.Embedding(positions, F.reshape(pos_embedding, shape=(self.max_len, -1)),
                             input_dim=self.max_len, output_dim=self.num_hiddens)
-        if self.embedding_ln is not None:
-            X = dropout(F, self.embedding_dropout, layer_norm(F, self.embedding_ln, X),
-                        self.embedding_ln.gamma)
+        X = self._embedding_norm(F, X)
         if valid_lens is None:
             for blk in self.blks:
                 X = blk(X)
         else:
             # gluonbert's attention kernel masks by the lengths themselves
-            lengths_only = all(uses_kernel(blk.attention) for blk in self.blks)
-            mask = (F.cast(valid_lens, 'float32') if lengths_only
+            mask = (F.cast(valid_lens, 'float32') if self.packs()
                     else attention_mask(F, valid_lens, tokens_t, self.num_heads))
             for blk in self.blks:
                 X = blk(X, mask)
         return F.transpose(X, axes=(1, 0, 2))
+
+    def _packed_forward(self, F, tokens, segments, valid_lens, packed, rows, pos_embedding):
+        """The encoding of the packed valid tokens (see ``packing``), unpacked."""
+        positions = F.broadcast_like(
+            F.reshape(F.contrib.arange_like(tokens, axis=1), shape=(1, -1)), tokens)
+        X = (self.token_embedding(packing.pack(F, tokens, packed))
+             + self.segment_embedding(packing.pack(F, segments, packed))
+             + F.Embedding(packing.pack(F, positions, packed),
+                           F.reshape(pos_embedding, shape=(self.max_len, -1)),
+                           input_dim=self.max_len, output_dim=self.num_hiddens))
+        X = self._embedding_norm(F, X)
+        lengths = F.cast(valid_lens, 'float32')
+        for blk in self.blks:
+            X = blk(X, lengths, rows)
+        return packing.unpack(F, X, rows)
+
+    def _embedding_norm(self, F, X):
+        if self.embedding_ln is None:
+            return X
+        return dropout(F, self.embedding_dropout, layer_norm(F, self.embedding_ln, X),
+                       self.embedding_ln.gamma)
 
 
 class MaskLM(LegacyHybridBlock):
@@ -189,32 +222,38 @@ class BERTModel(LegacyHybridBlock):
                               if tie_mlm_decoder else None)
             self.nsp = NextSentencePred(num_inputs=num_hiddens)
 
-    def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None):
-        self.encoder._check_inputs(tokens, segments, valid_lens)
+    def _check_inputs(self, tokens, segments, valid_lens=None, pred_positions=None, packed=None,
+                      rows=None):
+        self.encoder._check_inputs(tokens, segments, valid_lens, packed, rows)
         if pred_positions is not None:
             inputs.check_pred_positions(pred_positions, *tokens.shape)
 
-    def forward(self, tokens, segments, valid_lens=None, pred_positions=None):
+    def forward(self, tokens, segments, valid_lens=None, pred_positions=None, packed=None,
+                rows=None):
         if valid_lens is None and pred_positions is not None and self._backend \
                 and tokens.ndim == 2:
             # MXNet 1.9.1 gives a backend (hybridize_for_inference) the inputs' shapes by
             # position, a None valid_lens shifting pred_positions out: every token is valid
             valid_lens = mx.nd.full((tokens.shape[0],), tokens.shape[1], ctx=tokens.context)
         # A cached graph serves one call structure; rebuild it when the structure changes
-        structure = (valid_lens is None, pred_positions is None)
+        structure = (valid_lens is None, pred_positions is None, packed is None)
         if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):
             compat.clear_cached_graph(self)
         self._structure = structure
+        packing_inputs = () if packed is None else (packed, rows)  # see encoder
         if pred_positions is not None:
-            return super().forward(tokens, segments, valid_lens, pred_positions)
+            return super().forward(tokens, segments, valid_lens, pred_positions, *packing_inputs)
         # A static graph cannot output None: run without the MLM head and add it here
         with warnings.catch_warnings():  # the MLM head's parameters are unused, as intended
             warnings.filterwarnings('ignore', 'Parameter .* is not used by any computation')
-            encoded_X, nsp_Y_hat = super().forward(tokens, segments, valid_lens)
+            encoded_X, nsp_Y_hat = super().forward(tokens, segments, valid_lens, None,
+                                                   *packing_inputs)
         return encoded_X, None, nsp_Y_hat
 
-    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None):
-        encoded_X = self.encoder(tokens, segments, valid_lens)
+    def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None,
+                       packed=None, rows=None):
+        encoded_X = self.encoder(tokens, segments, valid_lens,
+                                 *(() if packed is None else (packed, rows)))
         # The hidden layer of the MLP classifier for next sentence prediction.
         # 0 is the index of the '<cls>' token
         cls = F.reshape(F.slice_axis(encoded_X, axis=1, begin=0, end=1), shape=(0, -1))

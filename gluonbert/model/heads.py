@@ -9,6 +9,7 @@ from mxnet.gluon import nn
 
 from . import inputs as checks
 from .legacy import LegacyHybridBlock
+from .packing import batch_packing
 
 IGNORE_LABEL = -1  # token labels of padding (and of tokens not to be scored)
 
@@ -60,7 +61,14 @@ TOKEN_CROSS_ENTROPY, SPAN_CROSS_ENTROPY = _Loss(_token_cross_entropy), _Loss(_sp
 
 
 class _Head(LegacyHybridBlock):
-    """Shared parts: the encoder, dropout before the output layer, and the tuple input."""
+    """Shared parts: the encoder, dropout before the output layer, and the tuple input.
+
+    With valid lengths, a head has its encoder compute on the valid tokens only (see
+    ``packing``) wherever the encoder ``packs()``: the host adds the packing of each batch
+    to the input tuple, ``(tokens, segments, valid_lens, packed, rows)``. Outputs at padding
+    positions then come from zero encodings; inside ``packing.padded()``, from the padded
+    path's.
+    """
 
     def __init__(self, bert, dropout, pooled, **kwargs):
         super().__init__(**kwargs)
@@ -73,6 +81,10 @@ class _Head(LegacyHybridBlock):
     def _check_inputs(self, inputs):
         checks.check_input_tuple(type(self).__name__, inputs)
         self.encoder._check_inputs(*inputs)
+
+    def _graph_inputs(self, inputs):
+        tokens, _, valid_lens = inputs
+        return (tuple(inputs) + batch_packing(self, self.encoder, valid_lens, tokens.shape[-1]),)
 
     def _pooled(self, F, encoded):
         # 0 is the index of the '<cls>' token
@@ -130,8 +142,8 @@ class BERTForQuestionAnswering(_Head):
             self.output = nn.Dense(2, flatten=False, in_units=bert.encoder.num_hiddens)
 
     def hybrid_forward(self, F, inputs):
-        tokens, segments, valid_lens = inputs
-        logits = self.output(self.dropout(self.encoder(tokens, segments, valid_lens)))
+        tokens, segments, valid_lens, *packed = inputs
+        logits = self.output(self.dropout(self.encoder(tokens, segments, valid_lens, *packed)))
         # (batch, seq_len, 2) -> (2, batch, seq_len); mask padding with a large negative logit
         logits = F.transpose(logits, axes=(2, 0, 1))
         if valid_lens is not None:
@@ -176,10 +188,10 @@ class BERTForMultipleChoice(_Head):
                                     tokens.shape[2])
 
     def hybrid_forward(self, F, inputs):
-        tokens, segments, valid_lens = inputs
+        tokens, segments, valid_lens, *packed = inputs
         flat = [F.reshape(x, shape=(-3, 0)) for x in (tokens, segments)]
         flat_lens = None if valid_lens is None else F.reshape(valid_lens, shape=(-1,))
-        scores = self.output(self._pooled(F, self.encoder(*flat, flat_lens)))
+        scores = self.output(self._pooled(F, self.encoder(*flat, flat_lens, *packed)))
         return F.reshape_like(scores, F.sum(tokens, axis=2))
 
     def loss(self, outputs, labels):

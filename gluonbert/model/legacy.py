@@ -82,11 +82,18 @@ class LegacyHybridBlock(HybridBlock):
     def _check_inputs(self, *args):
         """Raise ValueError for inputs the block cannot handle; NDArray inputs only."""
 
+    def _graph_inputs(self, *args):
+        """The arguments the graph takes for the caller's (checked) NDArray ``args``: the
+        same by default; the task heads and the pretraining objective add the packing of
+        their batch (``packing.batch_packing``)."""
+        return args
+
     def forward(self, x, *args):
         if _call.get() is not None:
             return super().forward(x, *args)
-        if isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
-                                            and isinstance(x[0], mx.nd.NDArray)):
+        arrays = isinstance(x, mx.nd.NDArray) or (isinstance(x, (list, tuple)) and x
+                                                  and isinstance(x[0], mx.nd.NDArray))
+        if arrays:
             self._check_inputs(x, *args)
         backend = compat.hybridized_backend(self)
         if backend and mx.autograd.is_recording():
@@ -102,7 +109,8 @@ class LegacyHybridBlock(HybridBlock):
         kernels = ops.disabled() if backend else contextlib.nullcontext()
         try:
             with np_array(False), np_shape(False), _legacy_parameter_views(self), kernels:
-                out = super().forward(*_map(_to_legacy, (x,) + args))
+                legacy = _map(_to_legacy, (x,) + args)
+                out = super().forward(*(self._graph_inputs(*legacy) if arrays else legacy))
         finally:
             _call.reset(token)
         return _map(_to_np, out) if np_mode and is_np_array() else out

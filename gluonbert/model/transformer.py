@@ -54,7 +54,8 @@ class TransformerEncoderBlock(LegacyHybridBlock):
     """d2l's encoder block: attention, add & norm, feed-forward, add & norm.
 
     Input and output have shape (seq_len, batch, num_hiddens); ``mask`` comes from
-    ``attention.attention_mask``.
+    ``attention.attention_mask``. With ``rows`` (see ``MultiHeadAttention``), they are packed
+    tokens (tokens, num_hiddens) instead.
     """
 
     def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, use_bias=False,
@@ -66,6 +67,6 @@ class TransformerEncoderBlock(LegacyHybridBlock):
             self.ffn = PositionWiseFFN(ffn_num_hiddens, num_hiddens, activation)
             self.addnorm2 = AddNorm(dropout, num_hiddens, layer_norm_eps)
 
-    def hybrid_forward(self, F, X, mask=None):
-        Y = self.addnorm1(X, self.attention(X, mask))
+    def hybrid_forward(self, F, X, mask=None, rows=None):
+        Y = self.addnorm1(X, self.attention(X, mask, rows))
         return self.addnorm2(Y, self.ffn(Y))

@@ -13,6 +13,15 @@
 // With `masked=1` a third input masks the scores: either (batch,) valid lengths, whose keys
 // at and after the length get `mask_value` added, or an additive (batch * heads, seq, seq)
 // mask, row b * heads + h for head h of sequence b (the layout of MXNet's fused operators).
+//
+// With `packed=1` the tokens come without padding (gluonbert.model.packing): qkv is
+// (tokens, 3 * hidden), each sequence's tokens in consecutive rows, and two more inputs say
+// where: the (batch,) valid lengths (the mask input) and a (batch, seq) map whose entry (b, 0)
+// is the row of sequence b's first token. Each pair then computes on its own length only, and
+// the output is (tokens, hidden), its rows those of qkv; rows of no sequence (padding a packed
+// batch up to a round size) are zero in the output and in qkv's gradient. The probabilities
+// keep their (batch * heads, seq, seq) slots and the dropout its offsets (task, i, j), so a
+// packed batch draws the dropout mask of the padded one.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -34,6 +43,7 @@ struct Attrs {
   int64_t heads = 1;
   float dropout = 0.f;
   bool masked = false;
+  bool packed = false;
   float mask_value = -1e6f;
 };
 
@@ -45,7 +55,13 @@ bool parse(const std::unordered_map<std::string, std::string>& attrs, Attrs* out
   out->heads = std::stoll(get("heads", "1"));
   const std::string masked = get("masked", "0");
   out->masked = masked == "1" || masked == "True" || masked == "true";
+  const std::string packed = get("packed", "0");
+  out->packed = packed == "1" || packed == "True" || packed == "true";
   out->mask_value = std::stof(get("mask_value", "-1e6"));
+  if (out->packed && !out->masked) {
+    MX_ERROR_MSG << "gb_attention: packed=1 needs masked=1 (the lengths and the row map)";
+    return false;
+  }
   if (out->heads < 1) {
     MX_ERROR_MSG << "gb_attention: heads=" << out->heads << " must be at least 1";
     return false;
@@ -59,10 +75,24 @@ bool parse(const std::unordered_map<std::string, std::string>& attrs, Attrs* out
 
 // The sizes of one call and the (sequence, head) pair a task works on
 struct Problem {
-  int64_t seq, batch, heads, dim;  // dim: one head's width
+  int64_t seq, batch, heads, dim;  // dim: one head's width; seq: the padded length
   float scale;                     // 1 / sqrt(dim)
-  int64_t qkv_ld() const { return batch * heads * 3 * dim; }  // between sequence positions
-  int64_t out_ld() const { return batch * heads * dim; }
+  // Packed tokens: the (batch,) lengths and the (batch, seq) row map; null when padded
+  const float* lengths = nullptr;
+  const float* rows = nullptr;
+  bool packed() const { return rows != nullptr; }
+  // Between sequence positions: the next token of a sequence is the next row when packed
+  int64_t qkv_ld() const { return (packed() ? 1 : batch) * heads * 3 * dim; }
+  int64_t out_ld() const { return (packed() ? 1 : batch) * heads * dim; }
+  // The row (of width 3 * hidden in qkv, hidden in the output) of sequence b's first token;
+  // padded, row s * batch + b holds position s of sequence b
+  int64_t first_row(int64_t b) const {
+    return packed() ? static_cast<int64_t>(rows[b * seq]) : b;
+  }
+  // The positions pair `task` computes on: its sequence's length when packed
+  int64_t positions(int64_t task) const {
+    return packed() ? static_cast<int64_t>(lengths[task / heads]) : seq;
+  }
 };
 
 struct Mask {
@@ -156,13 +186,13 @@ struct Scratch {
 // Where pair `task` = b * heads + h starts in the interleaved projection
 inline const float* qkv_of(const Problem& p, const float* qkv, int64_t task) {
   const int64_t b = task / p.heads, h = task % p.heads;
-  return qkv + b * p.heads * 3 * p.dim + h * 3 * p.dim;
+  return qkv + p.first_row(b) * p.heads * 3 * p.dim + h * 3 * p.dim;
 }
 
 // Copy one pair's scale * Q, K, V, K^T and V^T into scratch
 inline __attribute__((always_inline)) void gather(const Problem& p, const float* base,
-                                                   Scratch* w) {
-  const int64_t ld = p.qkv_ld(), S = p.seq, D = p.dim;
+                                                   int64_t S, Scratch* w) {
+  const int64_t ld = p.qkv_ld(), D = p.dim;
   float *q = w->q.data(), *k = w->k.data(), *v = w->v.data();
   float *kt = w->kt.data(), *vt = w->vt.data();
   for (int64_t i = 0; i < S; ++i) {
@@ -182,7 +212,7 @@ inline __attribute__((always_inline)) void gather(const Problem& p, const float*
 // The mask of row i of pair `task` added to its scores `s` (the mask by value: see drop_row)
 inline __attribute__((always_inline)) void add_mask(const Problem& p, const Mask mask,
                                                     int64_t task, int64_t i, float* s) {
-  const int64_t S = p.seq;
+  const int64_t S = p.seq;  // packed pairs have no mask: they compute on valid keys only
   if (mask.kind == kLengths) {
     const float length = mask.data[task / p.heads], value = mask.value;
     for (int64_t j = 0; j < S; ++j) s[j] += static_cast<float>(j) >= length ? value : 0.f;
@@ -194,8 +224,8 @@ inline __attribute__((always_inline)) void add_mask(const Problem& p, const Mask
 
 // Row i of pair `task`: scores in `s` become probabilities
 inline __attribute__((always_inline)) void softmax_row(const Problem& p, const Mask mask,
-                                                        int64_t task, int64_t i, float* s) {
-  const int64_t S = p.seq;
+                                                        int64_t task, int64_t i, int64_t S,
+                                                        float* s) {
   add_mask(p, mask, task, i, s);
   float top = s[0];
   for (int64_t j = 1; j < S; ++j) top = s[j] > top ? s[j] : top;
@@ -208,13 +238,13 @@ inline __attribute__((always_inline)) void softmax_row(const Problem& p, const M
   for (int64_t j = 0; j < S; ++j) s[j] *= inv;
 }
 
-// Dropout of row i of pair `task`, in place: the mask's offsets count (task, i, j). The mask
-// comes by value: through a reference, the stores to `row` could alias it and no loop
-// would vectorise
+// Dropout of the S entries of row i of pair `task`, in place: the mask's offsets count
+// (task, i, j) in the padded (seq, seq) tile. The mask comes by value: through a reference,
+// the stores to `row` could alias it and no loop would vectorise
 inline __attribute__((always_inline)) void drop_row(const Problem& p, const DropoutMask drop,
-                                                    int64_t task, int64_t i, float* row) {
-  const int64_t S = p.seq;
-  const uint64_t start = static_cast<uint64_t>((task * S + i) * S);
+                                                    int64_t task, int64_t i, int64_t S,
+                                                    float* row) {
+  const uint64_t start = static_cast<uint64_t>((task * p.seq + i) * p.seq);
   uint32_t low = static_cast<uint32_t>(start), high = static_cast<uint32_t>(start >> 32);
   if (static_cast<uint64_t>(low) + S > (uint64_t{1} << 32)) {  // the row crosses 2^32
     for (int64_t j = 0; j < S; ++j) {
@@ -240,21 +270,22 @@ struct ForwardArgs {
 inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Scratch* w,
                                                         int64_t task) {
   const Problem& p = a.p;
-  const int64_t S = p.seq, D = p.dim;
+  const int64_t S = p.positions(task), D = p.dim;
   const float* base = qkv_of(p, a.qkv, task);
-  gather(p, base, w);
-  float* probs = a.probs + task * S * S;
+  gather(p, base, S, w);
+  float* probs = a.probs + task * p.seq * p.seq;  // an (S, S) tile in the pair's slot
   gemm(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
-  for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, probs + i * S);
+  for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, S, probs + i * S);
   const float* weights = probs;
   if (a.drop.active()) {
     float* dropped = w->tile1.data();
     std::memcpy(dropped, probs, sizeof(float) * S * S);
-    for (int64_t i = 0; i < S; ++i) drop_row(p, a.drop, task, i, dropped + i * S);
+    for (int64_t i = 0; i < S; ++i) drop_row(p, a.drop, task, i, S, dropped + i * S);
     weights = dropped;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  gemm(S, D, S, 1.f, weights, S, w->v.data(), D, a.out + b * p.heads * D + h * D, p.out_ld());
+  gemm(S, D, S, 1.f, weights, S, w->v.data(), D,
+       a.out + p.first_row(b) * p.heads * D + h * D, p.out_ld());
 }
 
 struct BackwardArgs {
@@ -266,22 +297,22 @@ struct BackwardArgs {
 inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, Scratch* w,
                                                          int64_t task) {
   const Problem& p = a.f.p;
-  const int64_t S = p.seq, D = p.dim, ld = p.qkv_ld();
+  const int64_t S = p.positions(task), D = p.dim, ld = p.qkv_ld();
   const float* base = qkv_of(p, a.f.qkv, task);
-  gather(p, base, w);
-  const float* probs = a.f.probs + task * S * S;
+  gather(p, base, S, w);
+  const float* probs = a.f.probs + task * p.seq * p.seq;
   // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
   const float* dropped = probs;
   if (a.f.drop.active()) {
     float* tile = w->tile1.data();
     std::memcpy(tile, probs, sizeof(float) * S * S);
-    for (int64_t i = 0; i < S; ++i) drop_row(p, a.f.drop, task, i, tile + i * S);
+    for (int64_t i = 0; i < S; ++i) drop_row(p, a.f.drop, task, i, S, tile + i * S);
     dropped = tile;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
   float* dout = w->dout.data();
   for (int64_t i = 0; i < S; ++i)
-    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + b * p.heads * D + h * D,
+    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + p.first_row(b) * p.heads * D + h * D,
                 sizeof(float) * D);
   float* dq = a.dqkv + (base - a.f.qkv);
   gemm<true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
@@ -291,7 +322,7 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
   for (int64_t i = 0; i < S; ++i) {
     float* g = grad + i * S;
     const float* pr = probs + i * S;
-    if (a.f.drop.active()) drop_row(p, a.f.drop, task, i, g);
+    if (a.f.drop.active()) drop_row(p, a.f.drop, task, i, S, g);
     float dot = 0.f;
     for (int64_t j = 0; j < S; ++j) dot += pr[j] * g[j];
     for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
@@ -333,32 +364,71 @@ void for_each_pair(const Problem& p, const Args& args,
   }
 }
 
-Problem problem_of(const Attrs& attrs, const MXTensor& qkv) {
+// inputs: qkv, flag[, mask[, row map]]
+Problem problem_of(const Attrs& attrs, std::vector<MXTensor>* inputs) {
+  const MXTensor& qkv = inputs->at(0);
   Problem p;
-  p.seq = qkv.shape[0];
-  p.batch = qkv.shape[1];
   p.heads = attrs.heads;
-  p.dim = qkv.shape[2] / (3 * attrs.heads);
+  p.dim = qkv.shape.back() / (3 * attrs.heads);
   p.scale = 1.f / std::sqrt(static_cast<float>(p.dim));
+  if (attrs.packed) {
+    MXTensor& rows = inputs->at(3);
+    p.batch = rows.shape[0];
+    p.seq = rows.shape[1];
+    p.lengths = inputs->at(2).data<float>();
+    p.rows = rows.data<float>();
+  } else {
+    p.seq = qkv.shape[0];
+    p.batch = qkv.shape[1];
+  }
   return p;
 }
 
-// The mask input's kind follows from its shape: (batch,) lengths or (pairs, seq, seq) scores
+// A packed call's lengths and row map name rows of its `tokens` rows; false (and an error)
+// when they do not
+bool check_packed(const Problem& p, int64_t tokens) {
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const float length = p.lengths[b], first = p.rows[b * p.seq];
+    if (!(length >= 1 && length <= p.seq && first >= 0 && first + length <= tokens)) {
+      MX_ERROR_MSG << "gb_attention: sequence " << b << " has length " << length
+                   << " and first row " << first << "; expected a length in [1, " << p.seq
+                   << "] and rows inside the " << tokens << " packed tokens";
+      return false;
+    }
+  }
+  return true;
+}
+
+// Zero the rows (of `width` floats) of `data` that no sequence of a packed call covers
+void zero_uncovered(const Problem& p, int64_t tokens, int64_t width, float* data) {
+  std::vector<char> covered(tokens, 0);
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const int64_t first = p.first_row(b);
+    std::memset(covered.data() + first, 1, static_cast<int64_t>(p.lengths[b]));
+  }
+  for (int64_t r = 0; r < tokens; ++r)
+    if (!covered[r]) std::memset(data + r * width, 0, sizeof(float) * width);
+}
+
+// The mask input's kind follows from its shape: (batch,) lengths or (pairs, seq, seq) scores;
+// packed pairs need none (each computes on its own length)
 Mask mask_of(const Attrs& attrs, std::vector<MXTensor>* inputs) {
-  if (!attrs.masked) return Mask{kNoMask, 0.f, nullptr};
+  if (!attrs.masked || attrs.packed) return Mask{kNoMask, 0.f, nullptr};
   MXTensor& mask = inputs->at(2);
   return Mask{mask.shape.size() == 1 ? kLengths : kAdditive, attrs.mask_value,
               mask.data<float>()};
 }
 
-// inputs: qkv, flag[, mask]; outputs: out, the probabilities, the dropout's key
+// inputs: qkv, flag[, mask[, row map]]; outputs: out, the probabilities, the dropout's key
 MXReturnValue attention_forward(const std::unordered_map<std::string, std::string>& attrs,
                                 std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                                 const OpResource& res) {
   Attrs at;
   parse(attrs, &at);
   ForwardArgs args;
-  args.p = problem_of(at, inputs->at(0));
+  args.p = problem_of(at, inputs);
+  const int64_t tokens = inputs->at(0).shape[0];
+  if (at.packed && !check_packed(args.p, tokens)) return MX_FAIL;
   args.mask = mask_of(at, inputs);
   args.drop = gluonbert::draw_mask(at.dropout, gluonbert::training(inputs->at(1)), res,
                                    outputs->at(2).data<float>());
@@ -367,6 +437,7 @@ MXReturnValue attention_forward(const std::unordered_map<std::string, std::strin
   args.probs = outputs->at(1).data<float>();
   static const auto pair = forward_pair_for_this_cpu();
   for_each_pair(args.p, args, pair);
+  if (at.packed) zero_uncovered(args.p, tokens, args.p.out_ld(), args.out);
   return MX_SUCCESS;
 }
 
@@ -377,11 +448,11 @@ MXReturnValue attention_backward(const std::unordered_map<std::string, std::stri
                                  std::vector<MXTensor>* outputs, const OpResource& res) {
   Attrs at;
   parse(attrs, &at);
-  const int ins = at.masked ? 3 : 2;
+  const int ins = at.packed ? 4 : at.masked ? 3 : 2;
   std::vector<MXTensor> forward_inputs(inputs->begin() + 3, inputs->begin() + 3 + ins);
   BackwardArgs args;
   ForwardArgs& f = args.f;
-  f.p = problem_of(at, forward_inputs[0]);
+  f.p = problem_of(at, &forward_inputs);
   f.mask = mask_of(at, &forward_inputs);
   f.drop = gluonbert::saved_mask(at.dropout, gluonbert::training(forward_inputs[1]),
                                  inputs->at(3 + ins + 2).data<float>());
@@ -391,6 +462,7 @@ MXReturnValue attention_backward(const std::unordered_map<std::string, std::stri
   args.dqkv = outputs->at(0).data<float>();
   static const auto pair = backward_pair_for_this_cpu();
   for_each_pair(f.p, args, pair);
+  if (at.packed) zero_uncovered(f.p, forward_inputs[0].shape[0], f.p.qkv_ld(), args.dqkv);
   for (int k = 1; k < ins; ++k) {
     MXTensor& grad = outputs->at(k);
     std::memset(grad.data<float>(), 0, sizeof(float) * gluonbert::size_of(grad));
@@ -402,7 +474,7 @@ MXReturnValue attention_attrs(const std::unordered_map<std::string, std::string>
                               int* num_in, int* num_out) {
   Attrs at;
   if (!parse(attrs, &at)) return MX_FAIL;
-  *num_in = at.masked ? 3 : 2;
+  *num_in = at.packed ? 4 : at.masked ? 3 : 2;
   *num_out = 3;
   return MX_SUCCESS;
 }
@@ -418,6 +490,21 @@ MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string
   Attrs at;
   parse(attrs, &at);
   const auto& qkv = in->at(0);
+  if (at.packed) {
+    const auto& lengths = in->at(2);
+    const auto& rows = in->at(3);
+    if (qkv.size() != 2 || qkv[1] % (3 * at.heads) != 0 || rows.size() != 2 ||
+        in->at(1) != std::vector<unsigned int>{1} ||
+        lengths != std::vector<unsigned int>{rows[0]}) {
+      MX_ERROR_MSG << "gb_attention: packed, qkv has shape (tokens, 3 * heads * head_dim), the "
+                      "flag (1,), the lengths (batch,) and the row map (batch, seq)";
+      return MX_FAIL;
+    }
+    out->at(0) = {qkv[0], qkv[1] / 3};
+    out->at(1) = {rows[0] * static_cast<unsigned int>(at.heads), rows[1], rows[1]};
+    out->at(2) = {2};
+    return MX_SUCCESS;
+  }
   if (qkv.size() != 3 || qkv[2] % (3 * at.heads) != 0) {
     MX_ERROR_MSG << "gb_attention: qkv must have shape (seq, batch, 3 * heads * head_dim)";
     return MX_FAIL;

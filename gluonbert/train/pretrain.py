@@ -10,6 +10,7 @@ from mxnet import gluon
 
 from .. import compat, ops
 from ..model.legacy import LegacyHybridBlock
+from ..model.packing import batch_packing
 from .callbacks import Callback
 from .engine import Engine, Objective
 
@@ -23,7 +24,8 @@ class PretrainingObjective(LegacyHybridBlock):
 
     ``forward(tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_labels,
     nsp_labels)`` (a batch of ``load_data_wiki``) returns the sums ``(mlm_loss_sum,
-    mlm_weight_sum, nsp_loss_sum)``: sums, not means, so that shards add up exactly.
+    mlm_weight_sum, nsp_loss_sum)``: sums, not means, so that shards add up exactly. The
+    encoder computes on the valid tokens only where it can (``model.packing``).
     """
 
     def __init__(self, net, loss, vocab_size, **kwargs):
@@ -36,10 +38,15 @@ class PretrainingObjective(LegacyHybridBlock):
     def _check_inputs(self, tokens, segments, valid_lens, pred_positions, *labels):
         self.net._check_inputs(tokens, segments, valid_lens.reshape(-1), pred_positions)
 
+    def _graph_inputs(self, tokens, segments, valid_lens, *rest):
+        return (tokens, segments, valid_lens, *rest) + batch_packing(
+            self, self.net.encoder, valid_lens.reshape(-1), tokens.shape[-1])
+
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions, mlm_weights,
-                       mlm_labels, nsp_labels):
+                       mlm_labels, nsp_labels, packed=None, rows=None):
         _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, F.reshape(valid_lens, shape=(-1,)),
-                                           pred_positions)
+                                           pred_positions,
+                                           *(() if packed is None else (packed, rows)))
         mlm_l = self._loss(F, F.reshape(mlm_Y_hat, shape=(-1, self.vocab_size)),
                            F.reshape(mlm_labels, shape=(-1,)),
                            F.reshape(mlm_weights, shape=(-1,)))

@@ -12,9 +12,9 @@ so that both frameworks load the same weights with ``--pretrained``. Three lengt
 - ``128``: full 128-token sequence pairs (random ids), classification, batch 32;
 - ``384``: full 384-token windows (random ids), question answering (start/end logits), batch 8.
 
-Four rows per model and setting, each in a fresh process, taken in turns (``--repeats``):
+Five rows per model and setting, each in a fresh process, taken in turns (``--repeats``):
 ``gluonbert fp32`` (``--amp off``), ``gluonbert default`` (``gluonbert finetune`` as a user
-runs it: its default ``--amp``), ``hf fp32`` and ``hf bf16 autocast`` (the same loop under
+runs it: its default ``--amp``), ``gluonbert bf16`` (``--amp bf16``), ``hf fp32`` and ``hf bf16 autocast`` (the same loop under
 ``torch.autocast('cpu', dtype=torch.bfloat16)``; ``bench/.venv-torch``). Both sides run the
 same recipe (AdamW, weight decay 0.01 off for biases and LayerNorm, linear warm-up and decay)
 and the same batches; gluonbert builds its model, trainer and engine with ``gluonbert
@@ -49,7 +49,7 @@ MODELS = ('minilm', 'bert-base')
 SETTINGS = {'sst-2': ('classification', 64, 128, True),
             '128': ('classification', 32, 128, False),
             '384': ('question-answering', 8, 384, False)}
-ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf bf16 autocast')
+ROWS = ('gluonbert fp32', 'gluonbert default', 'gluonbert bf16', 'hf fp32', 'hf bf16 autocast')
 BASELINE = 'hf fp32'
 COLUMNS = [('peak RSS MiB', 'peak_rss_mib', 14, '.0f'), ('precision', 'precision', 11, '')]
 BERT_BASE = os.path.join(os.path.expanduser('~'), '.cache', 'gluonbert', 'bench',
@@ -216,7 +216,8 @@ def hf_worker(spec):
 WORKERS = {'prepare': prepare_worker, 'gluonbert': gluonbert_worker, 'hf': hf_worker}
 # Each row: (worker, amp value it is given)
 ROW_WORKERS = {'gluonbert fp32': ('gluonbert', 'off'), 'gluonbert default': ('gluonbert', None),
-               'hf fp32': ('hf', None), 'hf bf16 autocast': ('hf', 'bf16')}
+               'gluonbert bf16': ('gluonbert', 'bf16'), 'hf fp32': ('hf', None),
+               'hf bf16 autocast': ('hf', 'bf16')}
 
 
 def run_worker(worker, spec, workdir, env=None):
@@ -233,8 +234,10 @@ def run_worker(worker, spec, workdir, env=None):
         _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
         out.seek(0)
         text = out.read()
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f'{worker} worker failed: {text.strip()[-1500:]}')
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise RuntimeError(f'{worker} worker failed (exit status {code}): '
+                           f'{text.strip()[-1500:]}')
     return dict(json.loads(text.strip().splitlines()[-1]), peak_rss_mib=usage.ru_maxrss / 1024)
 
 

@@ -1,4 +1,5 @@
-"""What must be settled before MXNet is imported: the parameter-server role and CPU threads.
+"""What must be settled before MXNet is imported: the parameter-server role, CPU threads and
+the oneDNN instruction set.
 
 ``import mxnet`` reads ``DMLC_ROLE``: as ``server`` or ``scheduler`` it turns the process into
 a parameter-server node that waits forever for its job, and any other value but ``worker``
@@ -9,6 +10,13 @@ MXNet 1.9.1 runs its OpenMP kernels on half of the reported cores unless ``OMP_N
 is set before ``import mxnet`` (one thread on a 2-core machine; d2l's pretraining step runs
 1.6x faster with the variable set). We set it to the core count when the user has not, and
 say what was chosen.
+
+MXNet 1.9.1's oneDNN (v2.4) leaves Intel AMX out unless ``DNNL_MAX_CPU_ISA`` asks for it, and
+Linux refuses AMX instructions to a process that has not asked for them (arch_prctl
+``ARCH_REQ_XCOMP_PERM``): oneDNN 2.4 does not ask, so the variable alone dies of an illegal
+instruction. On a CPU with AMX we ask and set the variable: bfloat16 GEMMs (``--amp bf16``)
+run on AMX tiles, 2.2-3.1x faster than on AVX-512 BF16 (MiniLM's dense layers, forward and both
+backward products); float32 kernels are unchanged.
 """
 import os
 import sys
@@ -67,8 +75,39 @@ def configure_threads():
     return f'OMP_NUM_THREADS={cores} (all {cores} cores; set the variable to override)'
 
 
+# arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) on x86-64 Linux
+_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18
+
+
+def configure_amx():
+    """On a CPU with AMX (``amx_bf16`` in /proc/cpuinfo), ask Linux for AMX and let oneDNN use
+    it (``DNNL_MAX_CPU_ISA=AVX512_CORE_AMX``) unless the user set the variable or MXNet is
+    already imported; return a one-line description ('' when there is nothing to say). The
+    request is made even when the variable is set: a child process inherits the variable, not
+    the permission."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            amx = 'amx_bf16' in f.read()
+    except OSError:
+        amx = False
+    user = os.environ.get('DNNL_MAX_CPU_ISA')
+    if not amx:
+        return f'DNNL_MAX_CPU_ISA={user} (set by the user)' if user else ''
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) != 0:
+        return 'AMX off (Linux refused it)'
+    if user:
+        return f'DNNL_MAX_CPU_ISA={user} (set by the user or a parent process)'
+    if 'mxnet' in sys.modules:
+        return 'AMX off (MXNet imported before gluonbert)'
+    os.environ['DNNL_MAX_CPU_ISA'] = 'AVX512_CORE_AMX'
+    return 'AMX on for bfloat16'
+
+
 check_dmlc_role()
 THREADS = configure_threads()
+AMX = configure_amx()
 
 
 def describe():
@@ -77,4 +116,6 @@ def describe():
     from . import ops
     features = mx.runtime.Features()
     onednn = 'oneDNN on' if features.is_enabled('MKLDNN') else 'oneDNN off'
-    return f'MXNet {mx.__version__}, {onednn}, {THREADS}, gluonbert kernels: {ops.status()}'
+    amx = f', {AMX}' if AMX else ''
+    return (f'MXNet {mx.__version__}, {onednn}{amx}, {THREADS}, gluonbert kernels: '
+            f'{ops.status()}')

@@ -290,13 +290,14 @@ class MainOptions(_Pretraining):
 
 
 def _amp_option():
-    # off by default: bench/real_finetune.py on an AMX Xeon measured MiniLM's bf16 fine-tuning
-    # at 0.75x its float32 (SST-2 lengths 41.1 vs 54.5 examples/s, 128: 15.9 vs 21.1)
-    return option(OFF, 'mixed precision: bf16 on CPU (dense layers in bfloat16 on oneDNN; '
+    # auto by default: with AMX on (runtime.py), bench/real_finetune.py measured MiniLM's bf16
+    # fine-tuning at 1.18x float32 (SST-2 lengths) to 1.67x (128) on an AMX Xeon, and
+    # bench/real_checkpoint.py the same SST-2 accuracy (0.799 over 3 seeds, both)
+    return option(AUTO, 'mixed precision: bf16 on CPU (dense layers in bfloat16 on oneDNN; '
                   'needs AVX-512), fp16 on GPU; parameters stay float32. auto: bf16 on a CPU '
-                  f'with AVX-512 BF16 for a model at least {AUTO_MIN_WIDTH} wide, else float32 '
-                  '(the first line says which); off: float32 (default: %(default)s; bf16 ran '
-                  'slower than float32 on an AMX Xeon)',
+                  f'with AVX-512 BF16 (and AMX on, where it has AMX) for a model at least '
+                  f'{AUTO_MIN_WIDTH} wide, else float32 (the first line says which); off: '
+                  'float32 (default: %(default)s)',
                   choices=sorted(OPTION_NAMES) + [AUTO, OFF])
 
 

@@ -101,11 +101,30 @@ def test_bfloat16_and_no_amp_use_a_fixed_scale_of_one():
 def test_amp_auto_picks_bfloat16_for_wide_models_on_cpus_with_avx512_bf16(monkeypatch, native,
                                                                          width, expected):
     from gluonbert.train import mixed_precision
-    monkeypatch.setattr(mixed_precision, 'cpu_native_bfloat16', lambda: native)
+    monkeypatch.setattr(mixed_precision, 'cpu_native_bfloat16',
+                        lambda: (native, '' if native else 'this CPU lacks AVX-512 BF16'))
     monkeypatch.setattr(mixed_precision, 'cpu_bfloat16_support', lambda: (True, ''))
     value, note = mixed_precision.choose('auto', [mx.cpu()], width)
     assert value == expected
     assert note.startswith('bfloat16 (--amp auto' if expected else 'float32 (--amp auto: ')
+
+
+@pytest.mark.parametrize('flags, isa, fast', [
+    ('avx512bw avx512_bf16', '', True),                       # AVX-512 BF16, no AMX (EPYC)
+    ('avx512bw avx512_bf16 amx_bf16', 'AVX512_CORE_AMX', True),  # AMX, let to oneDNN
+    ('avx512bw avx512_bf16 amx_bf16', '', False),             # AMX there but not on
+    ('avx512bw', '', False)])
+def test_bfloat16_counts_as_native_where_it_beats_float32(monkeypatch, tmp_path, flags, isa,
+                                                          fast):
+    import builtins
+    from gluonbert.train import mixed_precision
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(f'flags\t: sse {flags}\n')
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, 'open', lambda path, *a, **k: real_open(
+        cpuinfo if path == '/proc/cpuinfo' else path, *a, **k))
+    monkeypatch.setenv('DNNL_MAX_CPU_ISA', isa)
+    assert mixed_precision.cpu_native_bfloat16()[0] is fast
 
 
 def test_amp_off_and_an_explicit_amp_are_taken_as_given():

@@ -145,8 +145,7 @@ def loop_worker(spec):
             schedule.step()
             step += 1
             if step % spec['eval_every'] == 0:
-                logits, = hf.predict(model, 'classification', dev, 256, no_autocast,
-                                     dev[0].shape[1])
+                logits, = hf.predict(model, 'classification', dev, 256, no_autocast)
                 accuracy = float(np.mean(logits.argmax(1) == data['dev_labels']))
                 print(WORKER_EVAL + json.dumps(dict(accuracy=accuracy, examples=step * batch)),
                       flush=True)

@@ -13,8 +13,9 @@ environment cannot be made). Rows, each in a fresh process on the same token ids
 encoded once by gluonbert's task code), batches of ``--batch-size`` in file order cut to their
 longest sentence (rounded up to 16):
 
-- ``gluonbert``: ``Task.predict`` as ``gluonbert evaluate`` runs it (``hybridize_for_inference``,
-  oneDNN graph fusion);
+- ``gluonbert fp32`` / ``gluonbert default``: ``Task.predict`` as ``gluonbert evaluate`` runs it
+  (``hybridize_for_inference``, oneDNN graph fusion) with ``--amp off`` / its default ``--amp
+  auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
   ``torch.autocast('cpu', dtype=torch.bfloat16)``);
 - ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: onnxruntime (the deploy environment's,
@@ -48,8 +49,10 @@ from real_finetune import bert_base_folder, machine, minilm_folder  # noqa: E402
 
 EXPORT = os.path.join(ROOT, 'export')
 DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
-ROWS = ('gluonbert', 'hf fp32', 'hf bf16 autocast', 'onnx plain', 'onnx optimised',
-        'onnx int8')
+ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf bf16 autocast', 'onnx plain',
+        'onnx optimised', 'onnx int8')
+# the --amp each gluonbert row's worker starts with, as ``gluonbert evaluate --amp``
+GLUONBERT_AMP = {'gluonbert fp32': 'off', 'gluonbert default': 'auto'}
 BASELINE = 'hf fp32'
 COLUMNS = [('accuracy', 'accuracy', 10, '.4f'), ('peak RSS MiB', 'peak_rss_mib', 14, '.0f')]
 ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
@@ -87,13 +90,16 @@ def load_features(spec):
 
 
 def gluonbert_worker(spec):
-    """``gluonbert evaluate``'s prediction: the task folder hybridized for inference, the
-    task's ``predict`` on the encoded features."""
+    """``gluonbert evaluate``'s prediction: its precision (``--amp``), the task folder
+    hybridized for inference, the task's ``predict`` on the encoded features."""
     import mxnet as mx
     from gluonbert.model import hybridize_for_inference
+    from gluonbert.pretrained.folders import model_width
     from gluonbert.tasks.base import Features
     from gluonbert.tasks.saved import load_task_model
+    from gluonbert.train import mixed_precision
     devices = [mx.cpu()]
+    mixed_precision.start(spec['amp'], devices, model_width(spec['model']), quiet=True)
     net, task, _, _, _ = load_task_model(spec['model'], devices)
     hybridize_for_inference(net, devices)
 
@@ -212,7 +218,7 @@ def finetuned_models(args, workdir, data):
 
 def exports(model, folder, workdir):
     """``({row: model path}, {row: why skipped})`` for the HF and ONNX rows of ``folder``."""
-    paths, skipped = {'gluonbert': folder}, {}
+    paths, skipped = {'gluonbert fp32': folder, 'gluonbert default': folder}, {}
     try:
         torch_env.torch_python()
         hf = os.path.join(workdir, f'{model}-hf')
@@ -300,8 +306,9 @@ def main():
                 if row not in paths:
                     continue
                 worker = row.split()[0]
+                amp = GLUONBERT_AMP.get(row, 'bf16' if 'bf16' in row else None)
                 spec = dict(model=paths[row], features=features, batch_size=args.batch_size,
-                            passes=args.passes, amp='bf16' if 'bf16' in row else None)
+                            passes=args.passes, amp=amp)
                 logits, seconds, rss = run_worker(worker, spec, workdir)
                 rows[row] = dict(examples_per_sec=len(labels) / statistics.median(seconds),
                                  accuracy=float(np.mean(logits.argmax(1) == labels)),

@@ -488,6 +488,8 @@ def evaluate(opts, fallback=None):
     """The task's metrics of a fine-tuned folder on a labelled file (``--test``, or a
     preset's test split), with a confusion matrix for classification."""
     devices = parse_devices(opts.devices)
+    # the precision finetune's own test ran in (--amp auto), so that the numbers agree
+    mixed_precision.start(opts.amp, devices, model_width(opts.model))
     net, task, vocab, tokenizer, config = load_task_model(opts.model, devices)
     examples = _eval_examples(task, opts.test, opts, fallback, opts.test_limit)
     features = task.encode(examples, tokenizer, vocab, config['max_len'], config['labels'])
@@ -526,7 +528,9 @@ def export(opts, fallback=None):
 
 def predict_lines(opts):
     """Predictions for the lines of ``opts.input`` (a file, or '-' for stdin) with a
-    fine-tuned folder, read and printed as ``export/predict.py`` does (``tasks.serving``)."""
+    fine-tuned folder, read and printed as ``export/predict.py`` does (``tasks.serving``), in
+    the precision of ``--amp`` (not said: stdout holds the predictions only)."""
+    mixed_precision.start(opts.amp, [mx.cpu()], model_width(opts.model), quiet=True)
     net, task, vocab, tokenizer, config = load_task_model(opts.model)
     hybridize_for_inference(net)
     if opts.input == '-':

@@ -500,6 +500,7 @@ class EvaluateOptions(_Reading):
     batch_size: int = option(256, type=types.positive_int)
     test_limit: int = option(0, 'score the first N examples (0: all)', type=types.non_negative_int)
     devices: str = option('cpu')
+    amp: str = _amp_option()
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -533,6 +534,7 @@ class PredictOptions(Options):
     model: str = option(help='fine-tuned folder')
     input: str = option('-', 'file of input lines (default: stdin)', positional=True)
     batch_size: int = option(64, type=types.positive_int)
+    amp: str = _amp_option()
 
 
 @dataclasses.dataclass(kw_only=True)

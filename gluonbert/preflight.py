@@ -35,8 +35,10 @@ def check(opts):
     from .devices import parse_devices
     from .train.mixed_precision import check_option
     if opts.command in ('main', 'pretrain', 'finetune', 'evaluate'):
-        amp = None if opts.command in ('main', 'evaluate') else opts.amp
+        amp = None if opts.command == 'main' else opts.amp
         check_option(amp, parse_devices(opts.devices))
+    elif opts.command == 'predict':
+        check_option(opts.amp, parse_devices('cpu'))
     if opts.command == 'main':
         check_pretrain(opts.pretrain_options())
     elif opts.command == 'pretrain':

@@ -122,3 +122,16 @@ def test_the_recipe_epochs_follow_the_models_width_where_not_set():
     assert opts.for_model(384).epochs == 3        # a published checkpoint: run_glue's 3
     assert opts.for_model(None).epochs == 8       # width unknown: the small model's
     assert FinetuneOptions(pretrained='p', epochs=5).for_model(384).epochs == 5
+
+
+def test_evaluate_and_predict_take_finetunes_precision_option():
+    for command in ('evaluate', 'predict'):
+        assert cli.parse_args([command, '--model', 'runs/m']).amp == 'auto'
+        assert cli.parse_args([command, '--model', 'runs/m', '--amp', 'off']).amp == 'off'
+
+
+def test_the_width_of_a_fine_tuned_folder_is_its_berts(tmp_path):
+    from gluonbert.pretrained.folders import model_width
+    (tmp_path / 'config.json').write_text(json.dumps({'task': 'classification',
+                                                      'bert': {'num_hiddens': 384}}))
+    assert model_width(tmp_path) == 384

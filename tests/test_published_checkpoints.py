@@ -6,6 +6,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -255,3 +257,33 @@ def test_minilm_copied_without_its_tokenizer_files_names_what_is_missing(minilm,
     with pytest.raises(FileNotFoundError, match="neither a gluonbert folder .* nor an HF "
                                                 "folder .*tokenizer.json or vocab.txt"):
         load_pretrained_folder(copy)
+
+
+@pytest.mark.slow
+def test_minilm_evaluate_and_predict_run_in_the_precision_finetune_tested_in(minilm, tmp_path):
+    """--amp auto picks the precision by CPU and width for finetune, evaluate and predict
+    alike (bf16 on AMX for this 384-wide model, float32 where bf16 does not pay), so that
+    evaluate gives the numbers finetune printed for its test set."""
+    def gluonbert_cli(*args, input=None):
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(gluonbert.__file__)))
+        return subprocess.run([sys.executable, '-m', 'gluonbert', *map(str, args)], env=env,
+                              capture_output=True, text=True, input=input, timeout=600)
+    rows = ['sentence\tlabel'] + [f'{"a fine , moving film" if i % 2 else "dull and tired"} '
+                                  f'number {i}\t{i % 2}' for i in range(64)]
+    data = tmp_path / 'train.tsv'
+    data.write_text('\n'.join(rows) + '\n', encoding='utf-8')
+    out = tmp_path / 'model'
+    tuned = gluonbert_cli('finetune', '--pretrained', minilm, '--task', 'classification',
+                          '--train', data, '--test', data, '--epochs', 1, '--batch-size', 16,
+                          '--out', out)
+    assert tuned.returncode == 0, tuned.stderr
+    precision = next(l for l in tuned.stdout.splitlines() if l.startswith('precision: '))
+    assert '--amp auto' in precision
+    evaluated = gluonbert_cli('evaluate', '--model', out, '--test', data)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert precision in evaluated.stdout
+    test_line = next(l for l in tuned.stdout.splitlines() if l.startswith('test (best'))
+    assert test_line.split(': ', 1)[1] in evaluated.stdout  # the same numbers
+    predicted = gluonbert_cli('predict', '--model', out, input='dull and tired number 3\n')
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines()[0] == 'label\tp_0\tp_1'  # no precision line

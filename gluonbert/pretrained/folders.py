@@ -47,8 +47,9 @@ def load_pretrained_folder(folder, *, dropout=None, devices=None):
 
 
 def model_width(folder):
-    """The hidden width of the BERT in a gluonbert or HF folder (its ``config.json``), or None
-    when the folder does not say; read before the model is built (``--amp auto``)."""
+    """The hidden width of the BERT in a gluonbert or HF folder, pretrained or fine-tuned (its
+    ``config.json``), or None when the folder does not say; read before the model is built
+    (``--amp auto``)."""
     from .hf import model_folder
     path = os.path.join(model_folder(folder), 'config.json')
     try:
@@ -56,6 +57,8 @@ def model_width(folder):
             config = json.load(f)
     except (OSError, ValueError):
         return None
+    if isinstance(config, dict) and isinstance(config.get('bert'), dict):
+        config = config['bert']  # a fine-tuned task folder's BERT
     width = config.get('num_hiddens', config.get('hidden_size')) if isinstance(config, dict) \
         else None
     return width if isinstance(width, int) else None

@@ -79,19 +79,28 @@ def configure_threads():
 _ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18
 
 
+def cpu_flags():
+    """The words of /proc/cpuinfo (its CPU flags among them), or None where it cannot be read."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            return frozenset(f.read().split())
+    except OSError:
+        return None
+
+
+def amx_for_onednn():
+    """Whether ``DNNL_MAX_CPU_ISA`` lets oneDNN use AMX (as ``configure_amx`` sets it)."""
+    return 'AMX' in os.environ.get('DNNL_MAX_CPU_ISA', '').upper()
+
+
 def configure_amx():
     """On a CPU with AMX (``amx_bf16`` in /proc/cpuinfo), ask Linux for AMX and let oneDNN use
     it (``DNNL_MAX_CPU_ISA=AVX512_CORE_AMX``) unless the user set the variable or MXNet is
     already imported; return a one-line description ('' when there is nothing to say). The
     request is made even when the variable is set: a child process inherits the variable, not
     the permission."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            amx = 'amx_bf16' in f.read()
-    except OSError:
-        amx = False
     user = os.environ.get('DNNL_MAX_CPU_ISA')
-    if not amx:
+    if 'amx_bf16' not in (cpu_flags() or ()):
         return f'DNNL_MAX_CPU_ISA={user} (set by the user)' if user else ''
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)

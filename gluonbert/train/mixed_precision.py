@@ -23,11 +23,10 @@ AMX ones at 1.18-1.67x), and a model at least ``AUTO_MIN_WIDTH`` wide (narrower 
 more time casting than their small GEMMs save); float32 everywhere else. ``--amp off`` is
 float32.
 """
-import os
 
 import mxnet as mx
 
-from .. import compat
+from .. import compat, runtime
 
 DTYPES = ('float16', 'bfloat16')
 # The command line's names for them (``--amp bf16``)
@@ -45,10 +44,9 @@ def cpu_bfloat16_support():
     """``(True, '')`` when AMP can run in bfloat16 on this CPU, else ``(False, reason)``."""
     if not mx.runtime.Features().is_enabled('MKLDNN'):
         return False, 'this MXNet build has no oneDNN (MKLDNN)'
-    if os.path.exists('/proc/cpuinfo'):
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            if 'avx512bw' not in f.read():
-                return False, 'this CPU lacks AVX-512, which oneDNN bfloat16 kernels need'
+    flags = runtime.cpu_flags()
+    if flags is not None and 'avx512bw' not in flags:
+        return False, 'this CPU lacks AVX-512, which oneDNN bfloat16 kernels need'
     return True, ''
 
 
@@ -56,13 +54,10 @@ def cpu_native_bfloat16():
     """``(True, '')`` when this CPU computes bfloat16 GEMMs faster than float32 in this
     process: AVX-512 BF16 instructions (``avx512_bf16`` in /proc/cpuinfo) and, on a CPU with
     AMX, AMX let to oneDNN (``DNNL_MAX_CPU_ISA``, set by ``runtime``); else ``(False, why)``."""
-    if not os.path.exists('/proc/cpuinfo'):
-        return False, 'this CPU lacks AVX-512 BF16'
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-        flags = f.read()
+    flags = runtime.cpu_flags() or ()
     if 'avx512_bf16' not in flags:
         return False, 'this CPU lacks AVX-512 BF16'
-    if 'amx_bf16' in flags and 'AMX' not in os.environ.get('DNNL_MAX_CPU_ISA', '').upper():
+    if 'amx_bf16' in flags and not runtime.amx_for_onednn():
         return False, ("AMX is not on for oneDNN (DNNL_MAX_CPU_ISA), and its AVX-512 BF16 "
                        'kernels run slower than float32 on such a CPU')
     return True, ''
@@ -88,7 +83,7 @@ def choose(option, contexts, num_hiddens):
                 break
     if why:
         return None, f'float32 (--amp auto: {why})'
-    isa = 'AMX' if 'amx' in os.environ.get('DNNL_MAX_CPU_ISA', '').lower() else 'AVX-512 BF16'
+    isa = 'AMX' if runtime.amx_for_onednn() else 'AVX-512 BF16'
     return 'bf16', f'bfloat16 (--amp auto: {isa}, the model is {num_hiddens} wide)'
 
 

@@ -17,7 +17,7 @@ from . import inputs, packing
 from .attention import attention_mask, uses_kernel
 from .dropout import dropout
 from .layer_norm import layer_norm
-from .legacy import LegacyHybridBlock
+from .legacy import LegacyHybridBlock, param_value
 from .transformer import TransformerEncoderBlock, activate, check_activation
 
 
@@ -51,7 +51,8 @@ class BERTEncoder(LegacyHybridBlock):
     (batch,) valid lengths (or None), and returns (batch, seq_len, num_hiddens). Where
     ``packs()``, it also takes ``forward(tokens, segments, valid_lens, packed, rows)``, the
     arrays of ``packing.packing_of(valid_lens, seq_len)``, and then computes on the valid
-    tokens only (see ``packing``), its output zero at padding.
+    tokens only (see ``packing``), its output zero at padding. Pooling heads call
+    ``first_token_encoding`` instead, which computes the last block at ``<cls>`` only.
     """
 
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_blks, dropout,
@@ -94,9 +95,22 @@ class BERTEncoder(LegacyHybridBlock):
 
     def hybrid_forward(self, F, tokens, segments, valid_lens=None, packed=None, rows=None,
                        pos_embedding=None):
+        return self._encode(F, tokens, segments, valid_lens, packed, rows, pos_embedding)
+
+    def first_token_encoding(self, F, tokens, segments, valid_lens=None, packed=None,
+                             rows=None):
+        """(batch, num_hiddens): ``encoder(...)[:, 0]``, the ``<cls>`` encodings that pooling
+        heads read, for a parent's ``hybrid_forward``. The last block's attention reads every
+        position, and the rest of that block (two thirds of its dense-layer work) computes at
+        the first tokens only: on a 6-layer model, a tenth of the encoder's work saved."""
+        return self._encode(F, tokens, segments, valid_lens, packed, rows,
+                            param_value(F, self.pos_embedding, tokens), first_only=True)
+
+    def _encode(self, F, tokens, segments, valid_lens, packed, rows, pos_embedding,
+                first_only=False):
         if packed is not None:
-            return self._packed_forward(F, tokens, segments, valid_lens, packed, rows,
-                                        pos_embedding)
+            return self._packed_encode(F, tokens, segments, valid_lens, packed, rows,
+                                       pos_embedding, first_only)
         # Work sequence-first (seq_len, batch, hidden), the layout of the fused attention:
         # transposing the integer inputs is cheaper than transposing activations.
         tokens_t, segments_t = F.transpose(tokens), F.transpose(segments)
@@ -109,17 +123,16 @@ class BERTEncoder(LegacyHybridBlock):
                             input_dim=self.max_len, output_dim=self.num_hiddens)
         X = self._embedding_norm(F, X)
         if valid_lens is None:
-            for blk in self.blks:
-                X = blk(X)
+            mask = None
         else:
             # gluonbert's attention kernel masks by the lengths themselves
             mask = (F.cast(valid_lens, 'float32') if self.packs()
                     else attention_mask(F, valid_lens, tokens_t, self.num_heads))
-            for blk in self.blks:
-                X = blk(X, mask)
-        return F.transpose(X, axes=(1, 0, 2))
+        X = self._blocks(F, X, mask, None, first_only)
+        return X if first_only else F.transpose(X, axes=(1, 0, 2))
 
-    def _packed_forward(self, F, tokens, segments, valid_lens, packed, rows, pos_embedding):
+    def _packed_encode(self, F, tokens, segments, valid_lens, packed, rows, pos_embedding,
+                       first_only):
         """The encoding of the packed valid tokens (see ``packing``), unpacked."""
         positions = F.broadcast_like(
             F.reshape(F.contrib.arange_like(tokens, axis=1), shape=(1, -1)), tokens)
@@ -129,10 +142,18 @@ class BERTEncoder(LegacyHybridBlock):
                            F.reshape(pos_embedding, shape=(self.max_len, -1)),
                            input_dim=self.max_len, output_dim=self.num_hiddens))
         X = self._embedding_norm(F, X)
-        lengths = F.cast(valid_lens, 'float32')
-        for blk in self.blks:
-            X = blk(X, lengths, rows)
-        return packing.unpack(F, X, rows)
+        X = self._blocks(F, X, F.cast(valid_lens, 'float32'), rows, first_only)
+        return X if first_only else packing.unpack(F, X, rows)
+
+    def _blocks(self, F, X, mask, rows, first_only):
+        """The Transformer blocks over ``X``; with ``first_only``, the last one's output at
+        each sequence's first token, (batch, num_hiddens)."""
+        blocks = [self.blks[i] for i in range(len(self.blks))]
+        last = blocks.pop() if first_only else None
+        masking = () if mask is None else (mask,) if rows is None else (mask, rows)
+        for blk in blocks:
+            X = blk(*(X,) + masking)
+        return X if last is None else last.first_tokens(F, X, mask, rows)
 
     def _embedding_norm(self, F, X):
         if self.embedding_ln is None:

@@ -86,10 +86,10 @@ class _Head(LegacyHybridBlock):
         tokens, _, valid_lens = inputs
         return (tuple(inputs) + batch_packing(self, self.encoder, valid_lens, tokens.shape[-1]),)
 
-    def _pooled(self, F, encoded):
-        # 0 is the index of the '<cls>' token
-        cls = F.reshape(F.slice_axis(encoded, axis=1, begin=0, end=1), shape=(0, -1))
-        return self.dropout(self.hidden(cls))
+    def _pooled(self, F, *inputs):
+        """BERT's pooled features of ``inputs``: the ``<cls>`` encodings (computed there
+        only in the last block) through ``hidden``, then dropout."""
+        return self.dropout(self.hidden(self.encoder.first_token_encoding(F, *inputs)))
 
 
 class BERTForSequenceClassification(_Head):
@@ -105,7 +105,7 @@ class BERTForSequenceClassification(_Head):
             self.output = nn.Dense(num_labels, in_units=bert.encoder.num_hiddens)
 
     def hybrid_forward(self, F, inputs):
-        logits = self.output(self._pooled(F, self.encoder(*inputs)))
+        logits = self.output(self._pooled(F, *inputs))
         return F.reshape(logits, shape=(-1,)) if self.num_labels == 1 else logits
 
     def loss(self, outputs, labels):
@@ -191,7 +191,7 @@ class BERTForMultipleChoice(_Head):
         tokens, segments, valid_lens, *packed = inputs
         flat = [F.reshape(x, shape=(-3, 0)) for x in (tokens, segments)]
         flat_lens = None if valid_lens is None else F.reshape(valid_lens, shape=(-1,))
-        scores = self.output(self._pooled(F, self.encoder(*flat, flat_lens, *packed)))
+        scores = self.output(self._pooled(F, *flat, flat_lens, *packed))
         return F.reshape_like(scores, F.sum(tokens, axis=2))
 
     def loss(self, outputs, labels):

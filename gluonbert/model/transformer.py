@@ -70,3 +70,17 @@ class TransformerEncoderBlock(LegacyHybridBlock):
     def hybrid_forward(self, F, X, mask=None, rows=None):
         Y = self.addnorm1(X, self.attention(X, mask, rows))
         return self.addnorm2(Y, self.ffn(Y))
+
+    def first_tokens(self, F, X, mask=None, rows=None):
+        """The block's output at each sequence's first token only, (batch, num_hiddens), for
+        a parent's ``hybrid_forward``: the attention reads every position, the residuals,
+        LayerNorms and feed-forward compute at the first tokens."""
+        if rows is None:  # (seq_len, batch, hidden): position 0 of every sequence
+            def first(Z):
+                return F.reshape(F.slice_axis(Z, axis=0, begin=0, end=1), shape=(-3, 0))
+        else:  # packed: the rows of the sequences' first tokens
+            def first(Z):
+                return F.take(Z, F.reshape(F.slice_axis(rows, axis=1, begin=0, end=1),
+                                           shape=(-1,)))
+        Y = self.addnorm1(first(X), first(self.attention(X, mask, rows)))
+        return self.addnorm2(Y, self.ffn(Y))

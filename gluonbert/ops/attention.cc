@@ -103,20 +103,26 @@ struct Mask {
 
 // ---- a small register-blocked GEMM, vectorised by GCC's vector extensions ----
 
-// Eight floats: one AVX register (two SSE ones); wider types make GCC spill under AVX2.
-// Only ever inlined, so the type's calling convention (which -Wpsabi warns of) never matters.
-#pragma GCC diagnostic ignored "-Wpsabi"
+// Eight floats (one AVX register, two SSE ones) or sixteen (one AVX-512 register): each
+// pair's work is compiled for the widest vector its CPU has (ISA_VARIANTS below); wider
+// types than the registers make GCC spill.
 typedef float v8 __attribute__((vector_size(32)));
-constexpr int kLanes = 16;  // columns of C per block, two vectors
-constexpr int kRows = 6;    // rows of C per block: 12 accumulators of the 16 AVX registers
+typedef float v16 __attribute__((vector_size(64)));
 
-inline __attribute__((always_inline)) v8 load(const float* p) {
-  v8 v;
+// A block of C is kRows rows by two vectors of kLanes floats: 12 accumulators of AVX's 16
+// registers, 16 of AVX-512's 32 (more rows reuse each load of B more)
+template <typename V> struct Block { static constexpr int kRows = 6, kLanes = 8; };
+template <> struct Block<v16> { static constexpr int kRows = 8, kLanes = 16; };
+
+template <typename V>
+inline __attribute__((always_inline)) V load(const float* p) {
+  V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-inline __attribute__((always_inline)) void store(float* p, v8 v) {
+template <typename V>
+inline __attribute__((always_inline)) void store(float* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
@@ -127,14 +133,16 @@ inline __attribute__((always_inline)) float at(const float* A, int64_t lda, int6
   return kTransposed ? A[k * lda + r] : A[r * lda + k];
 }
 
-template <bool kTransposed, int R>
+// R rows by two vectors of C
+template <typename V, bool kTransposed, int R>
 inline __attribute__((always_inline)) void gemm_block(
     int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
     float* C, int64_t ldc) {
-  v8 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = v8{};
+  constexpr int W = Block<V>::kLanes;
+  V acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = V{};
   for (int64_t k = 0; k < K; ++k) {
-    const v8 b0 = load(B + k * ldb), b1 = load(B + k * ldb + 8);
+    const V b0 = load<V>(B + k * ldb), b1 = load<V>(B + k * ldb + W);
     for (int r = 0; r < R; ++r) {
       const float a = at<kTransposed>(A, lda, r, k);
       acc[r][0] += a * b0;
@@ -143,25 +151,41 @@ inline __attribute__((always_inline)) void gemm_block(
   }
   for (int r = 0; r < R; ++r) {
     store(C + r * ldc, alpha * acc[r][0]);
-    store(C + r * ldc + 8, alpha * acc[r][1]);
+    store(C + r * ldc + W, alpha * acc[r][1]);
   }
 }
 
+// Columns [n, n + 2 * lanes) of C, every row: blocks of kRows rows, then of half as many,
+// then single rows
+template <typename V, bool kTransposed>
+inline __attribute__((always_inline)) void gemm_columns(
+    int64_t M, int64_t n, int64_t K, float alpha, const float* A, int64_t lda,
+    const float* B, int64_t ldb, float* C, int64_t ldc) {
+  constexpr int R = Block<V>::kRows;
+  auto rows = [&](int64_t i) { return kTransposed ? A + i : A + i * lda; };
+  int64_t i = 0;
+  for (; i + R <= M; i += R)
+    gemm_block<V, kTransposed, R>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
+  for (; i + R / 2 <= M; i += R / 2)
+    gemm_block<V, kTransposed, R / 2>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n,
+                                      ldc);
+  for (; i < M; ++i)
+    gemm_block<V, kTransposed, 1>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
+}
+
 // C (M x N, row stride ldc) = alpha * A . B, all row-major: A is (M x K) with row stride lda,
-// or if `kTransposed` the transpose of a stored (K x M) one, which spares transposing it
-template <bool kTransposed = false>
+// or if `kTransposed` the transpose of a stored (K x M) one, which spares transposing it.
+// Columns in blocks of two V vectors, the rest of them in blocks of two eight-float
+// vectors, the last few one by one.
+template <typename V, bool kTransposed = false>
 inline __attribute__((always_inline)) void gemm(
     int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
     const float* B, int64_t ldb, float* C, int64_t ldc) {
-  auto rows = [&](int64_t i) { return kTransposed ? A + i : A + i * lda; };
   int64_t n = 0;
-  for (; n + kLanes <= N; n += kLanes) {
-    int64_t i = 0;
-    for (; i + kRows <= M; i += kRows)
-      gemm_block<kTransposed, kRows>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
-    for (; i < M; ++i)
-      gemm_block<kTransposed, 1>(K, alpha, rows(i), lda, B + n, ldb, C + i * ldc + n, ldc);
-  }
+  for (; n + 2 * Block<V>::kLanes <= N; n += 2 * Block<V>::kLanes)
+    gemm_columns<V, kTransposed>(M, n, K, alpha, A, lda, B, ldb, C, ldc);
+  for (; n + 2 * Block<v8>::kLanes <= N; n += 2 * Block<v8>::kLanes)
+    gemm_columns<v8, kTransposed>(M, n, K, alpha, A, lda, B, ldb, C, ldc);
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = n; j < N; ++j) {
       float sum = 0.f;
@@ -267,6 +291,7 @@ struct ForwardArgs {
   float* probs;  // (batch * heads, seq, seq), for the backward
 };
 
+template <typename V>
 inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Scratch* w,
                                                         int64_t task) {
   const Problem& p = a.p;
@@ -274,7 +299,7 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Sc
   const float* base = qkv_of(p, a.qkv, task);
   gather(p, base, S, w);
   float* probs = a.probs + task * p.seq * p.seq;  // an (S, S) tile in the pair's slot
-  gemm(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
+  gemm<V>(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
   for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, S, probs + i * S);
   const float* weights = probs;
   if (a.drop.active()) {
@@ -284,7 +309,7 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Sc
     weights = dropped;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  gemm(S, D, S, 1.f, weights, S, w->v.data(), D,
+  gemm<V>(S, D, S, 1.f, weights, S, w->v.data(), D,
        a.out + p.first_row(b) * p.heads * D + h * D, p.out_ld());
 }
 
@@ -294,6 +319,7 @@ struct BackwardArgs {
   float* dqkv;
 };
 
+template <typename V>
 inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, Scratch* w,
                                                          int64_t task) {
   const Problem& p = a.f.p;
@@ -315,10 +341,10 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     std::memcpy(dout + i * D, a.dout + i * p.out_ld() + p.first_row(b) * p.heads * D + h * D,
                 sizeof(float) * D);
   float* dq = a.dqkv + (base - a.f.qkv);
-  gemm<true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
+  gemm<V, true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
   // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
   float* grad = w->tile2.data();
-  gemm(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
+  gemm<V>(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
   for (int64_t i = 0; i < S; ++i) {
     float* g = grad + i * S;
     const float* pr = probs + i * S;
@@ -328,18 +354,19 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
   }
   // dQ = scale * dS . K, dK = dS^T . (scale * Q)
-  gemm(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
-  gemm<true>(S, D, S, 1.f, grad, S, w->q.data(), D, dq + D, ld);
+  gemm<V>(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
+  gemm<V, true>(S, D, S, 1.f, grad, S, w->q.data(), D, dq + D, ld);
 }
 
-// Each pair's work compiled for AVX-512, AVX2 + FMA and plain x86-64, picked at run time:
-// target_clones could not ask for FMA beside AVX2, nor reach into an OpenMP loop's body
+// Each pair's work compiled for AVX-512 (sixteen-float vectors), AVX2 + FMA and plain x86-64
+// (eight-float ones), picked at run time: target_clones could not ask for FMA beside AVX2,
+// nor reach into an OpenMP loop's body
 #define ISA_VARIANTS(pair, Args)                                                            \
   __attribute__((target("avx512f,avx512dq,fma"))) void pair##_avx512(                      \
-      const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }                       \
+      const Args& a, Scratch* w, int64_t task) { pair<v16>(a, w, task); }                  \
   __attribute__((target("avx2,fma"))) void pair##_avx2(                                    \
-      const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }                       \
-  void pair##_plain(const Args& a, Scratch* w, int64_t task) { pair(a, w, task); }         \
+      const Args& a, Scratch* w, int64_t task) { pair<v8>(a, w, task); }                   \
+  void pair##_plain(const Args& a, Scratch* w, int64_t task) { pair<v8>(a, w, task); }     \
   void (*pair##_for_this_cpu())(const Args&, Scratch*, int64_t) {                          \
     __builtin_cpu_init();                                                                  \
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))          \

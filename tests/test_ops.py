@@ -313,3 +313,34 @@ def test_without_the_library_models_build_mxnet_operators(monkeypatch):
         net(X)
     graph = net._cached_graph[1].tojson()
     assert 'gb_' not in graph and 'Dropout' in graph and 'interleaved_matmul_selfatt_qk' in graph
+
+
+@pytest.mark.parametrize('clip', [-1.0, 0.3])
+@pytest.mark.parametrize('decay,wd', [(1 - 1e-3, 0.0), (1.0, 0.1)], ids=['decoupled', 'l2'])
+def test_adam_update_kernel_is_mxnet_adam_update_bit_for_bit(clip, decay, wd):
+    # Shapes that reach the vector loop and its remainder, split over the threads
+    rng = np.random.RandomState(0)
+    for shape in [(7,), (301, 37)]:
+        w, g, m = (rng.randn(*shape).astype(np.float32) for _ in range(3))
+        v = np.abs(rng.randn(*shape)).astype(np.float32)
+        options = dict(lr=0.01, beta1=0.9, beta2=0.999, epsilon=1e-6, rescale_grad=0.25,
+                       clip_gradient=clip)
+        theirs = [mx.nd.array(a) for a in (w * np.float32(decay), g, m, v)]
+        mx.nd.adam_update(*theirs, wd=wd, out=theirs[0], **options)
+        ours = [mx.nd.array(a) for a in (w, g, m, v)]
+        mx.nd.gb_adam_update(*ours, wd=wd, decay=decay, out=ours[0], **options)
+        for name, a, b in zip(('weight', 'grad', 'mean', 'var'), ours, theirs):
+            np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=name)
+        assert not np.array_equal(ours[2].asnumpy(), m)  # the moments moved, in place
+
+
+def test_sum_sq_kernel_sums_every_square_and_keeps_non_finite_values():
+    rng = np.random.RandomState(0)
+    arrays = [rng.randn(*s).astype(np.float32) for s in [(1,), (300001,), (17, 3)]]
+    total = mx.nd.gb_sum_sq(*map(mx.nd.array, arrays), num_arrays=3).asnumpy()
+    want = sum((a.astype(np.float64) ** 2).sum() for a in arrays)
+    np.testing.assert_allclose(total, [want], rtol=1e-6)
+    for bad in (np.inf, np.nan):
+        arrays[1][12345] = bad
+        total = mx.nd.gb_sum_sq(*map(mx.nd.array, arrays), num_arrays=3).asscalar()
+        assert not np.isfinite(total)

@@ -2,7 +2,8 @@
 
 The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
 backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
-``dropout.cc``: ``gb_dropout``); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
+``dropout.cc``: ``gb_dropout``; ``optimizer.cc``: ``gb_adam_update`` and ``gb_sum_sq``, the
+optimizer's passes over every parameter); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
 them with g++ against the ``lib_api`` that the MXNet wheel ships. Importing this module (as
 every model block does) loads the library when it is built and up to date; without it every
 block falls back to MXNet's own operators, with the same numbers, and ``status()`` says why.
@@ -22,9 +23,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = sorted(glob.glob(os.path.join(HERE, '*.cc')))
 HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
 LIBRARY = os.path.join(HERE, '_build', 'libgluonbert_ops.so')
+# Sources compiled without -ffast-math and fused multiply-adds: their numbers are MXNet's
+EXACT_ROUNDING = ('optimizer.cc',)
 
 # The library's operators, each a kernel that ``disabled`` can switch off
-KERNELS = ('gb_attention', 'gb_dropout', 'gb_layer_norm', 'gb_softmax_ce')
+KERNELS = ('gb_adam_update', 'gb_attention', 'gb_dropout', 'gb_layer_norm', 'gb_softmax_ce',
+           'gb_sum_sq')
 
 _state = {'loaded': False, 'why': 'not loaded yet'}
 _disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=frozenset())
@@ -66,8 +70,10 @@ def build(compiler='g++'):
             objects.append(os.path.join(build_dir, os.path.basename(source)[:-3] + '.o'))
             # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked,
             # with it: linking with it would switch denormals off in every process that
-            # loads the library
-            subprocess.run([compiler, '-c', '-ffast-math', *flags, source, '-o', objects[-1]],
+            # loads the library. The optimizer's kernels round as MXNet's do instead
+            precision = (['-fno-math-errno', '-ffp-contract=off']
+                         if os.path.basename(source) in EXACT_ROUNDING else ['-ffast-math'])
+            subprocess.run([compiler, '-c', *precision, *flags, source, '-o', objects[-1]],
                            check=True)
         objects.append(os.path.join(build_dir, 'lib_api.o'))
         subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),

@@ -30,8 +30,11 @@ smaller than with it, the difference that matters in few-sample fine-tuning (Zha
 """
 import math
 
+import numpy as np
 from mxnet import ndarray as nd
 from mxnet.optimizer import Optimizer, register
+
+from .. import ops
 
 
 class AdamVariant(Optimizer):
@@ -72,16 +75,29 @@ class AdamVariant(Optimizer):
         multiplier = self.step_multiplier(self._index_update_count[index])
         mean, var = state
         options = dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon,
-                       clip_gradient=self.clip_gradient or -1)
-        if self.decoupled_weight_decay:
-            # w -= lr * (c * m / (sqrt(v) + eps) + wd * w) as the decay, then Adam's step
-            # without it: MXNet 1.9.1's adamw_update makes five single-threaded passes over
-            # the tensors (3-5x slower on CPU), adam_update one threaded pass
-            if wd:
-                weight *= 1 - lr * wd
-            wd = 0.
-        nd.adam_update(weight, grad, mean, var, rescale_grad=self.rescale_grad,
-                       lr=lr * multiplier, wd=wd, out=weight, **options)
+                       rescale_grad=self.rescale_grad, clip_gradient=self.clip_gradient or -1)
+        # Decoupled: w -= lr * (c * m / (sqrt(v) + eps) + wd * w), i.e. the weight scaled by
+        # 1 - lr * wd, then Adam's step without decay
+        decay = 1 - lr * wd if self.decoupled_weight_decay else 1.
+        l2 = 0. if self.decoupled_weight_decay else wd
+        if _kernel_applies(weight, grad):
+            # Both in one threaded pass (gluonbert.ops)
+            nd.gb_adam_update(weight, grad, mean, var, lr=lr * multiplier, wd=l2, decay=decay,
+                              out=weight, **options)
+            return
+        # MXNet 1.9.1's adamw_update makes five single-threaded passes over the tensors (3-5x
+        # slower on CPU), adam_update one threaded pass
+        if decay != 1:
+            weight *= decay
+        nd.adam_update(weight, grad, mean, var, lr=lr * multiplier, wd=l2, out=weight,
+                       **options)
+
+
+def _kernel_applies(weight, grad):
+    """Whether ``gb_adam_update`` can update ``weight``: dense float32 arrays on a CPU."""
+    return (ops.enabled('gb_adam_update') and weight.context.device_type == 'cpu'
+            and weight.dtype == np.float32 and grad.dtype == np.float32
+            and weight.stype == grad.stype == 'default')
 
 
 # The class names give the registered names (MXNet registers ``__name__.lower()``)

@@ -121,3 +121,16 @@ def test_registered_names_leave_gluonnlp_and_mxnet_optimizers_in_place():
 def test_out_of_range_hyperparameters_are_errors(option):
     with pytest.raises(ValueError, match=next(iter(option))):
         mx.optimizer.create('gb_adamw', **option)
+
+
+@pytest.mark.parametrize('name', sorted(SWITCHES))
+def test_without_the_kernel_every_variant_takes_the_same_steps(name, problem):
+    # gb_adam_update (gluonbert.ops) where it applies, MXNet's adam_update elsewhere
+    from gluonbert import ops
+    w, grads = problem
+    options = dict(learning_rate=0.01, wd=0.1, rescale_grad=0.5, clip_gradient=0.4)
+    with_kernel = run(mx.optimizer.create(name, **options), w, grads)
+    with ops.disabled('gb_adam_update'):
+        without = run(mx.optimizer.create(name, **options), w, grads)
+    for t, (a, b) in enumerate(zip(with_kernel, without), 1):
+        np.testing.assert_array_equal(a, b, err_msg=f'step {t}')

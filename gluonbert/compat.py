@@ -183,10 +183,14 @@ def is_hybridized(block):
     return block._active
 
 
-def clear_cached_graph(block):
-    """Drop a hybridized block's cached graph (``HybridBlock._clear_cached_op``), so that the
-    next call traces again: a cached graph serves one call structure only."""
-    block._clear_cached_op()
+def trace_for(block, structure):
+    """Have a hybridized ``block``'s next call trace again when ``structure`` (hashable: which
+    inputs the call has, say) differs from its last call's. A cached graph serves one call
+    structure only, and MXNet 1.9.1 would run it on another; dropping it
+    (``HybridBlock._clear_cached_op``) makes the next call trace anew."""
+    if is_hybridized(block) and structure != getattr(block, '_gluonbert_structure', structure):
+        block._clear_cached_op()
+    block._gluonbert_structure = structure
 
 
 def dense_units(dense):

@@ -256,12 +256,8 @@ class BERTModel(LegacyHybridBlock):
             # MXNet 1.9.1 gives a backend (hybridize_for_inference) the inputs' shapes by
             # position, a None valid_lens shifting pred_positions out: every token is valid
             valid_lens = mx.nd.full((tokens.shape[0],), tokens.shape[1], ctx=tokens.context)
-        # A cached graph serves one call structure; rebuild it when the structure changes
-        structure = (valid_lens is None, pred_positions is None, packed is None)
-        if compat.is_hybridized(self) and structure != getattr(self, '_structure', structure):
-            compat.clear_cached_graph(self)
-        self._structure = structure
-        packing_inputs = () if packed is None else (packed, rows)  # see encoder
+        compat.trace_for(self, (valid_lens is None, pred_positions is None, packed is None))
+        packing_inputs = packing.encoder_inputs(packed, rows)
         if pred_positions is not None:
             return super().forward(tokens, segments, valid_lens, pred_positions, *packing_inputs)
         # A static graph cannot output None: run without the MLM head and add it here
@@ -274,7 +270,7 @@ class BERTModel(LegacyHybridBlock):
     def hybrid_forward(self, F, tokens, segments, valid_lens=None, pred_positions=None,
                        packed=None, rows=None):
         encoded_X = self.encoder(tokens, segments, valid_lens,
-                                 *(() if packed is None else (packed, rows)))
+                                 *packing.encoder_inputs(packed, rows))
         # The hidden layer of the MLP classifier for next sentence prediction.
         # 0 is the index of the '<cls>' token
         cls = F.reshape(F.slice_axis(encoded_X, axis=1, begin=0, end=1), shape=(0, -1))

@@ -72,14 +72,17 @@ def batch_packing(block, encoder, valid_lens, seq_len):
     ``padded()``, without lengths, or where the encoder does not ``packs()``). A hybridized
     ``block``'s cached graph serves one input structure: it is rebuilt when this changes."""
     packs = enabled() and valid_lens is not None and encoder.packs()
-    if compat.is_hybridized(block) and packs != getattr(block, '_packs', packs):
-        compat.clear_cached_graph(block)
-    block._packs = packs
+    compat.trace_for(block, ('packed', packs))
     if not packs:
         return ()
     # The lengths were read on the host by the input checks already
     return tuple(mx.nd.array(a, ctx=valid_lens.context)
                  for a in packing_of(valid_lens.asnumpy(), seq_len))
+
+
+def encoder_inputs(packed, rows):
+    """The encoder's inputs after the valid lengths: ``(packed, rows)``, or none if padded."""
+    return () if packed is None else (packed, rows)
 
 
 def pack(F, X, packed):

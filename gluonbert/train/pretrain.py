@@ -10,7 +10,7 @@ from mxnet import gluon
 
 from .. import compat, ops
 from ..model.legacy import LegacyHybridBlock
-from ..model.packing import batch_packing
+from ..model.packing import batch_packing, encoder_inputs
 from .callbacks import Callback
 from .engine import Engine, Objective
 
@@ -45,8 +45,7 @@ class PretrainingObjective(LegacyHybridBlock):
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions, mlm_weights,
                        mlm_labels, nsp_labels, packed=None, rows=None):
         _, mlm_Y_hat, nsp_Y_hat = self.net(tokens, segments, F.reshape(valid_lens, shape=(-1,)),
-                                           pred_positions,
-                                           *(() if packed is None else (packed, rows)))
+                                           pred_positions, *encoder_inputs(packed, rows))
         mlm_l = self._loss(F, F.reshape(mlm_Y_hat, shape=(-1, self.vocab_size)),
                            F.reshape(mlm_labels, shape=(-1,)),
                            F.reshape(mlm_weights, shape=(-1,)))

@@ -127,6 +127,20 @@ def test_bfloat16_counts_as_native_where_it_beats_float32(monkeypatch, tmp_path,
     assert mixed_precision.cpu_native_bfloat16()[0] is fast
 
 
+@pytest.mark.parametrize('line, reason', [
+    ('AMX off (MXNet imported before gluonbert)', '(MXNet imported before gluonbert)'),
+    ('AMX off (Linux refused it)', '(Linux refused it)'),
+    ('DNNL_MAX_CPU_ISA=AVX512_CORE (set by the user)', '(DNNL_MAX_CPU_ISA=AVX512_CORE (set')])
+def test_amp_auto_says_why_amx_is_off(monkeypatch, line, reason):
+    from gluonbert import runtime
+    from gluonbert.train import mixed_precision
+    monkeypatch.setattr(runtime, 'cpu_flags', lambda: {'avx512bw', 'avx512_bf16', 'amx_bf16'})
+    monkeypatch.setattr(runtime, 'AMX', line)
+    monkeypatch.delenv('DNNL_MAX_CPU_ISA', raising=False)
+    fast, why = mixed_precision.cpu_native_bfloat16()
+    assert not fast and why.startswith(f'AMX is not on for oneDNN {reason}'), why
+
+
 def test_amp_off_and_an_explicit_amp_are_taken_as_given():
     from gluonbert.train import mixed_precision
     assert mixed_precision.choose('off', [mx.cpu()], 768) == (None, 'float32 (--amp off)')

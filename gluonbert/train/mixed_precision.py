@@ -58,9 +58,17 @@ def cpu_native_bfloat16():
     if 'avx512_bf16' not in flags:
         return False, 'this CPU lacks AVX-512 BF16'
     if 'amx_bf16' in flags and not runtime.amx_for_onednn():
-        return False, ("AMX is not on for oneDNN (DNNL_MAX_CPU_ISA), and its AVX-512 BF16 "
+        return False, (f'AMX is not on for oneDNN ({_amx_off_reason()}), and its AVX-512 BF16 '
                        'kernels run slower than float32 on such a CPU')
     return True, ''
+
+
+def _amx_off_reason():
+    """Why oneDNN has no AMX, from ``runtime.configure_amx``'s line."""
+    line = runtime.AMX
+    if line.startswith('AMX off (') and line.endswith(')'):
+        return line[len('AMX off ('):-1]
+    return line or 'DNNL_MAX_CPU_ISA'
 
 
 def choose(option, contexts, num_hiddens):

@@ -344,3 +344,49 @@ def test_sum_sq_kernel_sums_every_square_and_keeps_non_finite_values():
         arrays[1][12345] = bad
         total = mx.nd.gb_sum_sq(*map(mx.nd.array, arrays), num_arrays=3).asscalar()
         assert not np.isfinite(total)
+
+
+@pytest.mark.parametrize('packed', [False, True], ids=['padded', 'packed'])
+def test_attention_first_position_queries_give_the_full_calls_first_rows(packed):
+    # Dropout on: the first-position call draws the full call's mask at those positions
+    from gluonbert.model.packing import packing_of
+    seq, batch, heads, dim = 9, 3, 2, 8
+    rng = np.random.RandomState(0)
+    lengths = np.array([9, 2, 5], np.float32)
+    padded_qkv = rng.randn(seq, batch, 3 * heads * dim).astype(np.float32)
+    grad_first = mx.nd.array(rng.randn(batch, heads * dim))
+    if packed:
+        rows_of, rows = packing_of(lengths, seq, multiple=4)
+        qkv = mx.nd.array(padded_qkv.transpose(1, 0, 2).reshape(batch * seq, -1)[
+            rows_of.astype(int)])
+        extra, options = (mx.nd.array(rows),), dict(packed=1)
+        firsts = rows[:, 0].astype(int)
+    else:
+        qkv, extra, options, firsts = mx.nd.array(padded_qkv), (), {}, None
+
+    def call(first):
+        mx.random.seed(7)
+        x = qkv.copy()
+        x.attach_grad()
+        with autograd.record():
+            out = mx.nd.gb_attention(x, mx.nd.array([2.0]), mx.nd.array(lengths), *extra,
+                                     heads=heads, dropout=0.3, masked=1, first=int(first),
+                                     mask_value=-1e6, **options)[0]
+        if first:
+            out.backward(grad_first)
+            return out.asnumpy(), x.grad.asnumpy()
+        dy = np.zeros(out.shape, np.float32)
+        if packed:
+            dy[firsts] = grad_first.asnumpy()
+            first_rows = out.asnumpy()[firsts]
+        else:
+            dy[0] = grad_first.asnumpy()
+            first_rows = out.asnumpy()[0]
+        out.backward(mx.nd.array(dy))
+        return first_rows, x.grad.asnumpy()
+
+    (full_out, full_grad), (out, grad) = call(False), call(True)
+    assert out.shape == (batch, heads * dim)
+    np.testing.assert_allclose(out, full_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, full_grad, rtol=1e-4, atol=1e-5)
+    assert np.abs(grad).sum() > 0

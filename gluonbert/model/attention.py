@@ -45,11 +45,21 @@ class MultiHeadAttention(LegacyHybridBlock):
             self.dropout = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, X, mask=None, rows=None):
-        weight, bias = self._interleaved_qkv(F, X)
-        qkv = F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
-                               no_bias=bias is None, flatten=False)
-        return self.W_o(attend(F, qkv, mask, self.num_heads, self.dropout,
+        return self.W_o(attend(F, self._qkv(F, X), mask, self.num_heads, self.dropout,
                                kernel=uses_kernel(self), rows=rows))
+
+    def first_queries(self, F, X, mask=None, rows=None):
+        """``self(X, mask, rows)`` at each sequence's first position, (batch, num_hiddens),
+        for a parent's ``hybrid_forward`` where ``uses_kernel(self)``: only those positions
+        query, and the output projection computes on them alone."""
+        return self.W_o(attend(F, self._qkv(F, X), mask, self.num_heads, self.dropout,
+                               kernel=True, rows=rows, first=True))
+
+    def _qkv(self, F, X):
+        """The Q, K, V projection of ``X`` in one product, interleaved per head."""
+        weight, bias = self._interleaved_qkv(F, X)
+        return F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
+                                no_bias=bias is None, flatten=False)
 
     def _interleaved_qkv(self, F, X):
         """The Q, K, V weights (and biases) interleaved per head, as the fused kernels
@@ -73,21 +83,23 @@ def uses_kernel(block):
             and ops.usable_for(block.W_q.weight, 'gb_attention'))
 
 
-def attend(F, qkv, mask, num_heads, dropout, kernel=False, rows=None):
+def attend(F, qkv, mask, num_heads, dropout, kernel=False, rows=None, first=False):
     """Scaled dot-product attention over interleaved ``qkv`` (seq_len, batch, 3 * hidden),
     on ``gb_attention`` if ``kernel``, which also takes a (batch,) valid-lengths ``mask``, and
-    with it packed tokens: ``qkv`` (tokens, 3 * hidden) and their ``rows``."""
+    with it packed tokens: ``qkv`` (tokens, 3 * hidden) and their ``rows``. With ``first``
+    (the kernel only), each sequence's first position alone queries: (batch, hidden)."""
+    if (rows is not None or first) and not kernel:
+        raise ValueError('packed tokens (rows=) and first-position queries need the '
+                         'gb_attention kernel; see BERTEncoder.packs')
     if rows is not None:
-        if not kernel:
-            raise ValueError('packed tokens (rows=) need the gb_attention kernel; see '
-                             'BERTEncoder.packs')
         return F.gb_attention(ops.float32(F, qkv), training_flag(F, qkv), mask, rows,
                               heads=num_heads, dropout=compat.dropout_options(dropout)[0],
-                              masked=1, packed=1, mask_value=MASK_VALUE)[0]
+                              masked=1, packed=1, first=int(first), mask_value=MASK_VALUE)[0]
     if kernel:
         inputs = (ops.float32(F, qkv), training_flag(F, qkv)) + (() if mask is None else (mask,))
         return F.gb_attention(*inputs, heads=num_heads, dropout=compat.dropout_options(dropout)[0],
-                              masked=int(mask is not None), mask_value=MASK_VALUE)[0]
+                              masked=int(mask is not None), first=int(first),
+                              mask_value=MASK_VALUE)[0]
     if compat.amp_initialized():
         # AMP leaves the projection in float16/bfloat16, but MXNet's fused kernels compute in
         # float32 on CPU, and the float32 mask would widen the scores anyway

@@ -1,7 +1,7 @@
 """The Transformer encoder block of d2l (post-LayerNorm), in the sequence-first layout."""
 from mxnet.gluon import nn
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, uses_kernel
 from .dropout import dropout
 from .layer_norm import layer_norm
 from .legacy import LegacyHybridBlock
@@ -73,8 +73,9 @@ class TransformerEncoderBlock(LegacyHybridBlock):
 
     def first_tokens(self, F, X, mask=None, rows=None):
         """The block's output at each sequence's first token only, (batch, num_hiddens), for
-        a parent's ``hybrid_forward``: the attention reads every position, the residuals,
-        LayerNorms and feed-forward compute at the first tokens."""
+        a parent's ``hybrid_forward``: the attention reads every position, and on
+        ``gb_attention`` only the first ones query; the residuals, LayerNorms and feed-forward
+        compute at the first tokens."""
         if rows is None:  # (seq_len, batch, hidden): position 0 of every sequence
             def first(Z):
                 return F.reshape(F.slice_axis(Z, axis=0, begin=0, end=1), shape=(-3, 0))
@@ -82,5 +83,7 @@ class TransformerEncoderBlock(LegacyHybridBlock):
             def first(Z):
                 return F.take(Z, F.reshape(F.slice_axis(rows, axis=1, begin=0, end=1),
                                            shape=(-1,)))
-        Y = self.addnorm1(first(X), first(self.attention(X, mask, rows)))
+        attended = (self.attention.first_queries(F, X, mask, rows)
+                    if uses_kernel(self.attention) else first(self.attention(X, mask, rows)))
+        Y = self.addnorm1(first(X), attended)
         return self.addnorm2(Y, self.ffn(Y))

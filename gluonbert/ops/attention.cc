@@ -22,6 +22,12 @@
 // batch up to a round size) are zero in the output and in qkv's gradient. The probabilities
 // keep their (batch * heads, seq, seq) slots and the dropout its offsets (task, i, j), so a
 // packed batch draws the dropout mask of the padded one.
+//
+// With `first=1` only each sequence's first position queries (the <cls> token, all that a
+// pooling head reads of the last layer): the output is (batch, hidden), row b that of
+// sequence b, the probabilities (batch * heads, 1, seq), and qkv's gradient is zero in the
+// queries of the other positions. The numbers, dropout included, are those of the full call's
+// first positions.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -44,6 +50,7 @@ struct Attrs {
   float dropout = 0.f;
   bool masked = false;
   bool packed = false;
+  bool first = false;
   float mask_value = -1e6f;
 };
 
@@ -57,6 +64,8 @@ bool parse(const std::unordered_map<std::string, std::string>& attrs, Attrs* out
   out->masked = masked == "1" || masked == "True" || masked == "true";
   const std::string packed = get("packed", "0");
   out->packed = packed == "1" || packed == "True" || packed == "true";
+  const std::string first = get("first", "0");
+  out->first = first == "1" || first == "True" || first == "true";
   out->mask_value = std::stof(get("mask_value", "-1e6"));
   if (out->packed && !out->masked) {
     MX_ERROR_MSG << "gb_attention: packed=1 needs masked=1 (the lengths and the row map)";
@@ -80,7 +89,15 @@ struct Problem {
   // Packed tokens: the (batch,) lengths and the (batch, seq) row map; null when padded
   const float* lengths = nullptr;
   const float* rows = nullptr;
+  bool first = false;  // only the first positions query
   bool packed() const { return rows != nullptr; }
+  // The query rows of a pair over S positions, and the rows of its slot of probabilities
+  int64_t queries(int64_t S) const { return first ? 1 : S; }
+  int64_t slot_rows() const { return first ? 1 : seq; }
+  // Where the output of head h of sequence b starts
+  int64_t out_of(int64_t b, int64_t h) const {
+    return (first ? b : first_row(b)) * heads * dim + h * dim;
+  }
   // Between sequence positions: the next token of a sequence is the next row when packed
   int64_t qkv_ld() const { return (packed() ? 1 : batch) * heads * 3 * dim; }
   int64_t out_ld() const { return (packed() ? 1 : batch) * heads * dim; }
@@ -295,22 +312,21 @@ template <typename V>
 inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Scratch* w,
                                                         int64_t task) {
   const Problem& p = a.p;
-  const int64_t S = p.positions(task), D = p.dim;
+  const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim;
   const float* base = qkv_of(p, a.qkv, task);
   gather(p, base, S, w);
-  float* probs = a.probs + task * p.seq * p.seq;  // an (S, S) tile in the pair's slot
-  gemm<V>(S, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
-  for (int64_t i = 0; i < S; ++i) softmax_row(p, a.mask, task, i, S, probs + i * S);
+  float* probs = a.probs + task * p.slot_rows() * p.seq;  // a (Q, S) tile in the pair's slot
+  gemm<V>(Q, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
+  for (int64_t i = 0; i < Q; ++i) softmax_row(p, a.mask, task, i, S, probs + i * S);
   const float* weights = probs;
   if (a.drop.active()) {
     float* dropped = w->tile1.data();
-    std::memcpy(dropped, probs, sizeof(float) * S * S);
-    for (int64_t i = 0; i < S; ++i) drop_row(p, a.drop, task, i, S, dropped + i * S);
+    std::memcpy(dropped, probs, sizeof(float) * Q * S);
+    for (int64_t i = 0; i < Q; ++i) drop_row(p, a.drop, task, i, S, dropped + i * S);
     weights = dropped;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  gemm<V>(S, D, S, 1.f, weights, S, w->v.data(), D,
-       a.out + p.first_row(b) * p.heads * D + h * D, p.out_ld());
+  gemm<V>(Q, D, S, 1.f, weights, S, w->v.data(), D, a.out + p.out_of(b, h), p.out_ld());
 }
 
 struct BackwardArgs {
@@ -323,29 +339,28 @@ template <typename V>
 inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, Scratch* w,
                                                          int64_t task) {
   const Problem& p = a.f.p;
-  const int64_t S = p.positions(task), D = p.dim, ld = p.qkv_ld();
+  const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim, ld = p.qkv_ld();
   const float* base = qkv_of(p, a.f.qkv, task);
   gather(p, base, S, w);
-  const float* probs = a.f.probs + task * p.seq * p.seq;
+  const float* probs = a.f.probs + task * p.slot_rows() * p.seq;
   // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
   const float* dropped = probs;
   if (a.f.drop.active()) {
     float* tile = w->tile1.data();
-    std::memcpy(tile, probs, sizeof(float) * S * S);
-    for (int64_t i = 0; i < S; ++i) drop_row(p, a.f.drop, task, i, S, tile + i * S);
+    std::memcpy(tile, probs, sizeof(float) * Q * S);
+    for (int64_t i = 0; i < Q; ++i) drop_row(p, a.f.drop, task, i, S, tile + i * S);
     dropped = tile;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
   float* dout = w->dout.data();
-  for (int64_t i = 0; i < S; ++i)
-    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + p.first_row(b) * p.heads * D + h * D,
-                sizeof(float) * D);
+  for (int64_t i = 0; i < Q; ++i)
+    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + p.out_of(b, h), sizeof(float) * D);
   float* dq = a.dqkv + (base - a.f.qkv);
-  gemm<V, true>(S, D, S, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
+  gemm<V, true>(S, D, Q, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
   // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
   float* grad = w->tile2.data();
-  gemm<V>(S, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
-  for (int64_t i = 0; i < S; ++i) {
+  gemm<V>(Q, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
+  for (int64_t i = 0; i < Q; ++i) {
     float* g = grad + i * S;
     const float* pr = probs + i * S;
     if (a.f.drop.active()) drop_row(p, a.f.drop, task, i, S, g);
@@ -353,9 +368,10 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     for (int64_t j = 0; j < S; ++j) dot += pr[j] * g[j];
     for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
   }
-  // dQ = scale * dS . K, dK = dS^T . (scale * Q)
-  gemm<V>(S, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
-  gemm<V, true>(S, D, S, 1.f, grad, S, w->q.data(), D, dq + D, ld);
+  // dQ = scale * dS . K (the positions that do not query get none), dK = dS^T . (scale * Q)
+  gemm<V>(Q, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
+  for (int64_t i = Q; i < S; ++i) std::memset(dq + i * ld, 0, sizeof(float) * D);
+  gemm<V, true>(S, D, Q, 1.f, grad, S, w->q.data(), D, dq + D, ld);
 }
 
 // Each pair's work compiled for AVX-512 (sixteen-float vectors), AVX2 + FMA and plain x86-64
@@ -396,6 +412,7 @@ Problem problem_of(const Attrs& attrs, std::vector<MXTensor>* inputs) {
   const MXTensor& qkv = inputs->at(0);
   Problem p;
   p.heads = attrs.heads;
+  p.first = attrs.first;
   p.dim = qkv.shape.back() / (3 * attrs.heads);
   p.scale = 1.f / std::sqrt(static_cast<float>(p.dim));
   if (attrs.packed) {
@@ -464,7 +481,7 @@ MXReturnValue attention_forward(const std::unordered_map<std::string, std::strin
   args.probs = outputs->at(1).data<float>();
   static const auto pair = forward_pair_for_this_cpu();
   for_each_pair(args.p, args, pair);
-  if (at.packed) zero_uncovered(args.p, tokens, args.p.out_ld(), args.out);
+  if (at.packed && !at.first) zero_uncovered(args.p, tokens, args.p.out_ld(), args.out);
   return MX_SUCCESS;
 }
 
@@ -527,8 +544,8 @@ MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string
                       "flag (1,), the lengths (batch,) and the row map (batch, seq)";
       return MX_FAIL;
     }
-    out->at(0) = {qkv[0], qkv[1] / 3};
-    out->at(1) = {rows[0] * static_cast<unsigned int>(at.heads), rows[1], rows[1]};
+    out->at(0) = {at.first ? rows[0] : qkv[0], qkv[1] / 3};
+    out->at(1) = {rows[0] * static_cast<unsigned int>(at.heads), at.first ? 1 : rows[1], rows[1]};
     out->at(2) = {2};
     return MX_SUCCESS;
   }
@@ -547,8 +564,9 @@ MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string
                     "(batch * heads, seq, seq)";
     return MX_FAIL;
   }
-  out->at(0) = {seq, batch, qkv[2] / 3};
-  out->at(1) = {pairs, seq, seq};
+  out->at(0) = at.first ? std::vector<unsigned int>{batch, qkv[2] / 3}
+                        : std::vector<unsigned int>{seq, batch, qkv[2] / 3};
+  out->at(1) = {pairs, at.first ? 1 : seq, seq};
   out->at(2) = {2};
   return MX_SUCCESS;
 }

@@ -10,16 +10,22 @@ accuracy is chance). Each is exported as users do it: ``gluonbert export --to hf
 and ``export/optimize.py`` in the deploy environment (``export/setup-deploy.sh``: onnxruntime's
 transformer fusions, then its dynamic int8; those rows are skipped, with the reason, when the
 environment cannot be made). Rows, each in a fresh process on the same token ids (SST-2 dev,
-encoded once by gluonbert's task code), batches of ``--batch-size`` in file order cut to their
-longest sentence (rounded up to 16):
+encoded once by gluonbert's task code), batches of ``--batch-size``:
 
 - ``gluonbert fp32`` / ``gluonbert default``: ``Task.predict`` as ``gluonbert evaluate`` runs it
   (``hybridize_for_inference``, oneDNN graph fusion) with ``--amp off`` / its default ``--amp
   auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
-  ``torch.autocast('cpu', dtype=torch.bfloat16)``);
-- ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: onnxruntime (the deploy environment's,
-  all graph optimizations on) on ``model.onnx``, ``model.opt.onnx``, ``model.opt.int8.onnx``.
+  ``torch.autocast('cpu', dtype=torch.bfloat16)``), batches in file order cut to their longest
+  sentence rounded up to 16 (HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``), as HF
+  users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
+  much of a ratio is the batching (the ratios stay to ``hf fp32``);
+- ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: ``export/predict.py``'s ``Predictor`` as
+  it serves (onnxruntime of the deploy environment, its session options) on ``model.onnx``,
+  ``model.opt.onnx``, ``model.opt.int8.onnx``.
+
+gluonbert and the ONNX rows batch as they serve: ``gluonbert.tasks.inference.length_batches``,
+rows longest first, each batch cut to its longest rounded up to 16, outputs back in file order.
 
 One untimed pass over the first two batches, then ``--passes`` timed passes over the whole
 set (median kept). Accuracy is each row's argmax against SST-2 dev's labels. Prints one table
@@ -49,8 +55,8 @@ from real_finetune import bert_base_folder, machine, minilm_folder  # noqa: E402
 
 EXPORT = os.path.join(ROOT, 'export')
 DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
-ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf bf16 autocast', 'onnx plain',
-        'onnx optimised', 'onnx int8')
+ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf fp32 sorted', 'hf bf16 autocast',
+        'onnx plain', 'onnx optimised', 'onnx int8')
 # the --amp each gluonbert row's worker starts with, as ``gluonbert evaluate --amp``
 GLUONBERT_AMP = {'gluonbert fp32': 'off', 'gluonbert default': 'auto'}
 BASELINE = 'hf fp32'
@@ -60,15 +66,18 @@ ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
 MULTIPLE = 16
 
 
-def batches(arrays, batch_size):
-    """``(tokens, segments, valid_lens)`` batches in order, cut to their longest row rounded up
-    to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)`` gives)."""
+def file_order_batches(arrays, batch_size):
+    """``(rows, (tokens, segments, valid_lens))`` batches in file order, cut to their longest
+    row rounded up to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``
+    gives)."""
+    import numpy as np
     tokens, segments, valid_lens = arrays
     for start in range(0, len(tokens), batch_size):
         lens = valid_lens[start:start + batch_size]
         width = min(tokens.shape[1], -(-int(lens.max()) // MULTIPLE) * MULTIPLE)
-        yield (tokens[start:start + batch_size, :width],
-               segments[start:start + batch_size, :width], lens)
+        yield (np.arange(start, start + len(lens)),
+               (tokens[start:start + batch_size, :width],
+                segments[start:start + batch_size, :width], lens))
 
 
 def timed_passes(predict, arrays, spec):
@@ -109,44 +118,43 @@ def gluonbert_worker(spec):
 
 
 def hf_worker(spec):
-    """The exported HF folder under ``torch.no_grad()`` (and bf16 autocast)."""
+    """The exported HF folder under ``torch.no_grad()`` (and bf16 autocast), on batches in
+    file order, or length-sorted ones (``spec['sorted']``)."""
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification
+    from gluonbert.tasks.inference import in_row_order, length_batches
     torch.set_num_threads(os.cpu_count())
     model = BertForSequenceClassification.from_pretrained(spec['model']).eval()
     autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=spec['amp'] == 'bf16')
 
+    plan = length_batches if spec['sorted'] else file_order_batches
+
     def predict(arrays):
-        pieces = []
+        rows, pieces = [], []
         with torch.no_grad(), autocast:
-            for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
+            for batch_rows, (tokens, segments, valid_lens) in plan(arrays, spec['batch_size']):
                 positions = np.arange(tokens.shape[1])[None]
                 mask = torch.from_numpy((positions < valid_lens[:, None]).astype('int64'))
                 out = model(input_ids=torch.from_numpy(tokens.astype('int64')),
                             token_type_ids=torch.from_numpy(segments.astype('int64')),
                             attention_mask=mask)
+                rows.append(batch_rows)
                 pieces.append(out.logits.float().numpy())
-        return np.concatenate(pieces)
+        return in_row_order(pieces, rows, arrays[0].shape[1])
     return timed_passes(predict, load_features(spec), spec)
 
 
 def onnx_worker(spec):
-    """onnxruntime, every graph optimization on, on one of the export's graphs."""
-    import numpy as np
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(spec['model'], options, providers=['CPUExecutionProvider'])
+    """One of the export's graphs served as ``export/predict.py`` serves it (its
+    ``Predictor``: session options, length-sorted batches)."""
+    sys.path.insert(0, EXPORT)
+    from predict import Predictor
+    from gluonbert.tasks.base import Features
+    predictor = Predictor(os.path.dirname(spec['model']), os.path.basename(spec['model']))
 
     def predict(arrays):
-        pieces = []
-        for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
-            feeds = dict(tokens=tokens.astype('int64'), segments=segments.astype('int64'),
-                         valid_lens=valid_lens.astype('int64'))
-            pieces.append(session.run(None, feeds)[0])
-        return np.concatenate(pieces)
+        return predictor.outputs(Features(*arrays), spec['batch_size'])
     return timed_passes(predict, load_features(spec), spec)
 
 
@@ -223,9 +231,9 @@ def exports(model, folder, workdir):
         torch_env.torch_python()
         hf = os.path.join(workdir, f'{model}-hf')
         gluonbert_command('export', '--model', folder, '--to', 'hf', '--out', hf)
-        paths['hf fp32'] = paths['hf bf16 autocast'] = hf
+        paths['hf fp32'] = paths['hf fp32 sorted'] = paths['hf bf16 autocast'] = hf
     except RuntimeError as e:
-        skipped.update({'hf fp32': str(e), 'hf bf16 autocast': str(e)})
+        skipped.update({row: str(e) for row in ROWS if row.startswith('hf')})
     onnx = os.path.join(workdir, f'{model}-onnx')
     gluonbert_command('export', '--model', folder, '--out', onnx)
     setup = subprocess.run(['bash', os.path.join(EXPORT, 'setup-deploy.sh')],
@@ -308,7 +316,7 @@ def main():
                 worker = row.split()[0]
                 amp = GLUONBERT_AMP.get(row, 'bf16' if 'bf16' in row else None)
                 spec = dict(model=paths[row], features=features, batch_size=args.batch_size,
-                            passes=args.passes, amp=amp)
+                            passes=args.passes, amp=amp, sorted=row.endswith('sorted'))
                 logits, seconds, rss = run_worker(worker, spec, workdir)
                 rows[row] = dict(examples_per_sec=len(labels) / statistics.median(seconds),
                                  accuracy=float(np.mean(logits.argmax(1) == labels)),

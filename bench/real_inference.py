@@ -33,8 +33,11 @@ per model (ratios to ``hf fp32``) and writes ``bench/results/real_inference.json
 
     python bench/real_inference.py [--models minilm,bert-base] [--model FOLDER]
         [--train-limit 4000] [--batch-size 128] [--passes 2] [--bert-base-limit 256] [--quick]
+        [--profile]
 
 ``--quick``: a smoke run (MiniLM fine-tuned on 64 sentences, 64 dev sentences, one pass).
+``--profile``: after the timed passes, the ONNX rows run one more pass under onnxruntime's
+profiler and print (and keep in the JSON) their kernel time by operator type.
 """
 import argparse
 import json
@@ -155,7 +158,32 @@ def onnx_worker(spec):
 
     def predict(arrays):
         return predictor.outputs(Features(*arrays), spec['batch_size'])
-    return timed_passes(predict, load_features(spec), spec)
+    logits, seconds = timed_passes(predict, load_features(spec), spec)
+    if not spec['profile']:
+        return logits, seconds
+    import onnxruntime as ort
+    options = ort.SessionOptions()  # as Predictor's, with the profiler on
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    options.profile_file_prefix = spec['features'] + '.profile'
+    predictor.session = ort.InferenceSession(spec['model'], options,
+                                             providers=['CPUExecutionProvider'])
+    predict(load_features(spec))
+    return logits, seconds, kernel_ms(predictor.session.end_profiling())
+
+
+def kernel_ms(trace):
+    """``{operator type: milliseconds}`` of the kernels in onnxruntime's profile ``trace``,
+    slowest first."""
+    with open(trace) as f:
+        events = json.load(f)
+    total = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+            op = event['args']['op_name']
+            total[op] = total.get(op, 0.0) + event['dur'] / 1e3
+    return dict(sorted(total.items(), key=lambda item: -item[1]))
 
 
 def prepare_worker(spec):
@@ -178,7 +206,7 @@ WORKERS = {'prepare': prepare_worker, 'gluonbert': gluonbert_worker, 'hf': hf_wo
 
 def run_worker(worker, spec, workdir):
     """``worker`` in a fresh process (gluonbert's, the torch or the deploy environment);
-    ``(logits or None, seconds, peak RSS MiB)``."""
+    ``(logits or None, seconds, peak RSS MiB, {operator type: ms} or None)``."""
     path = os.path.join(workdir, f'spec-{worker}.json')
     with open(path, 'w') as f:
         json.dump(spec, f)
@@ -197,7 +225,7 @@ def run_worker(worker, spec, workdir):
     if result['logits']:
         import numpy as np
         logits = np.load(result['logits'])
-    return logits, result['seconds'], usage.ru_maxrss / 1024
+    return logits, result['seconds'], usage.ru_maxrss / 1024, result['operators']
 
 
 def finetuned_models(args, workdir, data):
@@ -267,6 +295,8 @@ def main():
                         help='dev sentences BERT-base predicts (0: all)')
     parser.add_argument('--rows', default=','.join(ROWS))
     parser.add_argument('--quick', action='store_true', help='smoke run (see above)')
+    parser.add_argument('--profile', action='store_true',
+                        help="the ONNX rows' kernel time by operator type (see above)")
     parser.add_argument('--out', default='real_inference.json')
     parser.add_argument('--worker', choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument('spec', nargs='?', help=argparse.SUPPRESS)
@@ -275,12 +305,13 @@ def main():
         import numpy as np
         with open(args.spec) as f:
             spec = json.load(f)
-        logits, seconds = WORKERS[args.worker](spec)
+        logits, seconds, *operators = WORKERS[args.worker](spec)
         path = None
         if logits is not None:
             path = spec['features'] + f'.{os.getpid()}.logits.npy'
             np.save(path, logits)
-        print(json.dumps(dict(logits=path, seconds=seconds)))
+        print(json.dumps(dict(logits=path, seconds=seconds,
+                              operators=operators[0] if operators else None)))
         return
     args.models = args.models.split(',')
     row_names = args.rows.split(',')
@@ -305,7 +336,7 @@ def main():
             for row, why in skipped[model].items():
                 print(f'{model} {row} skipped: {why}')
             features = os.path.join(workdir, f'{model}-dev.npz')
-            _, (mean_len,), _ = run_worker('prepare', dict(model=folder, dev=dev,
+            _, (mean_len,), _, _ = run_worker('prepare', dict(model=folder, dev=dev,
                                                            limit=dev_limit[model],
                                                            features=features), workdir)
             labels = np.load(features)['labels']
@@ -316,13 +347,19 @@ def main():
                 worker = row.split()[0]
                 amp = GLUONBERT_AMP.get(row, 'bf16' if 'bf16' in row else None)
                 spec = dict(model=paths[row], features=features, batch_size=args.batch_size,
-                            passes=args.passes, amp=amp, sorted=row.endswith('sorted'))
-                logits, seconds, rss = run_worker(worker, spec, workdir)
+                            passes=args.passes, amp=amp, sorted=row.endswith('sorted'),
+                            profile=args.profile)
+                logits, seconds, rss, operators = run_worker(worker, spec, workdir)
                 rows[row] = dict(examples_per_sec=len(labels) / statistics.median(seconds),
                                  accuracy=float(np.mean(logits.argmax(1) == labels)),
                                  peak_rss_mib=rss, seconds=seconds)
                 print(f'{model} {row}: {rows[row]["examples_per_sec"]:.1f} examples/s, '
                       f'accuracy {rows[row]["accuracy"]:.4f}', flush=True)
+                if operators:
+                    rows[row]['operators_ms'] = operators
+                    total = sum(operators.values())
+                    print('\n'.join(f'    {op:<28}{ms:9.1f} ms {ms / total:6.1%}'
+                                    for op, ms in list(operators.items())[:12]), flush=True)
             results[model] = dict(folder=folder if model == 'minilm' and args.model else None,
                                   dev_sentences=len(labels), mean_valid_len=mean_len,
                                   rows=rows)

@@ -21,7 +21,9 @@ Text is tokenized by the tokenizer saved with the model (``tokenizer.json``: voc
 lower-casing, accent stripping, WordPiece or whitespace) and encoded by the same code as in
 training (``gluonbert.data.tokenization``, ``gluonbert.tasks``, which import no MXNet), with
 the task settings saved in the model (question answering: windows and span length), so
-serving sees the token ids that training saw.
+serving sees the token ids that training saw. Lines run in batches of ``--batch-size`` rows
+of about one length, each cut to its longest row (``gluonbert.tasks.inference``, the plan of
+``gluonbert predict``), and are printed in their input order.
 
 ``--model-file`` picks the graph: ``model.onnx`` (the default, verified against MXNet at export),
 ``model.int8.onnx`` (what ``--int8`` serves), or onnxruntime's optimised graphs that

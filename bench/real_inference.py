@@ -10,16 +10,22 @@ accuracy is chance). Each is exported as users do it: ``gluonbert export --to hf
 and ``export/optimize.py`` in the deploy environment (``export/setup-deploy.sh``: onnxruntime's
 transformer fusions, then its dynamic int8; those rows are skipped, with the reason, when the
 environment cannot be made). Rows, each in a fresh process on the same token ids (SST-2 dev,
-encoded once by gluonbert's task code), batches of ``--batch-size`` in file order cut to their
-longest sentence (rounded up to 16):
+encoded once by gluonbert's task code), batches of ``--batch-size``:
 
 - ``gluonbert fp32`` / ``gluonbert default``: ``Task.predict`` as ``gluonbert evaluate`` runs it
   (``hybridize_for_inference``, oneDNN graph fusion) with ``--amp off`` / its default ``--amp
   auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
-  ``torch.autocast('cpu', dtype=torch.bfloat16)``);
-- ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: onnxruntime (the deploy environment's,
-  all graph optimizations on) on ``model.onnx``, ``model.opt.onnx``, ``model.opt.int8.onnx``.
+  ``torch.autocast('cpu', dtype=torch.bfloat16)``), batches in file order cut to their longest
+  sentence rounded up to 16 (HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``), as HF
+  users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
+  much of a ratio is the batching (the ratios stay to ``hf fp32``);
+- ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: ``export/predict.py``'s ``Predictor`` as
+  it serves (onnxruntime of the deploy environment, its session options) on ``model.onnx``,
+  ``model.opt.onnx``, ``model.opt.int8.onnx``.
+
+gluonbert and the ONNX rows batch as they serve: ``gluonbert.tasks.inference.length_batches``,
+rows longest first, each batch cut to its longest rounded up to 16, outputs back in file order.
 
 One untimed pass over the first two batches, then ``--passes`` timed passes over the whole
 set (median kept). Accuracy is each row's argmax against SST-2 dev's labels. Prints one table
@@ -27,8 +33,11 @@ per model (ratios to ``hf fp32``) and writes ``bench/results/real_inference.json
 
     python bench/real_inference.py [--models minilm,bert-base] [--model FOLDER]
         [--train-limit 4000] [--batch-size 128] [--passes 2] [--bert-base-limit 256] [--quick]
+        [--profile]
 
 ``--quick``: a smoke run (MiniLM fine-tuned on 64 sentences, 64 dev sentences, one pass).
+``--profile``: after the timed passes, the ONNX rows run one more pass under onnxruntime's
+profiler and print (and keep in the JSON) their kernel time by operator type.
 """
 import argparse
 import json
@@ -49,8 +58,8 @@ from real_finetune import bert_base_folder, machine, minilm_folder  # noqa: E402
 
 EXPORT = os.path.join(ROOT, 'export')
 DEPLOY_PYTHON = os.path.join(EXPORT, '.venv-deploy', 'bin', 'python')
-ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf bf16 autocast', 'onnx plain',
-        'onnx optimised', 'onnx int8')
+ROWS = ('gluonbert fp32', 'gluonbert default', 'hf fp32', 'hf fp32 sorted', 'hf bf16 autocast',
+        'onnx plain', 'onnx optimised', 'onnx int8')
 # the --amp each gluonbert row's worker starts with, as ``gluonbert evaluate --amp``
 GLUONBERT_AMP = {'gluonbert fp32': 'off', 'gluonbert default': 'auto'}
 BASELINE = 'hf fp32'
@@ -60,15 +69,18 @@ ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
 MULTIPLE = 16
 
 
-def batches(arrays, batch_size):
-    """``(tokens, segments, valid_lens)`` batches in order, cut to their longest row rounded up
-    to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)`` gives)."""
+def file_order_batches(arrays, batch_size):
+    """``(rows, (tokens, segments, valid_lens))`` batches in file order, cut to their longest
+    row rounded up to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``
+    gives)."""
+    import numpy as np
     tokens, segments, valid_lens = arrays
     for start in range(0, len(tokens), batch_size):
         lens = valid_lens[start:start + batch_size]
         width = min(tokens.shape[1], -(-int(lens.max()) // MULTIPLE) * MULTIPLE)
-        yield (tokens[start:start + batch_size, :width],
-               segments[start:start + batch_size, :width], lens)
+        yield (np.arange(start, start + len(lens)),
+               (tokens[start:start + batch_size, :width],
+                segments[start:start + batch_size, :width], lens))
 
 
 def timed_passes(predict, arrays, spec):
@@ -109,45 +121,69 @@ def gluonbert_worker(spec):
 
 
 def hf_worker(spec):
-    """The exported HF folder under ``torch.no_grad()`` (and bf16 autocast)."""
+    """The exported HF folder under ``torch.no_grad()`` (and bf16 autocast), on batches in
+    file order, or length-sorted ones (``spec['sorted']``)."""
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification
+    from gluonbert.tasks.inference import in_row_order, length_batches
     torch.set_num_threads(os.cpu_count())
     model = BertForSequenceClassification.from_pretrained(spec['model']).eval()
     autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=spec['amp'] == 'bf16')
 
+    plan = length_batches if spec['sorted'] else file_order_batches
+
     def predict(arrays):
-        pieces = []
+        rows, pieces = [], []
         with torch.no_grad(), autocast:
-            for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
+            for batch_rows, (tokens, segments, valid_lens) in plan(arrays, spec['batch_size']):
                 positions = np.arange(tokens.shape[1])[None]
                 mask = torch.from_numpy((positions < valid_lens[:, None]).astype('int64'))
                 out = model(input_ids=torch.from_numpy(tokens.astype('int64')),
                             token_type_ids=torch.from_numpy(segments.astype('int64')),
                             attention_mask=mask)
+                rows.append(batch_rows)
                 pieces.append(out.logits.float().numpy())
-        return np.concatenate(pieces)
+        return in_row_order(pieces, rows, arrays[0].shape[1])
     return timed_passes(predict, load_features(spec), spec)
 
 
 def onnx_worker(spec):
-    """onnxruntime, every graph optimization on, on one of the export's graphs."""
-    import numpy as np
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(spec['model'], options, providers=['CPUExecutionProvider'])
+    """One of the export's graphs served as ``export/predict.py`` serves it (its
+    ``Predictor``: session options, length-sorted batches)."""
+    sys.path.insert(0, EXPORT)
+    from predict import Predictor
+    from gluonbert.tasks.base import Features
+    predictor = Predictor(os.path.dirname(spec['model']), os.path.basename(spec['model']))
 
     def predict(arrays):
-        pieces = []
-        for tokens, segments, valid_lens in batches(arrays, spec['batch_size']):
-            feeds = dict(tokens=tokens.astype('int64'), segments=segments.astype('int64'),
-                         valid_lens=valid_lens.astype('int64'))
-            pieces.append(session.run(None, feeds)[0])
-        return np.concatenate(pieces)
-    return timed_passes(predict, load_features(spec), spec)
+        return predictor.outputs(Features(*arrays), spec['batch_size'])
+    logits, seconds = timed_passes(predict, load_features(spec), spec)
+    if not spec['profile']:
+        return logits, seconds
+    import onnxruntime as ort
+    options = ort.SessionOptions()  # as Predictor's, with the profiler on
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    options.profile_file_prefix = spec['features'] + '.profile'
+    predictor.session = ort.InferenceSession(spec['model'], options,
+                                             providers=['CPUExecutionProvider'])
+    predict(load_features(spec))
+    return logits, seconds, kernel_ms(predictor.session.end_profiling())
+
+
+def kernel_ms(trace):
+    """``{operator type: milliseconds}`` of the kernels in onnxruntime's profile ``trace``,
+    slowest first."""
+    with open(trace) as f:
+        events = json.load(f)
+    total = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+            op = event['args']['op_name']
+            total[op] = total.get(op, 0.0) + event['dur'] / 1e3
+    return dict(sorted(total.items(), key=lambda item: -item[1]))
 
 
 def prepare_worker(spec):
@@ -170,7 +206,7 @@ WORKERS = {'prepare': prepare_worker, 'gluonbert': gluonbert_worker, 'hf': hf_wo
 
 def run_worker(worker, spec, workdir):
     """``worker`` in a fresh process (gluonbert's, the torch or the deploy environment);
-    ``(logits or None, seconds, peak RSS MiB)``."""
+    ``(logits or None, seconds, peak RSS MiB, {operator type: ms} or None)``."""
     path = os.path.join(workdir, f'spec-{worker}.json')
     with open(path, 'w') as f:
         json.dump(spec, f)
@@ -189,7 +225,7 @@ def run_worker(worker, spec, workdir):
     if result['logits']:
         import numpy as np
         logits = np.load(result['logits'])
-    return logits, result['seconds'], usage.ru_maxrss / 1024
+    return logits, result['seconds'], usage.ru_maxrss / 1024, result['operators']
 
 
 def finetuned_models(args, workdir, data):
@@ -223,9 +259,9 @@ def exports(model, folder, workdir):
         torch_env.torch_python()
         hf = os.path.join(workdir, f'{model}-hf')
         gluonbert_command('export', '--model', folder, '--to', 'hf', '--out', hf)
-        paths['hf fp32'] = paths['hf bf16 autocast'] = hf
+        paths['hf fp32'] = paths['hf fp32 sorted'] = paths['hf bf16 autocast'] = hf
     except RuntimeError as e:
-        skipped.update({'hf fp32': str(e), 'hf bf16 autocast': str(e)})
+        skipped.update({row: str(e) for row in ROWS if row.startswith('hf')})
     onnx = os.path.join(workdir, f'{model}-onnx')
     gluonbert_command('export', '--model', folder, '--out', onnx)
     setup = subprocess.run(['bash', os.path.join(EXPORT, 'setup-deploy.sh')],
@@ -259,6 +295,8 @@ def main():
                         help='dev sentences BERT-base predicts (0: all)')
     parser.add_argument('--rows', default=','.join(ROWS))
     parser.add_argument('--quick', action='store_true', help='smoke run (see above)')
+    parser.add_argument('--profile', action='store_true',
+                        help="the ONNX rows' kernel time by operator type (see above)")
     parser.add_argument('--out', default='real_inference.json')
     parser.add_argument('--worker', choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument('spec', nargs='?', help=argparse.SUPPRESS)
@@ -267,12 +305,13 @@ def main():
         import numpy as np
         with open(args.spec) as f:
             spec = json.load(f)
-        logits, seconds = WORKERS[args.worker](spec)
+        logits, seconds, *operators = WORKERS[args.worker](spec)
         path = None
         if logits is not None:
             path = spec['features'] + f'.{os.getpid()}.logits.npy'
             np.save(path, logits)
-        print(json.dumps(dict(logits=path, seconds=seconds)))
+        print(json.dumps(dict(logits=path, seconds=seconds,
+                              operators=operators[0] if operators else None)))
         return
     args.models = args.models.split(',')
     row_names = args.rows.split(',')
@@ -297,7 +336,7 @@ def main():
             for row, why in skipped[model].items():
                 print(f'{model} {row} skipped: {why}')
             features = os.path.join(workdir, f'{model}-dev.npz')
-            _, (mean_len,), _ = run_worker('prepare', dict(model=folder, dev=dev,
+            _, (mean_len,), _, _ = run_worker('prepare', dict(model=folder, dev=dev,
                                                            limit=dev_limit[model],
                                                            features=features), workdir)
             labels = np.load(features)['labels']
@@ -308,13 +347,19 @@ def main():
                 worker = row.split()[0]
                 amp = GLUONBERT_AMP.get(row, 'bf16' if 'bf16' in row else None)
                 spec = dict(model=paths[row], features=features, batch_size=args.batch_size,
-                            passes=args.passes, amp=amp)
-                logits, seconds, rss = run_worker(worker, spec, workdir)
+                            passes=args.passes, amp=amp, sorted=row.endswith('sorted'),
+                            profile=args.profile)
+                logits, seconds, rss, operators = run_worker(worker, spec, workdir)
                 rows[row] = dict(examples_per_sec=len(labels) / statistics.median(seconds),
                                  accuracy=float(np.mean(logits.argmax(1) == labels)),
                                  peak_rss_mib=rss, seconds=seconds)
                 print(f'{model} {row}: {rows[row]["examples_per_sec"]:.1f} examples/s, '
                       f'accuracy {rows[row]["accuracy"]:.4f}', flush=True)
+                if operators:
+                    rows[row]['operators_ms'] = operators
+                    total = sum(operators.values())
+                    print('\n'.join(f'    {op:<28}{ms:9.1f} ms {ms / total:6.1%}'
+                                    for op, ms in list(operators.items())[:12]), flush=True)
             results[model] = dict(folder=folder if model == 'minilm' and args.model else None,
                                   dev_sentences=len(labels), mean_valid_len=mean_len,
                                   rows=rows)

@@ -21,7 +21,9 @@ Text is tokenized by the tokenizer saved with the model (``tokenizer.json``: voc
 lower-casing, accent stripping, WordPiece or whitespace) and encoded by the same code as in
 training (``gluonbert.data.tokenization``, ``gluonbert.tasks``, which import no MXNet), with
 the task settings saved in the model (question answering: windows and span length), so
-serving sees the token ids that training saw.
+serving sees the token ids that training saw. Lines run in batches of ``--batch-size`` rows
+of about one length, each cut to its longest row (``gluonbert.tasks.inference``, the plan of
+``gluonbert predict``), and are printed in their input order.
 
 ``--model-file`` picks the graph: ``model.onnx`` (the default, verified against MXNet at export),
 ``model.int8.onnx`` (what ``--int8`` serves), or onnxruntime's optimised graphs that
@@ -44,6 +46,7 @@ except ImportError:  # run from a checkout: gluonbert sits beside export/
 from gluonbert.data.tokenization import tokenizer_from_description  # noqa: E402
 from gluonbert.data.vocab import Vocab  # noqa: E402
 from gluonbert.tasks import SERVED, TaskDataError, rebuilt_task  # noqa: E402
+from gluonbert.tasks.inference import in_row_order, length_batches  # noqa: E402
 from gluonbert.tasks.serving import examples_from_lines, read_lines  # noqa: E402
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
@@ -53,6 +56,7 @@ OPTIONAL_FILES = {  # the graphs an export folder may hold beside model.onnx, an
     'model.opt.int8.onnx': 'export/optimize.py writes it into the export folder',
 }
 MODEL_FILES = (MODEL_FILE, *OPTIONAL_FILES)
+SORTED_BATCHES = 64
 SERVED_METADATA = ('head', 'task', 'task_settings', 'max_len', 'tokenizer', 'vocab', 'label_names')
 
 
@@ -122,15 +126,26 @@ class Predictor:
         """Examples of ``(line number, line)`` pairs; blank lines skipped."""
         return examples_from_lines(self.task, numbered_lines, source)
 
-    def predict(self, examples):
-        """The output lines of a batch of ``examples``."""
+    def predict(self, examples, batch_size=32):
+        """The output lines of ``examples``, in their order."""
         features = self.task.encode(examples, self.tokenizer, self.vocab, self.max_len,
                                     self.label_names)
-        feed = {name: array.astype(np.int64) for name, array in
-                zip(('tokens', 'segments', 'valid_lens'), features.inputs)}
-        outputs = self.session.run(self.output_names, feed)
-        outputs = outputs[0] if len(outputs) == 1 else tuple(outputs)
-        return self.task.output_lines(examples, features, outputs)
+        return self.task.output_lines(examples, features, self.outputs(features, batch_size))
+
+    def outputs(self, features, batch_size=32):
+        """The model's outputs on every row of ``features`` (a tuple for several outputs), in
+        the rows' order, computed in batches of rows of about one length
+        (``gluonbert.tasks.inference.length_batches``, as ``gluonbert predict`` batches)."""
+        rows, pieces = [], []
+        for batch_rows, batch in length_batches(features.inputs, batch_size):
+            rows.append(batch_rows)
+            pieces.append(self.session.run(self.output_names, {
+                name: array.astype(np.int64)
+                for name, array in zip(('tokens', 'segments', 'valid_lens'), batch)}))
+        width = features.tokens.shape[-1]
+        outputs = tuple(in_row_order([piece[k] for piece in pieces], rows, width,
+                                     self.task.token_pad) for k in range(len(pieces[0])))
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def header(self, examples):
         """The first output line for ``examples``, or None."""
@@ -196,8 +211,11 @@ def main(argv=None):
     header = predictor.header(examples)
     if header is not None:
         print(header)
-    for start in range(0, len(examples), args.batch_size):
-        for line in predictor.predict(examples[start:start + args.batch_size]):
+    # Lines are batched by length within chunks of SORTED_BATCHES batches: enough to group
+    # them, while a long input is encoded a chunk at a time and printed as it goes
+    chunk = args.batch_size * SORTED_BATCHES
+    for start in range(0, len(examples), chunk):
+        for line in predictor.predict(examples[start:start + chunk], args.batch_size):
             print(line)
     return 0
 

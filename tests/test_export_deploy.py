@@ -120,6 +120,39 @@ def test_optimize_fuses_attention_layer_norm_gelu_and_bias_and_matches_the_expor
     assert onp.corrcoef(int8.ravel(), plain.ravel())[0, 1] > 0.7
 
 
+INT8_PRODUCTS = """
+import json, sys, onnx
+model = onnx.load(sys.argv[1])
+shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+print(json.dumps([
+    # MatMulInteger's inputs: A, B, A's zero point, B's zero point
+    [node.op_type, node.name, shapes.get(node.input[1]),
+     shapes.get(node.input[3]) if node.op_type == 'MatMulInteger' else None]
+    for node in model.graph.node
+    if node.op_type in ('Attention', 'QAttention', 'MatMul', 'MatMulInteger')]))
+"""
+
+
+def test_int8_keeps_the_first_block_in_float32_and_quantizes_the_rest_per_channel(
+        gelu_export, tmp_path):
+    folder = shutil.copytree(gelu_export, tmp_path / 'onnx')
+    subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(folder)], capture_output=True, check=True)
+    done = subprocess.run([DEPLOY_PYTHON, '-c', INT8_PRODUCTS,
+                           str(folder / 'model.opt.int8.onnx')],
+                          capture_output=True, text=True, check=True)
+    products = json.loads(done.stdout)
+    assert [op for op, _, _, _ in products] == (
+        ['Attention', 'MatMul', 'MatMul', 'MatMul']  # the first block, float32
+        + (['QAttention'] + ['MatMulInteger'] * 3) * (NUM_BLKS - 1)
+        + ['MatMulInteger'] * 2)  # the pooler and the output layer
+    for op, _, weight, zero_point in products:
+        if op == 'MatMulInteger':
+            assert zero_point == [weight[1]]  # a scale and a zero point per output column
+    report = json.loads((folder / 'optimize.json').read_text())
+    assert report['int8']['per_channel'] is True
+    assert report['int8']['float32_nodes'] == [name for _, name, _, _ in products[:4]]
+
+
 def test_predict_serves_the_optimised_models_as_the_export(gelu_export, tmp_path):
     folder = shutil.copytree(gelu_export, tmp_path / 'onnx')
     subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(folder)], capture_output=True, check=True)

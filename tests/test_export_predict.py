@@ -100,6 +100,19 @@ def test_predictions_without_mxnet_equal_mxnet_on_real_snli_pairs(snli_export, w
     onp.testing.assert_allclose(probs, softmax(logits), atol=2e-6)
 
 
+def test_lines_served_in_another_order_get_the_same_outputs(snli_export, without_mxnet,
+                                                            tmp_path):
+    folder, pairs, logits = snli_export
+    order = onp.random.RandomState(0).permutation(len(pairs))
+    shuffled = predict(without_mxnet, folder, write_pairs(tmp_path / 'shuffled.tsv',
+                                                          [pairs[i] for i in order]),
+                       '--batch-size', 4)
+    assert shuffled.returncode == 0, shuffled.stderr
+    _, labels, probs = parse(shuffled.stdout)
+    assert labels == [LABELS[i] for i in logits[order].argmax(axis=1)]
+    onp.testing.assert_allclose(probs, softmax(logits[order]), atol=2e-6)
+
+
 def test_pairs_are_read_from_stdin_and_blank_lines_skipped(snli_export, without_mxnet):
     folder, pairs, logits = snli_export
     stdin = '\n'.join(f'{p}\t{h}' for p, h in pairs[:3]) + '\n\n'

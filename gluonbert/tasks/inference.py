@@ -1,14 +1,50 @@
-"""A head's raw outputs on encoded features, batch by batch, in inference mode.
+"""Prediction in batches of rows of about one length, outputs in the rows' order.
 
-Rows are batched longest first and each batch is cut to its longest row rounded up to
-``MULTIPLE`` tokens (training's ``LongestInBatch`` rule, so the hybridized graphs see a
-handful of widths): SST-2's sentences, 25 tokens on average, no longer compute on 128
-positions. Padding carries no weight in attention, so the outputs are those of the full
-width; they come back in the rows' order.
+``length_batches`` is the plan that gluonbert's own prediction (``predict_outputs``, MXNet),
+``export/predict.py`` (onnxruntime, no MXNet) and the inference benchmarks share: rows are
+batched longest first and each batch is cut to its longest row rounded up to ``MULTIPLE``
+tokens (training's ``LongestInBatch`` rule, so that the graphs see a handful of widths):
+SST-2's sentences, 25 tokens on average, no longer compute on 128 positions, nor on the
+longest of a batch in file order. Padding carries no weight in attention, so the outputs are
+those of the full width; ``in_row_order`` puts them back in the rows' order. Numpy only: MXNet
+is imported inside ``predict_outputs``.
 """
 import numpy as np
 
 MULTIPLE = 16
+
+
+def length_batches(inputs, batch_size):
+    """``(rows, batch)`` pairs covering every row of ``inputs`` (``tokens``, ``segments``,
+    ``valid_lens``, numpy, sequence on the last axis): ``rows``, at most ``batch_size`` row
+    indices, longest first (a row with several sequences counts its longest); ``batch``, those
+    rows of ``inputs`` cut to their longest sequence rounded up to ``MULTIPLE`` tokens."""
+    if batch_size < 1:
+        raise ValueError(f'batch_size={batch_size}; expected at least 1')
+    tokens, segments, valid_lens = inputs
+    width = tokens.shape[-1]
+    lengths = valid_lens.reshape(len(valid_lens), -1).max(axis=1)
+    order = np.argsort(-lengths, kind='stable')
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        cut = min(width, -(-int(lengths[rows].max()) // MULTIPLE) * MULTIPLE)
+        yield rows, (tokens[rows][..., :cut], segments[rows][..., :cut], valid_lens[rows])
+
+
+def in_row_order(pieces, rows, width, token_pad=None):
+    """One output's batches (numpy, the batches of ``rows``) as one array in the rows'
+    order. ``token_pad``: for outputs per token (axis 1), the value that fills the positions
+    past a batch's cut up to ``width`` (the head's value for padding); None for outputs per
+    row."""
+    if token_pad is not None:
+        pieces = [np.concatenate([piece, np.full((len(piece), width - piece.shape[1])
+                                                 + piece.shape[2:], token_pad, piece.dtype)],
+                                 axis=1)
+                  for piece in pieces]
+    order = np.concatenate(rows)
+    result = np.empty((len(order),) + pieces[0].shape[1:], pieces[0].dtype)
+    result[order] = np.concatenate(pieces)
+    return result
 
 
 def predict_outputs(net, features, devices, batch_size=64, token_pad=None):
@@ -19,40 +55,24 @@ def predict_outputs(net, features, devices, batch_size=64, token_pad=None):
     import mxnet as mx
     from mxnet import autograd
     from ..train.sharding import shard_batch
-    if batch_size < 1:
-        raise ValueError(f'batch_size={batch_size}; expected at least 1')
     if not len(features):
         raise ValueError('features hold no row to predict')
-    tokens, segments, valid_lens = features.inputs
-    width = tokens.shape[-1]
-    lengths = valid_lens.reshape(len(valid_lens), -1).max(axis=1)
-    order = np.argsort(-lengths, kind='stable')
-    pieces = []
+    rows, pieces = [], []
     with autograd.predict_mode():
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            cut = min(width, -(-int(lengths[rows].max()) // MULTIPLE) * MULTIPLE)
-            batch = [mx.nd.array(a[rows][..., :cut] if a is not valid_lens else a[rows],
-                                 dtype=dtype)
-                     for a, dtype in zip(features.inputs, ('int32', 'int32', 'float32'))]
+        for batch_rows, batch in length_batches(features.inputs, batch_size):
+            rows.append(batch_rows)
+            batch = [mx.nd.array(a, dtype=dtype)
+                     for a, dtype in zip(batch, ('int32', 'int32', 'float32'))]
+            shards = []
             for shard in shard_batch(batch, list(devices), allow_idle=True):
                 outputs = net(tuple(shard))
                 outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
                 # float32 whatever the head computed in (bfloat16 under AMP); copied to the
                 # host after the loop, so that batches queue up behind each other
-                pieces.append([out.astype('float32', copy=False) for out in outputs])
-    arrays = tuple(_in_order(column, order, width, token_pad) for column in zip(*pieces))
+                shards.append([out.astype('float32', copy=False) for out in outputs])
+            pieces.append(shards)
+    width = features.tokens.shape[-1]
+    arrays = tuple(in_row_order([np.concatenate([shard[k].asnumpy() for shard in shards])
+                                 for shards in pieces], rows, width, token_pad)
+                   for k in range(len(pieces[0][0])))
     return arrays if len(arrays) > 1 else arrays[0]
-
-
-def _in_order(outputs, order, width, token_pad):
-    """One output's batches (NDArrays, rows in ``order``) as one numpy array in the rows'
-    order; with ``token_pad``, each padded back to ``width`` tokens on axis 1."""
-    outputs = [out.asnumpy() for out in outputs]
-    if token_pad is not None:
-        outputs = [np.concatenate([out, np.full((out.shape[0], width - out.shape[1])
-                                                + out.shape[2:], token_pad, out.dtype)], axis=1)
-                   for out in outputs]
-    result = np.empty((len(order),) + outputs[0].shape[1:], outputs[0].dtype)
-    result[order] = np.concatenate(outputs)
-    return result

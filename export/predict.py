@@ -192,7 +192,9 @@ def main(argv=None):
     parser.add_argument('--max-len', type=int, default=None,
                         help='truncate inputs to this many tokens (default and maximum: the '
                              'exported max_len)')
-    parser.add_argument('--threads', type=int, default=None, help='onnxruntime intra-op threads')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="onnxruntime intra-op threads (default: onnxruntime's, one per "
+                             "physical core; docs/export-and-serving.md measures both)")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f'--batch-size {args.batch_size}: expected at least 1')

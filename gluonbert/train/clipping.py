@@ -40,6 +40,7 @@ def global_norm(params, rescale=1.0):
 
 
 def _kernel_applies(grads):
+    """Whether ``gb_sum_sq`` can sum ``grads``: dense float32 arrays on one CPU device."""
     return ops.enabled('gb_sum_sq') and all(
         g.context == grads[0].context and g.context.device_type == 'cpu'
         and g.dtype == np.float32 and g.stype == 'default' for g in grads)

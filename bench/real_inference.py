@@ -126,25 +126,26 @@ def hf_worker(spec):
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification
-    from gluonbert.tasks.inference import in_row_order, length_batches
+    from gluonbert.tasks.inference import length_batches, outputs_in_row_order
     torch.set_num_threads(os.cpu_count())
     model = BertForSequenceClassification.from_pretrained(spec['model']).eval()
     autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=spec['amp'] == 'bf16')
 
     plan = length_batches if spec['sorted'] else file_order_batches
 
+    def run(batch):
+        tokens, segments, valid_lens = batch
+        positions = np.arange(tokens.shape[1])[None]
+        mask = torch.from_numpy((positions < valid_lens[:, None]).astype('int64'))
+        out = model(input_ids=torch.from_numpy(tokens.astype('int64')),
+                    token_type_ids=torch.from_numpy(segments.astype('int64')),
+                    attention_mask=mask)
+        return [out.logits.float().numpy()]
+
     def predict(arrays):
-        rows, pieces = [], []
         with torch.no_grad(), autocast:
-            for batch_rows, (tokens, segments, valid_lens) in plan(arrays, spec['batch_size']):
-                positions = np.arange(tokens.shape[1])[None]
-                mask = torch.from_numpy((positions < valid_lens[:, None]).astype('int64'))
-                out = model(input_ids=torch.from_numpy(tokens.astype('int64')),
-                            token_type_ids=torch.from_numpy(segments.astype('int64')),
-                            attention_mask=mask)
-                rows.append(batch_rows)
-                pieces.append(out.logits.float().numpy())
-        return in_row_order(pieces, rows, arrays[0].shape[1])
+            return outputs_in_row_order(plan(arrays, spec['batch_size']), arrays[0].shape[1],
+                                        run)
     return timed_passes(predict, load_features(spec), spec)
 
 
@@ -152,7 +153,7 @@ def onnx_worker(spec):
     """One of the export's graphs served as ``export/predict.py`` serves it (its
     ``Predictor``: session options, length-sorted batches)."""
     sys.path.insert(0, EXPORT)
-    from predict import Predictor
+    from predict import Predictor, session_options
     from gluonbert.tasks.base import Features
     predictor = Predictor(os.path.dirname(spec['model']), os.path.basename(spec['model']))
 
@@ -162,9 +163,7 @@ def onnx_worker(spec):
     if not spec['profile']:
         return logits, seconds
     import onnxruntime as ort
-    options = ort.SessionOptions()  # as Predictor's, with the profiler on
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options = session_options()
     options.enable_profiling = True
     options.profile_file_prefix = spec['features'] + '.profile'
     predictor.session = ort.InferenceSession(spec['model'], options,

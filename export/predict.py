@@ -46,7 +46,7 @@ except ImportError:  # run from a checkout: gluonbert sits beside export/
 from gluonbert.data.tokenization import tokenizer_from_description  # noqa: E402
 from gluonbert.data.vocab import Vocab  # noqa: E402
 from gluonbert.tasks import SERVED, TaskDataError, rebuilt_task  # noqa: E402
-from gluonbert.tasks.inference import in_row_order, length_batches  # noqa: E402
+from gluonbert.tasks.inference import length_batches, outputs_in_row_order  # noqa: E402
 from gluonbert.tasks.serving import examples_from_lines, read_lines  # noqa: E402
 
 MODEL_FILE, INT8_FILE = 'model.onnx', 'model.int8.onnx'
@@ -58,6 +58,17 @@ OPTIONAL_FILES = {  # the graphs an export folder may hold beside model.onnx, an
 MODEL_FILES = (MODEL_FILE, *OPTIONAL_FILES)
 SORTED_BATCHES = 64
 SERVED_METADATA = ('head', 'task', 'task_settings', 'max_len', 'tokenizer', 'vocab', 'label_names')
+
+
+def session_options(threads=None):
+    """The onnxruntime options a ``Predictor`` serves with: every graph optimization, warnings
+    off, ``threads`` intra-op threads (default: onnxruntime's, one per physical core)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
 
 
 class ExportFolderError(ValueError):
@@ -78,13 +89,8 @@ class Predictor:
                 raise ExportFolderError(f'{path} not found: {folder!r} is not a gluonbert ONNX '
                                         f'export folder')
             raise ExportFolderError(f'{path} not found: {OPTIONAL_FILES[model_file]}')
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(path, options,
+            self.session = ort.InferenceSession(path, session_options(threads),
                                                 providers=['CPUExecutionProvider'])
         except Exception as error:  # onnxruntime's Fail, InvalidProtobuf...: no common base
             code = re.search(r'\[ONNXRuntimeError\] : \d+ : (\w+)', str(error))
@@ -136,16 +142,12 @@ class Predictor:
         """The model's outputs on every row of ``features`` (a tuple for several outputs), in
         the rows' order, computed in batches of rows of about one length
         (``gluonbert.tasks.inference.length_batches``, as ``gluonbert predict`` batches)."""
-        rows, pieces = [], []
-        for batch_rows, batch in length_batches(features.inputs, batch_size):
-            rows.append(batch_rows)
-            pieces.append(self.session.run(self.output_names, {
+        def run(batch):
+            return self.session.run(self.output_names, {
                 name: array.astype(np.int64)
-                for name, array in zip(('tokens', 'segments', 'valid_lens'), batch)}))
-        width = features.tokens.shape[-1]
-        outputs = tuple(in_row_order([piece[k] for piece in pieces], rows, width,
-                                     self.task.token_pad) for k in range(len(pieces[0])))
-        return outputs[0] if len(outputs) == 1 else outputs
+                for name, array in zip(('tokens', 'segments', 'valid_lens'), batch)})
+        return outputs_in_row_order(length_batches(features.inputs, batch_size),
+                                    features.tokens.shape[-1], run, self.task.token_pad)
 
     def header(self, examples):
         """The first output line for ``examples``, or None."""

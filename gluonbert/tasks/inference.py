@@ -6,8 +6,9 @@ batched longest first and each batch is cut to its longest row rounded up to ``M
 tokens (training's ``LongestInBatch`` rule, so that the graphs see a handful of widths):
 SST-2's sentences, 25 tokens on average, no longer compute on 128 positions, nor on the
 longest of a batch in file order. Padding carries no weight in attention, so the outputs are
-those of the full width; ``in_row_order`` puts them back in the rows' order. Numpy only: MXNet
-is imported inside ``predict_outputs``.
+those of the full width; ``in_row_order`` puts them back in the rows' order, and
+``outputs_in_row_order`` runs a model over a plan and does both. Numpy only: MXNet is imported
+inside ``predict_outputs``.
 """
 import numpy as np
 
@@ -47,6 +48,22 @@ def in_row_order(pieces, rows, width, token_pad=None):
     return result
 
 
+def outputs_in_row_order(batches, width, run, token_pad=None, to_numpy=np.asarray):
+    """The outputs of ``run(batch)`` over ``batches`` (``(rows, batch)`` pairs, such as
+    ``length_batches``'), in the rows' order: one numpy array, or a tuple for several outputs.
+    ``run`` gives one value per output, which ``to_numpy`` turns into numpy after the last
+    batch (so that an asynchronous engine queues the batches up). ``width`` and ``token_pad``:
+    see ``in_row_order``."""
+    rows, pieces = [], []
+    for batch_rows, batch in batches:
+        rows.append(batch_rows)
+        pieces.append(run(batch))
+    arrays = tuple(in_row_order([to_numpy(piece[k]) for piece in pieces], rows, width,
+                                token_pad)
+                   for k in range(len(pieces[0])))
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
 def predict_outputs(net, features, devices, batch_size=64, token_pad=None):
     """The outputs of ``net`` on every row of ``features`` (numpy; a tuple of arrays for heads
     with several outputs), batches split across ``devices``. ``token_pad``: for heads with an
@@ -57,22 +74,21 @@ def predict_outputs(net, features, devices, batch_size=64, token_pad=None):
     from ..train.sharding import shard_batch
     if not len(features):
         raise ValueError('features hold no row to predict')
-    rows, pieces = [], []
+
+    def run(batch):
+        """Per output, its shards (one per device), float32 whatever the head computed in
+        (bfloat16 under AMP)."""
+        batch = [mx.nd.array(a, dtype=dtype)
+                 for a, dtype in zip(batch, ('int32', 'int32', 'float32'))]
+        shards = []
+        for shard in shard_batch(batch, list(devices), allow_idle=True):
+            outputs = net(tuple(shard))
+            outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
+            shards.append([out.astype('float32', copy=False) for out in outputs])
+        return list(zip(*shards))
+
+    def to_numpy(shards):
+        return np.concatenate([shard.asnumpy() for shard in shards])
     with autograd.predict_mode():
-        for batch_rows, batch in length_batches(features.inputs, batch_size):
-            rows.append(batch_rows)
-            batch = [mx.nd.array(a, dtype=dtype)
-                     for a, dtype in zip(batch, ('int32', 'int32', 'float32'))]
-            shards = []
-            for shard in shard_batch(batch, list(devices), allow_idle=True):
-                outputs = net(tuple(shard))
-                outputs = outputs if isinstance(outputs, (list, tuple)) else (outputs,)
-                # float32 whatever the head computed in (bfloat16 under AMP); copied to the
-                # host after the loop, so that batches queue up behind each other
-                shards.append([out.astype('float32', copy=False) for out in outputs])
-            pieces.append(shards)
-    width = features.tokens.shape[-1]
-    arrays = tuple(in_row_order([np.concatenate([shard[k].asnumpy() for shard in shards])
-                                 for shards in pieces], rows, width, token_pad)
-                   for k in range(len(pieces[0][0])))
-    return arrays if len(arrays) > 1 else arrays[0]
+        return outputs_in_row_order(length_batches(features.inputs, batch_size),
+                                    features.tokens.shape[-1], run, token_pad, to_numpy)

@@ -59,13 +59,14 @@ bool parse(const std::unordered_map<std::string, std::string>& attrs, Attrs* out
     auto it = attrs.find(name);
     return it == attrs.end() ? std::string(fallback) : it->second;
   };
+  auto on = [&get](const char* name) {  // a switch, given as 1 or as Python's True
+    const std::string value = get(name, "0");
+    return value == "1" || value == "True" || value == "true";
+  };
   out->heads = std::stoll(get("heads", "1"));
-  const std::string masked = get("masked", "0");
-  out->masked = masked == "1" || masked == "True" || masked == "true";
-  const std::string packed = get("packed", "0");
-  out->packed = packed == "1" || packed == "True" || packed == "true";
-  const std::string first = get("first", "0");
-  out->first = first == "1" || first == "True" || first == "true";
+  out->masked = on("masked");
+  out->packed = on("packed");
+  out->first = on("first");
   out->mask_value = std::stof(get("mask_value", "-1e6"));
   if (out->packed && !out->masked) {
     MX_ERROR_MSG << "gb_attention: packed=1 needs masked=1 (the lengths and the row map)";

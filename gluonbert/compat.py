@@ -6,6 +6,8 @@ a hybridized block...) or reports only through exceptions of one generic type. E
 here in a small named function saying which internal it reads and why, so that an MXNet
 upgrade touches this one file (and ``tests/test_compat.py`` says what broke).
 """
+import os
+
 import mxnet as mx
 from mxnet.contrib import amp as _amp
 from mxnet.util import is_np_shape, np_shape
@@ -101,6 +103,29 @@ def load_library(path):
         mx.library.load(path, verbose=False)
     except mx.base.MXNetError as error:
         raise OSError(_first_line(error)) from None
+
+
+# What MXNet 1.9.1's ``src/lib_api.cc`` does with a type flag it does not list, and the case
+# placed before it
+_LIB_API_DEFAULT = "  default:\n    dltensor.dtype.code = 0;"
+_LIB_API_BFLOAT16 = ("  case 12:  // bfloat16 (mshadow::kBfloat16)\n"
+                     "    dltensor.dtype.code = static_cast<DLDataTypeCode>(4);  // kDLBfloat\n"
+                     "    dltensor.dtype.bits = 16;\n"
+                     "    break;\n")
+
+
+def lib_api_source():
+    """MXNet's ``src/lib_api.cc``, which every extension library compiles in, with bfloat16
+    accepted. MXNet 1.9.1 hands an extension operator its bfloat16 arrays as they are (type
+    flag 12), but the library side's ``MXTensor`` lists no such flag and throws "Invalid
+    dtype flag: 12", so bfloat16 AMP had to cast around every kernel. One added ``case``
+    lets the kernels read and write bfloat16 themselves."""
+    with open(os.path.join(os.path.dirname(mx.__file__), 'src', 'lib_api.cc')) as f:
+        source = f.read()
+    if source.count(_LIB_API_DEFAULT) != 1:
+        raise RuntimeError("this MXNet's src/lib_api.cc is not 1.9.1's: gluonbert.compat."
+                           "lib_api_source cannot add bfloat16 to its MXTensor")
+    return source.replace(_LIB_API_DEFAULT, _LIB_API_BFLOAT16 + _LIB_API_DEFAULT)
 
 
 def _first_line(error):

@@ -1,5 +1,6 @@
 """The MXNet 1.9.1 internals gluonbert relies on, each through ``gluonbert.compat`` on real
 MXNet objects: when an MXNet upgrade moves one, the failing test names it."""
+import os
 import resource
 import signal
 
@@ -190,3 +191,10 @@ def test_a_garbage_parameter_file_or_library_is_a_value_or_os_error(tmp_path):
     (tmp_path / 'lib.so').write_bytes(b'garbage')
     with pytest.raises(OSError):
         compat.load_library(str(tmp_path / 'lib.so'))
+
+
+def test_lib_api_source_adds_bfloat16_to_mxnets_own():
+    patched = compat.lib_api_source()
+    assert 'case 12:' in patched and 'Invalid dtype flag' in patched
+    with open(os.path.join(os.path.dirname(mx.__file__), 'src', 'lib_api.cc')) as f:
+        assert 'case 12:' not in f.read()

@@ -390,3 +390,53 @@ def test_attention_first_position_queries_give_the_full_calls_first_rows(packed)
     np.testing.assert_allclose(out, full_out, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, full_grad, rtol=1e-4, atol=1e-5)
     assert np.abs(grad).sum() > 0
+
+
+BFLOAT16 = np.dtype([('bfloat16', np.uint16)])
+
+
+def _bfloat16(x):
+    return mx.nd.amp_cast(x, dtype=BFLOAT16)
+
+
+def _float32(x):
+    return mx.nd.amp_cast(x, dtype='float32')
+
+
+@pytest.mark.parametrize('dropout', [0.0, 0.3])
+@pytest.mark.parametrize('first', [0, 1])
+@pytest.mark.parametrize('packed', [False, True], ids=['padded', 'packed'])
+def test_attention_kernel_in_bfloat16_is_the_float32_call_between_amp_casts(packed, first,
+                                                                           dropout):
+    # Bit for bit: bfloat16 qkv widens exactly, and the kernel rounds its output and qkv's
+    # gradient as amp_cast does; the shape reaches the 32-, 16- and one-column loops
+    from gluonbert.model.packing import packing_of
+    seq, batch, heads, dim = 37, 3, 2, 24
+    rng = np.random.RandomState(0)
+    lengths = np.array([37, 5, 20], np.float32)
+    qkv = rng.randn(seq, batch, 3 * heads * dim).astype(np.float32) * 2
+    extra, options = (), {}
+    if packed:
+        rows_of, rows = packing_of(lengths, seq, multiple=4)
+        qkv = qkv.transpose(1, 0, 2).reshape(batch * seq, -1)[rows_of.astype(int)]
+        extra, options = (mx.nd.array(rows),), dict(packed=1)
+    qkv = _float32(_bfloat16(mx.nd.array(qkv)))  # values that bfloat16 holds exactly
+
+    def call(x, cast):
+        x = cast(x)
+        x.attach_grad()
+        mx.random.seed(7)
+        with autograd.record():
+            out = mx.nd.gb_attention(x, mx.nd.array([2.0]), mx.nd.array(lengths), *extra,
+                                     heads=heads, dropout=dropout, masked=1, first=first,
+                                     mask_value=-1e6, **options)[0]
+        out.backward(cast(_bfloat16(mx.nd.array(np.random.RandomState(1).randn(*out.shape)))))
+        return out, x.grad
+
+    out32, grad32 = call(qkv, _float32)
+    out16, grad16 = call(qkv, _bfloat16)
+    assert out16.dtype == BFLOAT16 and grad16.dtype == BFLOAT16
+    for got, want in ((out16, out32), (grad16, grad32)):
+        np.testing.assert_array_equal(_float32(got).asnumpy(),
+                                      _float32(_bfloat16(want)).asnumpy())
+    assert np.abs(_float32(grad16).asnumpy()).sum() > 0

@@ -34,8 +34,12 @@ logits = net(batch[:3])
 with tempfile.TemporaryDirectory() as folder:  # the operators of the graph that trained
     net.export(os.path.join(folder, 'net'), remove_amp_cast=False)
     with open(os.path.join(folder, 'net-symbol.json')) as f:
-        operators = sorted({node['op'] for node in json.load(f)['nodes']})
+        nodes = json.load(f)['nodes']
+operators = sorted({node['op'] for node in nodes})
+attention_inputs = [nodes[node['inputs'][0][0]]['op'] for node in nodes
+                    if node['op'] == 'gb_attention']
 print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype), 'operators': operators,
+                  'attention_inputs': attention_inputs,
                   'weight_dtype': str(net.output.weight.data().dtype),
                   'loss_scale': trainer.loss_scale, 'skipped': trainer.guard.skipped}))
 """
@@ -54,8 +58,10 @@ def test_bfloat16_amp_trains_on_cpu_with_the_kernels():
     assert result['weight_dtype'] == "<class 'numpy.float32'>"  # master weights stay float32
     assert (result['loss_scale'], result['skipped']) == (1.0, 0)
     assert result['losses'][-1] < 0.5 * result['losses'][0]
-    # gluonbert's float32 kernels stay in the graph, fed through casts
+    # gluonbert's kernels stay in the graph: the float32 ones fed through casts, the attention
+    # kernel straight from the bfloat16 projection
     assert {'gb_attention', 'gb_layer_norm', 'amp_cast'} <= set(result['operators'])
+    assert result['attention_inputs'] and set(result['attention_inputs']) == {'FullyConnected'}
 
 
 def test_amp_that_was_not_enabled_before_building_the_model_is_an_error():

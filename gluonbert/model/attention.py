@@ -5,9 +5,10 @@ checkpoints load, but compute in the sequence-first layout (seq_len, batch, hidd
 ``interleaved_matmul_selfatt_*`` expect: the three weights are interleaved per head inside
 the graph (a copy of the weights, not of the activations) for one Q/K/V product, one kernel
 computes Q.K^T with the 1/sqrt(d) scaling and one weights.V, and all of it exports to ONNX.
-On CPU in float32 one gluonbert kernel, ``gb_attention`` (see ``gluonbert.ops``), computes all
-of it after the projection instead: scores, mask, softmax, dropout and weighted sum, threaded
-over sequences and heads, where MXNet 1.9.1 runs its fused operators on one core.
+On CPU (in float32, or bfloat16 under AMP) one gluonbert kernel, ``gb_attention`` (see
+``gluonbert.ops``), computes all of it after the projection instead: scores, mask, softmax,
+dropout and weighted sum, threaded over sequences and heads, where MXNet 1.9.1 runs its fused
+operators on one core.
 """
 from mxnet.gluon import nn
 
@@ -91,12 +92,13 @@ def attend(F, qkv, mask, num_heads, dropout, kernel=False, rows=None, first=Fals
     if (rows is not None or first) and not kernel:
         raise ValueError('packed tokens (rows=) and first-position queries need the '
                          'gb_attention kernel; see BERTEncoder.packs')
+    # The kernel takes the projection as AMP leaves it, float32 or bfloat16, and answers in kind
     if rows is not None:
-        return F.gb_attention(ops.float32(F, qkv), training_flag(F, qkv), mask, rows,
+        return F.gb_attention(qkv, training_flag(F, qkv), mask, rows,
                               heads=num_heads, dropout=compat.dropout_options(dropout)[0],
                               masked=1, packed=1, first=int(first), mask_value=MASK_VALUE)[0]
     if kernel:
-        inputs = (ops.float32(F, qkv), training_flag(F, qkv)) + (() if mask is None else (mask,))
+        inputs = (qkv, training_flag(F, qkv)) + (() if mask is None else (mask,))
         return F.gb_attention(*inputs, heads=num_heads, dropout=compat.dropout_options(dropout)[0],
                               masked=int(mask is not None), first=int(first),
                               mask_value=MASK_VALUE)[0]

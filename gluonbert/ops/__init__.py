@@ -3,10 +3,11 @@
 The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
 backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
 ``dropout.cc``: ``gb_dropout``; ``optimizer.cc``: ``gb_adam_update`` and ``gb_sum_sq``, the
-optimizer's passes over every parameter); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles
-them with g++ against the ``lib_api`` that the MXNet wheel ships. Importing this module (as
-every model block does) loads the library when it is built and up to date; without it every
-block falls back to MXNet's own operators, with the same numbers, and ``status()`` says why.
+optimizer's passes over every parameter); ``python -m gluonbert.ops`` (run by ``setup.sh``)
+compiles them with g++ against the ``lib_api`` that the MXNet wheel ships (bfloat16 added:
+see ``compat.lib_api_source``). Importing this module (as every model block does) loads the
+library when it is built and up to date; without it every block falls back to MXNet's own
+operators, with the same numbers, and ``status()`` says why.
 """
 import contextlib
 import contextvars
@@ -39,6 +40,7 @@ def _source_digest():
     for path in SOURCES + HEADERS:
         with open(path, 'rb') as f:
             digest.update(os.path.basename(path).encode() + b'\0' + f.read())
+    digest.update(b'lib_api.cc\0' + compat.lib_api_source().encode())
     return digest.hexdigest()
 
 
@@ -75,13 +77,15 @@ def build(compiler='g++'):
                          if os.path.basename(source) in EXACT_ROUNDING else ['-ffast-math'])
             subprocess.run([compiler, '-c', *precision, *flags, source, '-o', objects[-1]],
                            check=True)
+        lib_api = os.path.join(build_dir, 'lib_api.cc')
+        with open(lib_api, 'w') as f:
+            f.write(compat.lib_api_source())
         objects.append(os.path.join(build_dir, 'lib_api.o'))
-        subprocess.run([compiler, '-c', *flags, os.path.join(mxnet_dir, 'src', 'lib_api.cc'),
-                        '-o', objects[-1]], check=True)
+        subprocess.run([compiler, '-c', *flags, lib_api, '-o', objects[-1]], check=True)
         partial = LIBRARY + '.partial'
         subprocess.run([compiler, '-shared', '-fopenmp', *objects, '-o', partial], check=True)
     finally:
-        for obj in objects:
+        for obj in objects + [os.path.join(build_dir, 'lib_api.cc')]:
             if os.path.exists(obj):
                 os.remove(obj)
     os.replace(partial, LIBRARY)

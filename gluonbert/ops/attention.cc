@@ -28,6 +28,12 @@
 // sequence b, the probabilities (batch * heads, 1, seq), and qkv's gradient is zero in the
 // queries of the other positions. The numbers, dropout included, are those of the full call's
 // first positions.
+//
+// qkv (and with it the output and both gradients) is float32 or bfloat16, as bfloat16 AMP
+// leaves the projection: the pair's rows are widened to float32 when copied into scratch and
+// the results rounded to bfloat16 as amp_cast rounds, so the numbers are those of the float32
+// call between two casts, without the casts' passes over memory. The probabilities stay
+// float32.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -40,6 +46,8 @@
 
 using namespace mxnet::ext;
 using gluonbert::DropoutMask;
+using gluonbert::bf16;
+using gluonbert::to_float;
 
 namespace {
 
@@ -217,7 +225,9 @@ inline __attribute__((always_inline)) void gemm(
 
 // Per-thread scratch: one pair's scaled Q, K, V and dO (seq x dim), K^T and V^T (dim x seq),
 // and two (seq x seq) tiles. Copying the pair's rows out of the projection costs little and
-// spares the products strided reads that touch a new memory page at every row.
+// spares the products strided reads that touch a new memory page at every row. A bfloat16
+// call's results go through float32 tiles, `dout` in the forward and `kt` in the backward
+// (which uses neither otherwise).
 struct Scratch {
   std::vector<float> q, k, v, dout, kt, vt, tile1, tile2;
   explicit Scratch(const Problem& p)
@@ -226,22 +236,24 @@ struct Scratch {
 };
 
 // Where pair `task` = b * heads + h starts in the interleaved projection
-inline const float* qkv_of(const Problem& p, const float* qkv, int64_t task) {
+template <typename T>
+inline const T* qkv_of(const Problem& p, const T* qkv, int64_t task) {
   const int64_t b = task / p.heads, h = task % p.heads;
   return qkv + p.first_row(b) * p.heads * 3 * p.dim + h * 3 * p.dim;
 }
 
-// Copy one pair's scale * Q, K, V, K^T and V^T into scratch
-inline __attribute__((always_inline)) void gather(const Problem& p, const float* base,
+// Copy one pair's scale * Q, K, V, K^T and V^T into scratch, in float32
+template <typename T>
+inline __attribute__((always_inline)) void gather(const Problem& p, const T* base,
                                                    int64_t S, Scratch* w) {
   const int64_t ld = p.qkv_ld(), D = p.dim;
   float *q = w->q.data(), *k = w->k.data(), *v = w->v.data();
   float *kt = w->kt.data(), *vt = w->vt.data();
   for (int64_t i = 0; i < S; ++i) {
-    const float* row = base + i * ld;
-    for (int64_t d = 0; d < D; ++d) q[i * D + d] = row[d] * p.scale;
-    std::memcpy(k + i * D, row + D, sizeof(float) * D);
-    std::memcpy(v + i * D, row + 2 * D, sizeof(float) * D);
+    const T* row = base + i * ld;
+    for (int64_t d = 0; d < D; ++d) q[i * D + d] = to_float(row[d]) * p.scale;
+    for (int64_t d = 0; d < D; ++d) k[i * D + d] = to_float(row[D + d]);
+    for (int64_t d = 0; d < D; ++d) v[i * D + d] = to_float(row[2 * D + d]);
   }
   for (int64_t i = 0; i < S; ++i) {
     for (int64_t d = 0; d < D; ++d) {
@@ -300,21 +312,36 @@ inline __attribute__((always_inline)) void drop_row(const Problem& p, const Drop
     row[j] = drop.keep(low + static_cast<uint32_t>(j), high) ? row[j] * drop.scale : 0.f;
 }
 
+// Where a product whose result belongs in `dst` (rows of `ld` elements) computes: in place
+// when the tensor is float32, else in the float32 `tile` (rows of `dim`), which `round_into`
+// then rounds into place
+inline float* target(float* dst, float* tile) { return dst; }
+inline float* target(bf16* dst, float* tile) { return tile; }
+inline int64_t target_ld(const float* dst, int64_t ld, int64_t dim) { return ld; }
+inline int64_t target_ld(const bf16* dst, int64_t ld, int64_t dim) { return dim; }
+inline void round_into(float* dst, int64_t ld, int64_t rows, int64_t dim, const float* tile) {}
+inline void round_into(bf16* dst, int64_t ld, int64_t rows, int64_t dim, const float* tile) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < dim; ++d) gluonbert::put(tile[i * dim + d], dst + i * ld + d);
+}
+
+// qkv and the output in T (float or bf16)
+template <typename T>
 struct ForwardArgs {
   Problem p;
   Mask mask;
   DropoutMask drop;
-  const float* qkv;
-  float* out;
+  const T* qkv;
+  T* out;
   float* probs;  // (batch * heads, seq, seq), for the backward
 };
 
-template <typename V>
-inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Scratch* w,
+template <typename V, typename T>
+inline __attribute__((always_inline)) void forward_pair(const ForwardArgs<T>& a, Scratch* w,
                                                         int64_t task) {
   const Problem& p = a.p;
   const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim;
-  const float* base = qkv_of(p, a.qkv, task);
+  const T* base = qkv_of(p, a.qkv, task);
   gather(p, base, S, w);
   float* probs = a.probs + task * p.slot_rows() * p.seq;  // a (Q, S) tile in the pair's slot
   gemm<V>(Q, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
@@ -327,21 +354,25 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs& a, Sc
     weights = dropped;
   }
   const int64_t b = task / p.heads, h = task % p.heads;
-  gemm<V>(Q, D, S, 1.f, weights, S, w->v.data(), D, a.out + p.out_of(b, h), p.out_ld());
+  T* out = a.out + p.out_of(b, h);
+  float* result = target(out, w->dout.data());
+  gemm<V>(Q, D, S, 1.f, weights, S, w->v.data(), D, result, target_ld(out, p.out_ld(), D));
+  round_into(out, p.out_ld(), Q, D, result);
 }
 
+template <typename T>
 struct BackwardArgs {
-  ForwardArgs f;  // qkv, mask, the forward's probabilities, the same dropout
-  const float* dout;
-  float* dqkv;
+  ForwardArgs<T> f;  // qkv, mask, the forward's probabilities, the same dropout
+  const T* dout;
+  T* dqkv;
 };
 
-template <typename V>
-inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, Scratch* w,
+template <typename V, typename T>
+inline __attribute__((always_inline)) void backward_pair(const BackwardArgs<T>& a, Scratch* w,
                                                          int64_t task) {
   const Problem& p = a.f.p;
   const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim, ld = p.qkv_ld();
-  const float* base = qkv_of(p, a.f.qkv, task);
+  const T* base = qkv_of(p, a.f.qkv, task);
   gather(p, base, S, w);
   const float* probs = a.f.probs + task * p.slot_rows() * p.seq;
   // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
@@ -354,10 +385,16 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
   }
   const int64_t b = task / p.heads, h = task % p.heads;
   float* dout = w->dout.data();
-  for (int64_t i = 0; i < Q; ++i)
-    std::memcpy(dout + i * D, a.dout + i * p.out_ld() + p.out_of(b, h), sizeof(float) * D);
-  float* dq = a.dqkv + (base - a.f.qkv);
-  gemm<V, true>(S, D, Q, 1.f, dropped, S, dout, D, dq + 2 * D, ld);
+  for (int64_t i = 0; i < Q; ++i) {
+    const T* row = a.dout + i * p.out_ld() + p.out_of(b, h);
+    for (int64_t d = 0; d < D; ++d) dout[i * D + d] = to_float(row[d]);
+  }
+  T* dq = a.dqkv + (base - a.f.qkv);
+  float* tile = w->kt.data();  // K^T is not needed from here on
+  float* result = target(dq + 2 * D, tile);
+  const int64_t result_ld = target_ld(dq, ld, D);
+  gemm<V, true>(S, D, Q, 1.f, dropped, S, dout, D, result, result_ld);
+  round_into(dq + 2 * D, ld, S, D, result);
   // dP = dO . V^T through the dropout, then the softmax's backward: dS = P * (dP - <P, dP>)
   float* grad = w->tile2.data();
   gemm<V>(Q, S, D, 1.f, dout, D, w->vt.data(), S, grad, S);
@@ -370,26 +407,33 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs& a, 
     for (int64_t j = 0; j < S; ++j) g[j] = pr[j] * (g[j] - dot);
   }
   // dQ = scale * dS . K (the positions that do not query get none), dK = dS^T . (scale * Q)
-  gemm<V>(Q, D, S, p.scale, grad, S, w->k.data(), D, dq, ld);
-  for (int64_t i = Q; i < S; ++i) std::memset(dq + i * ld, 0, sizeof(float) * D);
-  gemm<V, true>(S, D, Q, 1.f, grad, S, w->q.data(), D, dq + D, ld);
+  result = target(dq, tile);
+  gemm<V>(Q, D, S, p.scale, grad, S, w->k.data(), D, result, result_ld);
+  round_into(dq, ld, Q, D, result);
+  for (int64_t i = Q; i < S; ++i) std::memset(dq + i * ld, 0, sizeof(T) * D);
+  result = target(dq + D, tile);
+  gemm<V, true>(S, D, Q, 1.f, grad, S, w->q.data(), D, result, result_ld);
+  round_into(dq + D, ld, S, D, result);
 }
 
 // Each pair's work compiled for AVX-512 (sixteen-float vectors), AVX2 + FMA and plain x86-64
 // (eight-float ones), picked at run time: target_clones could not ask for FMA beside AVX2,
 // nor reach into an OpenMP loop's body
 #define ISA_VARIANTS(pair, Args)                                                            \
-  __attribute__((target("avx512f,avx512dq,fma"))) void pair##_avx512(                      \
-      const Args& a, Scratch* w, int64_t task) { pair<v16>(a, w, task); }                  \
-  __attribute__((target("avx2,fma"))) void pair##_avx2(                                    \
-      const Args& a, Scratch* w, int64_t task) { pair<v8>(a, w, task); }                   \
-  void pair##_plain(const Args& a, Scratch* w, int64_t task) { pair<v8>(a, w, task); }     \
-  void (*pair##_for_this_cpu())(const Args&, Scratch*, int64_t) {                          \
+  template <typename T> __attribute__((target("avx512f,avx512dq,fma"))) void pair##_avx512( \
+      const Args<T>& a, Scratch* w, int64_t task) { pair<v16, T>(a, w, task); }            \
+  template <typename T> __attribute__((target("avx2,fma"))) void pair##_avx2(              \
+      const Args<T>& a, Scratch* w, int64_t task) { pair<v8, T>(a, w, task); }             \
+  template <typename T> void pair##_plain(const Args<T>& a, Scratch* w, int64_t task) {   \
+    pair<v8, T>(a, w, task);                                                               \
+  }                                                                                        \
+  template <typename T> void (*pair##_for_this_cpu())(const Args<T>&, Scratch*, int64_t) { \
     __builtin_cpu_init();                                                                  \
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))          \
-      return pair##_avx512;                                                                \
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return pair##_avx2; \
-    return pair##_plain;                                                                   \
+      return pair##_avx512<T>;                                                             \
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))                  \
+      return pair##_avx2<T>;                                                               \
+    return pair##_plain<T>;                                                                \
   }
 
 ISA_VARIANTS(forward_pair, ForwardArgs)
@@ -444,15 +488,16 @@ bool check_packed(const Problem& p, int64_t tokens) {
   return true;
 }
 
-// Zero the rows (of `width` floats) of `data` that no sequence of a packed call covers
-void zero_uncovered(const Problem& p, int64_t tokens, int64_t width, float* data) {
+// Zero the rows (of `width` elements) of `data` that no sequence of a packed call covers
+template <typename T>
+void zero_uncovered(const Problem& p, int64_t tokens, int64_t width, T* data) {
   std::vector<char> covered(tokens, 0);
   for (int64_t b = 0; b < p.batch; ++b) {
     const int64_t first = p.first_row(b);
     std::memset(covered.data() + first, 1, static_cast<int64_t>(p.lengths[b]));
   }
   for (int64_t r = 0; r < tokens; ++r)
-    if (!covered[r]) std::memset(data + r * width, 0, sizeof(float) * width);
+    if (!covered[r]) std::memset(data + r * width, 0, sizeof(T) * width);
 }
 
 // The mask input's kind follows from its shape: (batch,) lengths or (pairs, seq, seq) scores;
@@ -464,55 +509,71 @@ Mask mask_of(const Attrs& attrs, std::vector<MXTensor>* inputs) {
               mask.data<float>()};
 }
 
-// inputs: qkv, flag[, mask[, row map]]; outputs: out, the probabilities, the dropout's key
-MXReturnValue attention_forward(const std::unordered_map<std::string, std::string>& attrs,
-                                std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
-                                const OpResource& res) {
-  Attrs at;
-  parse(attrs, &at);
-  ForwardArgs args;
+// inputs: qkv, flag[, mask[, row map]]; outputs: out, the probabilities, the dropout's key;
+// qkv and out in T
+template <typename T>
+MXReturnValue forward_in(const Attrs& at, std::vector<MXTensor>* inputs,
+                         std::vector<MXTensor>* outputs, const OpResource& res) {
+  ForwardArgs<T> args;
   args.p = problem_of(at, inputs);
   const int64_t tokens = inputs->at(0).shape[0];
   if (at.packed && !check_packed(args.p, tokens)) return MX_FAIL;
   args.mask = mask_of(at, inputs);
   args.drop = gluonbert::draw_mask(at.dropout, gluonbert::training(inputs->at(1)), res,
                                    outputs->at(2).data<float>());
-  args.qkv = inputs->at(0).data<float>();
-  args.out = outputs->at(0).data<float>();
+  args.qkv = inputs->at(0).data<T>();
+  args.out = outputs->at(0).data<T>();
   args.probs = outputs->at(1).data<float>();
-  static const auto pair = forward_pair_for_this_cpu();
+  static const auto pair = forward_pair_for_this_cpu<T>();
   for_each_pair(args.p, args, pair);
   if (at.packed && !at.first) zero_uncovered(args.p, tokens, args.p.out_ld(), args.out);
   return MX_SUCCESS;
 }
 
+MXReturnValue attention_forward(const std::unordered_map<std::string, std::string>& attrs,
+                                std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                                const OpResource& res) {
+  Attrs at;
+  parse(attrs, &at);
+  return inputs->at(0).dtype == gluonbert::kBfloat16 ? forward_in<bf16>(at, inputs, outputs, res)
+                                                     : forward_in<float>(at, inputs, outputs, res);
+}
+
 // inputs: the gradients of the three outputs, then the inputs, then the outputs;
-// outputs: the gradients of the inputs (zero but for qkv's)
+// outputs: the gradients of the inputs (zero but for qkv's); qkv, out and theirs in T
+template <typename T>
+MXReturnValue backward_in(const Attrs& at, std::vector<MXTensor>* inputs,
+                          std::vector<MXTensor>* outputs) {
+  const int ins = at.packed ? 4 : at.masked ? 3 : 2;
+  std::vector<MXTensor> forward_inputs(inputs->begin() + 3, inputs->begin() + 3 + ins);
+  BackwardArgs<T> args;
+  ForwardArgs<T>& f = args.f;
+  f.p = problem_of(at, &forward_inputs);
+  f.mask = mask_of(at, &forward_inputs);
+  f.drop = gluonbert::saved_mask(at.dropout, gluonbert::training(forward_inputs[1]),
+                                 inputs->at(3 + ins + 2).data<float>());
+  f.qkv = forward_inputs[0].data<T>();
+  f.probs = inputs->at(3 + ins + 1).data<float>();
+  args.dout = inputs->at(0).data<T>();
+  args.dqkv = outputs->at(0).data<T>();
+  static const auto pair = backward_pair_for_this_cpu<T>();
+  for_each_pair(f.p, args, pair);
+  if (at.packed) zero_uncovered(f.p, forward_inputs[0].shape[0], f.p.qkv_ld(), args.dqkv);
+  for (int k = 1; k < ins; ++k) {
+    MXTensor& grad = outputs->at(k);
+    std::memset(grad.data_ptr, 0,
+                gluonbert::element_bytes(grad.dtype) * gluonbert::size_of(grad));
+  }
+  return MX_SUCCESS;
+}
+
 MXReturnValue attention_backward(const std::unordered_map<std::string, std::string>& attrs,
                                  std::vector<MXTensor>* inputs,
                                  std::vector<MXTensor>* outputs, const OpResource& res) {
   Attrs at;
   parse(attrs, &at);
-  const int ins = at.packed ? 4 : at.masked ? 3 : 2;
-  std::vector<MXTensor> forward_inputs(inputs->begin() + 3, inputs->begin() + 3 + ins);
-  BackwardArgs args;
-  ForwardArgs& f = args.f;
-  f.p = problem_of(at, &forward_inputs);
-  f.mask = mask_of(at, &forward_inputs);
-  f.drop = gluonbert::saved_mask(at.dropout, gluonbert::training(forward_inputs[1]),
-                                 inputs->at(3 + ins + 2).data<float>());
-  f.qkv = forward_inputs[0].data<float>();
-  f.probs = inputs->at(3 + ins + 1).data<float>();
-  args.dout = inputs->at(0).data<float>();
-  args.dqkv = outputs->at(0).data<float>();
-  static const auto pair = backward_pair_for_this_cpu();
-  for_each_pair(f.p, args, pair);
-  if (at.packed) zero_uncovered(f.p, forward_inputs[0].shape[0], f.p.qkv_ld(), args.dqkv);
-  for (int k = 1; k < ins; ++k) {
-    MXTensor& grad = outputs->at(k);
-    std::memset(grad.data<float>(), 0, sizeof(float) * gluonbert::size_of(grad));
-  }
-  return MX_SUCCESS;
+  return inputs->at(3).dtype == gluonbert::kBfloat16 ? backward_in<bf16>(at, inputs, outputs)
+                                                     : backward_in<float>(at, inputs, outputs);
 }
 
 MXReturnValue attention_attrs(const std::unordered_map<std::string, std::string>& attrs,
@@ -524,9 +585,20 @@ MXReturnValue attention_attrs(const std::unordered_map<std::string, std::string>
   return MX_SUCCESS;
 }
 
+// qkv float32 or bfloat16, and the output the same; the flag either; the rest float32
 MXReturnValue attention_types(const std::unordered_map<std::string, std::string>& attrs,
                               std::vector<int>* in, std::vector<int>* out) {
-  return gluonbert::float32_only("gb_attention", in, out);
+  auto either = [](int type) { return type == kFloat32 || type == gluonbert::kBfloat16; };
+  bool ok = either(in->at(0)) && either(in->at(1));
+  for (size_t k = 2; k < in->size(); ++k) ok = ok && in->at(k) == kFloat32;
+  if (!ok) {
+    MX_ERROR_MSG << "gb_attention: qkv and the flag are float32 or bfloat16, the lengths, "
+                    "mask and row map float32";
+    return MX_FAIL;
+  }
+  out->at(0) = in->at(0);
+  out->at(1) = out->at(2) = kFloat32;
+  return MX_SUCCESS;
 }
 
 MXReturnValue attention_shapes(const std::unordered_map<std::string, std::string>& attrs,

@@ -3,6 +3,7 @@
 #define GLUONBERT_OPS_COMMON_H_
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "mxnet/lib_api.h"
@@ -17,6 +18,47 @@ inline int64_t size_of(const mxnet::ext::MXTensor& t) {
   int64_t n = 1;
   for (auto d : t.shape) n *= d;
   return n;
+}
+
+// MXNet's bfloat16 type flag (mshadow::kBfloat16), which lib_api's MXDType does not name: the
+// library is built with a lib_api that accepts it (gluonbert.compat.lib_api_source)
+constexpr int kBfloat16 = 12;
+
+// One bfloat16 as MXNet stores it: the upper half of a float32's bits
+struct bf16 {
+  uint16_t bits;
+};
+
+inline float to_float(float x) { return x; }
+inline float to_float(bf16 x) {
+  const uint32_t bits = static_cast<uint32_t>(x.bits) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline void put(float value, float* out) { *out = value; }
+// Rounded as MXNet's amp_cast rounds on CPU (oneDNN's conversion): to the nearest even,
+// denormals to a signed zero, NaN kept a (quiet) NaN
+inline void put(float value, bf16* out) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7f800000u) == 0) {
+    bits &= 0x80000000u;
+  } else if ((bits & 0x7fffffffu) > 0x7f800000u) {
+    bits |= 0x00400000u;
+  } else {
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+  }
+  out->bits = static_cast<uint16_t>(bits >> 16);
+}
+
+// The bytes of one element of type flag `type` (float32 or bfloat16)
+inline int64_t element_bytes(int type) { return type == kBfloat16 ? 2 : 4; }
+
+// A float32 or bfloat16 tensor's first element, as a float
+inline float first_value(mxnet::ext::MXTensor& t) {
+  return t.dtype == kBfloat16 ? to_float(t.data<bf16>()[0]) : t.data<float>()[0];
 }
 
 // Type inference of an operator `op` that takes and gives float32 only

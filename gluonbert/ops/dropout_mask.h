@@ -18,6 +18,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common.h"
 #include "mxnet/lib_api.h"
 
 namespace gluonbert {
@@ -53,7 +54,7 @@ inline bool dropout_rate(const std::unordered_map<std::string, std::string>& att
 }
 
 // Training is signalled by a flag other than 1 (MXNet's Dropout of a one turns it into 0 or 2)
-inline bool training(mxnet::ext::MXTensor& flag) { return flag.data<float>()[0] != 1.f; }
+inline bool training(mxnet::ext::MXTensor& flag) { return first_value(flag) != 1.f; }
 
 // The mask of rate p > 0 drawn with `keys`
 inline DropoutMask mask_of(float p, const uint32_t keys[2]) {

@@ -440,3 +440,28 @@ def test_attention_kernel_in_bfloat16_is_the_float32_call_between_amp_casts(pack
         np.testing.assert_array_equal(_float32(got).asnumpy(),
                                       _float32(_bfloat16(want)).asnumpy())
     assert np.abs(_float32(grad16).asnumpy()).sum() > 0
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_dropout_kernel_widens_bfloat16_data_as_a_cast_before_it_would(train):
+    # The output is float32; the data's gradient is rounded to bfloat16 as amp_cast rounds
+    rng = np.random.RandomState(0)
+    data = _bfloat16(mx.nd.array(rng.randn(70, 131)))  # odd sizes: the loops' remainders
+    dy = mx.nd.array(rng.randn(70, 131))
+
+    def call(x):
+        x.attach_grad()
+        mx.random.seed(3)
+        with autograd.record(train_mode=train):
+            flag = mx.nd.Dropout(mx.nd.ones((1,)), p=0.5)
+            out = mx.nd.gb_dropout(x, flag, p=0.3)[0]
+        out.backward(dy)
+        return out, x.grad
+
+    out16, grad16 = call(data.copy())
+    out32, grad32 = call(_float32(data))
+    assert out16.dtype == np.float32 and grad16.dtype == BFLOAT16
+    np.testing.assert_array_equal(out16.asnumpy(), out32.asnumpy())
+    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
+                                  _float32(_bfloat16(grad32)).asnumpy())
+    assert (out16.asnumpy() == 0).any() == train

@@ -39,4 +39,5 @@ def dropout(F, block, X, param):
     """``block(X)`` for an ``nn.Dropout`` ``block`` inside a block that owns ``param``."""
     if not kernel_applies(block, param):
         return block(X)
-    return F.gb_dropout(ops.float32(F, X), training_flag(F, X), p=compat.dropout_options(block)[0])[0]
+    # The kernel takes X as AMP leaves it, float32 or bfloat16, and answers in float32
+    return F.gb_dropout(X, training_flag(F, X), p=compat.dropout_options(block)[0])[0]

@@ -321,8 +321,7 @@ inline int64_t target_ld(const float* dst, int64_t ld, int64_t dim) { return ld;
 inline int64_t target_ld(const bf16* dst, int64_t ld, int64_t dim) { return dim; }
 inline void round_into(float* dst, int64_t ld, int64_t rows, int64_t dim, const float* tile) {}
 inline void round_into(bf16* dst, int64_t ld, int64_t rows, int64_t dim, const float* tile) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t d = 0; d < dim; ++d) gluonbert::put(tile[i * dim + d], dst + i * ld + d);
+  for (int64_t i = 0; i < rows; ++i) gluonbert::put_all(tile + i * dim, dst + i * ld, dim);
 }
 
 // qkv and the output in T (float or bf16)

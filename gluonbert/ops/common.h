@@ -40,17 +40,34 @@ inline float to_float(bf16 x) {
 inline void put(float value, float* out) { *out = value; }
 // Rounded as MXNet's amp_cast rounds on CPU (oneDNN's conversion): to the nearest even,
 // denormals to a signed zero, NaN kept a (quiet) NaN
+// (branch-free, so that loops of it vectorise)
 inline void put(float value, bf16* out) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7f800000u) == 0) {
-    bits &= 0x80000000u;
-  } else if ((bits & 0x7fffffffu) > 0x7f800000u) {
-    bits |= 0x00400000u;
-  } else {
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-  }
+  const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
+  const bool nan = (bits & 0x7fffffffu) > 0x7f800000u, denormal = (bits & 0x7f800000u) == 0;
+  bits = nan ? bits | 0x00400000u : denormal ? bits & 0x80000000u : rounded;
   out->bits = static_cast<uint16_t>(bits >> 16);
+}
+
+// `n` floats rounded into bfloat16 as `put` rounds them, sixteen at a time (GCC leaves
+// `put` in a loop scalar or in narrow vectors)
+inline __attribute__((always_inline)) void put_all(const float* in, bf16* out, int64_t n) {
+  typedef uint32_t Bits __attribute__((vector_size(64)));
+  typedef uint16_t Halves __attribute__((vector_size(32)));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    Bits bits;
+    std::memcpy(&bits, in + i, sizeof bits);
+    const Bits rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
+    const Bits nan = (bits & 0x7fffffffu) > 0x7f800000u;  // all ones where true
+    const Bits denormal = (bits & 0x7f800000u) == 0u;
+    const Bits result = (nan & (bits | 0x00400000u)) |
+                        (~nan & ((denormal & (bits & 0x80000000u)) | (~denormal & rounded)));
+    const Halves halves = __builtin_convertvector(result >> 16, Halves);
+    std::memcpy(out + i, &halves, sizeof halves);
+  }
+  for (; i < n; ++i) put(in[i], out + i);
 }
 
 // The bytes of one element of type flag `type` (float32 or bfloat16)

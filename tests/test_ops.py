@@ -465,3 +465,51 @@ def test_dropout_kernel_widens_bfloat16_data_as_a_cast_before_it_would(train):
     np.testing.assert_array_equal(_float32(grad16).asnumpy(),
                                   _float32(_bfloat16(grad32)).asnumpy())
     assert (out16.asnumpy() == 0).any() == train
+
+
+def test_layer_norm_kernel_on_bfloat16_data_is_the_float32_call_after_a_cast():
+    rng = np.random.RandomState(0)
+    data = _bfloat16(mx.nd.array(rng.randn(37, 5, 24) * 3 + 1))
+    gamma, beta = mx.nd.array(rng.rand(24) + 0.5), mx.nd.array(rng.randn(24))
+    dy = mx.nd.array(rng.randn(37, 5, 24))
+
+    def call(x):
+        x.attach_grad()
+        with autograd.record():
+            out = mx.nd.gb_layer_norm(x, gamma, beta, eps=1e-5)[0]
+        out.backward(dy)
+        return out, x.grad
+
+    out16, grad16 = call(data.copy())
+    out32, grad32 = call(_float32(data))
+    assert out16.dtype == np.float32 and grad16.dtype == BFLOAT16
+    np.testing.assert_array_equal(out16.asnumpy(), out32.asnumpy())
+    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
+                                  _float32(_bfloat16(grad32)).asnumpy())
+
+
+def test_layer_norm_twin_is_the_output_in_bfloat16_and_its_gradient_adds_up():
+    # What AMP would do with a cast: the twin rounds as amp_cast does, and the gradients of
+    # the output and of the twin (widened) add up before the LayerNorm's backward
+    rng = np.random.RandomState(1)
+    data = mx.nd.array(rng.randn(70, 40))  # 40: a vector and a remainder of the row loops
+    gamma, beta = mx.nd.array(rng.rand(40) + 0.5), mx.nd.array(rng.randn(40))
+    dy, dtwin = mx.nd.array(rng.randn(70, 40)), _bfloat16(mx.nd.array(rng.randn(70, 40)))
+
+    def call(twin):
+        x = data.copy()
+        x.attach_grad()
+        with autograd.record():
+            outputs = mx.nd.gb_layer_norm(x, gamma, beta, eps=1e-5, twin=int(twin))
+        if twin:
+            autograd.backward([outputs[0], outputs[3]], [dy, dtwin])
+        else:
+            outputs[0].backward(dy + _float32(dtwin))
+        return outputs, x.grad.asnumpy()
+
+    (with_twin, grad), (plain, want) = call(True), call(False)
+    assert len(with_twin) == 4 and with_twin[3].dtype == BFLOAT16
+    np.testing.assert_array_equal(with_twin[0].asnumpy(), plain[0].asnumpy())
+    np.testing.assert_array_equal(_float32(with_twin[3]).asnumpy(),
+                                  _float32(_bfloat16(plain[0])).asnumpy())
+    np.testing.assert_array_equal(grad, want)

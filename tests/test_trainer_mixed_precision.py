@@ -36,10 +36,13 @@ with tempfile.TemporaryDirectory() as folder:  # the operators of the graph that
     with open(os.path.join(folder, 'net-symbol.json')) as f:
         nodes = json.load(f)['nodes']
 operators = sorted({node['op'] for node in nodes})
-attention_inputs = [nodes[node['inputs'][0][0]]['op'] for node in nodes
-                    if node['op'] == 'gb_attention']
+def source(entry):  # the operator and output an input comes from, through AMP's casts
+    node = nodes[entry[0]]
+    return source(node['inputs'][0]) if node['op'] == 'amp_cast' else f"{node['op']}:{entry[1]}"
+attention_inputs = [source(node['inputs'][0]) for node in nodes if node['op'] == 'gb_attention']
+dense_inputs = [source(node['inputs'][0]) for node in nodes if node['op'] == 'FullyConnected']
 print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype), 'operators': operators,
-                  'attention_inputs': attention_inputs,
+                  'attention_inputs': attention_inputs, 'dense_inputs': dense_inputs,
                   'weight_dtype': str(net.output.weight.data().dtype),
                   'loss_scale': trainer.loss_scale, 'skipped': trainer.guard.skipped}))
 """
@@ -58,10 +61,13 @@ def test_bfloat16_amp_trains_on_cpu_with_the_kernels():
     assert result['weight_dtype'] == "<class 'numpy.float32'>"  # master weights stay float32
     assert (result['loss_scale'], result['skipped']) == (1.0, 0)
     assert result['losses'][-1] < 0.5 * result['losses'][0]
-    # gluonbert's kernels stay in the graph: the float32 ones fed through casts, the attention
-    # kernel straight from the bfloat16 projection
+    # gluonbert's kernels stay in the graph and take bfloat16 as AMP leaves it: attention
+    # straight from the projection, and the dense layers after a LayerNorm read its bfloat16
+    # twin (output 3), never its float32 output through a cast
     assert {'gb_attention', 'gb_layer_norm', 'amp_cast'} <= set(result['operators'])
-    assert result['attention_inputs'] and set(result['attention_inputs']) == {'FullyConnected'}
+    assert result['attention_inputs'] and set(result['attention_inputs']) == {'FullyConnected:0'}
+    assert 'gb_layer_norm:3' in result['dense_inputs']
+    assert 'gb_layer_norm:0' not in result['dense_inputs']
 
 
 def test_amp_that_was_not_enabled_before_building_the_model_is_an_error():

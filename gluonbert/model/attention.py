@@ -15,7 +15,7 @@ from mxnet.gluon import nn
 from .. import ops
 from .. import compat
 from .dropout import training_flag
-from .legacy import LegacyHybridBlock, param_value
+from .legacy import LegacyHybridBlock, bfloat16_twin, param_value
 
 # Added to the scores of padding keys; d2l's masked_softmax writes -1e6 there. Either way
 # exp() underflows to exactly 0, so padding gets no weight.
@@ -59,7 +59,7 @@ class MultiHeadAttention(LegacyHybridBlock):
     def _qkv(self, F, X):
         """The Q, K, V projection of ``X`` in one product, interleaved per head."""
         weight, bias = self._interleaved_qkv(F, X)
-        return F.FullyConnected(X, weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
+        return F.FullyConnected(bfloat16_twin(X), weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
                                 no_bias=bias is None, flatten=False)
 
     def _interleaved_qkv(self, F, X):

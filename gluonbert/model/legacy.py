@@ -65,6 +65,25 @@ def once_per_call(F, name, make):
     return shared[key]
 
 
+def in_call():
+    """Whether a gluonbert block's call is under way (values can be shared in it)."""
+    return _call.get() is not None
+
+
+def share_bfloat16_twin(X, twin):
+    """Keep ``twin``, ``X`` rounded to bfloat16 by the operator that computed ``X``, for the
+    dense layers of this call that read ``X`` (``bfloat16_twin``)."""
+    _call.get()[('bfloat16 twin', id(X))] = (X, twin)
+
+
+def bfloat16_twin(X):
+    """What a dense layer under bfloat16 AMP reads for ``X``: its twin kept in this call
+    (which spares AMP's cast) or ``X`` itself."""
+    shared = _call.get()
+    kept = None if shared is None else shared.get(('bfloat16 twin', id(X)))
+    return kept[1] if kept is not None and kept[0] is X else X
+
+
 def param_value(F, param, like):
     """``param`` as an input of the graph being built in ``hybrid_forward``: its symbol, or
     its array on ``like``'s device. For a child block's parameter used without calling the

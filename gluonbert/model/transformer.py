@@ -4,7 +4,7 @@ from mxnet.gluon import nn
 from .attention import MultiHeadAttention, uses_kernel
 from .dropout import dropout
 from .layer_norm import layer_norm
-from .legacy import LegacyHybridBlock
+from .legacy import LegacyHybridBlock, bfloat16_twin
 
 ACTIVATIONS = ('relu', 'gelu')
 
@@ -34,7 +34,7 @@ class PositionWiseFFN(LegacyHybridBlock):
             self.dense2 = nn.Dense(ffn_num_outputs, flatten=False, in_units=ffn_num_hiddens)
 
     def hybrid_forward(self, F, X):
-        return self.dense2(activate(F, self.dense1(X), self.activation))
+        return self.dense2(activate(F, self.dense1(bfloat16_twin(X)), self.activation))
 
 
 class AddNorm(LegacyHybridBlock):
@@ -47,7 +47,8 @@ class AddNorm(LegacyHybridBlock):
             self.ln = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=num_hiddens)
 
     def hybrid_forward(self, F, X, Y):
-        return layer_norm(F, self.ln, dropout(F, self.dropout, Y, self.ln.gamma) + X)
+        # The output feeds the next dense layer and a residual: a bfloat16 twin for the former
+        return layer_norm(F, self.ln, dropout(F, self.dropout, Y, self.ln.gamma) + X, twin=True)
 
 
 class TransformerEncoderBlock(LegacyHybridBlock):

@@ -2,11 +2,16 @@
 //
 // gb_layer_norm: LayerNorm over the last axis. MXNet's own forward is fast, but its backward
 // is a chain of generic broadcast and reduce kernels, ~20x slower than the forward on CPU;
-// here both passes are one sweep over the rows, parallel with OpenMP.
+// here both passes are one sweep over the rows, parallel with OpenMP. The data may be
+// bfloat16 (widened as it is read; its gradient rounded as amp_cast rounds), and with
+// `twin=1` a fourth output holds the result rounded to bfloat16 as well: under bfloat16 AMP
+// the next dense layer reads that twin and the residual the float32 result, so neither needs
+// a cast, and the backward adds the two outputs' gradients itself.
 // gb_softmax_ce: softmax cross-entropy with integer labels, per row. MXNet's log_softmax and
 // pick make the MLM loss's backward three passes over (positions x vocabulary), the first
 // writing a dense one-hot; here the backward is one pass: (softmax - onehot) * dloss.
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 #include <omp.h>
@@ -15,7 +20,9 @@
 #include "mxnet/lib_api.h"
 
 using namespace mxnet::ext;
+using gluonbert::bf16;
 using gluonbert::size_of;
+using gluonbert::to_float;
 
 namespace {
 
@@ -32,51 +39,128 @@ float epsilon(const std::unordered_map<std::string, std::string>& attrs) {
   return it == attrs.end() ? 1e-5f : std::stof(it->second);
 }
 
+bool twin(const std::unordered_map<std::string, std::string>& attrs) {
+  auto it = attrs.find("twin");
+  return it != attrs.end() && (it->second == "1" || it->second == "True");
+}
+
+// Per row, compiled for AVX-512, AVX2 and plain x86-64 (VECTOR_CLONES): a bfloat16 row
+// widened, a float32 row rounded
+VECTOR_CLONES
+void widen(const bf16* in, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = to_float(in[j]);
+}
+
+VECTOR_CLONES
+void round_to_bfloat16(const float* in, int64_t n, bf16* out) { gluonbert::put_all(in, out, n); }
+
+// Row r of `data` in float32: in place, or widened into `row`
+inline const float* row_of(const float* data, int64_t r, int64_t width, float* row) {
+  return data + r * width;
+}
+inline const float* row_of(const bf16* data, int64_t r, int64_t width, float* row) {
+  widen(data + r * width, width, row);
+  return row;
+}
+
+// Where row r of `out` is computed: in place when float32, else in the float32 `row`
+inline float* row_target(float* out, int64_t r, int64_t width, float* row) {
+  return out + r * width;
+}
+inline float* row_target(bf16* out, int64_t r, int64_t width, float* row) { return row; }
+
+// `row` (float32) into row r of `out`: computed there already, or rounded to bfloat16
+inline void put_row(const float* row, int64_t r, int64_t width, float* out) {}
+inline void put_row(const float* row, int64_t r, int64_t width, bf16* out) {
+  round_to_bfloat16(row, width, out + r * width);
+}
+
+// One row normalized: y, its mean and 1 / std
+VECTOR_CLONES
+void normalize(const float* x, const float* gamma, const float* beta, float eps,
+               int64_t width, float* y, float* mean, float* rstd) {
+  float sum = 0.f;
+  for (int64_t j = 0; j < width; ++j) sum += x[j];
+  const float mu = sum / width;
+  float sq = 0.f;
+  for (int64_t j = 0; j < width; ++j) sq += (x[j] - mu) * (x[j] - mu);
+  const float inv = 1.f / std::sqrt(sq / width + eps);
+  for (int64_t j = 0; j < width; ++j) y[j] = (x[j] - mu) * inv * gamma[j] + beta[j];
+  *mean = mu;
+  *rstd = inv;
+}
+
+// One row's dx from its dy, and its terms of dgamma and dbeta added to `pg` and `pb`
+VECTOR_CLONES
+void normalize_backward(const float* x, const float* dy, const float* gamma, float mu,
+                        float inv, int64_t width, float* dx, float* pg, float* pb) {
+  float sum_g = 0.f, sum_gx = 0.f;
+  for (int64_t j = 0; j < width; ++j) {
+    const float xhat = (x[j] - mu) * inv;
+    const float g = dy[j] * gamma[j];
+    sum_g += g;
+    sum_gx += g * xhat;
+    pg[j] += dy[j] * xhat;
+    pb[j] += dy[j];
+  }
+  const float mean_g = sum_g / width, mean_gx = sum_gx / width;
+  for (int64_t j = 0; j < width; ++j) {
+    const float xhat = (x[j] - mu) * inv;
+    dx[j] = inv * (dy[j] * gamma[j] - mean_g - xhat * mean_gx);
+  }
+}
+
+// The gradient of a row's output and of its bfloat16 twin, added
+VECTOR_CLONES
+void add_twin(const float* dy, const bf16* dtwin, int64_t n, float* out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = dy[j] + to_float(dtwin[j]);
+}
+
+// data: float or bf16; twin: null, or out rounded to bfloat16
+template <typename T>
+void layer_norm_rows(const T* x, const float* gamma, const float* beta, float eps,
+                     int64_t rows, int64_t width, float* y, float* mean, float* rstd,
+                     bf16* twin) {
+#pragma omp parallel
+  {
+    std::vector<float> widened(width);
+#pragma omp for
+    for (int64_t r = 0; r < rows; ++r) {
+      float* yr = y + r * width;
+      normalize(row_of(x, r, width, widened.data()), gamma, beta, eps, width, yr, mean + r,
+                rstd + r);
+      if (twin) put_row(yr, r, width, twin);
+    }
+  }
+}
+
 // inputs: data, gamma, beta; outputs: out, mean, rstd (the last two per row, for backward)
+// [, out in bfloat16]
 MXReturnValue layer_norm_forward(const std::unordered_map<std::string, std::string>& attrs,
                                  std::vector<MXTensor>* inputs,
                                  std::vector<MXTensor>* outputs, const OpResource& res) {
   const float eps = epsilon(attrs);
   MXTensor& data = inputs->at(0);
   const int64_t width = data.shape.back(), rows = size_of(data) / width;
-  const float* x = data.data<float>();
   const float* gamma = inputs->at(1).data<float>();
   const float* beta = inputs->at(2).data<float>();
   float* y = outputs->at(0).data<float>();
   float* mean = outputs->at(1).data<float>();
   float* rstd = outputs->at(2).data<float>();
-#pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * width;
-    float* yr = y + r * width;
-    float sum = 0.f;
-    for (int64_t j = 0; j < width; ++j) sum += xr[j];
-    const float mu = sum / width;
-    float sq = 0.f;
-    for (int64_t j = 0; j < width; ++j) sq += (xr[j] - mu) * (xr[j] - mu);
-    const float inv = 1.f / std::sqrt(sq / width + eps);
-    for (int64_t j = 0; j < width; ++j) yr[j] = (xr[j] - mu) * inv * gamma[j] + beta[j];
-    mean[r] = mu;
-    rstd[r] = inv;
-  }
+  bf16* copy = twin(attrs) ? outputs->at(3).data<bf16>() : nullptr;
+  if (data.dtype == gluonbert::kBfloat16)
+    layer_norm_rows(data.data<bf16>(), gamma, beta, eps, rows, width, y, mean, rstd, copy);
+  else
+    layer_norm_rows(data.data<float>(), gamma, beta, eps, rows, width, y, mean, rstd, copy);
   return MX_SUCCESS;
 }
 
-// inputs: the gradients of out, mean and rstd, then data, gamma, beta, then out, mean, rstd;
-// outputs: the gradients of data, gamma and beta
-MXReturnValue layer_norm_backward(const std::unordered_map<std::string, std::string>& attrs,
-                                  std::vector<MXTensor>* inputs,
-                                  std::vector<MXTensor>* outputs, const OpResource& res) {
-  MXTensor& data = inputs->at(3);
-  const int64_t width = data.shape.back(), rows = size_of(data) / width;
-  const float* dy = inputs->at(0).data<float>();
-  const float* x = data.data<float>();
-  const float* gamma = inputs->at(4).data<float>();
-  const float* mean = inputs->at(7).data<float>();
-  const float* rstd = inputs->at(8).data<float>();
-  float* dx = outputs->at(0).data<float>();
-  float* dgamma = outputs->at(1).data<float>();
-  float* dbeta = outputs->at(2).data<float>();
+// dy: out's gradient; dtwin: null, or the twin's, added to it; dx in data's type
+template <typename T>
+void layer_norm_backward_rows(const float* dy, const bf16* dtwin, const T* x,
+                              const float* gamma, const float* mean, const float* rstd,
+                              int64_t rows, int64_t width, T* dx, float* dgamma,
+                              float* dbeta) {
   const int threads = omp_get_max_threads();
   // Per-thread partial sums of dgamma and dbeta, added up at the end
   std::vector<float> partial(2 * threads * width, 0.f);
@@ -84,26 +168,18 @@ MXReturnValue layer_norm_backward(const std::unordered_map<std::string, std::str
   {
     float* pg = partial.data() + 2 * omp_get_thread_num() * width;
     float* pb = pg + width;
+    std::vector<float> widened(width), summed(width), result(width);
 #pragma omp for
     for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * width;
       const float* dyr = dy + r * width;
-      float* dxr = dx + r * width;
-      const float mu = mean[r], inv = rstd[r];
-      float sum_g = 0.f, sum_gx = 0.f;
-      for (int64_t j = 0; j < width; ++j) {
-        const float xhat = (xr[j] - mu) * inv;
-        const float g = dyr[j] * gamma[j];
-        sum_g += g;
-        sum_gx += g * xhat;
-        pg[j] += dyr[j] * xhat;
-        pb[j] += dyr[j];
+      if (dtwin) {
+        add_twin(dyr, dtwin + r * width, width, summed.data());
+        dyr = summed.data();
       }
-      const float mean_g = sum_g / width, mean_gx = sum_gx / width;
-      for (int64_t j = 0; j < width; ++j) {
-        const float xhat = (xr[j] - mu) * inv;
-        dxr[j] = inv * (dyr[j] * gamma[j] - mean_g - xhat * mean_gx);
-      }
+      float* dxr = row_target(dx, r, width, result.data());
+      normalize_backward(row_of(x, r, width, widened.data()), dyr, gamma, mean[r], rstd[r],
+                         width, dxr, pg, pb);
+      put_row(dxr, r, width, dx);
     }
   }
   for (int64_t j = 0; j < width; ++j) {
@@ -115,19 +191,50 @@ MXReturnValue layer_norm_backward(const std::unordered_map<std::string, std::str
     dgamma[j] = g;
     dbeta[j] = b;
   }
+}
+
+// inputs: the gradients of the outputs, then data, gamma, beta, then the outputs; outputs:
+// the gradients of data, gamma and beta
+MXReturnValue layer_norm_backward(const std::unordered_map<std::string, std::string>& attrs,
+                                  std::vector<MXTensor>* inputs,
+                                  std::vector<MXTensor>* outputs, const OpResource& res) {
+  const int outs = twin(attrs) ? 4 : 3;
+  MXTensor& data = inputs->at(outs);
+  const int64_t width = data.shape.back(), rows = size_of(data) / width;
+  const float* dy = inputs->at(0).data<float>();
+  const bf16* dtwin = outs == 4 ? inputs->at(3).data<bf16>() : nullptr;
+  const float* gamma = inputs->at(outs + 1).data<float>();
+  const float* mean = inputs->at(outs + 3 + 1).data<float>();
+  const float* rstd = inputs->at(outs + 3 + 2).data<float>();
+  float* dgamma = outputs->at(1).data<float>();
+  float* dbeta = outputs->at(2).data<float>();
+  if (data.dtype == gluonbert::kBfloat16)
+    layer_norm_backward_rows(dy, dtwin, data.data<bf16>(), gamma, mean, rstd, rows, width,
+                             outputs->at(0).data<bf16>(), dgamma, dbeta);
+  else
+    layer_norm_backward_rows(dy, dtwin, data.data<float>(), gamma, mean, rstd, rows, width,
+                             outputs->at(0).data<float>(), dgamma, dbeta);
   return MX_SUCCESS;
 }
 
 MXReturnValue layer_norm_attrs(const std::unordered_map<std::string, std::string>& attrs,
                                int* num_in, int* num_out) {
   *num_in = 3;
-  *num_out = 3;
+  *num_out = twin(attrs) ? 4 : 3;
   return MX_SUCCESS;
 }
 
+// data float32 or bfloat16, gamma and beta float32; the outputs float32 but the twin
 MXReturnValue layer_norm_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  return gluonbert::float32_only("gb_layer_norm", in, out);
+  if ((in->at(0) != kFloat32 && in->at(0) != gluonbert::kBfloat16) || in->at(1) != kFloat32 ||
+      in->at(2) != kFloat32) {
+    MX_ERROR_MSG << "gb_layer_norm: the data is float32 or bfloat16, gamma and beta float32";
+    return MX_FAIL;
+  }
+  out->at(0) = out->at(1) = out->at(2) = kFloat32;
+  if (out->size() == 4) out->at(3) = gluonbert::kBfloat16;
+  return MX_SUCCESS;
 }
 
 MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::string>& attrs,
@@ -144,6 +251,7 @@ MXReturnValue layer_norm_shapes(const std::unordered_map<std::string, std::strin
   out->at(0) = shape;
   out->at(1) = per_row;
   out->at(2) = per_row;
+  if (out->size() == 4) out->at(3) = shape;
   return MX_SUCCESS;
 }
 

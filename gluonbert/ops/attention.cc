@@ -242,23 +242,31 @@ inline const T* qkv_of(const Problem& p, const T* qkv, int64_t task) {
   return qkv + p.first_row(b) * p.heads * 3 * p.dim + h * 3 * p.dim;
 }
 
-// Copy one pair's scale * Q, K, V, K^T and V^T into scratch, in float32
+// What each pass reads of a pair besides scale * Q, K and V: the forward K^T, the backward V^T
+enum Pass { kForward, kBackward };
+
+// Copy one pair's scale * Q, K, V and the transpose `pass` needs into scratch, in float32.
+// The rows come out of the projection whole (each row of a pair lies a whole token's row
+// from the last), the transpose out of scratch, in 8 x 8 blocks.
 template <typename T>
 inline __attribute__((always_inline)) void gather(const Problem& p, const T* base,
-                                                   int64_t S, Scratch* w) {
+                                                   int64_t S, Pass pass, Scratch* w) {
   const int64_t ld = p.qkv_ld(), D = p.dim;
   float *q = w->q.data(), *k = w->k.data(), *v = w->v.data();
-  float *kt = w->kt.data(), *vt = w->vt.data();
   for (int64_t i = 0; i < S; ++i) {
     const T* row = base + i * ld;
     for (int64_t d = 0; d < D; ++d) q[i * D + d] = to_float(row[d]) * p.scale;
     for (int64_t d = 0; d < D; ++d) k[i * D + d] = to_float(row[D + d]);
     for (int64_t d = 0; d < D; ++d) v[i * D + d] = to_float(row[2 * D + d]);
   }
-  for (int64_t i = 0; i < S; ++i) {
-    for (int64_t d = 0; d < D; ++d) {
-      kt[d * S + i] = k[i * D + d];
-      vt[d * S + i] = v[i * D + d];
+  const float* from = pass == kForward ? k : v;
+  float* to = pass == kForward ? w->kt.data() : w->vt.data();
+  for (int64_t i0 = 0; i0 < S; i0 += 8) {
+    const int64_t i1 = i0 + 8 < S ? i0 + 8 : S;
+    for (int64_t d0 = 0; d0 < D; d0 += 8) {
+      const int64_t d1 = d0 + 8 < D ? d0 + 8 : D;
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t d = d0; d < d1; ++d) to[d * S + i] = from[i * D + d];
     }
   }
 }
@@ -341,7 +349,7 @@ inline __attribute__((always_inline)) void forward_pair(const ForwardArgs<T>& a,
   const Problem& p = a.p;
   const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim;
   const T* base = qkv_of(p, a.qkv, task);
-  gather(p, base, S, w);
+  gather(p, base, S, kForward, w);
   float* probs = a.probs + task * p.slot_rows() * p.seq;  // a (Q, S) tile in the pair's slot
   gemm<V>(Q, S, D, 1.f, w->q.data(), D, w->kt.data(), S, probs, S);
   for (int64_t i = 0; i < Q; ++i) softmax_row(p, a.mask, task, i, S, probs + i * S);
@@ -372,7 +380,7 @@ inline __attribute__((always_inline)) void backward_pair(const BackwardArgs<T>& 
   const Problem& p = a.f.p;
   const int64_t S = p.positions(task), Q = p.queries(S), D = p.dim, ld = p.qkv_ld();
   const T* base = qkv_of(p, a.f.qkv, task);
-  gather(p, base, S, w);
+  gather(p, base, S, kBackward, w);
   const float* probs = a.f.probs + task * p.slot_rows() * p.seq;
   // The dropped probabilities P', whose transpose is the left factor of dV = P'^T . dO
   const float* dropped = probs;

@@ -513,3 +513,24 @@ def test_layer_norm_twin_is_the_output_in_bfloat16_and_its_gradient_adds_up():
     np.testing.assert_array_equal(_float32(with_twin[3]).asnumpy(),
                                   _float32(_bfloat16(plain[0])).asnumpy())
     np.testing.assert_array_equal(grad, want)
+
+
+def test_softmax_ce_kernel_on_bfloat16_logits_is_the_float32_call_after_a_cast():
+    rng = np.random.RandomState(0)
+    logits = _bfloat16(mx.nd.array(rng.randn(9, 1003) * 4))  # 1003: the loops' remainders
+    labels = mx.nd.array(rng.randint(0, 1003, 9))
+    dloss = mx.nd.array(rng.rand(9))
+
+    def call(z):
+        z.attach_grad()
+        with autograd.record():
+            loss = mx.nd.gb_softmax_ce(z, labels)[0]
+        loss.backward(dloss)
+        return loss, z.grad
+
+    loss16, grad16 = call(logits.copy())
+    loss32, grad32 = call(_float32(logits))
+    assert loss16.dtype == np.float32 and grad16.dtype == BFLOAT16
+    np.testing.assert_array_equal(loss16.asnumpy(), loss32.asnumpy())
+    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
+                                  _float32(_bfloat16(grad32)).asnumpy())

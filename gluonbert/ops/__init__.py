@@ -128,16 +128,9 @@ def enabled(kernel=None):
 
 def usable_for(param, kernel):
     """Whether a graph computing with ``param`` may use ``kernel``: it is enabled and
-    ``param`` lives on CPUs only (under bfloat16 AMP too: see ``float32``)."""
+    ``param`` lives on CPUs only (float32, or bfloat16 under AMP: the kernels take the
+    bfloat16 that AMP's dense layers give)."""
     return enabled(kernel) and all(ctx.device_type == 'cpu' for ctx in param.list_ctx())
-
-
-def float32(F, x):
-    """``x`` as the kernels take it, float32: under MXNet AMP a cast, since AMP leaves the
-    outputs of ``FullyConnected`` in bfloat16 and does not know these operators (their
-    outputs stay float32, which AMP casts down where the next ``FullyConnected`` reads them)."""
-    from .. import compat
-    return F.amp_cast(x, dtype='float32') if compat.amp_initialized() else x
 
 
 def disabled(*kernels):

@@ -9,7 +9,9 @@
 // a cast, and the backward adds the two outputs' gradients itself.
 // gb_softmax_ce: softmax cross-entropy with integer labels, per row. MXNet's log_softmax and
 // pick make the MLM loss's backward three passes over (positions x vocabulary), the first
-// writing a dense one-hot; here the backward is one pass: (softmax - onehot) * dloss.
+// writing a dense one-hot; here the backward is one pass: (softmax - onehot) * dloss. The
+// logits may be bfloat16, as AMP leaves the decoder's output (widened row by row; their
+// gradient rounded as amp_cast rounds).
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -262,7 +264,7 @@ MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::stri
                                  std::vector<MXTensor>* outputs, const OpResource& res) {
   MXTensor& logits = inputs->at(0);
   const int64_t classes = logits.shape.back(), rows = size_of(logits) / classes;
-  const float* z = logits.data<float>();
+  const bool bfloat16 = logits.dtype == gluonbert::kBfloat16;
   const float* label = inputs->at(1).data<float>();
   float* loss = outputs->at(0).data<float>();
   float* lse = outputs->at(1).data<float>();
@@ -272,9 +274,13 @@ MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::stri
                  << " is not a class id in [0, " << classes << ")";
     return MX_FAIL;
   }
-#pragma omp parallel for
+#pragma omp parallel
+  {
+  std::vector<float> widened(bfloat16 ? classes : 0);
+#pragma omp for
   for (int64_t r = 0; r < rows; ++r) {
-    const float* zr = z + r * classes;
+    const float* zr = bfloat16 ? row_of(logits.data<bf16>(), r, classes, widened.data())
+                               : logits.data<float>() + r * classes;
     float top = zr[0];
     for (int64_t j = 1; j < classes; ++j) top = zr[j] > top ? zr[j] : top;
     float sum = 0.f;
@@ -282,6 +288,7 @@ MXReturnValue softmax_ce_forward(const std::unordered_map<std::string, std::stri
     for (int64_t j = 0; j < classes; ++j) sum += std::exp(zr[j] - top);
     lse[r] = top + std::log(sum);
     loss[r] = lse[r] - zr[static_cast<int64_t>(label[r])];
+  }
   }
   return MX_SUCCESS;
 }
@@ -294,21 +301,26 @@ MXReturnValue softmax_ce_backward(const std::unordered_map<std::string, std::str
                                   std::vector<MXTensor>* outputs, const OpResource& res) {
   MXTensor& logits = inputs->at(2);
   const int64_t classes = logits.shape.back(), rows = size_of(logits) / classes;
+  const bool bfloat16 = logits.dtype == gluonbert::kBfloat16;
   const float* dloss = inputs->at(0).data<float>();
-  const float* z = logits.data<float>();
   const float* label = inputs->at(3).data<float>();
   const float* lse = inputs->at(5).data<float>();
-  float* dz = outputs->at(0).data<float>();
   float* dlabel = outputs->at(1).data<float>();
-#pragma omp parallel for
+#pragma omp parallel
+  {
+  std::vector<float> widened(bfloat16 ? classes : 0), result(bfloat16 ? classes : 0);
+#pragma omp for
   for (int64_t r = 0; r < rows; ++r) {
-    const float* zr = z + r * classes;
-    float* dzr = dz + r * classes;
+    const float* zr = bfloat16 ? row_of(logits.data<bf16>(), r, classes, widened.data())
+                               : logits.data<float>() + r * classes;
+    float* dzr = bfloat16 ? result.data() : outputs->at(0).data<float>() + r * classes;
     const float g = dloss[r], shift = lse[r];
 #pragma omp simd
     for (int64_t j = 0; j < classes; ++j) dzr[j] = g * std::exp(zr[j] - shift);
     dzr[static_cast<int64_t>(label[r])] -= g;
+    if (bfloat16) put_row(dzr, r, classes, outputs->at(0).data<bf16>());
     dlabel[r] = 0.f;
+  }
   }
   return MX_SUCCESS;
 }
@@ -320,9 +332,15 @@ MXReturnValue softmax_ce_attrs(const std::unordered_map<std::string, std::string
   return MX_SUCCESS;
 }
 
+// logits float32 or bfloat16, labels float32; loss and log-sum-exp float32
 MXReturnValue softmax_ce_types(const std::unordered_map<std::string, std::string>& attrs,
                                std::vector<int>* in, std::vector<int>* out) {
-  return gluonbert::float32_only("gb_softmax_ce", in, out);
+  if ((in->at(0) != kFloat32 && in->at(0) != gluonbert::kBfloat16) || in->at(1) != kFloat32) {
+    MX_ERROR_MSG << "gb_softmax_ce: the logits are float32 or bfloat16, the labels float32";
+    return MX_FAIL;
+  }
+  out->at(0) = out->at(1) = kFloat32;
+  return MX_SUCCESS;
 }
 
 MXReturnValue softmax_ce_shapes(const std::unordered_map<std::string, std::string>& attrs,

@@ -58,7 +58,8 @@ class PretrainingObjective(LegacyHybridBlock):
         if not self._fused_loss_applies():
             return self.loss(logits, labels, None if weights is None
                              else F.reshape(weights, shape=(-1, 1)))
-        loss = F.gb_softmax_ce(ops.float32(F, logits), F.cast(labels, 'float32'))[0]
+        # The logits as AMP leaves them, float32 or bfloat16: the kernel widens them
+        loss = F.gb_softmax_ce(logits, F.cast(labels, 'float32'))[0]
         return loss if weights is None else loss * weights
 
     def _fused_loss_applies(self):

@@ -284,7 +284,7 @@ def set_fresh_grad(array, fresh):
 
 def amp_initialized():
     """Whether ``mxnet.contrib.amp.init`` ran in this process (``amp._amp_initialized``):
-    AMP rewrites operators globally, so float32-only kernels must step aside."""
+    AMP rewrites operators globally, so the graphs must expect its casts and dtypes."""
     return _amp.amp._amp_initialized
 
 

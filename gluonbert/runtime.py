@@ -16,7 +16,7 @@ Linux refuses AMX instructions to a process that has not asked for them (arch_pr
 ``ARCH_REQ_XCOMP_PERM``): oneDNN 2.4 does not ask, so the variable alone dies of an illegal
 instruction. On a CPU with AMX we ask and set the variable: bfloat16 GEMMs (``--amp bf16``)
 run on AMX tiles, 2.6-3.2x faster than on AVX-512 BF16 (MiniLM's dense layers, forward and both
-backward products); float32 kernels are unchanged.
+backward products); float32 GEMMs are unchanged.
 """
 import os
 import sys

@@ -59,7 +59,8 @@ class MultiHeadAttention(LegacyHybridBlock):
     def _qkv(self, F, X):
         """The Q, K, V projection of ``X`` in one product, interleaved per head."""
         weight, bias = self._interleaved_qkv(F, X)
-        return F.FullyConnected(bfloat16_twin(X), weight, bias, num_hidden=3 * compat.dense_units(self.W_q)[0],
+        return F.FullyConnected(bfloat16_twin(X), weight, bias,
+                                num_hidden=3 * compat.dense_units(self.W_q)[0],
                                 no_bias=bias is None, flatten=False)
 
     def _interleaved_qkv(self, F, X):

@@ -2,8 +2,8 @@
 
 The block stays an ``nn.LayerNorm`` (its ``gamma`` and ``beta`` keep d2l's names); only the
 operator changes: ``gb_layer_norm`` (see ``gluonbert.ops``) on CPU, computing in float32 (on
-float32 or bfloat16 data), with a backward ~10x faster than MXNet 1.9.1's. Elsewhere (GPU, ONNX export,
-library not built) the block computes as usual, with the same numbers.
+float32 or bfloat16 data), with a backward ~10x faster than MXNet 1.9.1's. Elsewhere (GPU,
+ONNX export, library not built) the block computes as usual, with the same numbers.
 """
 from .. import compat, ops
 from .legacy import in_call, param_value, share_bfloat16_twin

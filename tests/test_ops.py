@@ -403,6 +403,26 @@ def _float32(x):
     return mx.nd.amp_cast(x, dtype='float32')
 
 
+def _assert_widens_bfloat16_as_a_cast(forward, data, dy, train_mode=True):
+    """``forward(x)`` on bfloat16 ``data`` gives, bit for bit, the float32 output of
+    ``forward`` on ``data`` cast to float32, and ``data``'s gradient that call's gradient
+    rounded as amp_cast rounds; returns the output."""
+    def call(x):
+        x.attach_grad()
+        with autograd.record(train_mode=train_mode):
+            out = forward(x)
+        out.backward(dy)
+        return out, x.grad
+
+    out16, grad16 = call(data.copy())
+    out32, grad32 = call(_float32(data))
+    assert out16.dtype == np.float32 and grad16.dtype == BFLOAT16
+    np.testing.assert_array_equal(out16.asnumpy(), out32.asnumpy())
+    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
+                                  _float32(_bfloat16(grad32)).asnumpy())
+    return out16
+
+
 @pytest.mark.parametrize('dropout', [0.0, 0.3])
 @pytest.mark.parametrize('first', [0, 1])
 @pytest.mark.parametrize('packed', [False, True], ids=['padded', 'packed'])
@@ -449,22 +469,13 @@ def test_dropout_kernel_widens_bfloat16_data_as_a_cast_before_it_would(train):
     data = _bfloat16(mx.nd.array(rng.randn(70, 131)))  # odd sizes: the loops' remainders
     dy = mx.nd.array(rng.randn(70, 131))
 
-    def call(x):
-        x.attach_grad()
+    def forward(x):
         mx.random.seed(3)
-        with autograd.record(train_mode=train):
-            flag = mx.nd.Dropout(mx.nd.ones((1,)), p=0.5)
-            out = mx.nd.gb_dropout(x, flag, p=0.3)[0]
-        out.backward(dy)
-        return out, x.grad
+        flag = mx.nd.Dropout(mx.nd.ones((1,)), p=0.5)
+        return mx.nd.gb_dropout(x, flag, p=0.3)[0]
 
-    out16, grad16 = call(data.copy())
-    out32, grad32 = call(_float32(data))
-    assert out16.dtype == np.float32 and grad16.dtype == BFLOAT16
-    np.testing.assert_array_equal(out16.asnumpy(), out32.asnumpy())
-    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
-                                  _float32(_bfloat16(grad32)).asnumpy())
-    assert (out16.asnumpy() == 0).any() == train
+    out = _assert_widens_bfloat16_as_a_cast(forward, data, dy, train_mode=train)
+    assert (out.asnumpy() == 0).any() == train
 
 
 def test_layer_norm_kernel_on_bfloat16_data_is_the_float32_call_after_a_cast():
@@ -472,20 +483,8 @@ def test_layer_norm_kernel_on_bfloat16_data_is_the_float32_call_after_a_cast():
     data = _bfloat16(mx.nd.array(rng.randn(37, 5, 24) * 3 + 1))
     gamma, beta = mx.nd.array(rng.rand(24) + 0.5), mx.nd.array(rng.randn(24))
     dy = mx.nd.array(rng.randn(37, 5, 24))
-
-    def call(x):
-        x.attach_grad()
-        with autograd.record():
-            out = mx.nd.gb_layer_norm(x, gamma, beta, eps=1e-5)[0]
-        out.backward(dy)
-        return out, x.grad
-
-    out16, grad16 = call(data.copy())
-    out32, grad32 = call(_float32(data))
-    assert out16.dtype == np.float32 and grad16.dtype == BFLOAT16
-    np.testing.assert_array_equal(out16.asnumpy(), out32.asnumpy())
-    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
-                                  _float32(_bfloat16(grad32)).asnumpy())
+    _assert_widens_bfloat16_as_a_cast(
+        lambda x: mx.nd.gb_layer_norm(x, gamma, beta, eps=1e-5)[0], data, dy)
 
 
 def test_layer_norm_twin_is_the_output_in_bfloat16_and_its_gradient_adds_up():
@@ -520,17 +519,5 @@ def test_softmax_ce_kernel_on_bfloat16_logits_is_the_float32_call_after_a_cast()
     logits = _bfloat16(mx.nd.array(rng.randn(9, 1003) * 4))  # 1003: the loops' remainders
     labels = mx.nd.array(rng.randint(0, 1003, 9))
     dloss = mx.nd.array(rng.rand(9))
-
-    def call(z):
-        z.attach_grad()
-        with autograd.record():
-            loss = mx.nd.gb_softmax_ce(z, labels)[0]
-        loss.backward(dloss)
-        return loss, z.grad
-
-    loss16, grad16 = call(logits.copy())
-    loss32, grad32 = call(_float32(logits))
-    assert loss16.dtype == np.float32 and grad16.dtype == BFLOAT16
-    np.testing.assert_array_equal(loss16.asnumpy(), loss32.asnumpy())
-    np.testing.assert_array_equal(_float32(grad16).asnumpy(),
-                                  _float32(_bfloat16(grad32)).asnumpy())
+    _assert_widens_bfloat16_as_a_cast(lambda z: mx.nd.gb_softmax_ce(z, labels)[0], logits,
+                                      dloss)

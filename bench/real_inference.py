@@ -17,15 +17,14 @@ encoded once by gluonbert's task code), batches of ``--batch-size``:
   auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
   ``torch.autocast('cpu', dtype=torch.bfloat16)``), batches in file order cut to their longest
-  sentence rounded up to 16 (HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``), as HF
-  users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
+  sentence (HF's default ``DataCollatorWithPadding``), as HF users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
   much of a ratio is the batching (the ratios stay to ``hf fp32``);
 - ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: ``export/predict.py``'s ``Predictor`` as
   it serves (onnxruntime of the deploy environment, its session options) on ``model.onnx``,
   ``model.opt.onnx``, ``model.opt.int8.onnx``.
 
 gluonbert and the ONNX rows batch as they serve: ``gluonbert.tasks.inference.length_batches``,
-rows longest first, each batch cut to its longest rounded up to 16, outputs back in file order.
+rows longest first, each batch cut to its longest, outputs back in file order.
 
 One untimed pass over the first two batches, then ``--passes`` timed passes over the whole
 set (median kept). Accuracy is each row's argmax against SST-2 dev's labels. Prints one table
@@ -66,18 +65,16 @@ BASELINE = 'hf fp32'
 COLUMNS = [('accuracy', 'accuracy', 10, '.4f'), ('peak RSS MiB', 'peak_rss_mib', 14, '.0f')]
 ONNX_FILES = {'onnx plain': 'model.onnx', 'onnx optimised': 'model.opt.onnx',
               'onnx int8': 'model.opt.int8.onnx'}
-MULTIPLE = 16
 
 
 def file_order_batches(arrays, batch_size):
     """``(rows, (tokens, segments, valid_lens))`` batches in file order, cut to their longest
-    row rounded up to ``MULTIPLE`` (what HF's ``DataCollatorWithPadding(pad_to_multiple_of=16)``
-    gives)."""
+    row (what HF's ``DataCollatorWithPadding`` gives by default)."""
     import numpy as np
     tokens, segments, valid_lens = arrays
     for start in range(0, len(tokens), batch_size):
         lens = valid_lens[start:start + batch_size]
-        width = min(tokens.shape[1], -(-int(lens.max()) // MULTIPLE) * MULTIPLE)
+        width = int(lens.max())
         yield (np.arange(start, start + len(lens)),
                (tokens[start:start + batch_size, :width],
                 segments[start:start + batch_size, :width], lens))

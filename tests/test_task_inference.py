@@ -7,7 +7,7 @@ from mxnet import init
 from gluonbert import BERTClassifier, BERTModel
 from gluonbert.model.heads import BERTForQuestionAnswering
 from gluonbert.tasks.base import Features
-from gluonbert.tasks.inference import MULTIPLE, in_row_order, length_batches, predict_outputs
+from gluonbert.tasks.inference import in_row_order, length_batches, predict_outputs
 
 WIDTH = 64
 
@@ -52,7 +52,7 @@ def test_token_outputs_are_padded_back_to_the_full_width():
         assert (got[~inside] <= -1e4 + 50).all()
 
 
-def test_length_batches_cover_each_row_once_longest_first_cut_to_a_multiple_of_16():
+def test_length_batches_cover_each_row_once_longest_first_cut_to_their_longest():
     features = _features()
     plan = list(length_batches(features.inputs, batch_size=4))
     rows = np.concatenate([batch_rows for batch_rows, _ in plan])
@@ -61,8 +61,7 @@ def test_length_batches_cover_each_row_once_longest_first_cut_to_a_multiple_of_1
     assert (np.diff(lengths) <= 0).all()
     for batch_rows, (tokens, segments, valid_lens) in plan:
         longest = int(features.valid_lens[batch_rows].max())
-        assert tokens.shape[1] == segments.shape[1] == min(WIDTH,
-                                                           -(-longest // MULTIPLE) * MULTIPLE)
+        assert tokens.shape[1] == segments.shape[1] == longest
         np.testing.assert_array_equal(tokens, features.tokens[batch_rows, :tokens.shape[1]])
         np.testing.assert_array_equal(valid_lens, features.valid_lens[batch_rows])
 
@@ -72,7 +71,7 @@ def test_multiple_choice_rows_are_ordered_and_cut_by_their_longest_choice():
     tokens = np.zeros((3, 2, WIDTH), 'int32')
     plan = list(length_batches((tokens, tokens, valid_lens), batch_size=2))
     assert [list(rows) for rows, _ in plan] == [[0, 1], [2]]
-    assert [batch[0].shape for _, batch in plan] == [(2, 2, 48), (1, 2, 16)]
+    assert [batch[0].shape for _, batch in plan] == [(2, 2, 40), (1, 2, 9)]
 
 
 def test_in_row_order_restores_the_rows_order_and_pads_token_outputs_back():

@@ -3,9 +3,10 @@
 12 layers, 768 hidden, 12 heads, 3072 FFN, vocab 30,522, batch 8 x 128, random weights; each
 model computes the sequence encoding, the pooled ``<cls>`` features and the 2-way NSP output
 (GluonNLP: ``use_pooler``, ``use_classifier``). Both libraries run hybridized (static graph)
-and, in the "fused" rows, with MXNet's oneDNN subgraph backend, which gluonbert's
-``hybridize_for_inference`` (used by ``evaluate`` and ``predict``) turns on and which a
-GluonNLP user can ask for with ``hybridize(backend='MKLDNN')``. Fresh processes, forward
+and, in the "fused" rows, as each library fuses for inference: gluonbert's
+``hybridize_for_inference`` (used by ``evaluate`` and ``predict``: its kernels where built,
+else MXNet's oneDNN subgraph backend), GluonNLP with ``hybridize(backend='MKLDNN')``, which a
+GluonNLP user can ask for. Fresh processes, forward
 passes timed to their end. Prints a table and writes JSON.
 
     python bench/inference.py [--repeats 3] [--batches 12]

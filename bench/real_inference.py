@@ -13,8 +13,9 @@ environment cannot be made). Rows, each in a fresh process on the same token ids
 encoded once by gluonbert's task code), batches of ``--batch-size``:
 
 - ``gluonbert fp32`` / ``gluonbert default``: ``Task.predict`` as ``gluonbert evaluate`` runs it
-  (``hybridize_for_inference``, oneDNN graph fusion) with ``--amp off`` / its default ``--amp
-  auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden units);
+  (``hybridize_for_inference``: gluonbert's kernels, padding-free) with ``--amp off`` / its
+  default ``--amp auto`` (bf16 on a CPU with AVX-512 BF16 and AMX on, for MiniLM's 384 hidden
+  units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
   ``torch.autocast('cpu', dtype=torch.bfloat16)``), batches in file order cut to their longest
   sentence (HF's default ``DataCollatorWithPadding``), as HF users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how

@@ -54,13 +54,14 @@ def test_the_fusion_backend_only_on_cpu_without_the_kernels():
         assert backend([mx.gpu(0)]) is None
 
 
+@pytest.mark.parametrize('kernels', [True, False])
 @pytest.mark.parametrize('numpy', [False, True])
-def test_a_fused_bert_takes_pred_positions_without_valid_lens(numpy, request):
+def test_an_inference_bert_takes_pred_positions_without_valid_lens(numpy, kernels, request):
     _, bert = tiny_classifier()
     tokens, segments, _, _ = random_batch(np.random.RandomState(0), 4)
     positions = mx.nd.array([[1, 3, 5]] * 4)
     expected = [y.asnumpy() for y in bert(tokens, segments, None, positions)]
-    with ops.disabled():
+    with contextlib.nullcontext() if kernels else ops.disabled():
         gluonbert.hybridize_for_inference(bert)
     if numpy:  # as a d2l reader calls it, after npx.set_np()
         request.getfixturevalue('np_mode')

@@ -18,7 +18,8 @@ encoded once by gluonbert's task code), batches of ``--batch-size``:
   units);
 - ``hf fp32`` / ``hf bf16 autocast``: the HF folder under ``torch.no_grad()`` (and
   ``torch.autocast('cpu', dtype=torch.bfloat16)``), batches in file order cut to their longest
-  sentence (HF's default ``DataCollatorWithPadding``), as HF users run it; ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
+  sentence (HF's default ``DataCollatorWithPadding``), as HF users run it;
+  ``hf fp32 sorted``: the same on gluonbert's length-sorted batches, to show how
   much of a ratio is the batching (the ratios stay to ``hf fp32``);
 - ``onnx plain`` / ``onnx optimised`` / ``onnx int8``: ``export/predict.py``'s ``Predictor`` as
   it serves (onnxruntime of the deploy environment, its session options) on ``model.onnx``,

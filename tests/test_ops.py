@@ -1,4 +1,6 @@
 """gluonbert's CPU kernels (gluonbert.ops): built by setup.sh, equal to MXNet's operators."""
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -521,3 +523,60 @@ def test_softmax_ce_kernel_on_bfloat16_logits_is_the_float32_call_after_a_cast()
     dloss = mx.nd.array(rng.rand(9))
     _assert_widens_bfloat16_as_a_cast(lambda z: mx.nd.gb_softmax_ce(z, labels)[0], logits,
                                       dloss)
+
+
+def _dense_and_grads(op, x, weight, bias, dy):
+    inputs = [x, weight] + ([] if bias is None else [bias])
+    for a in inputs:
+        a.attach_grad()
+    with autograd.record():
+        y = op(*inputs)
+    y.backward(dy)
+    return [_float32(a).asnumpy().astype(np.float64) for a in [y] + [a.grad for a in inputs]]
+
+
+@pytest.mark.skipif(not ops.enabled('gb_dense'), reason='gb_dense needs oneDNN 3 (the '
+                    'onednn-devel-cpu-gomp wheel of requirements.txt); ' + ops.status())
+@pytest.mark.parametrize('use_bias', [True, False], ids=['bias', 'no bias'])
+def test_dense_kernel_is_the_bfloat16_product_rounded_once(use_bias):
+    # Output and gradients are the exact products of the bfloat16 values rounded once to
+    # bfloat16 (half a unit in the last of its 8 bits), as FullyConnected's are; 3-d data
+    # (dense over the last axis) with sizes that leave remainders in every blocked loop
+    rng = np.random.RandomState(0)
+    x = _bfloat16(mx.nd.array(rng.randn(37, 3, 40)))
+    weight = _bfloat16(mx.nd.array(rng.randn(24, 40) * 0.2))
+    bias = _bfloat16(mx.nd.array(rng.randn(24))) if use_bias else None
+    dy = _bfloat16(mx.nd.array(rng.randn(37, 3, 24)))
+    x64, w64, dy64 = (_float32(a).asnumpy().astype(np.float64) for a in (x, weight, dy))
+    want = [x64 @ w64.T + (_float32(bias).asnumpy() if use_bias else 0), dy64 @ w64,
+            np.einsum('sbu,sbi->ui', dy64, x64)] + ([dy64.sum(axis=(0, 1))] if use_bias else [])
+    got = _dense_and_grads(lambda *a: mx.nd.gb_dense(*a, no_bias=not use_bias),
+                           x, weight, bias, dy)
+    fully_connected = _dense_and_grads(
+        lambda *a: mx.nd.FullyConnected(*a, num_hidden=24, no_bias=not use_bias, flatten=False),
+        x.copy(), weight.copy(), None if bias is None else bias.copy(), dy)
+    assert got[0].shape == (37, 3, 24)
+    for name, g, f, w in zip(('out', 'data grad', 'weight grad', 'bias grad'), got,
+                             fully_connected, want):
+        scale = np.abs(w).max()
+        np.testing.assert_allclose(g, w, rtol=2 ** -8, atol=1e-5 * scale, err_msg=name)
+        np.testing.assert_allclose(f, w, rtol=2 ** -8, atol=1e-5 * scale, err_msg=name)
+
+
+@pytest.mark.skipif(not ops.enabled('gb_dense'), reason='gb_dense is not built: ' + ops.status())
+def test_dense_kernel_refuses_float32_and_mismatched_weights():
+    x = _bfloat16(mx.nd.ones((4, 8)))
+    with pytest.raises(mx.base.MXNetError, match='bfloat16 only'):
+        mx.nd.gb_dense(mx.nd.ones((4, 8)), mx.nd.ones((3, 8)), no_bias=True).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match=r'shape \(units, data.shape\[-1\]\)'):
+        mx.nd.gb_dense(x, _bfloat16(mx.nd.ones((3, 7))), no_bias=True).wait_to_read()
+
+
+def test_without_onednn_the_dense_kernel_is_left_out_of_the_build(monkeypatch):
+    # An environment without the onednn wheel still builds every other kernel, and installing
+    # the wheel later changes the digest, so that the library is rebuilt with gb_dense
+    with_onednn = ops._source_digest()
+    monkeypatch.setattr(ops, 'ONEDNN_HEADER', '/nonexistent/oneapi/dnnl/dnnl.hpp')
+    built = [os.path.basename(path) for path in ops._sources()]
+    assert 'dense.cc' not in built and {'attention.cc', 'kernels.cc'} <= set(built)
+    assert ops._source_digest() != with_onednn

@@ -40,9 +40,18 @@ def source(entry):  # the operator and output an input comes from, through AMP's
     node = nodes[entry[0]]
     return source(node['inputs'][0]) if node['op'] == 'amp_cast' else f"{node['op']}:{entry[1]}"
 attention_inputs = [source(node['inputs'][0]) for node in nodes if node['op'] == 'gb_attention']
-dense_inputs = [source(node['inputs'][0]) for node in nodes if node['op'] == 'FullyConnected']
+dense_inputs = [source(node['inputs'][0]) for node in nodes
+                if node['op'] in ('FullyConnected', 'gb_dense')]
+from gluonbert import ops  # the same parameters on MXNet's FullyConnected, imperatively
+net.hybridize(active=False)
+with ops.disabled('gb_dense'):
+    plain = net(batch[:3])
+to64 = lambda a: a.astype('float32').asnumpy().astype('float64')
 print(json.dumps({'losses': losses, 'logits_dtype': str(logits.dtype), 'operators': operators,
                   'attention_inputs': attention_inputs, 'dense_inputs': dense_inputs,
+                  'dense_kernel': ops.enabled('gb_dense'),
+                  'logits_off_by': float(abs(to64(logits) - to64(plain)).max()
+                                         / abs(to64(plain)).max()),
                   'weight_dtype': str(net.output.weight.data().dtype),
                   'loss_scale': trainer.loss_scale, 'skipped': trainer.guard.skipped}))
 """
@@ -63,9 +72,12 @@ def test_bfloat16_amp_trains_on_cpu_with_the_kernels():
     assert result['losses'][-1] < 0.5 * result['losses'][0]
     # gluonbert's kernels stay in the graph and take bfloat16 as AMP leaves it: attention
     # straight from the projection, and the dense layers after a LayerNorm read its bfloat16
-    # twin (output 3), never its float32 output through a cast
-    assert {'gb_attention', 'gb_layer_norm', 'amp_cast'} <= set(result['operators'])
-    assert result['attention_inputs'] and set(result['attention_inputs']) == {'FullyConnected:0'}
+    # twin (output 3), never its float32 output through a cast. The encoder's dense layers
+    # run on gb_dense where it is built, and compute what FullyConnected computes
+    dense = 'gb_dense' if result['dense_kernel'] else 'FullyConnected'
+    assert {'gb_attention', 'gb_layer_norm', 'amp_cast', dense} <= set(result['operators'])
+    assert result['attention_inputs'] and set(result['attention_inputs']) == {f'{dense}:0'}
+    assert result['logits_off_by'] < 0.02
     assert 'gb_layer_norm:3' in result['dense_inputs']
     assert 'gb_layer_norm:0' not in result['dense_inputs']
 

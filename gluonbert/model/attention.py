@@ -14,6 +14,7 @@ from mxnet.gluon import nn
 
 from .. import ops
 from .. import compat
+from . import dense
 from .dropout import training_flag
 from .legacy import LegacyHybridBlock, bfloat16_twin, param_value
 
@@ -46,19 +47,23 @@ class MultiHeadAttention(LegacyHybridBlock):
             self.dropout = nn.Dropout(dropout)
 
     def hybrid_forward(self, F, X, mask=None, rows=None):
-        return self.W_o(attend(F, self._qkv(F, X), mask, self.num_heads, self.dropout,
-                               kernel=uses_kernel(self), rows=rows))
+        return dense.apply(F, self.W_o, attend(F, self._qkv(F, X), mask, self.num_heads,
+                                               self.dropout, kernel=uses_kernel(self),
+                                               rows=rows))
 
     def first_queries(self, F, X, mask=None, rows=None):
         """``self(X, mask, rows)`` at each sequence's first position, (batch, num_hiddens),
         for a parent's ``hybrid_forward`` where ``uses_kernel(self)``: only those positions
         query, and the output projection computes on them alone."""
-        return self.W_o(attend(F, self._qkv(F, X), mask, self.num_heads, self.dropout,
-                               kernel=True, rows=rows, first=True))
+        return dense.apply(F, self.W_o, attend(F, self._qkv(F, X), mask, self.num_heads,
+                                               self.dropout, kernel=True, rows=rows,
+                                               first=True))
 
     def _qkv(self, F, X):
         """The Q, K, V projection of ``X`` in one product, interleaved per head."""
         weight, bias = self._interleaved_qkv(F, X)
+        if dense.uses_kernel(self.W_q):
+            return dense.product(F, X, weight, bias)
         return F.FullyConnected(bfloat16_twin(X), weight, bias,
                                 num_hidden=3 * compat.dense_units(self.W_q)[0],
                                 no_bias=bias is None, flatten=False)

@@ -1,10 +1,11 @@
 """The Transformer encoder block of d2l (post-LayerNorm), in the sequence-first layout."""
 from mxnet.gluon import nn
 
+from . import dense
 from .attention import MultiHeadAttention, uses_kernel
 from .dropout import dropout
 from .layer_norm import layer_norm
-from .legacy import LegacyHybridBlock, bfloat16_twin
+from .legacy import LegacyHybridBlock
 
 ACTIVATIONS = ('relu', 'gelu')
 
@@ -34,7 +35,8 @@ class PositionWiseFFN(LegacyHybridBlock):
             self.dense2 = nn.Dense(ffn_num_outputs, flatten=False, in_units=ffn_num_hiddens)
 
     def hybrid_forward(self, F, X):
-        return self.dense2(activate(F, self.dense1(bfloat16_twin(X)), self.activation))
+        hidden = activate(F, dense.apply(F, self.dense1, X), self.activation)
+        return dense.apply(F, self.dense2, hidden)
 
 
 class AddNorm(LegacyHybridBlock):

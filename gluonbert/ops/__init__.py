@@ -3,9 +3,10 @@
 The C++ sources beside this file hold the kernels (``kernels.cc``: ``gb_layer_norm``, whose
 backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: ``gb_attention``;
 ``dropout.cc``: ``gb_dropout``; ``optimizer.cc``: ``gb_adam_update`` and ``gb_sum_sq``, the
-optimizer's passes over every parameter); ``python -m gluonbert.ops`` (run by ``setup.sh``)
-compiles them with g++ against the ``lib_api`` that the MXNet wheel ships (bfloat16 added:
-see ``compat.lib_api_source``). Importing this module (as every model block does) loads the
+optimizer's passes over every parameter; ``dense.cc``: ``gb_dense``, bfloat16 dense layers on
+oneDNN 3, linked from the ``onednn-devel-cpu-gomp`` wheel and left out where it is not
+installed); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles them with g++ against
+the ``lib_api`` that the MXNet wheel ships (bfloat16 added: see ``compat.lib_api_source``). Importing this module (as every model block does) loads the
 library when it is built and up to date; without it every block falls back to MXNet's own
 operators, with the same numbers, and ``status()`` says why.
 """
@@ -15,6 +16,7 @@ import glob
 import hashlib
 import os
 import subprocess
+import sys
 
 import mxnet as mx
 
@@ -26,18 +28,33 @@ HEADERS = sorted(glob.glob(os.path.join(HERE, '*.h')))
 LIBRARY = os.path.join(HERE, '_build', 'libgluonbert_ops.so')
 # Sources compiled without -ffast-math and fused multiply-adds: their numbers are MXNet's
 EXACT_ROUNDING = ('optimizer.cc',)
+# The source that needs oneDNN 3 (the onednn-devel-cpu-gomp wheel: headers and libdnnl.so.3
+# in the environment's include/ and lib/)
+ONEDNN_SOURCE = 'dense.cc'
+ONEDNN_HEADER = os.path.join(sys.prefix, 'include', 'oneapi', 'dnnl', 'dnnl.hpp')
+ONEDNN_LIBRARY = os.path.join(sys.prefix, 'lib', 'libdnnl.so.3')
 
 # The library's operators, each a kernel that ``disabled`` can switch off
-KERNELS = ('gb_adam_update', 'gb_attention', 'gb_dropout', 'gb_layer_norm', 'gb_softmax_ce',
-           'gb_sum_sq')
+KERNELS = ('gb_adam_update', 'gb_attention', 'gb_dense', 'gb_dropout', 'gb_layer_norm',
+           'gb_softmax_ce', 'gb_sum_sq')
 
 _state = {'loaded': False, 'why': 'not loaded yet'}
 _disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=frozenset())
 
 
+def _onednn_found():
+    return os.path.exists(ONEDNN_HEADER) and os.path.exists(ONEDNN_LIBRARY)
+
+
+def _sources():
+    """The sources this environment compiles: all but ``ONEDNN_SOURCE`` without oneDNN 3."""
+    return [path for path in SOURCES
+            if _onednn_found() or os.path.basename(path) != ONEDNN_SOURCE]
+
+
 def _source_digest():
     digest = hashlib.sha1()
-    for path in SOURCES + HEADERS:
+    for path in _sources() + HEADERS:
         with open(path, 'rb') as f:
             digest.update(os.path.basename(path).encode() + b'\0' + f.read())
     digest.update(b'lib_api.cc\0' + compat.lib_api_source().encode())
@@ -67,23 +84,30 @@ def build(compiler='g++'):
     flags = ['-O3', '-fPIC', '-std=c++11', '-fopenmp', '-Wno-psabi',
              '-I', os.path.join(mxnet_dir, 'include')]
     objects = []
+    onednn = _onednn_found()
+    # Linked by absolute path (rpath): the environment's lib/ is not on the loader's path
+    link = (['-L', os.path.dirname(ONEDNN_LIBRARY), '-l:libdnnl.so.3',
+             '-Wl,-rpath,' + os.path.dirname(ONEDNN_LIBRARY)] if onednn else [])
     try:
-        for source in SOURCES:
+        for source in _sources():
             objects.append(os.path.join(build_dir, os.path.basename(source)[:-3] + '.o'))
             # -ffast-math lets g++ vectorize exp() with glibc's libmvec; compiled, not linked,
             # with it: linking with it would switch denormals off in every process that
             # loads the library. The optimizer's kernels round as MXNet's do instead
             precision = (['-fno-math-errno', '-ffp-contract=off']
                          if os.path.basename(source) in EXACT_ROUNDING else ['-ffast-math'])
-            subprocess.run([compiler, '-c', *precision, *flags, source, '-o', objects[-1]],
-                           check=True)
+            includes = (['-I', os.path.dirname(os.path.dirname(os.path.dirname(ONEDNN_HEADER)))]
+                        if os.path.basename(source) == ONEDNN_SOURCE else [])
+            subprocess.run([compiler, '-c', *precision, *flags, *includes, source,
+                            '-o', objects[-1]], check=True)
         lib_api = os.path.join(build_dir, 'lib_api.cc')
         with open(lib_api, 'w') as f:
             f.write(compat.lib_api_source())
         objects.append(os.path.join(build_dir, 'lib_api.o'))
         subprocess.run([compiler, '-c', *flags, lib_api, '-o', objects[-1]], check=True)
         partial = LIBRARY + '.partial'
-        subprocess.run([compiler, '-shared', '-fopenmp', *objects, '-o', partial], check=True)
+        subprocess.run([compiler, '-shared', '-fopenmp', *objects, *link, '-o', partial],
+                       check=True)
     finally:
         for obj in objects + [os.path.join(build_dir, 'lib_api.cc')]:
             if os.path.exists(obj):
@@ -123,7 +147,9 @@ def enabled(kernel=None):
     """Whether graphs built now may use ``kernel`` (one of ``KERNELS``), or all of them: the
     library is loaded and they are not switched off by ``disabled``."""
     off = _disabled.get()
-    return _state['loaded'] and (kernel not in off if kernel else not off)
+    if kernel:  # gb_dense is not built where oneDNN 3 is not installed
+        return _state['loaded'] and kernel not in off and hasattr(mx.nd, kernel)
+    return _state['loaded'] and not off
 
 
 def usable_for(param, kernel):

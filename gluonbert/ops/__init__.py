@@ -6,9 +6,10 @@ backward is ~10x faster than MXNet's, and ``gb_softmax_ce``; ``attention.cc``: `
 optimizer's passes over every parameter; ``dense.cc``: ``gb_dense``, bfloat16 dense layers on
 oneDNN 3, linked from the ``onednn-devel-cpu-gomp`` wheel and left out where it is not
 installed); ``python -m gluonbert.ops`` (run by ``setup.sh``) compiles them with g++ against
-the ``lib_api`` that the MXNet wheel ships (bfloat16 added: see ``compat.lib_api_source``). Importing this module (as every model block does) loads the
-library when it is built and up to date; without it every block falls back to MXNet's own
-operators, with the same numbers, and ``status()`` says why.
+the ``lib_api`` that the MXNet wheel ships (bfloat16 added: see ``compat.lib_api_source``).
+Importing this module (as every model block does) loads the library when it is built and up
+to date; without it every block falls back to MXNet's own operators, with the same numbers,
+and ``status()`` says why.
 """
 import contextlib
 import contextvars

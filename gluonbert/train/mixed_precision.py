@@ -4,9 +4,10 @@
 before the model is built and cannot be undone: call ``enable(dtype)`` first thing. What
 MXNet 1.9.1 supports (checked on this version):
 
-- ``bfloat16`` on CPU: oneDNN runs ``FullyConnected`` in bfloat16 and keeps embeddings,
-  softmax and LayerNorm in float32; parameters stay float32. It needs MXNet built with oneDNN
-  and a CPU with AVX-512 (oneDNN's bfloat16 kernels).
+- ``bfloat16`` on CPU: oneDNN runs ``FullyConnected`` in bfloat16 (the encoder's dense layers
+  run on gluonbert's ``gb_dense`` instead, oneDNN 3's matmul: ``gluonbert.model.dense``) and
+  keeps embeddings, softmax and LayerNorm in float32; parameters stay float32. It needs MXNet
+  built with oneDNN and a CPU with AVX-512 (oneDNN's bfloat16 kernels).
 - ``float16`` on GPU only: on CPU MXNet fails with "float16 fully connected layer is
   currently only supported by CuDNN version".
 

@@ -9,6 +9,7 @@
 //
 // Every product accumulates in float32 and rounds once to bfloat16, as MXNet's does.
 // oneDNN keeps the primitives it creates in its own cache, so a shape is compiled once.
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdlib>
@@ -115,20 +116,24 @@ MXReturnValue dense_forward(const std::unordered_map<std::string, std::string>& 
   return MX_SUCCESS;
 }
 
-// The bias's gradient: the column sums of dy (rows, units), in float32, rounded once
+// The bias's gradient: the column sums of dy (rows, units), in float32, rounded once. Each
+// thread sums its own block of rows and the blocks add up in thread order, so the result
+// does not depend on which thread finishes first
 void column_sums(const bf16* dy, int64_t rows, int64_t units, bf16* out) {
-  std::vector<float> sums(units, 0.0f);
-#pragma omp parallel
+  const int threads = omp_get_max_threads();
+  std::vector<float> parts(static_cast<size_t>(threads) * units, 0.0f);
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> part(units, 0.0f);
-#pragma omp for nowait
+    float* part = parts.data() + static_cast<size_t>(omp_get_thread_num()) * units;
+#pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const bf16* row = dy + r * units;
       for (int64_t c = 0; c < units; ++c) part[c] += gluonbert::to_float(row[c]);
     }
-#pragma omp critical
-    for (int64_t c = 0; c < units; ++c) sums[c] += part[c];
   }
+  std::vector<float> sums(parts.begin(), parts.begin() + units);
+  for (int t = 1; t < threads; ++t)
+    for (int64_t c = 0; c < units; ++c) sums[c] += parts[static_cast<size_t>(t) * units + c];
   gluonbert::put_all(sums.data(), out, units);
 }
 

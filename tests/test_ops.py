@@ -576,7 +576,7 @@ def test_without_onednn_the_dense_kernel_is_left_out_of_the_build(monkeypatch):
     # An environment without the onednn wheel still builds every other kernel, and installing
     # the wheel later changes the digest, so that the library is rebuilt with gb_dense
     with_onednn = ops._source_digest()
-    monkeypatch.setattr(ops, 'ONEDNN_HEADER', '/nonexistent/oneapi/dnnl/dnnl.hpp')
+    monkeypatch.setattr(ops, 'ONEDNN_INCLUDE', '/nonexistent/include')
     built = [os.path.basename(path) for path in ops._sources()]
     assert 'dense.cc' not in built and {'attention.cc', 'kernels.cc'} <= set(built)
     assert ops._source_digest() != with_onednn

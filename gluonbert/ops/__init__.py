@@ -32,7 +32,7 @@ EXACT_ROUNDING = ('optimizer.cc',)
 # The source that needs oneDNN 3 (the onednn-devel-cpu-gomp wheel: headers and libdnnl.so.3
 # in the environment's include/ and lib/)
 ONEDNN_SOURCE = 'dense.cc'
-ONEDNN_HEADER = os.path.join(sys.prefix, 'include', 'oneapi', 'dnnl', 'dnnl.hpp')
+ONEDNN_INCLUDE = os.path.join(sys.prefix, 'include')
 ONEDNN_LIBRARY = os.path.join(sys.prefix, 'lib', 'libdnnl.so.3')
 
 # The library's operators, each a kernel that ``disabled`` can switch off
@@ -44,7 +44,8 @@ _disabled = contextvars.ContextVar('gluonbert_ops_disabled', default=frozenset()
 
 
 def _onednn_found():
-    return os.path.exists(ONEDNN_HEADER) and os.path.exists(ONEDNN_LIBRARY)
+    return (os.path.exists(os.path.join(ONEDNN_INCLUDE, 'oneapi', 'dnnl', 'dnnl.hpp'))
+            and os.path.exists(ONEDNN_LIBRARY))
 
 
 def _sources():
@@ -85,10 +86,9 @@ def build(compiler='g++'):
     flags = ['-O3', '-fPIC', '-std=c++11', '-fopenmp', '-Wno-psabi',
              '-I', os.path.join(mxnet_dir, 'include')]
     objects = []
-    onednn = _onednn_found()
     # Linked by absolute path (rpath): the environment's lib/ is not on the loader's path
     link = (['-L', os.path.dirname(ONEDNN_LIBRARY), '-l:libdnnl.so.3',
-             '-Wl,-rpath,' + os.path.dirname(ONEDNN_LIBRARY)] if onednn else [])
+             '-Wl,-rpath,' + os.path.dirname(ONEDNN_LIBRARY)] if _onednn_found() else [])
     try:
         for source in _sources():
             objects.append(os.path.join(build_dir, os.path.basename(source)[:-3] + '.o'))
@@ -97,7 +97,7 @@ def build(compiler='g++'):
             # loads the library. The optimizer's kernels round as MXNet's do instead
             precision = (['-fno-math-errno', '-ffp-contract=off']
                          if os.path.basename(source) in EXACT_ROUNDING else ['-ffast-math'])
-            includes = (['-I', os.path.dirname(os.path.dirname(os.path.dirname(ONEDNN_HEADER)))]
+            includes = (['-I', ONEDNN_INCLUDE]
                         if os.path.basename(source) == ONEDNN_SOURCE else [])
             subprocess.run([compiler, '-c', *precision, *flags, *includes, source,
                             '-o', objects[-1]], check=True)

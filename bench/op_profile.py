@@ -13,7 +13,7 @@ import tempfile
 NOT_OPERATORS = {'WaitForVar', 'ResourceParallelRandomSetSeed'}
 
 # Operator name patterns, first match wins; the rest is "other"
-GROUPS = (('dense layers (oneDNN GEMM)', r'FullyConnected'),
+GROUPS = (('dense layers (oneDNN GEMM)', r'FullyConnected|gb_dense'),
           ('fused attention (gb_attention, all of it)', r'gb_attention'),
           ('attention matmuls', r'interleaved_matmul|batch_dot'),
           ('LayerNorm', r'LayerNorm|layer_norm'),

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "mxnet/lib_api.h"
@@ -13,6 +15,13 @@
 #define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 namespace gluonbert {
+
+// A boolean attribute as MXNet passes it ("1" or "True" for true), or `otherwise` if absent
+inline bool flag(const std::unordered_map<std::string, std::string>& attrs, const char* name,
+                 bool otherwise) {
+  auto it = attrs.find(name);
+  return it == attrs.end() ? otherwise : it->second == "1" || it->second == "True";
+}
 
 inline int64_t size_of(const mxnet::ext::MXTensor& t) {
   int64_t n = 1;

@@ -55,8 +55,10 @@ struct Product {
 };
 
 // Runs one product on the given buffers; `product`'s row count may be kAnyRows, then `rows`
-// says it (forward and the data's gradient: brgemm takes the count at run time)
-void run(const Product& product, int64_t rows, void* src, void* weights, void* bias, void* dst) {
+// says it (forward and the data's gradient: brgemm takes the count at run time). False, with
+// MXNet's error message set, where oneDNN fails
+bool run(const Product& product, int64_t rows, void* src, void* weights, void* bias,
+         void* dst) try {
   static std::mutex creating;
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul primitive;
@@ -82,17 +84,14 @@ void run(const Product& product, int64_t rows, void* src, void* weights, void* b
   if (bias) args[DNNL_ARG_BIAS] = dnnl::memory(product.bias, engine(), bias);
   primitive.execute(stream, args);
   stream.wait();
+  return true;
+} catch (const dnnl::error& error) {
+  MX_ERROR_MSG << "gb_dense: oneDNN failed: " << error.what();
+  return false;
 }
 
 bool has_bias(const std::unordered_map<std::string, std::string>& attrs) {
-  auto it = attrs.find("no_bias");
-  return it == attrs.end() || it->second == "0" || it->second == "False";
-}
-
-// The number of rows of `data` (every axis but the last) and its width
-void rows_and_width(const MXTensor& data, int64_t* rows, int64_t* width) {
-  *width = data.shape.back();
-  *rows = gluonbert::size_of(data) / *width;
+  return !gluonbert::flag(attrs, "no_bias", false);
 }
 
 // inputs: data (..., in_units), weight (units, in_units), bias (units,) unless no_bias;
@@ -100,20 +99,15 @@ void rows_and_width(const MXTensor& data, int64_t* rows, int64_t* width) {
 MXReturnValue dense_forward(const std::unordered_map<std::string, std::string>& attrs,
                             std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                             const OpResource& res) {
-  int64_t rows, in_units;
-  rows_and_width(inputs->at(0), &rows, &in_units);
+  const MXTensor& data = inputs->at(0);
+  const int64_t in_units = data.shape.back(), rows = gluonbert::size_of(data) / in_units;
   const int64_t units = inputs->at(1).shape[0];
   const bool bias = has_bias(attrs);
-  try {
-    run({matrix(kAnyRows, in_units), matrix(in_units, units, true),
-         bias ? matrix(1, units) : dnnl::memory::desc(), matrix(kAnyRows, units)},
-        rows, inputs->at(0).data<bf16>(), inputs->at(1).data<bf16>(),
-        bias ? inputs->at(2).data<bf16>() : nullptr, outputs->at(0).data<bf16>());
-  } catch (const dnnl::error& error) {
-    MX_ERROR_MSG << "gb_dense: oneDNN failed: " << error.what();
-    return MX_FAIL;
-  }
-  return MX_SUCCESS;
+  return run({matrix(kAnyRows, in_units), matrix(in_units, units, true),
+              bias ? matrix(1, units) : dnnl::memory::desc(), matrix(kAnyRows, units)},
+             rows, inputs->at(0).data<bf16>(), inputs->at(1).data<bf16>(),
+             bias ? inputs->at(2).data<bf16>() : nullptr, outputs->at(0).data<bf16>())
+             ? MX_SUCCESS : MX_FAIL;
 }
 
 // The bias's gradient: the column sums of dy (rows, units), in float32, rounded once. Each
@@ -142,22 +136,19 @@ void column_sums(const bf16* dy, int64_t rows, int64_t units, bf16* out) {
 MXReturnValue dense_backward(const std::unordered_map<std::string, std::string>& attrs,
                              std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                              const OpResource& res) {
-  int64_t rows, in_units;
-  rows_and_width(inputs->at(1), &rows, &in_units);
+  const MXTensor& data = inputs->at(1);
+  const int64_t in_units = data.shape.back(), rows = gluonbert::size_of(data) / in_units;
   const int64_t units = inputs->at(2).shape[0];
   bf16* dy = inputs->at(0).data<bf16>();
-  try {
-    // d data (rows, in_units) = dy (rows, units) . weight (units, in_units)
-    run({matrix(kAnyRows, units), matrix(units, in_units), {}, matrix(kAnyRows, in_units)},
-        rows, dy, inputs->at(2).data<bf16>(), nullptr, outputs->at(0).data<bf16>());
-    // d weight (units, in_units) = dy^T (units, rows) . data (rows, in_units): brgemm does
-    // not take a run-time reduction length, so each row count is its own primitive
-    run({matrix(units, rows, true), matrix(rows, in_units), {}, matrix(units, in_units)}, rows,
-        dy, inputs->at(1).data<bf16>(), nullptr, outputs->at(1).data<bf16>());
-  } catch (const dnnl::error& error) {
-    MX_ERROR_MSG << "gb_dense: oneDNN failed: " << error.what();
+  // d data (rows, in_units) = dy (rows, units) . weight (units, in_units)
+  if (!run({matrix(kAnyRows, units), matrix(units, in_units), {}, matrix(kAnyRows, in_units)},
+           rows, dy, inputs->at(2).data<bf16>(), nullptr, outputs->at(0).data<bf16>()))
     return MX_FAIL;
-  }
+  // d weight (units, in_units) = dy^T (units, rows) . data (rows, in_units): brgemm does not
+  // take a run-time reduction length, so each row count is its own primitive
+  if (!run({matrix(units, rows, true), matrix(rows, in_units), {}, matrix(units, in_units)},
+           rows, dy, inputs->at(1).data<bf16>(), nullptr, outputs->at(1).data<bf16>()))
+    return MX_FAIL;
   if (has_bias(attrs)) column_sums(dy, rows, units, outputs->at(2).data<bf16>());
   return MX_SUCCESS;
 }

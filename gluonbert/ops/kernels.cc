@@ -42,8 +42,7 @@ float epsilon(const std::unordered_map<std::string, std::string>& attrs) {
 }
 
 bool twin(const std::unordered_map<std::string, std::string>& attrs) {
-  auto it = attrs.find("twin");
-  return it != attrs.end() && (it->second == "1" || it->second == "True");
+  return gluonbert::flag(attrs, "twin", false);
 }
 
 // Per row, compiled for AVX-512, AVX2 and plain x86-64 (VECTOR_CLONES): a bfloat16 row

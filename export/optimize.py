@@ -1,6 +1,7 @@
 """Optimise and quantise a gluonbert ONNX export with onnxruntime's own tools, verified.
 
-    export/.venv-deploy/bin/python export/optimize.py FOLDER [--require-fusions]
+    export/.venv-deploy/bin/python export/optimize.py FOLDER [--calibration FILE]
+        [--calibration-limit 1000] [--require-fusions]
 
 Runs in the deployment environment (``export/setup-deploy.sh``: current onnx and onnxruntime,
 no MXNet), on a folder that ``gluonbert.export.export_onnx`` wrote, and adds to it:
@@ -11,14 +12,16 @@ no MXNet), on a folder that ``gluonbert.export.export_onnx`` wrote, and adds to 
   patterns and are rewritten first: LayerNorm's bias (``Sub``/``Neg``), dense layers
   (``Flatten``/``Gemm``/``Reshape``) and attention (sequence-first, interleaved Q/K/V), which
   becomes onnxruntime's fused ``Attention`` operator directly;
-- ``model.opt.int8.onnx``: ``onnxruntime.quantization.quantize_dynamic`` of it (see
-  ``quantize``): int8 weights, one scale per output channel, activations quantised per batch,
-  and the first Transformer block left in float32;
-- ``optimize.json``: versions, fusions, and how both compare with ``model.onnx``.
-Both are compared with ``model.onnx`` (itself verified against MXNet at export) on random
-batches from length 1 to max_len: the float32 graph must stay within ``--tolerance`` (1e-4)
-of it on every output, or nothing is written; for int8 the max difference and the agreement
-of the predicted labels are reported. The export's own files are left as they were; export.json
+- ``model.opt.int8.onnx``: ``onnxruntime.quantization.quantize_dynamic`` of it
+  (``export/quantize.py``): int8 weights, one scale per output channel, activations quantised
+  per batch, the first Transformer block left in float32, and, given ``--calibration`` (input
+  lines as ``predict.py`` reads them), SmoothQuant's activation smoothing from the ranges
+  that those examples reach;
+- ``optimize.json``: versions, fusions, and how the graphs compare with ``model.onnx``.
+They are compared with ``model.onnx`` (itself verified against MXNet at export) on random
+batches from length 1 to max_len: the float32 graphs (optimised, and smoothed before int8)
+must stay within ``--tolerance`` (1e-4) of it on every output, or nothing is written; for
+int8 the max difference and the agreement of the predicted labels are reported. The export's own files are left as they were; export.json
 lists the new files.
 """
 import argparse
@@ -40,6 +43,11 @@ try:
 except ImportError:  # run from a checkout: gluonbert sits beside export/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gluonbert.atomic import atomic_write, write_json  # noqa: E402
+from gluonbert.tasks import TaskDataError  # noqa: E402
+from gluonbert.tasks.inference import length_batches  # noqa: E402
+from gluonbert.tasks.serving import read_lines  # noqa: E402
+from predict import ExportFolderError, Predictor  # noqa: E402  (beside this file)
+from quantize import CALIBRATION_LIMIT, quantize  # noqa: E402
 
 MODEL, OPTIMIZED, OPTIMIZED_INT8 = 'model.onnx', 'model.opt.onnx', 'model.opt.int8.onnx'
 REPORT, EXPORT = 'optimize.json', 'export.json'
@@ -262,15 +270,21 @@ def basic_optimizations(model, path):
     ort.InferenceSession(model.SerializeToString(), options, providers=['CPUExecutionProvider'])
 
 
-def optimize(folder, tolerance=1e-4, require_fusions=False):
+def optimize(folder, tolerance=1e-4, require_fusions=False, calibration=None,
+             calibration_limit=CALIBRATION_LIMIT):
     """Write ``model.opt.onnx`` and ``model.opt.int8.onnx`` into ``folder``; return the
-    report (also written as ``optimize.json``). Raises OptimizeError and writes nothing when
-    the optimised graph differs from ``model.onnx`` beyond ``tolerance``, or, with
-    ``require_fusions``, when a fusion did not apply everywhere."""
+    report (also written as ``optimize.json``). ``calibration``: a file of input lines (as
+    ``export/predict.py`` reads them), whose first ``calibration_limit`` examples set the
+    int8 graph's smoothing (``quantize``). Raises OptimizeError and writes nothing when the
+    optimised graph (or the smoothed one) differs from ``model.onnx`` beyond ``tolerance``,
+    or, with ``require_fusions``, when a fusion did not apply everywhere."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
     model, metadata = read_export(folder)
     encoder = metadata['encoder']
+    examples, calibration_batches = (
+        (0, None) if calibration is None
+        else calibration_feeds(folder, calibration, calibration_limit))
     rewritten = dict(layer_norm_bias=add_for_negated_subtraction(model),
                      dense_layers=matmul_for_flattened_gemm(model))
     rewritten['attention'] = attention_for_interleaved_qkv(model, encoder['num_heads'])
@@ -288,7 +302,9 @@ def optimize(folder, tolerance=1e-4, require_fusions=False):
         optimized = os.path.join(scratch, OPTIMIZED)
         optimizer.save_model_to_file(optimized)
         quantized = os.path.join(scratch, OPTIMIZED_INT8)
-        int8 = quantize(optimized, quantized)
+        int8, smoothed = quantize(optimized, quantized, calibration_batches, session_options())
+        if smoothed is not None:
+            int8['smoothing'].update(calibration=calibration, examples=examples)
         uses_gelu = any(node.op_type == 'Erf' for node in model.graph.node)
         fusions = fusion_table(fused_ops, expected_fusions(encoder, uses_gelu))
         missing = [name for name, row in fusions.items() if row['fused'] < row['expected']]
@@ -302,11 +318,19 @@ def optimize(folder, tolerance=1e-4, require_fusions=False):
             raise OptimizeError(f'the optimised graph differs from {MODEL} by '
                                 f'{float_diff["max_abs_diff"]:.2e} > tolerance={tolerance}; '
                                 f'nothing was written')
+        smoothed_diff = None
+        if smoothed is not None:  # the same products, only the scales moved
+            smoothed_diff = compare(plain, session(smoothed.SerializeToString()), batches)
+            if not smoothed_diff['max_abs_diff'] <= tolerance:
+                raise OptimizeError(f'the smoothed graph differs from {MODEL} by '
+                                    f'{smoothed_diff["max_abs_diff"]:.2e} > '
+                                    f'tolerance={tolerance}; nothing was written')
         int8_diff = compare(plain, session(quantized), batches)
         report = dict(onnx=onnx.__version__, onnxruntime=ort.__version__,
                       rewritten_for_fusion=rewritten, fusions=fusions,
                       fused_operators=fused_ops, int8=int8, tolerance=tolerance,
-                      optimized_vs_export=float_diff, int8_vs_export=int8_diff,
+                      optimized_vs_export=float_diff, smoothed_vs_export=smoothed_diff,
+                      int8_vs_export=int8_diff,
                       files=[OPTIMIZED, OPTIMIZED_INT8, REPORT])
         for name in (OPTIMIZED, OPTIMIZED_INT8):
             atomic_write(os.path.join(folder, name),
@@ -316,51 +340,43 @@ def optimize(folder, tolerance=1e-4, require_fusions=False):
     return report
 
 
-def quantize(optimized, quantized):
-    """``quantize_dynamic`` of the graph at ``optimized`` into ``quantized``; returns its
-    settings. Weights are int8 with one scale per output channel (``per_channel``), and the
-    first Transformer block (its fused attention and dense layers) stays float32: on MiniLM
-    fine-tuned on SST-2, one scale per tensor flipped 4.4% of the dev labels (-1.8 accuracy
-    points), per channel 2.9% (-0.6), and per channel with the first block in float32 1.5%
-    (-0.1; 0.9% of 2,000 held-out sentences), at 0.88-0.93x the all-int8 speed. Smaller
-    parts of the first block in float32 either changed more labels (its output projection
-    alone 2.4%, attention and output projection 2.5%) or ran no faster (all of it but the
-    output projection), and any single layer helped less (docs/export-and-serving.md)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    model = onnx.load(optimized)
-    float32_nodes = first_block_products(model)
-    # The fused operators have no ONNX shape inference: their outputs are float32
-    quantize_dynamic(model, quantized, weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=float32_nodes,
-                     extra_options={'DefaultTensorType': onnx.TensorProto.FLOAT})
-    return dict(weight_type='QInt8', per_channel=True, float32_nodes=float32_nodes)
-
-
-def first_block_products(model):
-    """The names of the first Transformer block's products in ``model`` (optimised): its
-    ``Attention`` and the ``MatMul`` nodes up to the next ``Attention``."""
-    names, attentions = [], 0
-    for node in model.graph.node:
-        if node.op_type == 'Attention':
-            attentions += 1
-            if attentions > 1:
-                break
-        if attentions and node.op_type in ('Attention', 'MatMul'):
-            names.append(node.name)
-    return names
-
-
 def fusion_table(fused_ops, expected):
     """``{fusion: {'fused': count, 'expected': count}}`` from the optimizer's statistics."""
     return {name: {'fused': sum(fused_ops.get(op, 0) for op in FUSIONS[name]),
                    'expected': count} for name, count in expected.items()}
 
 
-def session(model):
+def session_options():
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=['CPUExecutionProvider'])
+    return options
+
+
+def session(model):
+    return ort.InferenceSession(model, session_options(), providers=['CPUExecutionProvider'])
+
+
+def calibration_feeds(folder, path, limit):
+    """``(examples, feeds)``: the first ``limit`` examples of ``path`` (input lines as
+    ``export/predict.py`` reads them, blank lines skipped), encoded by the export's tokenizer
+    and task as ``Predictor`` serves them, in its batches of rows of about one length."""
+    try:
+        predictor = Predictor(folder)
+        with open(path, 'rb') as f:
+            lines = [(number, line) for number, line in read_lines(f.read(), path)
+                     if line.strip()][:limit]
+        examples = predictor.examples(lines, path)
+        features = predictor.task.encode(examples, predictor.tokenizer, predictor.vocab,
+                                         predictor.max_len, predictor.label_names)
+    except OSError as error:
+        raise OptimizeError(f'--calibration {path!r}: {error.strerror or error}; expected a '
+                            f'file of input lines as export/predict.py reads them') from None
+    except (ExportFolderError, TaskDataError) as error:
+        raise OptimizeError(f'--calibration {path!r}: {error}') from None
+    feeds = [dict(zip(('tokens', 'segments', 'valid_lens'), (a.astype(np.int64) for a in batch)))
+             for _, batch in length_batches(features.inputs, 64)]
+    return len(examples), feeds
 
 
 def random_batches(metadata, seed=0):
@@ -420,8 +436,16 @@ def describe(report):
     for name, row in report['fusions'].items():
         note = '' if row['fused'] >= row['expected'] else '   NOT APPLIED everywhere'
         lines.append(f'{name:<16}{row["fused"]:>7}{row["expected"]:>5}{note}')
-    for label, key in (('optimised', 'optimized_vs_export'), ('int8', 'int8_vs_export')):
+    smoothing = report['int8']['smoothing']
+    lines.append(f"int8 smoothing: SmoothQuant, alpha {smoothing['alpha']}, "
+                 f"{smoothing['products']} products, {smoothing['examples']} examples of "
+                 f"{smoothing['calibration']}" if smoothing else
+                 'int8 smoothing: none (no --calibration: int8 changes more labels)')
+    for label, key in (('optimised', 'optimized_vs_export'), ('smoothed', 'smoothed_vs_export'),
+                       ('int8', 'int8_vs_export')):
         diff = report[key]
+        if diff is None:
+            continue
         agreement = ('' if diff['label_agreement'] is None
                      else f', same label {diff["label_agreement"]:.1%}')
         lines.append(f'{label} vs model.onnx: max |diff| {diff["max_abs_diff"]:.2e}'
@@ -437,12 +461,22 @@ def main(argv=None):
                              'model.onnx (default 1e-4)')
     parser.add_argument('--require-fusions', action='store_true',
                         help='fail, writing nothing, unless every fusion applied everywhere')
+    parser.add_argument('--calibration', metavar='FILE',
+                        help='input lines as export/predict.py reads them (sentences like '
+                             'those the model will serve; the training texts do) that set '
+                             'the int8 model\'s activation smoothing; without it int8 changes '
+                             'more labels (docs/export-and-serving.md#int8-accuracy)')
+    parser.add_argument('--calibration-limit', type=int, default=CALIBRATION_LIMIT,
+                        help='use the first N examples of --calibration (default %(default)s)')
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)  # the tools' advice on every dynamic shape
     if not args.tolerance > 0:
         parser.error(f'--tolerance {args.tolerance}: expected a positive number')
+    if args.calibration_limit < 1:
+        parser.error(f'--calibration-limit {args.calibration_limit}: expected at least 1')
     try:
-        report = optimize(args.folder, args.tolerance, args.require_fusions)
+        report = optimize(args.folder, args.tolerance, args.require_fusions, args.calibration,
+                          args.calibration_limit)
     except OptimizeError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

@@ -149,8 +149,99 @@ def test_int8_keeps_the_first_block_in_float32_and_quantizes_the_rest_per_channe
         if op == 'MatMulInteger':
             assert zero_point == [weight[1]]  # a scale and a zero point per output column
     report = json.loads((folder / 'optimize.json').read_text())
-    assert report['int8']['per_channel'] is True
+    assert report['int8']['per_channel'] is True and report['int8']['smoothing'] is None
     assert report['int8']['float32_nodes'] == [name for _, name, _, _ in products[:4]]
+
+
+def calibration_lines(count, seed):
+    """``text<TAB>text`` lines of the vocabulary's words, as ``predict.py`` reads them."""
+    rng = onp.random.RandomState(seed)
+    return ''.join(' '.join(rng.choice(VOCAB[5:], rng.randint(1, 6))) + '\t' +
+                   ' '.join(rng.choice(VOCAB[5:], rng.randint(1, 6))) + '\n'
+                   for _ in range(count))
+
+
+@pytest.fixture(scope='module')
+def outlier_export(tmp_path_factory):
+    """A 3-block classifier whose LayerNorms give channel 0 sixteen times the range of the
+    others, read by the dense layers with a sixteenth of the weight, as a few channels of
+    real BERTs are: what dynamic int8 loses most to."""
+    mx.random.seed(0)
+    bert = gluonbert.BERTModel(len(VOCAB), 64, 128, 4, 3, 0.1, max_len=16,
+                               activation='gelu', embedding_layer_norm=True)
+    bert.initialize(init.Xavier())
+    for name, param in bert.collect_params('.*gamma|.*weight').items():
+        value = param.data().asnumpy()
+        if name.endswith('gamma'):
+            value[0] *= 16
+        elif value.ndim == 2 and value.shape[1] == 64 and 'embedding' not in name:
+            value[:, 0] /= 16  # a dense layer's weight (out, in) reading the 64 channels
+        param.set_data(mx.nd.array(value))
+    net = gluonbert.BERTClassifier(bert, 3)
+    net.output.initialize(init.Xavier())
+    folder = tmp_path_factory.mktemp('outlier') / 'onnx'
+    export_onnx(net, str(folder), VOCAB, LABELS, MAX_LEN)
+    return folder
+
+
+def test_int8_smoothing_from_calibration_lines_keeps_the_function_and_halves_the_error(
+        outlier_export, tmp_path):
+    plain_folder = shutil.copytree(outlier_export, tmp_path / 'plain')
+    smoothed_folder = shutil.copytree(outlier_export, tmp_path / 'smoothed')
+    calibration = tmp_path / 'calibration.txt'
+    calibration.write_text(calibration_lines(300, seed=6))
+    subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(plain_folder)], capture_output=True,
+                   check=True)
+    done = subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(smoothed_folder), '--calibration',
+                           str(calibration), '--calibration-limit', '200'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((smoothed_folder / 'optimize.json').read_text())
+    smoothing = report['int8']['smoothing']
+    # Blocks 2 and 3 (4 products each), the pooler and the output layer; block 1 is float32
+    assert smoothing['products'] == 2 * 4 + 2 and smoothing['examples'] == 200
+    assert smoothing['calibration'] == str(calibration) and smoothing['alpha'] == 0.85
+    assert report['smoothed_vs_export']['max_abs_diff'] <= 1e-4
+    assert 'int8 smoothing: SmoothQuant, alpha 0.85, 10 products, 200 examples' in done.stdout
+    assert json.loads((plain_folder / 'optimize.json').read_text())['int8']['smoothing'] is None
+    done = subprocess.run([DEPLOY_PYTHON, '-c', INT8_PRODUCTS + SMOOTHING_MULS,
+                           str(smoothed_folder / 'model.opt.int8.onnx')],
+                          capture_output=True, text=True, check=True)
+    divided = json.loads(done.stdout.splitlines()[-1])
+    # Every int8 product's input is divided first, but attention's output projection's: its
+    # division is folded into the value weights
+    assert len(divided) == 2 * 3 + 2
+    batch = feeds(batch_size=64, seed=7)
+    expected = inference_session(str(outlier_export / 'model.onnx')).run(None, batch)[0]
+    errors = {}
+    for name, folder in (('plain', plain_folder), ('smoothed', smoothed_folder)):
+        int8, _ = run_in_deploy_venv(folder / 'model.opt.int8.onnx', batch, tmp_path)
+        errors[name] = onp.sqrt(onp.mean((int8 - expected) ** 2))
+    assert errors['smoothed'] < 0.5 * errors['plain'], errors
+
+
+SMOOTHING_MULS = """
+print(json.dumps([node.input[0] for node in model.graph.node
+                  if node.op_type == 'Mul' and node.output[0].endswith('_smoothed')]))
+"""
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--calibration', 'missing.txt'], "--calibration 'missing.txt': No such file or directory"),
+    (['--calibration', 'three.txt'], "--calibration 'three.txt': three.txt, line 2:"),
+    (['--calibration', 'lines.txt', '--calibration-limit', '0'],
+     '--calibration-limit 0: expected at least 1')])
+def test_optimize_refuses_bad_calibration_and_writes_nothing(gelu_export, tmp_path, args,
+                                                           message):
+    folder = shutil.copytree(gelu_export, tmp_path / 'onnx')
+    (tmp_path / 'lines.txt').write_text(calibration_lines(3, seed=0))
+    (tmp_path / 'three.txt').write_text('word1\tword2\nword1\tword2\tword3\n')
+    before = sorted(p.name for p in folder.iterdir())
+    done = subprocess.run([DEPLOY_PYTHON, OPTIMIZE, str(folder), *args], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 or 'usage:' in done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 def test_predict_serves_the_optimised_models_as_the_export(gelu_export, tmp_path):

@@ -14,9 +14,9 @@ no MXNet), on a folder that ``gluonbert.export.export_onnx`` wrote, and adds to 
   becomes onnxruntime's fused ``Attention`` operator directly;
 - ``model.opt.int8.onnx``: ``onnxruntime.quantization.quantize_dynamic`` of it
   (``export/quantize.py``): int8 weights, one scale per output channel, activations quantised
-  per batch, the first Transformer block left in float32, and, given ``--calibration`` (input
+  per batch, the first Transformer block left in float32; given ``--calibration`` (input
   lines as ``predict.py`` reads them), SmoothQuant's activation smoothing from the ranges
-  that those examples reach;
+  that those examples reach, and only that block's feed-forward layers in float32;
 - ``optimize.json``: versions, fusions, and how the graphs compare with ``model.onnx``.
 They are compared with ``model.onnx`` (itself verified against MXNet at export) on random
 batches from length 1 to max_len: the float32 graphs (optimised, and smoothed before int8)

@@ -198,11 +198,14 @@ def test_int8_smoothing_from_calibration_lines_keeps_the_function_and_halves_the
     assert done.returncode == 0, done.stderr
     report = json.loads((smoothed_folder / 'optimize.json').read_text())
     smoothing = report['int8']['smoothing']
-    # Blocks 2 and 3 (4 products each), the pooler and the output layer; block 1 is float32
-    assert smoothing['products'] == 2 * 4 + 2 and smoothing['examples'] == 200
+    # Blocks 2 and 3 (4 products each), block 1's attention and output projection, the
+    # pooler and the output layer; block 1's feed-forward layers stay float32
+    assert smoothing['products'] == 2 * 4 + 2 + 2 and smoothing['examples'] == 200
+    assert [name.split('_')[-3] for name in report['int8']['float32_nodes']] == [
+        'dense0', 'dense1']
     assert smoothing['calibration'] == str(calibration) and smoothing['alpha'] == 0.85
     assert report['smoothed_vs_export']['max_abs_diff'] <= 1e-4
-    assert 'int8 smoothing: SmoothQuant, alpha 0.85, 10 products, 200 examples' in done.stdout
+    assert 'int8 smoothing: SmoothQuant, alpha 0.85, 12 products, 200 examples' in done.stdout
     assert json.loads((plain_folder / 'optimize.json').read_text())['int8']['smoothing'] is None
     done = subprocess.run([DEPLOY_PYTHON, '-c', INT8_PRODUCTS + SMOOTHING_MULS,
                            str(smoothed_folder / 'model.opt.int8.onnx')],
@@ -211,7 +214,7 @@ def test_int8_smoothing_from_calibration_lines_keeps_the_function_and_halves_the
     # Every int8 product's input is divided first, but attention's output projection's: its
     # division is folded into the value weights. Attention's is divided before its turn to
     # batch-first, which onnxruntime then quantises without a float copy
-    assert sorted(divided_for) == sorted(['Transpose'] * 2 + ['DynamicQuantizeLinear'] * 6)
+    assert sorted(divided_for) == sorted(['Transpose'] * 3 + ['DynamicQuantizeLinear'] * 6)
     batch = feeds(batch_size=64, seed=7)
     expected = inference_session(str(outlier_export / 'model.onnx')).run(None, batch)[0]
     errors = {}

@@ -21,8 +21,8 @@ no MXNet), on a folder that ``gluonbert.export.export_onnx`` wrote, and adds to 
 They are compared with ``model.onnx`` (itself verified against MXNet at export) on random
 batches from length 1 to max_len: the float32 graphs (optimised, and smoothed before int8)
 must stay within ``--tolerance`` (1e-4) of it on every output, or nothing is written; for
-int8 the max difference and the agreement of the predicted labels are reported. The export's own files are left as they were; export.json
-lists the new files.
+int8 the max difference and the agreement of the predicted labels are reported. The export's
+own files are left as they were; export.json lists the new files.
 """
 import argparse
 import functools

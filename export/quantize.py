@@ -101,7 +101,7 @@ def smooth(model, maxima, skip=(), alpha=SMOOTHING_ALPHA):
     divisions = {}  # a node's first output -> the Mul to put before that node
     smoothed = 0
     for node in products(model):
-        if node.name in skip:
+        if node.name in skip or readers[node.input[1]] != 1:  # a shared weight: leave it
             continue
         weight = numpy_helper.to_array(weights[node.input[1]])
         rows = weight.T if _attribute(node, 'transB') else weight  # (input channels, output)
@@ -110,14 +110,14 @@ def smooth(model, maxima, skip=(), alpha=SMOOTHING_ALPHA):
         scale = np.maximum(scale, 1e-5).astype(np.float32)
         rows = rows * scale[:, None]
         _replace(weights[node.input[1]], rows.T if _attribute(node, 'transB') else rows)
-        attention = _attention_before(node, producers)
+        attention = _attention_before(node, producers, readers)
         if attention is not None:
             _divide_values(attention, weights, scale)
         else:
             divided_node = _first_to_divide(node, producers, readers)
-            source = divided_node.input[0]
+            source, name = divided_node.input[0], f'{divided_node.output[0]}_input'
             # Not ``<input>_scale``: the quantizer names the int8 input's scale that way
-            divided, divisor = f'{source}_smoothed', f'{source}_smoothing'
+            divided, divisor = f'{name}_smoothed', f'{name}_divisor'
             graph.initializer.append(numpy_helper.from_array(1 / scale, divisor))
             divisions[divided_node.output[0]] = helper.make_node('Mul', [source, divisor],
                                                                  [divided], name=divided)
@@ -147,15 +147,18 @@ def _first_to_divide(node, producers, readers):
     return node
 
 
-def _attention_before(node, producers):
+def _attention_before(node, producers, readers=None):
     """The fused ``Attention`` whose output (turned back sequence-first) is ``node``'s input
-    and nothing else's, or None."""
+    and, when ``readers`` (tensor -> count) is given, nothing else's, or None."""
     transpose = producers.get(node.input[0])
     if transpose is None or transpose.op_type != 'Transpose':
         return None
     attention = producers.get(transpose.input[0])
-    if attention is None or attention.op_type != 'Attention' or any(
-            a.name == 'qkv_hidden_sizes' for a in attention.attribute):
+    if attention is None or attention.op_type != 'Attention' or _attribute(
+            attention, 'qkv_hidden_sizes', None) is not None:
+        return None
+    if readers is not None and any(readers.get(name) != 1 for name in (
+            transpose.input[0], transpose.output[0], attention.input[1], attention.input[2])):
         return None
     return attention
 

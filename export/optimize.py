@@ -46,7 +46,8 @@ from gluonbert.atomic import atomic_write, write_json  # noqa: E402
 from gluonbert.tasks import TaskDataError  # noqa: E402
 from gluonbert.tasks.inference import length_batches  # noqa: E402
 from gluonbert.tasks.serving import read_lines  # noqa: E402
-from predict import ExportFolderError, Predictor  # noqa: E402  (beside this file)
+import onnx_graph  # noqa: E402  (beside this file, as the two below)
+from predict import ExportFolderError, Predictor  # noqa: E402
 from quantize import CALIBRATION_LIMIT, quantize  # noqa: E402
 
 MODEL, OPTIMIZED, OPTIMIZED_INT8 = 'model.onnx', 'model.opt.onnx', 'model.opt.int8.onnx'
@@ -91,11 +92,7 @@ def add_for_negated_subtraction(model):
     """``Sub(x, Neg(b))`` -> ``Add(x, b)``: mx2onnx writes LayerNorm's bias that way (an old
     onnxruntime bug), which hides LayerNorm from every fusion. Returns how many it rewrote."""
     graph = model.graph
-    producers = {out: node for node in graph.node for out in node.output}
-    readers = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    producers, readers = onnx_graph.producers(graph), onnx_graph.readers(graph)
     rewritten, dropped = 0, set()
     nodes = []
     for node in graph.node:
@@ -104,7 +101,7 @@ def add_for_negated_subtraction(model):
             nodes.append(helper.make_node('Add', [node.input[0], neg.input[0]], node.output,
                                           name=node.name or f'{node.output[0]}_add'))
             rewritten += 1
-            if readers[neg.output[0]] == 1:
+            if len(readers[neg.output[0]]) == 1:
                 dropped.add(id(neg))
         else:
             nodes.append(node)
@@ -119,11 +116,7 @@ def matmul_for_flattened_gemm(model):
     bias, GELU and skip-LayerNorm fusions. Returns how many dense layers it rewrote."""
     graph = model.graph
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    readers = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    producers, readers = onnx_graph.producers(graph), onnx_graph.readers(graph)
     replaced = {}  # id of the Reshape -> its new nodes; Gemm and Flatten left to prune
     for node in graph.node:
         flatten = producers.get(node.input[0]) if node.op_type == 'Gemm' else None
@@ -165,10 +158,7 @@ def attention_for_interleaved_qkv(model, num_heads):
     if not any(i.name == 'valid_lens' for i in graph.input):
         return 0
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    readers = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = onnx_graph.readers(graph)
     order = list(graph.node)
     mask_index = 'valid_lens_int32'
     before = {}  # id of a W_o product -> the nodes to put before it

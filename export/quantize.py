@@ -23,6 +23,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
+import onnx_graph
+
 SMOOTHING_ALPHA = 0.85  # how much of each activation channel's range moves into the weight
 CALIBRATION_LIMIT = 1000  # examples: 128 underestimated the ranges that serving meets
 
@@ -51,7 +53,7 @@ def first_block_products(model):
 def first_block_feed_forward(model):
     """The names of the first Transformer block's feed-forward products: its ``MatMul``
     nodes but attention's output projection."""
-    producers = {output: node for node in model.graph.node for output in node.output}
+    producers = onnx_graph.producers(model.graph)
     return [node.name for node in _first_block(model)
             if node.op_type == 'MatMul' and _attention_before(node, producers) is None]
 
@@ -93,15 +95,11 @@ def smooth(model, maxima, skip=(), alpha=SMOOTHING_ALPHA):
     Returns how many products were smoothed."""
     graph = model.graph
     weights = {tensor.name: tensor for tensor in graph.initializer}
-    producers = {output: node for node in graph.node for output in node.output}
-    readers = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    producers, readers = onnx_graph.producers(graph), onnx_graph.readers(graph)
     divisions = {}  # a node's first output -> the Mul to put before that node
     smoothed = 0
     for node in products(model):
-        if node.name in skip or readers[node.input[1]] != 1:  # a shared weight: leave it
+        if node.name in skip or len(readers[node.input[1]]) != 1:  # a shared weight: leave it
             continue
         weight = numpy_helper.to_array(weights[node.input[1]])
         rows = weight.T if _attribute(node, 'transB') else weight  # (input channels, output)
@@ -142,14 +140,14 @@ def _first_to_divide(node, producers, readers):
     transpose = producers.get(node.input[0])
     perm = _attribute(transpose, 'perm', None) if transpose is not None else None
     if (transpose is not None and transpose.op_type == 'Transpose' and perm
-            and perm[-1] == len(perm) - 1 and readers.get(transpose.output[0]) == 1):
+            and perm[-1] == len(perm) - 1 and len(readers[transpose.output[0]]) == 1):
         return transpose
     return node
 
 
 def _attention_before(node, producers, readers=None):
     """The fused ``Attention`` whose output (turned back sequence-first) is ``node``'s input
-    and, when ``readers`` (tensor -> count) is given, nothing else's, or None."""
+    and, when ``readers`` (``onnx_graph.readers``) is given, nothing else's, or None."""
     transpose = producers.get(node.input[0])
     if transpose is None or transpose.op_type != 'Transpose':
         return None
@@ -157,7 +155,7 @@ def _attention_before(node, producers, readers=None):
     if attention is None or attention.op_type != 'Attention' or _attribute(
             attention, 'qkv_hidden_sizes', None) is not None:
         return None
-    if readers is not None and any(readers.get(name) != 1 for name in (
+    if readers is not None and any(len(readers.get(name, ())) != 1 for name in (
             transpose.input[0], transpose.output[0], attention.input[1], attention.input[2])):
         return None
     return attention
